@@ -1,0 +1,52 @@
+"""Depot SDK: version datasets, models and references, shaped like the W&B SDK.
+
+    import depot
+    with depot.init(project="demo", job_type="prep") as run:
+        art = depot.Artifact("dataset", type="dataset")
+        art.add_dir("data/")
+        run.log_artifact(art, aliases=["candidate"]).wait()
+    depot.Api().artifact("me/demo/dataset:latest").download()
+"""
+
+from ._api import Api
+from ._artifact import Artifact, Manifest, ManifestEntry
+from ._client import Client
+from ._exceptions import (
+    AbortedError,
+    AlreadyExistsError,
+    CommError,
+    DepotError,
+    DigestMismatchError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    TooManyObjectsError,
+    TypeMismatchError,
+    UnauthenticatedError,
+)
+from ._run import Run, init
+
+__all__ = [
+    "AbortedError",
+    "AlreadyExistsError",
+    "Api",
+    "Artifact",
+    "Client",
+    "CommError",
+    "DepotError",
+    "DigestMismatchError",
+    "FailedPreconditionError",
+    "InvalidArgumentError",
+    "Manifest",
+    "ManifestEntry",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "Run",
+    "TooManyObjectsError",
+    "TypeMismatchError",
+    "UnauthenticatedError",
+    "init",
+]

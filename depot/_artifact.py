@@ -1,0 +1,506 @@
+"""Artifacts: build one from files and references, log it, read it back."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from depot.manifest.v1 import manifest_pb2 as mpb
+from depot.metadata.v1 import metadata_pb2 as pb
+from depot.native import artifact_digest, hash_file, hash_files
+from depot.services.common.entry_paths import check_entry_path, safe_join
+
+from ._client import Client, request_id
+from ._exceptions import (
+    DepotError,
+    DigestMismatchError,
+    InvalidArgumentError,
+    NotFoundError,
+    TooManyObjectsError,
+)
+
+HASH_ALGORITHMS = ("xxh3_128", "md5")
+DEFAULT_MAX_OBJECTS = 10_000_000
+_CHUNK = 1 << 20
+_BATCH = 1000
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@dataclass
+class ManifestEntry:
+    """One file of an artifact: where it lives in the artifact and what it is."""
+
+    path: str
+    digest: str
+    algorithm: str
+    size: int
+    ref: str = ""
+    version_id: str = ""
+    extra: str = ""
+    local_path: str | None = None
+
+    def _pb(self) -> mpb.ManifestEntry:
+        return mpb.ManifestEntry(
+            path=self.path,
+            algorithm=self.algorithm,
+            digest=self.digest,
+            size=self.size,
+            ref=self.ref,
+            version_id=self.version_id,
+            extra_json=self.extra,
+        )
+
+
+class Manifest:
+    """The artifact's entries by path, and its digest."""
+
+    def __init__(self, entries: dict[str, ManifestEntry] | None = None):
+        self.entries: dict[str, ManifestEntry] = entries or {}
+
+    @property
+    def digest_algorithm(self) -> str:
+        # xxh128 when any uploaded file uses it (Depot's default), else md5 —
+        # which keeps reference-only artifacts' digests equal to W&B's.
+        if any(e.algorithm == "xxh3_128" for e in self.entries.values()):
+            return "xxh3_128"
+        return "md5"
+
+    @property
+    def digest(self) -> str:
+        pairs = ((p, self.entries[p].digest) for p in sorted(self.entries, key=str.encode))
+        return artifact_digest(self.digest_algorithm, pairs)
+
+    def sorted_entries(self) -> list[ManifestEntry]:
+        return [self.entries[p] for p in sorted(self.entries, key=str.encode)]
+
+
+class Artifact:
+    """A versioned collection of files and references, shaped like ``wandb.Artifact``.
+
+    Args:
+        name: The collection name (letters, digits, ``_``, ``.``, ``-``; up to 128).
+        type: The artifact type, fixed when the name is first logged (``dataset``, ``model``...).
+        description: Free text shown with the version.
+        metadata: A JSON-serializable dict stored with the version.
+        hash_algorithm: ``xxh3_128`` (default) or ``md5`` (W&B's) for uploaded files.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        hash_algorithm: str = "xxh3_128",
+    ):
+        if hash_algorithm not in HASH_ALGORITHMS:
+            raise InvalidArgumentError(
+                f"hash_algorithm must be one of {', '.join(HASH_ALGORITHMS)}", field="hash_algorithm"
+            )
+        self.name = name
+        self.type = type
+        self.description = description or ""
+        self.metadata = dict(metadata or {})
+        self.hash_algorithm = hash_algorithm
+        self.ttl: timedelta | None = None
+        self._manifest = Manifest()
+        # new_file() writes here; removed when the artifact is garbage-collected.
+        self._staging: str | None = None
+        self._client: Client | None = None
+        self._version: pb.ArtifactVersion | None = None
+        self._future: concurrent.futures.Future[Artifact] | None = None
+        self._manifest_loaded = True
+        # Set once wait() has raised the background error to the caller.
+        self._error_reported = False
+
+    # -- building ------------------------------------------------------------
+
+    def _check_mutable(self) -> None:
+        if self._version is not None or self._future is not None:
+            raise DepotError("a logged artifact is immutable; create a new Artifact to change it")
+
+    def _put(self, entry: ManifestEntry) -> ManifestEntry:
+        check_entry_path(entry.path)
+        self._manifest.entries[entry.path] = entry
+        return entry
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> ManifestEntry:
+        """Adds one local file, stored under ``name`` (default: its file name)."""
+        self._check_mutable()
+        path = Path(local_path)
+        if not path.is_file():
+            raise InvalidArgumentError(f"{path} is not a file", field="local_path")
+        (raw,) = hash_file(str(path), (self.hash_algorithm,))
+        return self._put(
+            ManifestEntry(
+                path=name or path.name,
+                digest=_b64(raw),
+                algorithm=self.hash_algorithm,
+                size=path.stat().st_size,
+                local_path=str(path.resolve()),
+            )
+        )
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
+        """Adds every file under a directory, keeping relative paths (under ``name``)."""
+        self._check_mutable()
+        root = Path(local_path)
+        if not root.is_dir():
+            raise InvalidArgumentError(f"{root} is not a directory", field="local_path")
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        digests = hash_files([str(p) for p in files], (self.hash_algorithm,))
+        prefix = f"{name.strip('/')}/" if name else ""
+        for p, (raw,) in zip(files, digests):
+            rel = p.relative_to(root).as_posix()
+            self._put(
+                ManifestEntry(
+                    path=prefix + rel,
+                    digest=_b64(raw),
+                    algorithm=self.hash_algorithm,
+                    size=p.stat().st_size,
+                    local_path=str(p.resolve()),
+                )
+            )
+
+    @contextlib.contextmanager
+    def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> Iterator[IO[Any]]:
+        """Opens a new file to write; it is added to the artifact when closed."""
+        self._check_mutable()
+        check_entry_path(name)
+        if self._staging is None:
+            self._staging = tempfile.mkdtemp(prefix="depot-staging-")
+            weakref.finalize(self, shutil.rmtree, self._staging, True)
+        target = Path(self._staging) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if "b" not in mode and encoding is None:
+            encoding = "utf-8"
+        with open(target, mode, encoding=encoding) as f:
+            yield f
+        self.add_file(target, name=name)
+
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[ManifestEntry]:
+        """Tracks data by reference, without copying it.
+
+        ``file://`` paths are hashed here (a directory becomes one entry per
+        file). With ``checksum=False`` the URI itself is the one entry.
+        More files than ``max_objects`` is an error, never a silent cut.
+        """
+        self._check_mutable()
+        limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
+        if limit < 1:
+            raise InvalidArgumentError("max_objects must be at least 1", field="max_objects")
+        parts = urlsplit(uri)
+        if not checksum:
+            base = name or (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc)
+            return [self._put(ManifestEntry(base, uri, "none", 0, ref=uri))]
+        if parts.scheme != "file":
+            raise InvalidArgumentError(
+                f"unsupported reference scheme {parts.scheme!r} (this SDK handles file://)",
+                field="uri",
+            )
+        local = Path(unquote(parts.path))
+        if local.is_file():
+            (raw,) = hash_file(str(local), (self.hash_algorithm,))
+            return [
+                self._put(
+                    ManifestEntry(
+                        name or local.name, _b64(raw), self.hash_algorithm,
+                        local.stat().st_size, ref=local.resolve().as_uri(),
+                    )
+                )
+            ]
+        if not local.is_dir():
+            raise NotFoundError(f"reference {uri} does not exist")
+        files = []
+        for p in sorted(local.rglob("*")):
+            if p.is_file():
+                files.append(p)
+                if len(files) > limit:
+                    raise TooManyObjectsError(
+                        f"reference {uri} has more than max_objects={limit} files",
+                        field="max_objects",
+                    )
+        digests = hash_files([str(p) for p in files], (self.hash_algorithm,))
+        prefix = f"{name.strip('/')}/" if name else ""
+        out = []
+        for p, (raw,) in zip(files, digests):
+            out.append(
+                self._put(
+                    ManifestEntry(
+                        prefix + p.relative_to(local).as_posix(), _b64(raw), self.hash_algorithm,
+                        p.stat().st_size, ref=p.resolve().as_uri(),
+                    )
+                )
+            )
+        return out
+
+    # -- after logging ---------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> Artifact:
+        """Blocks until a background log finishes; raises its error if it failed."""
+        if self._future is not None:
+            try:
+                self._future.result(timeout)
+            except BaseException:
+                self._error_reported = True
+                raise
+        return self
+
+    def _logged(self) -> pb.ArtifactVersion:
+        self.wait()
+        if self._version is None:
+            raise DepotError("the artifact has not been logged yet")
+        return self._version
+
+    @property
+    def version(self) -> str:
+        """``vN`` of the logged version."""
+        return f"v{self._logged().index}"
+
+    @property
+    def aliases(self) -> list[str]:
+        return list(self._logged().aliases)
+
+    @property
+    def digest(self) -> str:
+        if self._version is not None or self._future is not None:
+            return self._logged().digest
+        return self._manifest.digest
+
+    @property
+    def size(self) -> int:
+        if self._version is not None or self._future is not None:
+            return self._logged().size
+        return sum(e.size for e in self._manifest.entries.values())
+
+    @property
+    def id(self) -> str:
+        return self._logged().uid
+
+    @property
+    def qualified_name(self) -> str:
+        v = self._logged()
+        parts = v.collection.split("/")
+        return f"{parts[1]}/{parts[3]}/{parts[5]}:v{v.index}"
+
+    @property
+    def source_name(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def created_at(self) -> datetime:
+        return self._logged().commit_time.ToDatetime()
+
+    @property
+    def producer_run(self) -> str:
+        return self._logged().producer_run
+
+    @property
+    def manifest(self) -> Manifest:
+        """Entries by path; read from the server for a logged artifact."""
+        if not self._manifest_loaded:
+            self._load_manifest()
+        return self._manifest
+
+    def files(self) -> list[ManifestEntry]:
+        return self.manifest.sorted_entries()
+
+    def _load_manifest(self) -> None:
+        v = self._logged()
+        assert self._client is not None
+        entity = v.collection.split("/")[1]
+        entries = {}
+        req = mpb.ReadManifestRequest(entity=entity, manifest_id=v.manifest_id)
+        for batch in self._client.stream(self._client.manifest.ReadManifest, req):
+            for e in batch.entries:
+                entries[e.path] = ManifestEntry(
+                    e.path, e.digest, e.algorithm, e.size, e.ref, e.version_id, e.extra_json
+                )
+        self._manifest = Manifest(entries)
+        self._manifest_loaded = True
+
+    @classmethod
+    def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Artifact:
+        art = cls(v.collection.rsplit("/", 1)[-1], v.type, v.description,
+                  json.loads(v.metadata_json) if v.metadata_json else None)
+        art._client = client
+        art._version = v
+        art._manifest_loaded = False
+        if v.HasField("ttl"):
+            art.ttl = v.ttl.ToTimedelta()
+        return art
+
+    def download(
+        self, root: str | os.PathLike[str] | None = None, *, allow_missing_references: bool = False
+    ) -> Path:
+        """Fetches every file into ``root`` and verifies each digest; returns ``root``."""
+        v = self._logged()
+        assert self._client is not None
+        target = Path(root) if root is not None else Path("artifacts") / f"{self.name}:v{v.index}"
+        target.mkdir(parents=True, exist_ok=True)
+        entity = v.collection.split("/")[1]
+        entries = self.files()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [
+                pool.submit(_fetch, self._client, entity, e, target, allow_missing_references)
+                for e in entries
+            ]
+            for f in futures:
+                f.result()
+        return target
+
+    def __repr__(self) -> str:
+        if self._version is not None:
+            return f"<Artifact {self.qualified_name} type={self.type}>"
+        return f"<Artifact {self.name} type={self.type} (not logged)>"
+
+
+def _digest_of(path: Path, algorithm: str) -> str:
+    (raw,) = hash_file(str(path), (algorithm,))
+    return _b64(raw)
+
+
+def _fetch(client: Client, entity: str, e: ManifestEntry, root: Path, allow_missing: bool) -> None:
+    dest = safe_join(root, e.path)
+    verify = e.algorithm in HASH_ALGORITHMS
+    if dest.is_file() and verify and _digest_of(dest, e.algorithm) == e.digest:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if e.ref:
+                parts = urlsplit(e.ref)
+                if parts.scheme != "file" or e.algorithm == "none":
+                    if allow_missing:
+                        return
+                    raise DepotError(f"cannot download reference {e.ref} (only file:// here)")
+                src = Path(unquote(parts.path))
+                if not src.is_file():
+                    if allow_missing:
+                        return
+                    raise NotFoundError(f"referenced file {src} is missing")
+                with open(src, "rb") as f:
+                    shutil.copyfileobj(f, out, _CHUNK)
+            else:
+                req = mpb.ReadBlobRequest(
+                    entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest)
+                )
+                for chunk in client.stream(client.manifest.ReadBlob, req):
+                    out.write(chunk.data)
+        if verify and _digest_of(tmp, e.algorithm) != e.digest:
+            raise DigestMismatchError(
+                f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def log_artifact(
+    client: Client, parent: str, run: str, art: Artifact, aliases: list[str]
+) -> pb.ArtifactVersion:
+    """Creates a pending version, uploads missing blobs, stores the manifest, commits."""
+    entity = parent.split("/")[1]
+    req = pb.CreateArtifactVersionRequest(
+        parent=parent,
+        artifact=art.name,
+        type=art.type,
+        description=art.description,
+        metadata_json=json.dumps(art.metadata) if art.metadata else "",
+        run=run,
+        request_id=request_id(),
+    )
+    if art.ttl is not None:
+        req.ttl.FromTimedelta(art.ttl)
+    pending = client.call(client.metadata.CreateArtifactVersion, req)
+    entries = art._manifest.sorted_entries()
+    _upload_missing(client, entity, [e for e in entries if not e.ref])
+
+    def requests() -> Iterator[mpb.CreateManifestRequest]:
+        yield mpb.CreateManifestRequest(
+            header=mpb.ManifestHeader(entity=entity, digest_algorithm=art._manifest.digest_algorithm)
+        )
+        for i in range(0, len(entries), _BATCH):
+            batch = [e._pb() for e in entries[i : i + _BATCH]]
+            yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=batch))
+
+    ref = client.upload(client.manifest.CreateManifest, requests())
+    commit = pb.CommitArtifactVersionRequest(
+        uid=pending.uid,
+        manifest=pb.ManifestRef(
+            entity=ref.entity,
+            manifest_id=ref.manifest_id,
+            digest=ref.digest,
+            digest_algorithm=ref.digest_algorithm,
+            size=ref.size,
+            file_count=ref.file_count,
+            token=ref.token,
+        ),
+        aliases=aliases,
+        request_id=request_id(),
+    )
+    return client.call(client.metadata.CommitArtifactVersion, commit)
+
+
+def _upload_missing(client: Client, entity: str, entries: list[ManifestEntry]) -> None:
+    unique: dict[tuple[str, str], ManifestEntry] = {}
+    for e in entries:
+        unique.setdefault((e.algorithm, e.digest), e)
+    todo = list(unique.values())
+    missing: list[ManifestEntry] = []
+    for i in range(0, len(todo), _BATCH):
+        chunk = todo[i : i + _BATCH]
+        resp = client.call(
+            client.manifest.FindMissingBlobs,
+            mpb.FindMissingBlobsRequest(
+                entity=entity,
+                blobs=[mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest) for e in chunk],
+            ),
+        )
+        wanted = {(b.algorithm, b.digest) for b in resp.missing}
+        missing += [e for e in chunk if (e.algorithm, e.digest) in wanted]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for f in [pool.submit(_upload_one, client, entity, e) for e in missing]:
+            f.result()
+
+
+def _upload_one(client: Client, entity: str, e: ManifestEntry) -> None:
+    assert e.local_path is not None
+
+    def requests() -> Iterator[mpb.UploadBlobRequest]:
+        yield mpb.UploadBlobRequest(
+            header=mpb.UploadBlobHeader(
+                entity=entity,
+                digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
+                size=e.size,
+            )
+        )
+        with open(e.local_path, "rb") as f:  # type: ignore[arg-type]
+            while chunk := f.read(_CHUNK):
+                yield mpb.UploadBlobRequest(chunk=chunk)
+
+    client.upload(client.manifest.UploadBlob, requests())

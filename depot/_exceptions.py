@@ -1,0 +1,117 @@
+"""The SDK's exceptions: one tree, chosen by the server's status and reason.
+
+    DepotError
+    ├── CommError                    the service could not be reached (UNAVAILABLE, deadline)
+    ├── UnauthenticatedError         missing, malformed or revoked API key
+    ├── PermissionDeniedError        the key's user lacks the role
+    ├── InvalidArgumentError         bad input; ``field`` names it
+    ├── NotFoundError
+    ├── AlreadyExistsError
+    ├── FailedPreconditionError
+    │   ├── TypeMismatchError        an artifact name logged with another type
+    │   └── DigestMismatchError      bytes that do not hash to their claimed digest
+    ├── ResourceExhaustedError
+    │   └── TooManyObjectsError      a reference lists more than max_objects
+    └── AbortedError                 a conflict; retrying may succeed
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+
+class DepotError(Exception):
+    """Base class of every error the SDK raises about a Depot call."""
+
+    def __init__(self, message: str, *, reason: str = "", field: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.field = field
+
+
+class CommError(DepotError):
+    """The service could not be reached or did not answer in time."""
+
+
+class UnauthenticatedError(DepotError):
+    """The API key is missing, malformed or revoked."""
+
+
+class PermissionDeniedError(DepotError):
+    """The caller has no role that allows the call."""
+
+
+class InvalidArgumentError(DepotError, ValueError):
+    """The request was malformed; ``field`` names the offending field."""
+
+
+class NotFoundError(DepotError, LookupError):
+    """The named resource does not exist (or is not visible to the caller)."""
+
+
+class AlreadyExistsError(DepotError):
+    """The resource to create exists already."""
+
+
+class FailedPreconditionError(DepotError):
+    """The system is not in a state that allows the call."""
+
+
+class TypeMismatchError(FailedPreconditionError):
+    """An artifact name exists with another type."""
+
+
+class DigestMismatchError(FailedPreconditionError):
+    """Bytes do not hash to the digest claimed for them."""
+
+
+class ResourceExhaustedError(DepotError):
+    """A limit was reached."""
+
+
+class TooManyObjectsError(ResourceExhaustedError):
+    """A reference holds more objects than its ``max_objects``."""
+
+
+class AbortedError(DepotError):
+    """A concurrent conflict; the call may be retried."""
+
+
+_BY_CODE: dict[grpc.StatusCode, type[DepotError]] = {
+    grpc.StatusCode.UNAVAILABLE: CommError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: CommError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.ABORTED: AbortedError,
+}
+_BY_REASON: dict[str, type[DepotError]] = {
+    "TYPE_MISMATCH": TypeMismatchError,
+    "DIGEST_MISMATCH": DigestMismatchError,
+    "TOO_MANY_OBJECTS": TooManyObjectsError,
+}
+
+
+def _error_info(err: grpc.RpcError) -> tuple[str, str]:
+    for key, value in (err.trailing_metadata() or ()):  # type: ignore[attr-defined]
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info.reason, info.metadata.get("field", "")
+    return "", ""
+
+
+def from_rpc_error(err: grpc.RpcError) -> DepotError:
+    code = err.code()  # type: ignore[attr-defined]
+    reason, field = _error_info(err)
+    cls = _BY_REASON.get(reason) or _BY_CODE.get(code, DepotError)
+    message = err.details() or code.name  # type: ignore[attr-defined]
+    return cls(message, reason=reason, field=field)

@@ -1,0 +1,157 @@
+"""Runs: the unit of work that produces and consumes artifacts (``depot.init``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+from types import TracebackType
+from typing import Any
+
+from depot.metadata.v1 import metadata_pb2 as pb
+
+from ._artifact import Artifact, log_artifact
+from ._client import Client, request_id
+from ._exceptions import DepotError, InvalidArgumentError
+from ._paths import parse_artifact_path
+
+DEFAULT_PROJECT = "uncategorized"
+
+
+class Run:
+    """A run records what it logged (produced) and used (consumed).
+
+    Use it as a context manager, or call :meth:`finish`.
+    """
+
+    def __init__(self, client: Client, run: pb.Run):
+        self._client = client
+        self._run = run
+        parts = run.name.split("/")
+        self.entity, self.project, self.id = parts[1], parts[3], parts[5]
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depot-log")
+        self._pending: list[Artifact] = []
+
+    @property
+    def name(self) -> str:
+        """The run's resource name, ``entities/{e}/projects/{p}/runs/{id}``."""
+        return self._run.name
+
+    @property
+    def job_type(self) -> str:
+        return self._run.job_type
+
+    def log_artifact(
+        self, artifact: Artifact, aliases: list[str] | None = None
+    ) -> Artifact:
+        """Uploads and commits ``artifact`` in the background; ``artifact.wait()`` blocks.
+
+        Identical content returns the existing version (with ``aliases`` added).
+        """
+        aliases = list(aliases or [])
+        for a in aliases:
+            if a == "latest" or (a[:1] == "v" and a[1:].isdigit()):
+                raise InvalidArgumentError(
+                    f"alias {a!r} is reserved: 'latest' and 'vN' are maintained by Depot",
+                    field="aliases",
+                )
+        if artifact._future is not None or artifact._version is not None:
+            raise DepotError("this artifact was logged already")
+        parent = f"entities/{self.entity}/projects/{self.project}"
+
+        def work() -> Artifact:
+            v = log_artifact(self._client, parent, self.name, artifact, aliases)
+            artifact._client = self._client
+            artifact._version = v
+            return artifact
+
+        artifact._future = self._pool.submit(work)
+        self._pending.append(artifact)
+        return artifact
+
+    def use_artifact(self, artifact_or_path: Artifact | str, type: str | None = None) -> Artifact:
+        """Resolves ``name:alias`` (or a full path) and records this run as a consumer."""
+        if isinstance(artifact_or_path, Artifact):
+            path = artifact_or_path.qualified_name
+        else:
+            path = artifact_or_path
+        p = parse_artifact_path(path, entity=self.entity, project=self.project)
+        v = self._client.call(
+            self._client.metadata.UseArtifactVersion,
+            pb.UseArtifactVersionRequest(
+                run=self.name, version=p.version_resource, request_id=request_id()
+            ),
+        )
+        if type is not None and v.type != type:
+            raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
+        return Artifact._from_version(self._client, v)
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Waits for background logs, then marks the run finished (or failed)."""
+        errors = []
+        failed = False
+        for a in self._pending:
+            seen = a._error_reported
+            try:
+                a.wait()
+            except Exception as e:  # noqa: BLE001 - reported after the run is closed
+                failed = True
+                if not seen:
+                    errors.append(e)
+        self._pool.shutdown()
+        state = "finished" if exit_code == 0 and not failed else "failed"
+        self._client.call(
+            self._client.metadata.FinishRun,
+            pb.FinishRunRequest(name=self.name, state=state, request_id=request_id()),
+        )
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(1 if exc_type else 0)
+
+
+def init(
+    entity: str | None = None,
+    project: str | None = None,
+    job_type: str | None = None,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    *,
+    address: str | None = None,
+    api_key: str | None = None,
+) -> Run:
+    """Starts a run, like ``wandb.init``.
+
+    Args:
+        entity: The user or team; default ``DEPOT_ENTITY`` or the API key's user.
+        project: Default ``DEPOT_PROJECT`` or ``uncategorized``.
+        job_type: What the run does (``train``, ``eval``...).
+        name: The run id; generated when omitted.
+        config: JSON-serializable settings stored with the run.
+        address: ``host:port`` of Depot; default ``DEPOT_ADDRESS``.
+        api_key: Default ``DEPOT_API_KEY`` (or the file in ``DEPOT_API_KEY_FILE``).
+    """
+    client = Client(address, api_key)
+    entity = entity or os.environ.get("DEPOT_ENTITY")
+    if not entity:
+        entity = client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user
+    project = project or os.environ.get("DEPOT_PROJECT") or DEFAULT_PROJECT
+    run = client.call(
+        client.metadata.CreateRun,
+        pb.CreateRunRequest(
+            parent=f"entities/{entity}/projects/{project}",
+            run_id=name or "",
+            run=pb.Run(job_type=job_type or "", config_json=json.dumps(config) if config else ""),
+            request_id=request_id(),
+        ),
+    )
+    return Run(client, run)

@@ -1,0 +1,61 @@
+"""The quickstart: version a small dataset and watch Depot's semantics.
+
+Logs files as v0, logs identical content again (gets v0 back), changes one
+file (gets v1), resolves `latest`, downloads and verifies it, and shows the
+producing and consuming runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import depot
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="depot-quickstart-"))
+    data = work / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "labels.csv").write_text("id,label\n1,cat\n2,dog\n")
+    for i in range(3):
+        (data / "images" / f"{i}.bin").write_bytes(bytes([i]) * 4096)
+
+    with depot.init(project="quickstart", job_type="prepare") as run:
+        first = depot.Artifact("pets", type="dataset", description="three tiny images")
+        first.add_dir(data)
+        run.log_artifact(first, aliases=["candidate"]).wait()
+        print(f"1. logged files            -> {first.qualified_name} aliases={first.aliases}")
+
+        same = depot.Artifact("pets", type="dataset")
+        same.add_dir(data)
+        run.log_artifact(same).wait()
+        print(f"2. logged identical content -> {same.version} (same digest {same.digest[:12]}...)")
+
+        (data / "labels.csv").write_text("id,label\n1,cat\n2,dog\n3,bird\n")
+        changed = depot.Artifact("pets", type="dataset")
+        changed.add_dir(data)
+        run.log_artifact(changed).wait()
+        print(f"3. changed one file        -> {changed.version}")
+        producer = run.name
+
+    with depot.init(project="quickstart", job_type="train") as train:
+        latest = train.use_artifact("pets:latest")
+        print(f"4. resolved pets:latest    -> {latest.version}")
+        root = latest.download(work / "download")
+        print(f"5. downloaded and verified -> {len(latest.files())} files in {root}")
+        consumer = train.name
+
+    lineage = depot.Api().lineage(latest.qualified_name)
+    print(f"6. lineage of {latest.qualified_name}:")
+    print(f"     produced by {lineage.producer.name} ({lineage.producer.job_type})")
+    for r in lineage.consumers:
+        print(f"     used by     {r.name} ({r.job_type})")
+    assert first.version == "v0" and same.version == "v0" and changed.version == "v1"
+    assert latest.version == "v1" and lineage.producer.name == producer
+    assert [r.name for r in lineage.consumers] == [consumer]
+    print("quickstart: OK")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,605 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled manifest codec; the twin and the format spec are in ``_manifest_py.py``.
+
+Output is byte-identical to the twin: the same varints, the same blocks, and
+the blocks compressed by the very same ``zlib.compress(payload, 1)`` call.
+Per entry nothing but the C buffers is touched; ``add_page`` reads a compiled
+``ListPage``'s columns directly and creates no Python object per key.
+"""
+
+import zlib
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcmp, memcpy
+
+from depot.native._manifest_py import (
+    ALGORITHMS,
+    DEFAULT_BLOCK_ENTRIES,
+    DIGEST_PREFIX,
+    MAGIC,
+    ManifestEntry,
+    ManifestError,
+    ManifestSummary,
+)
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+    bint PyUnicode_IS_ASCII(object s)
+
+cdef extern from "depot_hash.h" nogil:
+    ctypedef struct depot_md5_ctx:
+        pass
+    ctypedef struct XXH3_state_t:
+        pass
+    ctypedef struct XXH128_hash_t:
+        pass
+    ctypedef struct XXH128_canonical_t:
+        unsigned char digest[16]
+    void depot_md5_init(depot_md5_ctx *c)
+    void depot_md5_update(depot_md5_ctx *c, const void *p, size_t n)
+    void depot_md5_final(depot_md5_ctx *c, unsigned char *out)
+    XXH3_state_t *XXH3_createState()
+    void XXH3_freeState(XXH3_state_t *s)
+    void XXH3_128bits_reset(XXH3_state_t *s)
+    void XXH3_128bits_update(XXH3_state_t *s, const void *p, size_t n)
+    XXH128_hash_t XXH3_128bits_digest(const XXH3_state_t *s)
+    void XXH128_canonicalFromHash(XXH128_canonical_t *dst, XXH128_hash_t h)
+
+cdef dict _CODE = {name: i for i, name in enumerate(ALGORITHMS)}
+cdef object _compress = zlib.compress
+cdef object _decompress = zlib.decompress
+cdef object _zlib_error = zlib.error
+cdef object _tuple_new = tuple.__new__
+cdef int _ETAG = ALGORITHMS.index("etag")
+cdef bytes _HEX = b"0123456789abcdef"
+cdef uint64_t _U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+# ---------------------------------------------------------------- growable buffer
+
+cdef struct Buf:
+    char *p
+    size_t len
+    size_t cap
+
+
+cdef int buf_reserve(Buf *b, size_t extra) except -1:
+    cdef size_t need = b.len + extra, c
+    cdef char *q
+    if need <= b.cap:
+        return 0
+    c = b.cap * 2 if b.cap else 4096
+    while c < need:
+        c *= 2
+    q = <char *>realloc(b.p, c)
+    if q == NULL:
+        raise MemoryError()
+    b.p = q
+    b.cap = c
+    return 0
+
+
+cdef inline void buf_varint(Buf *b, uint64_t n) noexcept:
+    # Caller reserved 10 bytes.
+    while n >= 0x80:
+        b.p[b.len] = <char>((n & 0x7F) | 0x80)
+        b.len += 1
+        n >>= 7
+    b.p[b.len] = <char>n
+    b.len += 1
+
+
+cdef inline void buf_bytes(Buf *b, const char *s, size_t n) noexcept:
+    # Caller reserved 10 + n bytes.
+    buf_varint(b, n)
+    memcpy(b.p + b.len, s, n)
+    b.len += n
+
+
+cdef inline int buf_set(Buf *b, const char *s, size_t n) except -1:
+    b.len = 0
+    buf_reserve(b, n)
+    memcpy(b.p, s, n)
+    b.len = n
+    return 0
+
+
+# ---------------------------------------------------------------- artifact digest
+
+cdef class ArtifactDigester:
+    """The W&B manifest-v1 artifact digest, fed one (path, digest) pair at a time in path order."""
+
+    cdef readonly str algorithm
+    cdef bint _md5
+    cdef depot_md5_ctx _m
+    cdef XXH3_state_t *_x
+    cdef Buf _line
+
+    def __cinit__(self, algorithm):
+        if algorithm == "md5":
+            self._md5 = True
+            depot_md5_init(&self._m)
+        elif algorithm == "xxh3_128":
+            self._md5 = False
+            self._x = XXH3_createState()
+            if self._x == NULL:
+                raise MemoryError()
+            XXH3_128bits_reset(self._x)
+        else:
+            raise ManifestError(
+                f"artifact digest algorithm must be md5 or xxh3_128, not {algorithm!r}"
+            )
+        self.algorithm = algorithm
+        self._feed(PyBytes_AS_STRING(DIGEST_PREFIX), PyBytes_GET_SIZE(DIGEST_PREFIX))
+
+    def __dealloc__(self):
+        if self._x != NULL:
+            XXH3_freeState(self._x)
+        free(self._line.p)
+
+    cdef inline void _feed(self, const char *p, size_t n) noexcept:
+        if self._md5:
+            depot_md5_update(&self._m, p, n)
+        else:
+            XXH3_128bits_update(self._x, p, n)
+
+    cdef int _pair(self, const char *path, size_t pl, const char *dg, size_t dl) except -1:
+        # One update per pair: "path:digest\n".
+        self._line.len = 0
+        buf_reserve(&self._line, pl + dl + 2)
+        memcpy(self._line.p, path, pl)
+        self._line.p[pl] = b":"
+        memcpy(self._line.p + pl + 1, dg, dl)
+        self._line.p[pl + 1 + dl] = b"\n"
+        self._feed(self._line.p, pl + dl + 2)
+        return 0
+
+    def update(self, str path, str digest):
+        cdef Py_ssize_t pl, dl
+        cdef const char *p = PyUnicode_AsUTF8AndSize(path, &pl)
+        cdef const char *d = PyUnicode_AsUTF8AndSize(digest, &dl)
+        self._pair(p, pl, d, dl)
+
+    def hexdigest(self):
+        cdef unsigned char raw[16]
+        cdef depot_md5_ctx m
+        cdef XXH128_canonical_t c
+        cdef char hx[32]
+        cdef const char *h = PyBytes_AS_STRING(_HEX)
+        cdef int i
+        if self._md5:
+            m = self._m  # finalizing a copy keeps the digester usable
+            depot_md5_final(&m, raw)
+        else:
+            XXH128_canonicalFromHash(&c, XXH3_128bits_digest(self._x))
+            memcpy(raw, c.digest, 16)
+        for i in range(16):
+            hx[2 * i] = h[raw[i] >> 4]
+            hx[2 * i + 1] = h[raw[i] & 15]
+        return PyUnicode_DecodeASCII(hx, 32, NULL)
+
+
+def artifact_digest(str algorithm, pairs):
+    """Digest of sorted (path, digest) pairs; the caller sorts."""
+    d = ArtifactDigester(algorithm)
+    for path, digest in pairs:
+        d.update(path, digest)
+    return d.hexdigest()
+
+
+# ---------------------------------------------------------------- writer
+
+cdef inline int _ascii_ok(const char *s, size_t n) noexcept:
+    cdef size_t i
+    for i in range(n):
+        if <unsigned char>s[i] >= 0x80:
+            return 0
+    return 1
+
+
+cdef class ManifestWriter:
+    """Streams sorted entries into the manifest format; ``close()`` returns the summary."""
+
+    cdef object _out
+    cdef ArtifactDigester _digester
+    cdef Py_ssize_t _block_entries
+    cdef Buf _buf          # current block payload
+    cdef Buf _last         # last path written (UTF-8)
+    cdef Buf _path         # add_page scratch: built path
+    cdef Buf _ref          # add_page scratch: built ref
+    cdef bint _have_last
+    cdef Py_ssize_t _in_block
+    cdef uint64_t _count
+    cdef object _total_size
+    cdef uint64_t _size_lo  # running total, folded into _total_size when it would wrap
+    cdef bint _closed
+
+    def __cinit__(self, out, digest_algorithm, Py_ssize_t block_entries=DEFAULT_BLOCK_ENTRIES):
+        self._out = out
+        self._digester = ArtifactDigester(digest_algorithm)
+        self._block_entries = block_entries
+        self._total_size = 0
+        out.write(MAGIC + bytes([_CODE[digest_algorithm]]))
+
+    def __dealloc__(self):
+        free(self._buf.p)
+        free(self._last.p)
+        free(self._path.p)
+        free(self._ref.p)
+
+    cdef int _add(self, const char *p, size_t pl, int code, const char *dg, size_t dl,
+                  uint64_t size, const char *r, size_t rl, const char *v, size_t vl,
+                  const char *x, size_t xl) except -1:
+        """Appends one checked entry (the caller has already called _check_order)."""
+        cdef size_t shared = 0, limit
+        if self._in_block:
+            limit = self._last.len if self._last.len < pl else pl
+            while shared < limit and p[shared] == self._last.p[shared]:
+                shared += 1
+        cdef Buf *b = &self._buf
+        buf_reserve(b, 70 + pl + dl + rl + vl + xl)
+        buf_varint(b, shared)
+        buf_bytes(b, p + shared, pl - shared)
+        b.p[b.len] = <char>code
+        b.len += 1
+        buf_bytes(b, dg, dl)
+        buf_varint(b, size)
+        buf_bytes(b, r, rl)
+        buf_bytes(b, v, vl)
+        buf_bytes(b, x, xl)
+        buf_set(&self._last, p, pl)
+        self._have_last = True
+        self._digester._pair(p, pl, dg, dl)
+        self._count += 1
+        if self._size_lo + size < self._size_lo:
+            self._total_size += self._size_lo
+            self._size_lo = 0
+        self._size_lo += size
+        self._in_block += 1
+        if self._in_block >= self._block_entries:
+            self._flush_block()
+        return 0
+
+    def add(self, str path, str algorithm, str digest, size, str ref="", str version_id="",
+            str extra=""):
+        cdef Py_ssize_t pl, dl, rl, vl, xl
+        cdef uint64_t sz
+        if self._closed:
+            raise ManifestError("manifest writer is closed")
+        code = _CODE.get(algorithm)
+        if code is None:
+            raise ManifestError(f"unknown entry digest algorithm {algorithm!r}")
+        cdef const char *p = PyUnicode_AsUTF8AndSize(path, &pl)
+        # The order check sits between encoding the path and checking the size,
+        # as in the twin, so both report the same error first.
+        if self._have_last:
+            self._check_order(p, pl)
+        try:
+            sz = size
+        except OverflowError:
+            raise ManifestError(f"size {size} out of range for {path!r}") from None
+        if not PyUnicode_IS_ASCII(digest):
+            raise ManifestError(f"non-ASCII digest for {path!r}")
+        cdef const char *d = PyUnicode_AsUTF8AndSize(digest, &dl)
+        cdef const char *r = PyUnicode_AsUTF8AndSize(ref, &rl)
+        cdef const char *v = PyUnicode_AsUTF8AndSize(version_id, &vl)
+        cdef const char *x = PyUnicode_AsUTF8AndSize(extra, &xl)
+        self._add(p, pl, <int>code, d, dl, sz, r, rl, v, vl, x, xl)
+
+    cdef int _check_order(self, const char *p, size_t pl) except -1:
+        cdef size_t ll = self._last.len
+        cdef size_t limit = ll if ll < pl else pl
+        cdef int c = memcmp(p, self._last.p, limit)
+        if c < 0 or (c == 0 and pl <= ll):
+            path = PyUnicode_DecodeUTF8(p, pl, NULL)
+            if c == 0 and pl == ll:
+                raise ManifestError(f"duplicate manifest path {path!r}")
+            last = PyUnicode_DecodeUTF8(self._last.p, ll, NULL)
+            raise ManifestError(f"manifest paths out of order: {path!r} after {last!r}")
+        return 0
+
+    def add_many(self, entries):
+        for e in entries:
+            self.add(*e)
+
+    def add_page(self, page, Py_ssize_t strip, str path_prefix, str ref_prefix,
+                 bint bucket_versioned=False):
+        """Appends every kept object of an S3 listing page as an ``etag`` entry.
+
+        The entry path is ``path_prefix + key[strip:]`` (``strip`` counts
+        characters) and its ref ``ref_prefix + key``. Outside a versioned
+        bucket S3 reports the placeholder version id ``"null"``; it is not a
+        version anyone can fetch, so it is recorded as "".
+        """
+        raw = getattr(page, "_raw", None)
+        if raw is None:
+            self._add_page_generic(page, strip, path_prefix, ref_prefix, bucket_versioned)
+            return
+        strings, index, count = raw()
+        cdef bytes sb = strings, ib = index
+        cdef const char *s = PyBytes_AS_STRING(sb)
+        cdef const int64_t *ix = <const int64_t *>PyBytes_AS_STRING(ib)
+        cdef Py_ssize_t n = count, i
+        cdef Py_ssize_t ppl, rpl
+        cdef const char *pp = PyUnicode_AsUTF8AndSize(path_prefix, &ppl)
+        cdef const char *rp = PyUnicode_AsUTF8AndSize(ref_prefix, &rpl)
+        cdef const int64_t *row
+        cdef const char *key
+        cdef const char *vid
+        cdef size_t kl, skip, vl
+        cdef Py_ssize_t chars
+        if PyBytes_GET_SIZE(ib) < n * 9 * <Py_ssize_t>sizeof(int64_t):
+            raise ValueError("corrupt ListPage index")
+        if strip < 0:
+            # Negative slices count from the end; rare enough to take the slow path.
+            self._add_page_generic(page, strip, path_prefix, ref_prefix, bucket_versioned)
+            return
+        for i in range(n):
+            if self._closed:
+                raise ManifestError("manifest writer is closed")
+            row = ix + 9 * i
+            key = s + row[0]
+            kl = <size_t>row[1]
+            # Skip `strip` characters: count UTF-8 lead bytes.
+            skip = 0
+            chars = 0
+            while skip < kl and chars < strip:
+                skip += 1
+                while skip < kl and (<unsigned char>key[skip] & 0xC0) == 0x80:
+                    skip += 1
+                chars += 1
+            self._path.len = 0
+            buf_reserve(&self._path, ppl + kl - skip)
+            memcpy(self._path.p, pp, ppl)
+            memcpy(self._path.p + ppl, key + skip, kl - skip)
+            self._path.len = ppl + kl - skip
+            self._ref.len = 0
+            buf_reserve(&self._ref, rpl + kl)
+            memcpy(self._ref.p, rp, rpl)
+            memcpy(self._ref.p + rpl, key, kl)
+            self._ref.len = rpl + kl
+            vid = s + row[4]
+            vl = <size_t>row[5]
+            if not bucket_versioned and vl == 4 and memcmp(vid, b"null", 4) == 0:
+                vl = 0
+            if self._have_last:
+                self._check_order(self._path.p, self._path.len)
+            if not _ascii_ok(s + row[2], <size_t>row[3]):
+                path = PyUnicode_DecodeUTF8(self._path.p, self._path.len, NULL)
+                raise ManifestError(f"non-ASCII digest for {path!r}")
+            self._add(self._path.p, self._path.len, _ETAG, s + row[2], <size_t>row[3],
+                      <uint64_t>row[8], self._ref.p, self._ref.len, vid, vl, b"", 0)
+
+    def _add_page_generic(self, page, strip, path_prefix, ref_prefix, bucket_versioned):
+        for i in range(page.count):
+            key = page.key(i)
+            vid = page.version_id(i)
+            if not bucket_versioned and vid == "null":
+                vid = ""
+            self.add(path_prefix + key[strip:], "etag", page.etag(i), page.size(i),
+                     ref_prefix + key, vid)
+
+    cdef int _flush_block(self) except -1:
+        cdef char hdr[8]
+        cdef uint32_t plen, cnt
+        cdef int k
+        if not self._in_block:
+            return 0
+        payload = _compress(PyBytes_FromStringAndSize(self._buf.p, self._buf.len), 1)
+        plen = <uint32_t>len(payload)
+        cnt = <uint32_t>self._in_block
+        for k in range(4):
+            hdr[k] = <char>((plen >> (8 * k)) & 0xFF)
+            hdr[4 + k] = <char>((cnt >> (8 * k)) & 0xFF)
+        self._out.write(PyBytes_FromStringAndSize(hdr, 8))
+        self._out.write(payload)
+        self._buf.len = 0
+        self._in_block = 0
+        return 0
+
+    cdef object _total(self):
+        return self._total_size + self._size_lo
+
+    def close(self):
+        cdef Buf tail
+        if not self._closed:
+            self._flush_block()
+            tail.p = NULL
+            tail.len = tail.cap = 0
+            try:
+                hx = self._digester.hexdigest().encode("ascii")
+                total = self._total()
+                buf_reserve(&tail, 4 + 30 + len(hx))
+                memcpy(tail.p, b"\0\0\0\0", 4)
+                tail.len = 4
+                buf_varint(&tail, self._count)
+                # The twin writes any total as a varint; above 2**64 needs Python ints.
+                if total <= _U64_MAX:
+                    buf_varint(&tail, <uint64_t>total)
+                    buf_bytes(&tail, hx, len(hx))
+                    self._out.write(PyBytes_FromStringAndSize(tail.p, tail.len))
+                else:
+                    rest = bytearray()
+                    n = total
+                    while n >= 0x80:
+                        rest.append((n & 0x7F) | 0x80)
+                        n >>= 7
+                    rest.append(n)
+                    rest.append(len(hx))
+                    rest += hx
+                    self._out.write(PyBytes_FromStringAndSize(tail.p, tail.len) + bytes(rest))
+            finally:
+                free(tail.p)
+            self._closed = True
+        return ManifestSummary(
+            self._count, self._total(), self._digester.hexdigest(), self._digester.algorithm
+        )
+
+
+# ---------------------------------------------------------------- reader
+
+cdef class _Cur:
+    cdef const unsigned char *p
+    cdef size_t pos
+    cdef size_t n
+
+    cdef inline uint64_t varint(self) except? 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t v = 0, b
+        cdef int shift = 0
+        while True:
+            if self.pos >= self.n:
+                raise ManifestError("truncated manifest: varint runs past the end")
+            b = self.p[self.pos]
+            self.pos += 1
+            if shift == 63 and (b & 0x7F) > 1:
+                raise ManifestError("malformed manifest: varint too long")
+            v |= (b & 0x7F) << shift
+            if b < 0x80:
+                return v
+            shift += 7
+            if shift > 63:
+                raise ManifestError("malformed manifest: varint too long")
+
+    cdef inline const char *take(self, uint64_t k) except NULL:
+        cdef const char *r
+        if k > self.n - self.pos:
+            raise ManifestError("truncated manifest: field runs past the end")
+        r = <const char *>self.p + self.pos
+        self.pos += k
+        return r
+
+
+def _read_exact(inp, Py_ssize_t n):
+    b = inp.read(n)
+    if len(b) != n:
+        raise ManifestError("truncated manifest")
+    return b
+
+
+cdef inline uint32_t _u32(bytes b) noexcept:
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(b)
+    return p[0] | (p[1] << 8) | (p[2] << 16) | (<uint32_t>p[3] << 24)
+
+
+cdef inline str _utf8(const char *p, uint64_t n):
+    if n == 0:
+        return ""
+    return PyUnicode_DecodeUTF8(p, n, NULL)
+
+
+cdef list _decode_block(bytes payload, uint32_t expected, uint64_t *sums):
+    cdef _Cur cur = _Cur.__new__(_Cur)
+    cdef Buf prev
+    cdef uint64_t shared, k, size, dl
+    cdef const char *q
+    cdef unsigned char code
+    cdef list out = []
+    cdef tuple algs = ALGORITHMS
+    cdef Py_ssize_t nalg = len(ALGORITHMS)
+    cur.p = <const unsigned char *>PyBytes_AS_STRING(payload)
+    cur.n = PyBytes_GET_SIZE(payload)
+    cur.pos = 0
+    prev.p = NULL
+    prev.len = prev.cap = 0
+    try:
+        for _ in range(expected):
+            shared = cur.varint()
+            if shared > prev.len:
+                raise ManifestError("malformed manifest: bad path prefix")
+            k = cur.varint()
+            q = cur.take(k)
+            prev.len = shared
+            buf_reserve(&prev, k)
+            memcpy(prev.p + shared, q, k)
+            prev.len = shared + k
+            code = (<const unsigned char *>cur.take(1))[0]
+            if code >= nalg:
+                raise ManifestError("malformed manifest: unknown entry algorithm code")
+            dl = cur.varint()
+            digest = PyUnicode_DecodeASCII(cur.take(dl), dl, NULL) if dl else ""
+            size = cur.varint()
+            k = cur.varint()
+            ref = _utf8(cur.take(k), k)
+            k = cur.varint()
+            vid = _utf8(cur.take(k), k)
+            k = cur.varint()
+            extra = _utf8(cur.take(k), k)
+            out.append(_tuple_new(ManifestEntry, (
+                _utf8(prev.p, prev.len), algs[code], digest, size, ref, vid, extra)))
+            if sums[0] + size < sums[0]:
+                sums[1] += 1
+            sums[0] += size
+        if cur.pos != cur.n:
+            raise ManifestError("malformed manifest: trailing bytes in block")
+    finally:
+        free(prev.p)
+    return out
+
+
+class ManifestReader:
+    """Reads a manifest block by block; ``summary`` is set once the footer is read."""
+
+    def __init__(self, inp):
+        self._in = inp
+        head = _read_exact(inp, len(MAGIC) + 1)
+        if head[: len(MAGIC)] != MAGIC:
+            raise ManifestError("not a Depot manifest (bad magic)")
+        if head[len(MAGIC)] >= len(ALGORITHMS):
+            raise ManifestError("malformed manifest: unknown digest algorithm code")
+        self.digest_algorithm = ALGORITHMS[head[len(MAGIC)]]
+        self.summary = None
+
+    def batches(self):
+        """Yields the entries one block at a time, in path order."""
+        cdef uint64_t sums[2]
+        cdef uint32_t n, expected
+        count = 0
+        size_sum = 0
+        inp = self._in
+        while True:
+            n = _u32(_read_exact(inp, 4))
+            if n == 0:
+                break
+            expected = _u32(_read_exact(inp, 4))
+            try:
+                payload = _decompress(_read_exact(inp, n))
+            except _zlib_error as e:
+                raise ManifestError(f"corrupt manifest block: {e}") from None
+            sums[0] = sums[1] = 0
+            try:
+                out = _decode_block(payload, expected, sums)
+            except UnicodeDecodeError:
+                raise ManifestError("malformed manifest: text field is not valid UTF-8") from None
+            count += expected
+            size_sum += (<object>sums[1] << 64) + sums[0]
+            yield out
+        rest = inp.read()
+        cdef _Cur cur = _Cur.__new__(_Cur)
+        cdef bytes rb = bytes(rest)
+        cur.p = <const unsigned char *>PyBytes_AS_STRING(rb)
+        cur.n = PyBytes_GET_SIZE(rb)
+        cur.pos = 0
+        total = cur.varint()
+        size = cur.varint()
+        cdef uint64_t dlen = cur.varint()
+        cdef const char *dq = cur.take(dlen)
+        try:
+            digest = PyUnicode_DecodeASCII(dq, dlen, NULL) if dlen else ""
+        except UnicodeDecodeError:
+            raise ManifestError("malformed manifest: non-ASCII artifact digest") from None
+        if cur.pos != cur.n:
+            raise ManifestError("malformed manifest: trailing bytes after footer")
+        if total != count:
+            raise ManifestError(f"malformed manifest: footer says {total} entries, read {count}")
+        if size != size_sum:
+            raise ManifestError(
+                f"malformed manifest: footer says {size} bytes, entries sum to {size_sum}"
+            )
+        self.summary = ManifestSummary(total, size, digest, self.digest_algorithm)
+
+    def __iter__(self):
+        for batch in self.batches():
+            yield from batch

@@ -1,0 +1,368 @@
+"""Pure-Python twin of the manifest codec (``_manifest.pyx``).
+
+The manifest format is Depot's on-disk form of an artifact manifest: entries
+sorted by path, written and read as a stream so that a manifest of millions of
+entries never has to sit in memory or in one gRPC message.
+
+Layout (all integers are unsigned LEB128 varints unless noted)::
+
+    b"DPMF1\\n"                          magic + format version
+    u8  digest algorithm code of the artifact digest
+    block*                              each: u32le payload_len, u32le count, zlib(payload)
+    u32le 0                             end of blocks
+    varint count, varint total_size, varint len, ascii artifact digest (hex)
+
+A block payload holds ``count`` entries; paths are front-coded against the
+previous path *in the same block* so every block decodes on its own::
+
+    varint shared, varint suffix_len, suffix      path (UTF-8)
+    u8 algorithm code
+    varint len, digest (ascii)
+    varint size
+    varint len, ref (UTF-8)
+    varint len, version_id (UTF-8)
+    varint len, extra (UTF-8 JSON or empty)
+
+Paths are strictly increasing in UTF-8 byte order, which both sorts the
+manifest and rules out duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import struct
+import zlib
+from typing import BinaryIO, Iterable, Iterator, NamedTuple, Protocol
+
+import xxhash
+
+MAGIC = b"DPMF1\n"
+ALGORITHMS = ("md5", "xxh3_128", "etag", "sha256", "none")
+_CODE = {name: i for i, name in enumerate(ALGORITHMS)}
+DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
+DEFAULT_BLOCK_ENTRIES = 4096
+# Sizes are written as varints but read back into 64-bit integers.
+_SIZE_LIMIT = 1 << 64
+_U32 = struct.Struct("<I")
+_U32x2 = struct.Struct("<II")
+
+
+class ManifestError(ValueError):
+    """The manifest bytes are malformed or the entries break the format's rules."""
+
+
+class ListPageLike(Protocol):
+    """What ``add_page`` needs of a parsed S3 listing page (``depot.native.ListPage``)."""
+
+    count: int
+
+    def key(self, i: int) -> str: ...
+    def etag(self, i: int) -> str: ...
+    def size(self, i: int) -> int: ...
+    def version_id(self, i: int) -> str: ...
+
+
+class ManifestEntry(NamedTuple):
+    path: str
+    algorithm: str
+    digest: str
+    size: int
+    ref: str = ""
+    version_id: str = ""
+    extra: str = ""
+
+
+class ManifestSummary(NamedTuple):
+    count: int
+    total_size: int
+    digest: str
+    digest_algorithm: str
+
+
+def _new_hasher(algorithm: str) -> "hashlib._Hash | xxhash.xxh3_128":
+    if algorithm == "md5":
+        return hashlib.md5()
+    if algorithm == "xxh3_128":
+        return xxhash.xxh3_128()
+    raise ManifestError(f"artifact digest algorithm must be md5 or xxh3_128, not {algorithm!r}")
+
+
+class ArtifactDigester:
+    """The W&B manifest-v1 artifact digest, fed one (path, digest) pair at a time in path order."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self._h = _new_hasher(algorithm)
+        self._h.update(DIGEST_PREFIX)
+
+    def update(self, path: str, digest: str) -> None:
+        self._h.update(f"{path}:{digest}\n".encode())
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def artifact_digest(algorithm: str, pairs: Iterable[tuple[str, str]]) -> str:
+    """Digest of sorted (path, digest) pairs; the caller sorts."""
+    d = ArtifactDigester(algorithm)
+    for path, digest in pairs:
+        d.update(path, digest)
+    return d.hexdigest()
+
+
+def _put_varint(out: bytearray, n: int) -> None:
+    if n < 0:
+        raise ManifestError(f"negative integer {n} cannot be encoded")
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _put_bytes(out: bytearray, b: bytes) -> None:
+    _put_varint(out, len(b))
+    out += b
+
+
+class ManifestWriter:
+    """Streams sorted entries into the manifest format; ``close()`` returns the summary."""
+
+    def __init__(
+        self, out: BinaryIO, digest_algorithm: str, block_entries: int = DEFAULT_BLOCK_ENTRIES
+    ) -> None:
+        self._out = out
+        self._digester = ArtifactDigester(digest_algorithm)
+        self._block_entries = block_entries
+        self._buf = bytearray()
+        self._in_block = 0
+        self._prev_in_block = b""
+        self._last_path: bytes | None = None
+        self._count = 0
+        self._total_size = 0
+        self._closed = False
+        out.write(MAGIC + bytes([_CODE[digest_algorithm]]))
+
+    def add(
+        self,
+        path: str,
+        algorithm: str,
+        digest: str,
+        size: int,
+        ref: str = "",
+        version_id: str = "",
+        extra: str = "",
+    ) -> None:
+        if self._closed:
+            raise ManifestError("manifest writer is closed")
+        code = _CODE.get(algorithm)
+        if code is None:
+            raise ManifestError(f"unknown entry digest algorithm {algorithm!r}")
+        p = path.encode()
+        if self._last_path is not None and p <= self._last_path:
+            if p == self._last_path:
+                raise ManifestError(f"duplicate manifest path {path!r}")
+            raise ManifestError(
+                f"manifest paths out of order: {path!r} after {self._last_path.decode()!r}"
+            )
+        size = operator.index(size)
+        if not 0 <= size < _SIZE_LIMIT:
+            raise ManifestError(f"size {size} out of range for {path!r}")
+        try:
+            d = digest.encode("ascii")
+        except UnicodeEncodeError:
+            raise ManifestError(f"non-ASCII digest for {path!r}") from None
+        # Encode every field before touching the block, so a rejected entry
+        # never leaves half of itself behind.
+        r = ref.encode()
+        v = version_id.encode()
+        x = extra.encode()
+        prev = self._prev_in_block
+        shared = 0
+        limit = min(len(prev), len(p))
+        while shared < limit and prev[shared] == p[shared]:
+            shared += 1
+        buf = self._buf
+        _put_varint(buf, shared)
+        _put_bytes(buf, p[shared:])
+        buf.append(code)
+        _put_bytes(buf, d)
+        _put_varint(buf, size)
+        _put_bytes(buf, r)
+        _put_bytes(buf, v)
+        _put_bytes(buf, x)
+        self._prev_in_block = p
+        self._last_path = p
+        self._digester.update(path, digest)
+        self._count += 1
+        self._total_size += size
+        self._in_block += 1
+        if self._in_block >= self._block_entries:
+            self._flush_block()
+
+    def add_many(self, entries: Iterable[ManifestEntry]) -> None:
+        for e in entries:
+            self.add(*e)
+
+    def add_page(
+        self,
+        page: "ListPageLike",
+        strip: int,
+        path_prefix: str,
+        ref_prefix: str,
+        bucket_versioned: bool = False,
+    ) -> None:
+        """Appends every kept object of an S3 listing page as an ``etag`` entry.
+
+        The entry path is ``path_prefix + key[strip:]`` (``strip`` counts
+        characters) and its ref ``ref_prefix + key``. Outside a versioned
+        bucket S3 reports the placeholder version id ``"null"``; it is not a
+        version anyone can fetch, so it is recorded as "".
+        """
+        for i in range(page.count):
+            key = page.key(i)
+            vid = page.version_id(i)
+            if not bucket_versioned and vid == "null":
+                vid = ""
+            self.add(path_prefix + key[strip:], "etag", page.etag(i), page.size(i), ref_prefix + key, vid)
+
+    def _flush_block(self) -> None:
+        if not self._in_block:
+            return
+        payload = zlib.compress(bytes(self._buf), 1)
+        self._out.write(_U32x2.pack(len(payload), self._in_block))
+        self._out.write(payload)
+        self._buf = bytearray()
+        self._in_block = 0
+        self._prev_in_block = b""
+
+    def close(self) -> ManifestSummary:
+        if not self._closed:
+            self._flush_block()
+            tail = bytearray(_U32.pack(0))
+            _put_varint(tail, self._count)
+            _put_varint(tail, self._total_size)
+            _put_bytes(tail, self._digester.hexdigest().encode("ascii"))
+            self._out.write(bytes(tail))
+            self._closed = True
+        return ManifestSummary(
+            self._count, self._total_size, self._digester.hexdigest(), self._digester.algorithm
+        )
+
+
+class _Cursor:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def varint(self) -> int:
+        n = shift = 0
+        data = self.data
+        while True:
+            if self.pos >= len(data):
+                raise ManifestError("truncated manifest: varint runs past the end")
+            b = data[self.pos]
+            self.pos += 1
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                if n >> 64:
+                    raise ManifestError("malformed manifest: varint too long")
+                return n
+            shift += 7
+            if shift > 63:
+                raise ManifestError("malformed manifest: varint too long")
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise ManifestError("truncated manifest: field runs past the end")
+        b = self.data[self.pos : end]
+        self.pos = end
+        return b
+
+
+def _decode_block(payload: bytes, expected: int) -> list[ManifestEntry]:
+    cur = _Cursor(payload)
+    prev = b""
+    out: list[ManifestEntry] = []
+    for _ in range(expected):
+        shared = cur.varint()
+        if shared > len(prev):
+            raise ManifestError("malformed manifest: bad path prefix")
+        p = prev[:shared] + cur.take(cur.varint())
+        code = cur.take(1)[0]
+        if code >= len(ALGORITHMS):
+            raise ManifestError("malformed manifest: unknown entry algorithm code")
+        digest = cur.take(cur.varint()).decode("ascii")
+        size = cur.varint()
+        ref = cur.take(cur.varint()).decode()
+        vid = cur.take(cur.varint()).decode()
+        extra = cur.take(cur.varint()).decode()
+        out.append(ManifestEntry(p.decode(), ALGORITHMS[code], digest, size, ref, vid, extra))
+        prev = p
+    if cur.pos != len(payload):
+        raise ManifestError("malformed manifest: trailing bytes in block")
+    return out
+
+
+def _read_exact(inp: BinaryIO, n: int) -> bytes:
+    b = inp.read(n)
+    if len(b) != n:
+        raise ManifestError("truncated manifest")
+    return b
+
+
+class ManifestReader:
+    """Reads a manifest block by block; ``summary`` is set once the footer is read."""
+
+    def __init__(self, inp: BinaryIO) -> None:
+        self._in = inp
+        head = _read_exact(inp, len(MAGIC) + 1)
+        if head[: len(MAGIC)] != MAGIC:
+            raise ManifestError("not a Depot manifest (bad magic)")
+        if head[-1] >= len(ALGORITHMS):
+            raise ManifestError("malformed manifest: unknown digest algorithm code")
+        self.digest_algorithm = ALGORITHMS[head[-1]]
+        self.summary: ManifestSummary | None = None
+
+    def batches(self) -> Iterator[list[ManifestEntry]]:
+        """Yields the entries one block at a time, in path order."""
+        count = 0
+        size_sum = 0
+        while True:
+            n = _U32.unpack(_read_exact(self._in, 4))[0]
+            if n == 0:
+                break
+            expected = _U32.unpack(_read_exact(self._in, 4))[0]
+            try:
+                payload = zlib.decompress(_read_exact(self._in, n))
+            except zlib.error as e:
+                raise ManifestError(f"corrupt manifest block: {e}") from None
+            try:
+                out = _decode_block(payload, expected)
+            except UnicodeDecodeError:
+                raise ManifestError("malformed manifest: text field is not valid UTF-8") from None
+            count += expected
+            size_sum += sum(e.size for e in out)
+            yield out
+        rest = self._in.read()
+        cur = _Cursor(rest)
+        total = cur.varint()
+        size = cur.varint()
+        try:
+            digest = cur.take(cur.varint()).decode("ascii")
+        except UnicodeDecodeError:
+            raise ManifestError("malformed manifest: non-ASCII artifact digest") from None
+        if cur.pos != len(rest):
+            raise ManifestError("malformed manifest: trailing bytes after footer")
+        if total != count:
+            raise ManifestError(f"malformed manifest: footer says {total} entries, read {count}")
+        if size != size_sum:
+            raise ManifestError(f"malformed manifest: footer says {size} bytes, entries sum to {size_sum}")
+        self.summary = ManifestSummary(total, size, digest, self.digest_algorithm)
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        for batch in self.batches():
+            yield from batch

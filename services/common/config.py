@@ -1,0 +1,67 @@
+"""Service configuration, read once from the environment in ``__main__``.
+
+Every setting has an embedded default so that ``depot server`` runs on a
+laptop with nothing configured.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str
+    data_dir: Path
+    # None: start an embedded PostgreSQL under data_dir.
+    database_url: str | None
+    # file:///... or s3://bucket/prefix; default: data_dir/blobs.
+    storage_url: str
+    # HMAC key shared by manifest and metadata for manifest tokens.
+    internal_secret: bytes
+    metadata_address: str
+    s3_endpoint_url: str | None
+    s3_region: str | None
+    s3_sse: str | None
+    s3_sse_kms_key_id: str | None
+    gc_interval_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ, *, default_port: int = 50051) -> Config:
+        data_dir = Path(env.get("DEPOT_DATA_DIR", Path.home() / ".depot")).expanduser()
+        secret = env.get("DEPOT_INTERNAL_SECRET")
+        if secret:
+            key = secret.encode()
+        else:
+            # All-in-one: generate once and keep it with the data.
+            path = data_dir / "internal.secret"
+            if not path.exists():
+                data_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(secrets.token_hex(32))
+                path.chmod(0o600)
+            key = path.read_text().strip().encode()
+        return cls(
+            listen=env.get("DEPOT_LISTEN", f"127.0.0.1:{default_port}"),
+            data_dir=data_dir,
+            database_url=env.get("DEPOT_DATABASE_URL") or None,
+            storage_url=env.get("DEPOT_STORAGE_URL") or (data_dir / "blobs").as_uri(),
+            internal_secret=key,
+            metadata_address=env.get("DEPOT_METADATA_ADDRESS", "127.0.0.1:50051"),
+            s3_endpoint_url=env.get("DEPOT_S3_ENDPOINT_URL") or None,
+            s3_region=env.get("DEPOT_S3_REGION") or None,
+            s3_sse=env.get("DEPOT_S3_SSE") or None,
+            s3_sse_kms_key_id=env.get("DEPOT_S3_SSE_KMS_KEY_ID") or None,
+            gc_interval_s=float(env.get("DEPOT_GC_INTERVAL_S", "3600")),
+        )
+
+    def s3_options(self) -> dict[str, str | None]:
+        return {
+            "endpoint_url": self.s3_endpoint_url,
+            "region": self.s3_region,
+            "sse": self.s3_sse,
+            "sse_kms_key_id": self.s3_sse_kms_key_id,
+        }

@@ -1,0 +1,78 @@
+"""API keys on the wire and the internal manifest token.
+
+Callers send ``authorization: Bearer <key>`` as gRPC metadata. Keys look like
+``dpt_<id>_<secret>``: the id finds the row, only SHA-256 of the secret is
+stored, so a leaked database does not leak usable keys.
+
+The manifest token is an HMAC the manifest service puts on every manifest it
+stores; the metadata service commits a version only with a valid token, so a
+client cannot claim a digest or size the manifest service never computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import InvalidArgument, Unauthenticated
+
+KEY_PREFIX = "dpt_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    secret: str
+
+    def __str__(self) -> str:
+        return f"{KEY_PREFIX}{self.key_id}_{self.secret}"
+
+    @property
+    def secret_sha256(self) -> bytes:
+        return hashlib.sha256(self.secret.encode()).digest()
+
+
+def new_api_key() -> ApiKey:
+    return ApiKey(secrets.token_hex(6), secrets.token_urlsafe(24))
+
+
+def parse_api_key(raw: str) -> ApiKey:
+    if not raw.startswith(KEY_PREFIX):
+        raise Unauthenticated("malformed API key")
+    key_id, sep, secret = raw[len(KEY_PREFIX) :].partition("_")
+    if not sep or not key_id or not secret:
+        raise Unauthenticated("malformed API key")
+    return ApiKey(key_id, secret)
+
+
+def bearer_from_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    """The API key sent with a call; UNAUTHENTICATED when there is none."""
+    for k, v in metadata or ():
+        if k == "authorization":
+            value = v.decode() if isinstance(v, bytes) else v
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            raise Unauthenticated("authorization metadata must be 'Bearer <api key>'")
+    raise Unauthenticated("missing API key: send 'authorization: Bearer <api key>' metadata")
+
+
+def _token_message(fields: Sequence[object]) -> bytes:
+    return "\n".join(str(f) for f in fields).encode()
+
+
+def sign_manifest(secret: bytes, *fields: object) -> str:
+    return hmac.new(secret, _token_message(fields), hashlib.sha256).hexdigest()
+
+
+def verify_manifest(secret: bytes, token: str, *fields: object) -> None:
+    expected = sign_manifest(secret, *fields)
+    if not hmac.compare_digest(expected, token):
+        raise InvalidArgument(
+            "manifest token does not match its fields; create the manifest through the "
+            "manifest service",
+            field="manifest.token",
+        )

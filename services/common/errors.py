@@ -1,0 +1,77 @@
+"""Domain errors shared by every Depot service.
+
+Domain code raises these; it never imports grpc. ``status.py`` is the one
+place that turns them into gRPC status codes. Each error carries a stable
+machine-readable ``reason`` (AIP-193 ErrorInfo.reason) and, for bad input,
+the ``field`` it is about.
+"""
+
+from __future__ import annotations
+
+
+class DepotError(Exception):
+    """Base of every error a Depot service reports to its caller."""
+
+    reason = "DEPOT_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(DepotError):
+    reason = "INVALID_ARGUMENT"
+
+
+class NotFound(DepotError):
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(DepotError):
+    reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(DepotError):
+    reason = "FAILED_PRECONDITION"
+
+
+class PermissionDenied(DepotError):
+    reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(DepotError):
+    reason = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(DepotError):
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class Aborted(DepotError):
+    """A retryable conflict (serialization failure, lost race)."""
+
+    reason = "ABORTED"
+
+
+class Unavailable(DepotError):
+    """A backend (PostgreSQL, S3) could not be reached; retryable."""
+
+    reason = "UNAVAILABLE"
+
+
+class TooManyObjects(ResourceExhausted):
+    """A reference lists more objects than its ``max_objects`` allows."""
+
+    reason = "TOO_MANY_OBJECTS"
+
+    def __init__(self, uri: str, limit: int):
+        super().__init__(
+            f"reference {uri} has more than max_objects={limit} objects; "
+            f"listing stopped after {limit} and more remain (raise max_objects or narrow the prefix)",
+            field="max_objects",
+        )
+        self.uri = uri
+        self.limit = limit

@@ -1,0 +1,108 @@
+"""The one place where domain errors become gRPC status codes.
+
+Handlers are wrapped with :func:`translate_errors`; domain code raises the
+exceptions of ``errors.py`` and never touches grpc. Every status carries an
+AIP-193 ``ErrorInfo`` with a stable reason (and the field, for bad input) in
+the ``grpc-status-details-bin`` trailer, so clients can branch on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from . import errors
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "depot.dev"
+
+# Most specific first: TooManyObjects is a ResourceExhausted, and so on.
+_CODES: list[tuple[type[errors.DepotError], grpc.StatusCode]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None]:
+    """(code, message, reason, field) for an exception raised inside a handler."""
+    if isinstance(exc, errors.DepotError):
+        for cls, code in _CODES:
+            if isinstance(exc, cls):
+                return code, exc.message, exc.reason, exc.field
+        return grpc.StatusCode.INTERNAL, exc.message, exc.reason, exc.field
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", "ALREADY_EXISTS", None
+    if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
+        return grpc.StatusCode.ABORTED, "concurrent update conflict; retry", "ABORTED", None
+    if isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
+        return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
+    return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
+
+
+def _details(code: grpc.StatusCode, message: str, reason: str, field: str | None) -> bytes:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+    if field:
+        info.metadata["field"] = field
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return status.SerializeToString()
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    code, message, reason, field = to_status(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("internal error in RPC", exc_info=exc)
+    context.set_trailing_metadata(
+        (("grpc-status-details-bin", _details(code, message, reason, field)),)
+    )
+    await context.abort(code, message)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translate_errors(handler: F) -> F:
+    """Wraps a unary or client-streaming handler; domain errors become statuses."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await handler(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+            await _abort(context, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def translate_stream_errors(handler: F) -> F:
+    """Like :func:`translate_errors`, for server-streaming handlers (async generators)."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in handler(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            await _abort(context, exc)
+
+    return wrapper  # type: ignore[return-value]

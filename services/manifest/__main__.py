@@ -1,0 +1,50 @@
+"""`python -m depot.services.manifest serve`.
+
+Environment: DEPOT_STORAGE_URL (file:// or s3://), DEPOT_METADATA_ADDRESS,
+DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_S3_* (endpoint, region, SSE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import grpc
+
+from depot.services.common import serving
+from depot.services.common.config import Config
+
+from .server import add_manifest
+from .store import open_store
+
+
+async def _serve(config: Config) -> None:
+    kwargs = config.s3_options() if config.storage_url.startswith("s3://") else {}
+    store = await open_store(config.storage_url, **kwargs)
+    channel = grpc.aio.insecure_channel(config.metadata_address)
+    try:
+        server = serving.new_server()
+        port = serving.bind(server, config.listen)
+        name = add_manifest(server, store, channel, config.internal_secret)
+        await serving.start(server, [name])
+        logging.info("manifest service on port %d, store %s", port, store.url)
+        await serving.wait_for_signal()
+        await server.stop(10)
+    finally:
+        await channel.close()
+        await store.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m depot.services.manifest")
+    ap.add_argument("command", choices=["serve"])
+    ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_serve(Config.from_env(default_port=50052)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Signed S3 requests for reference listing (private to ``s3_listing``).
+
+aiobotocore supplies credentials (its default chain, or explicit keys),
+region and endpoint resolution, and runs the one-off calls (HeadObject,
+GetBucketVersioning) with its own retries. Listing pages are sent as plain
+GETs over aiohttp, signed with botocore's ``S3SigV4Auth`` and *not* parsed by
+botocore: the caller gets the raw body and the native ``ListPage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import re
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+
+__all__ = ["S3Config", "S3HttpClient", "S3RequestError"]
+
+_RETRY_STATUS = frozenset({500, 502, 503, 504})
+_CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
+_MSG_RE = re.compile(rb"<Message>([^<]*)</Message>")
+_DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Config:
+    """How to reach S3. Unset fields fall back to the aiobotocore session defaults
+    (environment, shared config/credentials files, container/instance roles)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    addressing_style: str = "auto"  # "auto" | "path" | "virtual"
+    aws_access_key_id: str | None = dataclasses.field(default=None, repr=False)
+    aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+    aws_session_token: str | None = dataclasses.field(default=None, repr=False)
+    anonymous: bool = False  # unsigned requests (public buckets)
+    verify_tls: bool = True
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 12  # per request, including the first
+    backoff_base: float = 0.05  # seconds; full jitter over base * 2**attempt
+    backoff_max: float = 8.0
+    page_size: int = 1000  # max-keys per listing page (S3 caps it at 1000)
+
+    def __post_init__(self) -> None:
+        if self.addressing_style not in ("auto", "path", "virtual"):
+            raise InvalidArgument(f"addressing_style must be auto, path or virtual, not {self.addressing_style!r}")
+        if not 1 <= self.page_size <= 1000:
+            raise InvalidArgument("page_size must be in [1, 1000]")
+        if self.max_attempts < 1:
+            raise InvalidArgument("max_attempts must be >= 1")
+
+
+class S3RequestError(Exception):
+    """One failed listing request (transport error, 5xx, or an unparseable body); retryable."""
+
+
+def _error_code(body: bytes) -> tuple[str, str]:
+    m = _CODE_RE.search(body)
+    g = _MSG_RE.search(body)
+    return (m.group(1).decode(errors="replace") if m else "",
+            g.group(1).decode(errors="replace") if g else "")
+
+
+class S3HttpClient:
+    """Per-reference connection state: a botocore client, an aiohttp session, a signer."""
+
+    def __init__(self, config: S3Config, bucket: str, *, concurrency: int = 32) -> None:
+        self.config = config
+        self.bucket = bucket
+        self.concurrency = concurrency
+        self.requests = 0
+        self.retries = 0
+        self._client: Any = None
+        self._client_cm: Any = None
+        self._http: aiohttp.ClientSession | None = None
+        self._creds: Any = None
+        self._frozen: Any = None
+        self._frozen_at = 0.0
+        self._sem = asyncio.Semaphore(concurrency)
+        self.region = ""
+        self._base = ""
+
+    async def __aenter__(self) -> "S3HttpClient":
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import AioSession
+        from botocore import UNSIGNED
+
+        c = self.config
+        session = AioSession(profile=c.profile) if c.profile else AioSession()
+        style = "path" if c.addressing_style == "auto" and c.endpoint_url else c.addressing_style
+        cfg_kw: dict[str, Any] = dict(
+            connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
+            retries={"max_attempts": c.max_attempts, "mode": "standard"},
+            s3={"addressing_style": style},
+        )
+        if c.anonymous:
+            cfg_kw["signature_version"] = UNSIGNED
+        kw: dict[str, Any] = dict(region_name=c.region, endpoint_url=c.endpoint_url,
+                                  config=AioConfig(**cfg_kw), verify=c.verify_tls)
+        if c.aws_access_key_id:
+            kw.update(aws_access_key_id=c.aws_access_key_id,
+                      aws_secret_access_key=c.aws_secret_access_key,
+                      aws_session_token=c.aws_session_token)
+        self._client_cm = session.create_client("s3", **kw)
+        self._client = await self._client_cm.__aenter__()
+        try:
+            if not c.anonymous:
+                if c.aws_access_key_id:
+                    from botocore.credentials import Credentials
+
+                    self._frozen = Credentials(c.aws_access_key_id, c.aws_secret_access_key or "",
+                                               c.aws_session_token).get_frozen_credentials()
+                    self._frozen_at = float("inf")
+                else:
+                    self._creds = await session.get_credentials()
+                    if self._creds is None:
+                        raise PermissionDenied("no AWS credentials found for S3 (set them, or use anonymous access)")
+            self.region = self._client.meta.region_name or "us-east-1"
+            self._set_base(self._client.meta.endpoint_url, style)
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency + 8, ttl_dns_cache=300,
+                                               ssl=None if c.verify_tls else False),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout,
+                                              sock_read=c.read_timeout),
+                auto_decompress=True,
+            )
+        except BaseException:
+            await self._client_cm.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            if self._http is not None:
+                await self._http.close()
+        finally:
+            await self._client_cm.__aexit__(*exc)
+
+    def _set_base(self, endpoint: str, style: str) -> None:
+        parts = urlsplit(endpoint)
+        virtual = style == "virtual" or (
+            style == "auto" and _DNS_BUCKET.match(self.bucket) is not None
+            and not (parts.scheme == "https" and "." in self.bucket))
+        if virtual:
+            self._base = f"{parts.scheme}://{self.bucket}.{parts.netloc}/"
+        else:
+            self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/{quote(self.bucket, safe='')}"
+        self._style = style
+
+    # -- one-off calls through botocore ---------------------------------------------------
+
+    def _map_client_error(self, e: Exception, what: str) -> Exception:
+        resp = getattr(e, "response", None) or {}
+        code = str(resp.get("Error", {}).get("Code", ""))
+        status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchBucket",):
+            return NotFound(f"s3://{self.bucket}: no such bucket", field="uri")
+        if status == 403 or code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return PermissionDenied(f"{what}: access denied by S3 ({code or status})")
+        return Unavailable(f"{what}: S3 error {code or status}: {e}")
+
+    async def head_object(self, key: str, version_id: str | None) -> tuple[str, int, str] | None:
+        """(etag, size, version id) of the object, or None when it (or that version) does not exist."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id is not None:
+            kw["VersionId"] = version_id
+        self.requests += 1
+        try:
+            r = await self._client.head_object(**kw)
+        except ClientError as e:
+            resp = e.response
+            status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(resp.get("Error", {}).get("Code", ""))
+            if status in (404, 405) or code in ("404", "NoSuchKey", "NoSuchVersion"):
+                return None
+            if status == 400 and version_id is not None:
+                return None  # a malformed version id names no version
+            raise self._map_client_error(e, f"s3://{self.bucket}/{key}") from None
+        except BotoCoreError as e:
+            raise Unavailable(f"s3://{self.bucket}/{key}: {e}") from None
+        etag = str(r.get("ETag", "")).strip('"')
+        return etag, int(r.get("ContentLength", 0)), str(r.get("VersionId") or "")
+
+    async def bucket_versioned(self) -> bool:
+        """Whether listing should use ListObjectVersions (versioning Enabled or Suspended)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self.requests += 1
+        try:
+            r = await self._client.get_bucket_versioning(Bucket=self.bucket)
+        except ClientError as e:
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if status == 403 and code != "NoSuchBucket":
+                # May list but not read the versioning state: record no version ids.
+                return False
+            raise self._map_client_error(e, f"s3://{self.bucket}") from None
+        except BotoCoreError as e:
+            raise Unavailable(f"s3://{self.bucket}: {e}") from None
+        return r.get("Status") in ("Enabled", "Suspended")
+
+    # -- listing pages ---------------------------------------------------------------------
+
+    async def _credentials(self) -> Any:
+        if self.config.anonymous:
+            return None
+        now = time.monotonic()
+        if self._frozen is None or now - self._frozen_at > 60.0:
+            self._frozen = await self._creds.get_frozen_credentials()
+            self._frozen_at = now
+        return self._frozen
+
+    def _sign(self, url: str, creds: Any) -> dict[str, str]:
+        if creds is None:
+            return {}
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        req = AWSRequest(method="GET", url=url, headers={})
+        S3SigV4Auth(creds, "s3", self.region).add_auth(req)
+        return dict(req.headers.items())
+
+    def _url(self, params: list[tuple[str, str]]) -> str:
+        q = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params))
+        return f"{self._base}?{q}"
+
+    async def list_page(self, prefix: str, *, versioned: bool, after: str = "", vid_marker: str = "",
+                        max_keys: int | None = None) -> tuple[Any, bytes]:
+        """One ListObjectsV2 (or ListObjectVersions) page of ``prefix`` after ``after``.
+
+        Retries transport errors, 5xx and unparseable bodies with backoff;
+        raises domain errors for 4xx.
+        """
+        from depot.native import S3PageError, parse_list_page
+
+        mk = str(max_keys if max_keys is not None else self.config.page_size)
+        if versioned:
+            params = [("versions", ""), ("prefix", prefix), ("max-keys", mk), ("encoding-type", "url")]
+            if after:
+                params.append(("key-marker", after))
+                if vid_marker:
+                    params.append(("version-id-marker", vid_marker))
+        else:
+            params = [("list-type", "2"), ("prefix", prefix), ("max-keys", mk), ("encoding-type", "url")]
+            if after:
+                params.append(("start-after", after))
+        c = self.config
+        last_err = ""
+        for attempt in range(c.max_attempts):
+            if attempt:
+                self.retries += 1
+                await asyncio.sleep(random.random() * min(c.backoff_max, c.backoff_base * (2 ** attempt)))
+            url = self._url(params)
+            creds = await self._credentials()
+            headers = self._sign(url, creds)
+            assert self._http is not None
+            async with self._sem:
+                self.requests += 1
+                try:
+                    async with self._http.get(URL(url, encoded=True), headers=headers) as resp:
+                        body = await resp.read()
+                        status = resp.status
+                        bucket_region = resp.headers.get("x-amz-bucket-region")
+                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as e:
+                    last_err = f"{type(e).__name__}: {e}"
+                    continue
+            if status == 200:
+                try:
+                    return parse_list_page(body), body
+                except S3PageError as e:
+                    last_err = f"bad listing page: {e}"
+                    continue
+            code, msg = _error_code(body)
+            if status in _RETRY_STATUS:
+                last_err = f"HTTP {status} {code}"
+                continue
+            if (status in (301, 307, 400) and bucket_region and bucket_region != self.region
+                    and c.endpoint_url is None):
+                self.region = bucket_region
+                self._set_base(f"https://s3.{bucket_region}.amazonaws.com", self._style)
+                last_err = f"redirected to region {bucket_region}"
+                continue
+            where = f"s3://{self.bucket}/{prefix}"
+            if status == 404 and code == "NoSuchBucket":
+                raise NotFound(f"s3://{self.bucket}: no such bucket", field="uri")
+            if status == 403:
+                raise PermissionDenied(f"{where}: S3 denied listing ({code or status}: {msg})")
+            if status == 400:
+                raise InvalidArgument(f"{where}: S3 rejected the listing ({code}: {msg})", field="uri")
+            raise Unavailable(f"{where}: S3 answered HTTP {status} {code}: {msg}")
+        raise Unavailable(
+            f"s3://{self.bucket}/{prefix}: listing failed after {c.max_attempts} attempts ({last_err})")

@@ -1,0 +1,48 @@
+"""Asks the metadata service whether a caller may touch an entity.
+
+The manifest service has no database; it forwards the caller's API key to
+metadata's CheckAccess and caches positive answers briefly, so a burst of
+uploads costs one round trip, and a revoked key stops working within TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import grpc
+
+from depot.metadata.v1 import metadata_pb2 as mpb
+from depot.metadata.v1 import metadata_pb2_grpc
+from depot.services.common.errors import PermissionDenied, Unauthenticated, Unavailable
+
+READ = mpb.PERMISSION_READ
+WRITE = mpb.PERMISSION_WRITE
+CACHE_TTL_S = 10.0
+
+
+class MetadataAccess:
+    def __init__(self, channel: grpc.aio.Channel):
+        self._stub = metadata_pb2_grpc.MetadataServiceStub(channel)
+        self._cache: dict[tuple[bytes, str, int], float] = {}
+
+    async def check(self, api_key: str, entity: str, permission: int) -> None:
+        ck = (hashlib.sha256(api_key.encode()).digest(), entity, permission)
+        now = time.monotonic()
+        if self._cache.get(ck, 0.0) > now:
+            return
+        try:
+            await self._stub.CheckAccess(
+                mpb.CheckAccessRequest(api_key=api_key, entity=entity, permission=permission),
+                metadata=(("authorization", f"Bearer {api_key}"),),
+                timeout=10,
+            )
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise Unauthenticated(e.details() or "invalid API key") from None
+            if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT):
+                raise PermissionDenied(e.details() or "permission denied", field="entity") from None
+            raise Unavailable(f"metadata service: {e.details()}") from None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[ck] = now + CACHE_TTL_S

@@ -1,0 +1,118 @@
+"""Content-addressed blobs: verified on upload, deduplicated per entity.
+
+A blob's key is derived from its digest, so the same bytes uploaded twice
+by one entity are stored once. The server recomputes the digest of what it
+receives and refuses bytes that do not match the claim, so a manifest entry
+always names bytes that really have that digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from depot.services.common.errors import FailedPrecondition, InvalidArgument
+
+from .store import BlobStore
+
+BLOB_ALGORITHMS = ("xxh3_128", "md5")
+MAX_BLOB = 5 * 1024**3  # one S3 PutObject
+
+
+@dataclass(frozen=True)
+class BlobId:
+    algorithm: str
+    digest: str  # standard base64 of the raw digest
+
+    def hex(self) -> str:
+        return base64.b64decode(self.digest).hex()
+
+
+def check_blob_id(algorithm: str, digest: str, field: str = "digest") -> BlobId:
+    if algorithm not in BLOB_ALGORITHMS:
+        raise InvalidArgument(
+            f"blob digest algorithm must be one of {', '.join(BLOB_ALGORITHMS)}, not {algorithm!r}",
+            field=f"{field}.algorithm",
+        )
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise InvalidArgument(
+            f"digest {digest!r} is not the base64 of a 16-byte {algorithm} digest",
+            field=f"{field}.digest",
+        )
+    return BlobId(algorithm, digest)
+
+
+def blob_key(entity: str, blob: BlobId) -> str:
+    h = blob.hex()
+    return f"{entity}/blobs/{blob.algorithm}/{h[:2]}/{h}"
+
+
+def _hasher(algorithm: str) -> Any:
+    return xxhash.xxh3_128() if algorithm == "xxh3_128" else hashlib.md5()
+
+
+class Blobs:
+    def __init__(self, store: BlobStore, tmp_dir: Path | None = None):
+        self._store = store
+        self._tmp = tmp_dir
+
+    async def missing(self, entity: str, blobs: list[BlobId]) -> list[BlobId]:
+        out = []
+        for b in blobs:
+            if not await self._store.exists(blob_key(entity, b)):
+                out.append(b)
+        return out
+
+    async def exists(self, entity: str, blob: BlobId) -> bool:
+        return await self._store.exists(blob_key(entity, blob))
+
+    async def upload(
+        self, entity: str, blob: BlobId, size: int, chunks: AsyncIterator[bytes]
+    ) -> bool:
+        """Stores the bytes if they hash to ``blob``; False when already stored."""
+        if size < 0 or size > MAX_BLOB:
+            raise InvalidArgument(f"blob size must be between 0 and {MAX_BLOB}", field="size")
+        h = _hasher(blob.algorithm)
+        received = 0
+        with tempfile.NamedTemporaryFile(dir=self._tmp, prefix="upload-") as f:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > size:
+                    raise InvalidArgument(
+                        f"received more than the declared {size} bytes", field="size"
+                    )
+                h.update(chunk)
+                f.write(chunk)
+            f.flush()
+            if received != size:
+                raise InvalidArgument(
+                    f"received {received} bytes, declared {size}", field="size"
+                )
+            actual = base64.b64encode(h.digest()).decode()
+            if actual != blob.digest:
+                raise FailedPrecondition(
+                    f"uploaded bytes have {blob.algorithm} digest {actual}, not the claimed "
+                    f"{blob.digest}; nothing was stored",
+                    field="digest",
+                    reason="DIGEST_MISMATCH",
+                )
+            key = blob_key(entity, blob)
+            if await self._store.exists(key):
+                return False
+            await self._store.put_file(key, Path(f.name))
+            return True
+
+    def read(self, entity: str, blob: BlobId) -> AsyncIterator[bytes]:
+        return self._store.read(blob_key(entity, blob))

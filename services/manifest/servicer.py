@@ -1,0 +1,130 @@
+"""gRPC handlers of the manifest service: authorize, call the domain, convert."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from depot.manifest.v1 import manifest_pb2 as pb
+from depot.manifest.v1 import manifest_pb2_grpc
+from depot.native import ManifestEntry
+from depot.services.common.credentials import bearer_from_metadata
+from depot.services.common.errors import InvalidArgument
+from depot.services.common.status import translate_errors, translate_stream_errors
+
+from .access import READ, WRITE, MetadataAccess
+from .blobs import BlobId, Blobs, check_blob_id
+from .manifests import Manifests
+
+BATCH = 1000
+MAX_FIND = 10_000
+
+
+def _entry(e: pb.ManifestEntry) -> ManifestEntry:
+    return ManifestEntry(e.path, e.algorithm, e.digest, e.size, e.ref, e.version_id, e.extra_json)
+
+
+def _entry_pb(e: ManifestEntry) -> pb.ManifestEntry:
+    return pb.ManifestEntry(
+        path=e.path,
+        algorithm=e.algorithm,
+        digest=e.digest,
+        size=e.size,
+        ref=e.ref,
+        version_id=e.version_id,
+        extra_json=e.extra,
+    )
+
+
+class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
+    def __init__(self, access: MetadataAccess, blobs: Blobs, manifests: Manifests):
+        self._access = access
+        self._blobs = blobs
+        self._manifests = manifests
+
+    async def _authorize(self, context: grpc.aio.ServicerContext, entity: str, perm: int) -> None:
+        if not entity:
+            raise InvalidArgument("entity is required", field="entity")
+        key = bearer_from_metadata(context.invocation_metadata())
+        await self._access.check(key, entity, perm)
+
+    @translate_errors
+    async def FindMissingBlobs(
+        self, request: pb.FindMissingBlobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.FindMissingBlobsResponse:
+        await self._authorize(context, request.entity, WRITE)
+        if len(request.blobs) > MAX_FIND:
+            raise InvalidArgument(f"at most {MAX_FIND} blobs per call", field="blobs")
+        ids = [check_blob_id(b.algorithm, b.digest, f"blobs[{i}]") for i, b in enumerate(request.blobs)]
+        missing = await self._blobs.missing(request.entity, ids)
+        return pb.FindMissingBlobsResponse(
+            missing=[pb.BlobDigest(algorithm=b.algorithm, digest=b.digest) for b in missing]
+        )
+
+    @translate_errors
+    async def UploadBlob(
+        self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: grpc.aio.ServicerContext
+    ) -> pb.Blob:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("header"):
+            raise InvalidArgument("the first message must be the upload header", field="header")
+        h = first.header
+        await self._authorize(context, h.entity, WRITE)
+        blob = check_blob_id(h.digest.algorithm, h.digest.digest, "header.digest")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for msg in request_iterator:
+                if msg.HasField("header"):
+                    raise InvalidArgument("only one header per upload", field="header")
+                yield msg.chunk
+
+        created = await self._blobs.upload(h.entity, blob, h.size, chunks())
+        return pb.Blob(digest=h.digest, size=h.size, created=created)
+
+    @translate_stream_errors
+    async def ReadBlob(
+        self, request: pb.ReadBlobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BlobChunk]:
+        await self._authorize(context, request.entity, READ)
+        blob: BlobId = check_blob_id(request.digest.algorithm, request.digest.digest)
+        async for chunk in self._blobs.read(request.entity, blob):
+            yield pb.BlobChunk(data=chunk)
+
+    @translate_errors
+    async def CreateManifest(
+        self,
+        request_iterator: AsyncIterator[pb.CreateManifestRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.ManifestRef:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("header"):
+            raise InvalidArgument("the first message must be the manifest header", field="header")
+        h = first.header
+        await self._authorize(context, h.entity, WRITE)
+
+        async def batches() -> AsyncIterator[list[ManifestEntry]]:
+            async for msg in request_iterator:
+                if msg.HasField("header"):
+                    raise InvalidArgument("only one header per manifest", field="header")
+                yield [_entry(e) for e in msg.batch.entries]
+
+        m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches())
+        return pb.ManifestRef(
+            entity=m.entity,
+            manifest_id=m.manifest_id,
+            digest=m.digest,
+            digest_algorithm=m.digest_algorithm,
+            size=m.size,
+            file_count=m.file_count,
+            token=m.token,
+        )
+
+    @translate_stream_errors
+    async def ReadManifest(
+        self, request: pb.ReadManifestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.EntryBatch]:
+        await self._authorize(context, request.entity, READ)
+        async for batch in self._manifests.read(request.entity, request.manifest_id):
+            for i in range(0, len(batch), BATCH):
+                yield pb.EntryBatch(entries=[_entry_pb(e) for e in batch[i : i + BATCH]])

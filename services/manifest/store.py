@@ -1,0 +1,206 @@
+"""Blob stores: where blobs and manifests live (local directory or S3).
+
+Keys are relative ``/``-separated paths chosen by Depot itself (entity
+namespace, algorithm, hex digest); they are still checked so that no key
+can escape the store's root. Writes are atomic: a reader sees the whole
+object or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from depot.services.common.errors import InvalidArgument, NotFound
+
+CHUNK = 1 << 20
+
+
+def check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or "\0" in key or any(p in ("", ".", "..") for p in parts):
+        raise InvalidArgument(f"invalid blob key {key!r}")
+    return key
+
+
+class BlobStore(Protocol):
+    url: str
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def put_file(self, key: str, path: Path) -> None: ...
+
+    async def get_to_file(self, key: str, path: Path) -> None: ...
+
+    def read(self, key: str) -> AsyncIterator[bytes]: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalBlobStore:
+    """A directory; the default for laptops and tests."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.url = self.root.as_uri()
+        self.tmp = self.root / ".tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / check_key(key)).resolve()
+        if not p.is_relative_to(self.root):
+            raise InvalidArgument(f"blob key {key!r} escapes the store root")
+        return p
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        dest = self._path(key)
+
+        def put() -> None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # Copy to a temp name in the store, then rename: atomic on POSIX.
+            fd, tmp = tempfile.mkstemp(dir=self.tmp)
+            os.close(fd)
+            try:
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+        await asyncio.to_thread(put)
+
+    async def get_to_file(self, key: str, path: Path) -> None:
+        src = self._path(key)
+        try:
+            await asyncio.to_thread(shutil.copyfile, src, path)
+        except FileNotFoundError:
+            raise NotFound(f"blob {key} not found") from None
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        src = self._path(key)
+        try:
+            f = await asyncio.to_thread(open, src, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {key} not found") from None
+        try:
+            while chunk := await asyncio.to_thread(f.read, CHUNK):
+                yield chunk
+        finally:
+            f.close()
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    # Server-side encryption passes through, e.g. "aws:kms" or "AES256".
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+
+class S3BlobStore:
+    """An S3 bucket (AWS, MinIO, Ceph, ...) through aiobotocore."""
+
+    def __init__(self, settings: S3Settings, client: Any, stack: AsyncExitStack):
+        self.settings = settings
+        self.url = f"s3://{settings.bucket}/{settings.prefix}".rstrip("/")
+        self._client = client
+        self._stack = stack
+
+    @classmethod
+    async def open(cls, settings: S3Settings) -> S3BlobStore:
+        from aiobotocore.session import get_session
+
+        stack = AsyncExitStack()
+        client = await stack.enter_async_context(
+            get_session().create_client(
+                "s3", endpoint_url=settings.endpoint_url, region_name=settings.region or "us-east-1"
+            )
+        )
+        return cls(settings, client, stack)
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.settings.prefix}/{key}" if self.settings.prefix else key
+
+    def _sse(self) -> dict[str, str]:
+        extra = {}
+        if self.settings.sse:
+            extra["ServerSideEncryption"] = self.settings.sse
+        if self.settings.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = self.settings.sse_kms_key_id
+        return extra
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self._client.head_object(Bucket=self.settings.bucket, Key=self._key(key))
+            return True
+        except self._client.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    async def put_file(self, key: str, path: Path) -> None:
+        with open(path, "rb") as f:
+            await self._client.put_object(
+                Bucket=self.settings.bucket, Key=self._key(key), Body=f, **self._sse()
+            )
+
+    async def _get(self, key: str) -> Any:
+        try:
+            return await self._client.get_object(Bucket=self.settings.bucket, Key=self._key(key))
+        except self._client.exceptions.NoSuchKey:
+            raise NotFound(f"blob {key} not found") from None
+
+    async def get_to_file(self, key: str, path: Path) -> None:
+        resp = await self._get(key)
+        async with resp["Body"] as body:
+            with open(path, "wb") as f:
+                while chunk := await body.read(CHUNK):
+                    f.write(chunk)
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        resp = await self._get(key)
+        async with resp["Body"] as body:
+            while chunk := await body.read(CHUNK):
+                yield chunk
+
+    async def delete(self, key: str) -> None:
+        await self._client.delete_object(Bucket=self.settings.bucket, Key=self._key(key))
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+
+async def open_store(url: str, **s3: Any) -> BlobStore:
+    """``file:///path`` or a plain path → local; ``s3://bucket/prefix`` → S3."""
+    parts = urlsplit(url)
+    if parts.scheme in ("", "file"):
+        return LocalBlobStore(Path(parts.path if parts.scheme else url))
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise InvalidArgument(f"storage URL {url!r} has no bucket")
+        settings = S3Settings(parts.netloc, parts.path.strip("/"), **s3)
+        return await S3BlobStore.open(settings)
+    raise InvalidArgument(f"unsupported storage URL {url!r}: use file:// or s3://")

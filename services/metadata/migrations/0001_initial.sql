@@ -1,0 +1,117 @@
+-- 0001: the initial schema.
+CREATE TABLE schema_migrations (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A user, team or org. Users own API keys; teams and orgs have members.
+CREATE TABLE entities (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    kind text NOT NULL CHECK (kind IN ('user', 'team', 'org')),
+    superuser boolean NOT NULL DEFAULT false,
+    create_time timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE memberships (
+    entity_id bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    user_id bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    role text NOT NULL CHECK (role IN ('admin', 'member', 'viewer')),
+    PRIMARY KEY (entity_id, user_id)
+);
+
+-- Keys are stored as SHA-256 of the secret part; the secret is shown once.
+CREATE TABLE api_keys (
+    id text PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    secret_sha256 bytea NOT NULL,
+    description text NOT NULL DEFAULT '',
+    create_time timestamptz NOT NULL DEFAULT now(),
+    revoke_time timestamptz
+);
+
+CREATE TABLE projects (
+    id bigserial PRIMARY KEY,
+    entity_id bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (entity_id, name)
+);
+
+CREATE TABLE runs (
+    id bigserial PRIMARY KEY,
+    project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    job_type text NOT NULL DEFAULT '',
+    state text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'finished', 'failed')),
+    config jsonb NOT NULL DEFAULT '{}',
+    create_time timestamptz NOT NULL DEFAULT now(),
+    finish_time timestamptz,
+    UNIQUE (project_id, name)
+);
+
+-- An artifact collection: a name with a type fixed at creation.
+-- next_index is the gap-free version counter; committing locks this row.
+CREATE TABLE collections (
+    id bigserial PRIMARY KEY,
+    project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    type text NOT NULL,
+    next_index integer NOT NULL DEFAULT 0,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (project_id, name)
+);
+
+CREATE TABLE versions (
+    id bigserial PRIMARY KEY,
+    uid uuid NOT NULL UNIQUE,
+    collection_id bigint NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    -- NULL while pending; assigned from collections.next_index on commit.
+    index integer,
+    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'committed', 'deleted')),
+    digest text,
+    digest_algorithm text,
+    manifest_id text,
+    size bigint NOT NULL DEFAULT 0,
+    file_count bigint NOT NULL DEFAULT 0,
+    description text NOT NULL DEFAULT '',
+    metadata jsonb NOT NULL DEFAULT '{}',
+    producer_run_id bigint REFERENCES runs (id) ON DELETE SET NULL,
+    ttl interval,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    commit_time timestamptz,
+    delete_time timestamptz,
+    UNIQUE (collection_id, index),
+    CHECK ((state = 'pending') = (index IS NULL))
+);
+
+-- Dedup lookup: a live version of the collection with the same digest.
+CREATE INDEX versions_digest ON versions (collection_id, digest) WHERE state = 'committed';
+
+-- An alias names at most one version of a collection.
+CREATE TABLE aliases (
+    collection_id bigint NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    alias text NOT NULL,
+    version_id bigint NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    PRIMARY KEY (collection_id, alias)
+);
+CREATE INDEX aliases_version ON aliases (version_id);
+
+-- Consumers: runs that used a version.
+CREATE TABLE run_inputs (
+    run_id bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    version_id bigint NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    use_time timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, version_id)
+);
+CREATE INDEX run_inputs_version ON run_inputs (version_id);
+
+-- Results of mutating calls by request_id, so a retry returns the first result.
+CREATE TABLE idempotency (
+    caller_id bigint NOT NULL,
+    method text NOT NULL,
+    request_id text NOT NULL,
+    response bytea NOT NULL,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (caller_id, method, request_id)
+);

@@ -1,0 +1,22 @@
+"""Wires the metadata service's parts onto a grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+
+from depot.metadata.v1 import metadata_pb2, metadata_pb2_grpc
+
+from .access import Access
+from .artifacts import Artifacts
+from .idempotency import Idempotency
+from .servicer import MetadataServicer
+
+SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
+
+
+def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: bytes) -> str:
+    access = Access(pool)
+    servicer = MetadataServicer(access, Artifacts(pool, access), Idempotency(pool), internal_secret)
+    metadata_pb2_grpc.add_MetadataServiceServicer_to_server(servicer, server)
+    return SERVICE_NAME

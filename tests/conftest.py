@@ -1,0 +1,213 @@
+"""Real parts for the tests: PostgreSQL, an S3 server (moto), gRPC servers on port 0.
+
+PostgreSQL: DEPOT_TEST_DATABASE_URL when set (CI may start one), else a
+local cluster started here (machine binaries or the embedded wheel). Every
+test gets a fresh database cloned from a migrated template
+(procrastinate's pattern), so tests never see each other's rows.
+
+S3: DEPOT_TEST_S3_ENDPOINT when set, else moto's server on a free loopback port.
+
+The Depot server runs in its own thread with its own event loop, so the
+synchronous SDK and generated stubs can call it from plain test functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import boto3
+import grpc
+import pytest
+
+from depot.services.allinone.postgres import LocalPostgres
+from depot.services.common.config import Config
+from depot.services.metadata import db
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# Never reach a real AWS endpoint from the tests.
+os.environ.pop("AWS_PROFILE", None)
+
+_counter = itertools.count()
+
+
+@dataclass
+class Postgres:
+    admin_dsn: str
+    template: str
+
+    def dsn_for(self, name: str) -> str:
+        base, _, query = self.admin_dsn.partition("?")
+        base = base.rsplit("/", 1)[0] + "/" + name
+        return f"{base}?{query}" if query else base
+
+    def new_database(self) -> str:
+        name = f"t_{os.getpid()}_{next(_counter)}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        return self.dsn_for(name)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    url = os.environ.get("DEPOT_TEST_DATABASE_URL")
+    local = None
+    if not url:
+        local = LocalPostgres.for_data_dir(tmp_path_factory.mktemp("pg")).start()
+        url = local.dsn("postgres")
+    pg = Postgres(url, f"depot_template_{os.getpid()}")
+
+    async def build_template() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{pg.template}"')
+            await conn.execute(f'CREATE DATABASE "{pg.template}"')
+        finally:
+            await conn.close()
+        await db.migrate(pg.dsn_for(pg.template))
+
+    asyncio.run(build_template())
+    yield pg
+    if local is not None:
+        local.stop()
+
+
+@pytest.fixture
+def database_url(postgres: Postgres) -> str:
+    return postgres.new_database()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    url = os.environ.get("DEPOT_TEST_S3_ENDPOINT")
+    if url:
+        yield url
+        return
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    name = f"depot-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+class ServerThread:
+    """The all-in-one server in a background thread with its own event loop."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.address = ""
+        self.admin_key = ""
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        from depot.services.allinone.app import start
+
+        async def run() -> None:
+            self._stop = asyncio.Event()
+            async with AsyncExitStack() as stack:
+                running = await start(self.config, stack)
+                self.address = running.address
+                self.admin_key = running.admin_key_file.read_text().strip()
+                self._ready.set()
+                await self._stop.wait()
+
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(run())
+        except BaseException as e:  # noqa: BLE001 - surfaced by start()
+            self._error = e
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(60)
+        if self._error:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+def make_config(data_dir: Path, database_url: str, storage_url: str, **env: str) -> Config:
+    return Config.from_env(
+        {
+            "DEPOT_DATA_DIR": str(data_dir),
+            "DEPOT_DATABASE_URL": database_url,
+            "DEPOT_STORAGE_URL": storage_url,
+            "DEPOT_LISTEN": "127.0.0.1:0",
+            **env,
+        }
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
+    """A Depot server on a fresh database and a local blob directory."""
+    cfg = make_config(tmp_path / "depot-data", database_url, (tmp_path / "blobs").as_uri())
+    srv = ServerThread(cfg).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["file", "s3"])
+def any_server(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> Iterator[ServerThread]:
+    """The same server on each blob backend: a local directory and S3 (moto)."""
+    if request.param == "file":
+        storage = (tmp_path / "blobs").as_uri()
+        env: dict[str, str] = {}
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        storage = f"s3://{request.getfixturevalue('s3_bucket')}/depot"
+        env = {"DEPOT_S3_ENDPOINT_URL": endpoint}
+    srv = ServerThread(make_config(tmp_path / "depot-data", database_url, storage, **env)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def channel(server: ServerThread) -> Iterator[grpc.Channel]:
+    ch = grpc.insecure_channel(server.address)
+    yield ch
+    ch.close()
+
+
+@pytest.fixture
+def auth(server: ServerThread) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {server.admin_key}"),)
