@@ -55,7 +55,7 @@ import random
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 

@@ -74,7 +74,7 @@ def hash_files(paths, algorithms=("xxh3_128",), int threads=0):
         raise ValueError("threads must be >= 0")
     cdef list strs = [os.fspath(p) for p in paths]
     cdef list encoded = [os.fsencode(p) for p in strs]
-    cdef size_t n = len(encoded), i
+    cdef size_t n = len(encoded), i, off
     if n == 0:
         return []
     cdef int nthreads = threads or (os.cpu_count() or 1)
@@ -94,9 +94,8 @@ def hash_files(paths, algorithms=("xxh3_128",), int threads=0):
         for i in range(n):
             if err[i]:
                 raise OSError(err[i], os.strerror(err[i]), strs[i])
-        want_x = "xxh3_128" in names
         if len(names) == 1:
-            off = 0 if want_x else 16
+            off = 0 if names[0] == "xxh3_128" else 16
             return [(PyBytes_FromStringAndSize(<const char *>out + 32 * i + off, 16),)
                     for i in range(n)]
         return [_pick(names, out + 32 * i) for i in range(n)]

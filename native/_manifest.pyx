@@ -583,7 +583,18 @@ class ManifestReader:
         cur.n = PyBytes_GET_SIZE(rb)
         cur.pos = 0
         total = cur.varint()
-        size = cur.varint()
+        # The total size may pass 2**64 (it is a sum): decode it with Python ints.
+        size = 0
+        shift = 0
+        while True:
+            if cur.pos >= cur.n:
+                raise ManifestError("truncated manifest: varint runs past the end")
+            byte = cur.p[cur.pos]
+            cur.pos += 1
+            size |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
         cdef uint64_t dlen = cur.varint()
         cdef const char *dq = cur.take(dlen)
         try:

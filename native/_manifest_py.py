@@ -257,7 +257,8 @@ class _Cursor:
         self.data = data
         self.pos = 0
 
-    def varint(self) -> int:
+    def varint(self, wide: bool = False) -> int:
+        """Entry fields are 64-bit; ``wide`` (the footer's total size) is unbounded."""
         n = shift = 0
         data = self.data
         while True:
@@ -267,11 +268,11 @@ class _Cursor:
             self.pos += 1
             n |= (b & 0x7F) << shift
             if b < 0x80:
-                if n >> 64:
+                if n >> 64 and not wide:
                     raise ManifestError("malformed manifest: varint too long")
                 return n
             shift += 7
-            if shift > 63:
+            if shift > 63 and not wide:
                 raise ManifestError("malformed manifest: varint too long")
 
     def take(self, n: int) -> bytes:
@@ -350,7 +351,7 @@ class ManifestReader:
         rest = self._in.read()
         cur = _Cursor(rest)
         total = cur.varint()
-        size = cur.varint()
+        size = cur.varint(wide=True)
         try:
             digest = cur.take(cur.varint()).decode("ascii")
         except UnicodeDecodeError:

@@ -33,6 +33,7 @@ cdef extern from "depot_s3page.h" nogil:
         size_t bad_entry
         dp_entry *ents
         char err[256]
+        size_t errlen
     int DP_OK, DP_ERR, DP_NOMEM, DP_ERROR_DOC, DP_BAD_SIZE, DP_NO_KEY
     int DP_K_V2, DP_K_VERSIONS
     int DP_T_NCT, DP_T_NKM, DP_T_NVIM, DP_T_CODE, DP_T_MSG
@@ -161,7 +162,7 @@ def parse_list_page(body):
         if rc == DP_NOMEM:
             raise MemoryError()
         if rc == DP_ERR:
-            raise S3PageError(P.err.decode("latin-1"))
+            raise S3PageError(P.err[:P.errlen].decode("latin-1"))
         if rc == DP_ERROR_DOC:
             raise S3PageError(
                 f"S3 error {_span_str(&P, P.top[DP_T_CODE])}: {_span_str(&P, P.top[DP_T_MSG])}"

@@ -43,6 +43,7 @@ typedef struct {
     dp_span last_key;
     size_t bad_entry;                         /* DP_BAD_SIZE: which entry */
     char err[256];
+    size_t errlen;                            /* err may hold NUL bytes from tag names */
 } dp_parse;
 
 #define DP_OK 0
@@ -52,6 +53,18 @@ typedef struct {
 #define DP_BAD_SIZE 3    /* entry bad_entry has a bad or missing <Size> */
 #define DP_NO_KEY 4      /* entry bad_entry has no <Key> */
 
+#define DP_FAIL(...) do { snprintf(P->err, sizeof P->err, __VA_ARGS__); P->errlen = strlen(P->err); return DP_ERR; } while (0)
+
+/* "<pre><name[:64]><post>", byte for byte (names may hold any byte, even NUL). */
+static int dp_fail_name(dp_parse *P, const char *pre, const char *name, size_t nl, const char *post) {
+    size_t a = strlen(pre), c = strlen(post);
+    if (nl > 64) nl = 64;
+    memcpy(P->err, pre, a);
+    memcpy(P->err + a, name, nl);
+    memcpy(P->err + a + nl, post, c);
+    P->errlen = a + nl + c;
+    return DP_ERR;
+}
 static void dp_init(dp_parse *P) {
     memset(P, 0, sizeof *P);
     for (int i = 0; i < DP_NT; i++) P->top[i].len = -1;
@@ -138,8 +151,7 @@ static int dp_put_text(dp_parse *P, const char *raw, size_t n) {
         size_t lim = a + 12 < n ? a + 12 : n;
         const char *semi = memchr(raw + a + 1, ';', lim > a + 1 ? lim - (a + 1) : 0);
         if (!semi) {
-            snprintf(P->err, sizeof P->err, "malformed XML: unterminated entity reference");
-            return DP_ERR;
+            DP_FAIL("malformed XML: unterminated entity reference");
         }
         const char *name = raw + a + 1;
         size_t nl = (size_t)(semi - name);
@@ -168,9 +180,7 @@ static int dp_put_text(dp_parse *P, const char *raw, size_t n) {
                 }
             }
             if (cp <= 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-                snprintf(P->err, sizeof P->err, "malformed XML: bad entity reference &%.*s;",
-                         (int)nl, name);
-                return DP_ERR;
+                return dp_fail_name(P, "malformed XML: bad entity reference &", name, nl, ";");
             }
             char u[4];
             size_t ul;
@@ -223,7 +233,6 @@ static int dp_entry_field(const char *name, size_t nl) {
     return -1;
 }
 
-#define DP_FAIL(...) do { snprintf(P->err, sizeof P->err, __VA_ARGS__); return DP_ERR; } while (0)
 #define DP_TRUNC_TAG() DP_FAIL("truncated XML: document ends inside a tag")
 
 /* Where a finished capture goes. */
@@ -298,7 +307,7 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
             if (q >= n) DP_TRUNC_TAG();
             if (d[q] != '>') DP_FAIL("malformed XML: bad end tag");
             if (depth == 0 || st_len[depth - 1] != nl || memcmp(d + st_off[depth - 1], d + nstart, nl))
-                DP_FAIL("malformed XML: unexpected end tag </%.*s>", (int)(nl > 64 ? 64 : nl), d + nstart);
+                return dp_fail_name(P, "malformed XML: unexpected end tag </", d + nstart, nl, ">");
             pos = q + 1;
             if (cap >= 0 && depth == cap_depth) {
                 if ((rc = dp_end_capture(P, cap_target, cap, &cur, cap_start))) return rc;
@@ -352,7 +361,7 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
             if (dp_is(name, nl, "ListBucketResult")) P->kind = DP_K_V2;
             else if (dp_is(name, nl, "ListVersionsResult")) P->kind = DP_K_VERSIONS;
             else if (dp_is(name, nl, "Error")) P->kind = DP_K_ERROR;
-            else DP_FAIL("not an S3 listing page: root element <%.*s>", (int)(nl > 64 ? 64 : nl), name);
+            else return dp_fail_name(P, "not an S3 listing page: root element <", name, nl, ">");
         } else if (nd == 2) {
             int t = dp_top_field(name, nl);
             if (t >= 0) {

@@ -8,6 +8,7 @@ creates the superuser ``admin`` and writes its API key to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -42,9 +43,10 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     """Starts everything; ``stack`` stops it all again in reverse order."""
     dsn = config.database_url
     if dsn is None:
-        pg = LocalPostgres.for_data_dir(config.data_dir).start()
+        pg = LocalPostgres.for_data_dir(config.data_dir)
+        await asyncio.to_thread(pg.start)
         stack.callback(pg.stop)
-        dsn = pg.create_database("depot")
+        dsn = await pg.create_database("depot")
     applied = await db.migrate(dsn)
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))

@@ -120,28 +120,24 @@ class LocalPostgres:
         if (self.pgdata / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
 
-    def create_database(self, name: str, template: str | None = None) -> str:
-        """Creates ``name`` (from ``template`` when given) and returns its DSN."""
+    async def create_database(self, name: str) -> str:
+        """Creates database ``name`` if missing and returns its DSN."""
         import asyncio
 
         import asyncpg
 
-        async def create() -> None:
-            conn = await asyncpg.connect(self.dsn())
-            try:
-                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-                if not exists:
-                    tpl = f" TEMPLATE {template}" if template else ""
-                    await conn.execute(f'CREATE DATABASE "{name}"{tpl}')
-            finally:
-                await conn.close()
-
         deadline = time.monotonic() + 30
         while True:
             try:
-                asyncio.run(create())
-                return self.dsn(name)
+                conn = await asyncpg.connect(self.dsn())
+                break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.2)
+                await asyncio.sleep(0.2)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.dsn(name)

@@ -158,7 +158,7 @@ async def _split(http: Any, unit: PrefixUnit, page: Any, versioned: bool) -> lis
     return out
 
 
-async def _expand(http: Any, unit: PrefixUnit, versioned: bool, page_size: int) -> list[Any]:
+async def _expand(http: Any, unit: PrefixUnit, versioned: bool) -> list[Any]:
     page, body = await http.list_page(unit.prefix, versioned=versioned)
     if not page.is_truncated:
         return [PrefixUnit(unit.prefix, first=(page, body), splittable=False)]
@@ -171,14 +171,13 @@ async def _expand(http: Any, unit: PrefixUnit, versioned: bool, page_size: int) 
 async def plan_units(http: Any, prefix: str, versioned: bool, *, target: int) -> list[Any]:
     """Units covering exactly the keys under ``prefix``, in key order."""
     units: list[Any] = [PrefixUnit(prefix)]
-    page_size = http.config.page_size
     for _level in range(_MAX_LEVELS):
         pending = [u for u in units if isinstance(u, PrefixUnit) and u.splittable and u.first is None]
         big = [u for u in units if isinstance(u, PrefixUnit)
                and (u.first is None or u.first[0].is_truncated)]
         if not pending or (len(big) >= target and _level > 0):
             break
-        results = await asyncio.gather(*(_expand(http, u, versioned, page_size) for u in pending))
+        results = await asyncio.gather(*(_expand(http, u, versioned) for u in pending))
         by_id = {id(u): r for u, r in zip(pending, results)}
         new: list[Any] = []
         for u in units:

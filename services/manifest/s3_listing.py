@@ -46,7 +46,6 @@ from typing import Any
 from depot.services.common.errors import (
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     TooManyObjects,
     Unavailable,
 )
@@ -74,6 +73,8 @@ __all__ = ["S3Config", "ReferenceStats", "parse_s3_uri", "write_s3_reference"]
 # Parsed pages of later units held in memory per listing worker before spilling
 # raw bodies to a temp file (a native 1000-key page is ~100-200 KiB).
 BUFFER_PAGES_PER_WORKER = 16
+# The planner splits until there are at least this many large units per worker.
+PLAN_UNITS_PER_WORKER = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,6 @@ class ReferenceStats:
 
     uri: str
     objects: int
-    total_size: int
     single_object: bool
     versioned: bool
     units: int
@@ -137,7 +137,6 @@ class _Ordered:
         self.mem_buffered = 0
         self.listed = 0  # objects accepted so far (written + buffered)
         self.written = 0
-        self.total_size = 0
         self.spilled = 0
         self._spill: Any = None
         self._spill_end = 0
@@ -221,7 +220,6 @@ class _Ordered:
         self.writer.add(self.path_prefix + key[self.strip:], "etag", etag, size,
                         ref=self.ref_prefix + key, version_id=version_id)
         self.written += 1
-        self.total_size += size
 
     def _write(self, page: Any, kept: int) -> None:
         n = page.count
@@ -231,8 +229,6 @@ class _Ordered:
             self.writer.add_page(page, self.strip, self.path_prefix, self.ref_prefix,
                                  bucket_versioned=self.versioned)
             self.written += n
-            size = page.size
-            self.total_size += sum(size(i) for i in range(n))
             return
         for i in range(n):
             key = page.key(i)
@@ -300,7 +296,7 @@ async def _write(http: S3HttpClient, uri: str, writer: Any, bucket: str, key: st
         writer.add(path, "etag", etag, size, ref=ref_prefix + key, version_id=vid)
         if _objects_counter is not None:
             _objects_counter.add(1)
-        return ReferenceStats(uri, 1, size, True, bool(vid), 0, http.requests, http.retries, 0,
+        return ReferenceStats(uri, 1, True, bool(vid), 0, http.requests, http.retries, 0,
                               time.perf_counter() - t0)
 
     if version_id is not None:
@@ -317,7 +313,7 @@ async def _write(http: S3HttpClient, uri: str, writer: Any, bucket: str, key: st
         prefix = key
 
     versioned = await http.bucket_versioned()
-    units = await plan_units(http, prefix, versioned, target=concurrency)
+    units = await plan_units(http, prefix, versioned, target=PLAN_UNITS_PER_WORKER * concurrency)
     n = len(units)
     path_prefix = name + "/" if name else ""
     from depot.native import parse_list_page
@@ -332,7 +328,7 @@ async def _write(http: S3HttpClient, uri: str, writer: Any, bucket: str, key: st
         ordered.close()
     if ordered.written != ordered.listed:  # pragma: no cover - internal invariant
         raise Unavailable(f"{uri}: listing ended with {ordered.listed - ordered.written} unwritten objects")
-    return ReferenceStats(uri, ordered.written, ordered.total_size, False, versioned, n,
+    return ReferenceStats(uri, ordered.written, False, versioned, n,
                           http.requests, http.retries, ordered.spilled, time.perf_counter() - t0)
 
 

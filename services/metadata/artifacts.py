@@ -324,29 +324,35 @@ class Artifacts:
             raise InvalidArgument(f"invalid version uid {uid!r}", field="uid") from None
         for a in aliases:
             names.check_settable_alias(a)
+        # Access is checked before taking a connection for the transaction:
+        # holding one while asking the pool for another can exhaust the pool.
+        row = await self._pool.fetchrow(
+            """
+            SELECT v.id, v.collection_id, e.name AS entity
+            FROM versions v JOIN collections c ON c.id = v.collection_id
+            JOIN projects p ON p.id = c.project_id JOIN entities e ON e.id = p.entity_id
+            WHERE v.uid = $1
+            """,
+            parsed,
+        )
+        if row is None:
+            raise NotFound(f"pending version {uid} not found", field="uid")
+        await self._access.require(who, row["entity"], WRITE)
+        if manifest.entity != row["entity"]:
+            raise InvalidArgument("the manifest belongs to another entity", field="manifest.entity")
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """
-                SELECT v.id, v.state, v.collection_id, e.name AS entity
-                FROM versions v JOIN collections c ON c.id = v.collection_id
-                JOIN projects p ON p.id = c.project_id JOIN entities e ON e.id = p.entity_id
-                WHERE v.uid = $1
-                """,
-                parsed,
-            )
-            if row is None:
-                raise NotFound(f"pending version {uid} not found", field="uid")
-            await self._access.require(who, row["entity"], WRITE)
-            if manifest.entity != row["entity"]:
-                raise InvalidArgument(
-                    "the manifest belongs to another entity", field="manifest.entity"
-                )
             # Serializes commits of this collection: index assignment and the
             # digest check below see every earlier commit.
             await conn.execute(
                 "SELECT 1 FROM collections WHERE id = $1 FOR UPDATE", row["collection_id"]
             )
             state = await conn.fetchval("SELECT state FROM versions WHERE id = $1", row["id"])
+            if state is None:
+                # Deduplicated by an earlier attempt: the pending row is gone.
+                raise NotFound(
+                    f"pending version {uid} was already committed as an existing version",
+                    field="uid",
+                )
             if state != "pending":
                 # A retried commit of a version that already went through.
                 return await self._get_by_uid(uid, conn)

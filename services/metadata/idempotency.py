@@ -1,28 +1,28 @@
 """Mutations retried with the same ``request_id`` return the first result (AIP-155).
 
-The first call's serialized response is stored per (caller, method,
-request_id). A session advisory lock on that triple makes a concurrent retry
-wait for the first call and then read its result, so the work happens once.
+The first call claims (caller, method, request_id) by inserting a row with no
+response yet, does the work, then stores the serialized response. A
+concurrent retry finds the claim and waits for the response instead of
+doing the work again. A failed call removes its claim, so a retry runs anew.
+No connection is held while the work runs: the work needs the pool itself.
 Results are kept for ``RETENTION``; the GC prunes older ones.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 
-from depot.services.common.errors import InvalidArgument
+from depot.services.common.errors import Aborted, InvalidArgument
 
 RETENTION = timedelta(days=1)
 MAX_REQUEST_ID = 128
-
-
-def _lock_key(caller_id: int, method: str, request_id: str) -> int:
-    h = hashlib.blake2b(f"{caller_id}\0{method}\0{request_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big", signed=True)
+# How long a retry waits for the first call before answering ABORTED (retryable).
+WAIT_S = 60.0
 
 
 class Idempotency:
@@ -43,36 +43,58 @@ class Idempotency:
             raise InvalidArgument(
                 f"request_id is longer than {MAX_REQUEST_ID} characters", field="request_id"
             )
-        key = _lock_key(caller_id, method, request_id)
-        async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", key)
-            try:
-                stored = await conn.fetchval(
-                    """
-                    SELECT response FROM idempotency
-                    WHERE caller_id = $1 AND method = $2 AND request_id = $3
-                      AND create_time > now() - $4::interval
-                    """,
-                    caller_id,
-                    method,
-                    request_id,
-                    RETENTION,
+        key = (caller_id, method, request_id)
+        claimed = await self._pool.fetchval(
+            """
+            INSERT INTO idempotency (caller_id, method, request_id) VALUES ($1, $2, $3)
+            ON CONFLICT (caller_id, method, request_id) DO UPDATE
+                SET create_time = now(), response = NULL
+                WHERE idempotency.create_time < now() - $4::interval
+            RETURNING true
+            """,
+            *key,
+            RETENTION,
+        )
+        if not claimed:
+            return await self._wait(*key)
+        try:
+            result = await work()
+        except BaseException:
+            await self._pool.execute(
+                "DELETE FROM idempotency WHERE caller_id = $1 AND method = $2 AND request_id = $3",
+                *key,
+            )
+            raise
+        await self._pool.execute(
+            """
+            UPDATE idempotency SET response = $4
+            WHERE caller_id = $1 AND method = $2 AND request_id = $3
+            """,
+            *key,
+            result,
+        )
+        return result
+
+    async def _wait(self, caller_id: int, method: str, request_id: str) -> bytes:
+        deadline = time.monotonic() + WAIT_S
+        delay = 0.01
+        while time.monotonic() < deadline:
+            row = await self._pool.fetchrow(
+                """
+                SELECT response FROM idempotency
+                WHERE caller_id = $1 AND method = $2 AND request_id = $3
+                """,
+                caller_id,
+                method,
+                request_id,
+            )
+            if row is None:
+                raise Aborted(
+                    "the first call with this request_id failed; retrying runs it again",
+                    field="request_id",
                 )
-                if stored is not None:
-                    return bytes(stored)
-                result = await work()
-                await conn.execute(
-                    """
-                    INSERT INTO idempotency (caller_id, method, request_id, response)
-                    VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (caller_id, method, request_id)
-                    DO UPDATE SET response = EXCLUDED.response, create_time = now()
-                    """,
-                    caller_id,
-                    method,
-                    request_id,
-                    result,
-                )
-                return result
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+            if row["response"] is not None:
+                return bytes(row["response"])
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        raise Aborted("the first call with this request_id is still running", field="request_id")

@@ -113,7 +113,8 @@ CREATE TABLE idempotency (
     caller_id bigint NOT NULL,
     method text NOT NULL,
     request_id text NOT NULL,
-    response bytea NOT NULL,
+    -- NULL while the first call is still running.
+    response bytea,
     create_time timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (caller_id, method, request_id)
 );

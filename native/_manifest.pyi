@@ -1,0 +1,50 @@
+from typing import BinaryIO, Iterable, Iterator
+
+from ._manifest_py import ALGORITHMS as ALGORITHMS
+from ._manifest_py import DEFAULT_BLOCK_ENTRIES as DEFAULT_BLOCK_ENTRIES
+from ._manifest_py import MAGIC as MAGIC
+from ._manifest_py import ListPageLike
+from ._manifest_py import ManifestEntry as ManifestEntry
+from ._manifest_py import ManifestError as ManifestError
+from ._manifest_py import ManifestSummary as ManifestSummary
+
+class ArtifactDigester:
+    @property
+    def algorithm(self) -> str: ...
+    def __init__(self, algorithm: str) -> None: ...
+    def update(self, path: str, digest: str) -> None: ...
+    def hexdigest(self) -> str: ...
+
+def artifact_digest(algorithm: str, pairs: Iterable[tuple[str, str]]) -> str: ...
+
+class ManifestWriter:
+    def __init__(
+        self, out: BinaryIO, digest_algorithm: str, block_entries: int = ...
+    ) -> None: ...
+    def add(
+        self,
+        path: str,
+        algorithm: str,
+        digest: str,
+        size: int,
+        ref: str = "",
+        version_id: str = "",
+        extra: str = "",
+    ) -> None: ...
+    def add_many(self, entries: Iterable[ManifestEntry]) -> None: ...
+    def add_page(
+        self,
+        page: ListPageLike,
+        strip: int,
+        path_prefix: str,
+        ref_prefix: str,
+        bucket_versioned: bool = False,
+    ) -> None: ...
+    def close(self) -> ManifestSummary: ...
+
+class ManifestReader:
+    digest_algorithm: str
+    summary: ManifestSummary | None
+    def __init__(self, inp: BinaryIO) -> None: ...
+    def batches(self) -> Iterator[list[ManifestEntry]]: ...
+    def __iter__(self) -> Iterator[ManifestEntry]: ...

@@ -1,0 +1,97 @@
+"""Small builders shared by the integration tests (through the generated stubs)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import xxhash
+
+from depot.manifest.v1 import manifest_pb2 as mpb
+from depot.manifest.v1 import manifest_pb2_grpc
+from depot.metadata.v1 import metadata_pb2 as pb
+from depot.metadata.v1 import metadata_pb2_grpc
+
+
+def b64_xxh(data: bytes) -> str:
+    return base64.b64encode(xxhash.xxh3_128(data).digest()).decode()
+
+
+class Stubs:
+    def __init__(self, channel: grpc.Channel, key: str):
+        self.meta = metadata_pb2_grpc.MetadataServiceStub(channel)
+        self.man = manifest_pb2_grpc.ManifestServiceStub(channel)
+        self.md = (("authorization", f"Bearer {key}"),)
+
+    def upload(self, entity: str, data: bytes, digest: str | None = None) -> mpb.Blob:
+        def reqs() -> Iterator[mpb.UploadBlobRequest]:
+            yield mpb.UploadBlobRequest(
+                header=mpb.UploadBlobHeader(
+                    entity=entity,
+                    digest=mpb.BlobDigest(algorithm="xxh3_128", digest=digest or b64_xxh(data)),
+                    size=len(data),
+                )
+            )
+            yield mpb.UploadBlobRequest(chunk=data)
+
+        return self.man.UploadBlob(reqs(), metadata=self.md)
+
+    def manifest(
+        self, entity: str, entries: list[mpb.ManifestEntry], algorithm: str = "xxh3_128"
+    ) -> mpb.ManifestRef:
+        def reqs() -> Iterator[mpb.CreateManifestRequest]:
+            yield mpb.CreateManifestRequest(
+                header=mpb.ManifestHeader(entity=entity, digest_algorithm=algorithm)
+            )
+            yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries))
+
+        return self.man.CreateManifest(reqs(), metadata=self.md)
+
+    def log(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        files: dict[str, bytes],
+        *,
+        type_: str = "dataset",
+        aliases: list[str] | None = None,
+    ) -> pb.ArtifactVersion:
+        """Pending version → uploads → manifest → commit, as the SDK does."""
+        pending = self.meta.CreateArtifactVersion(
+            pb.CreateArtifactVersionRequest(
+                parent=f"entities/{entity}/projects/{project}", artifact=name, type=type_
+            ),
+            metadata=self.md,
+        )
+        entries = []
+        for path in sorted(files, key=str.encode):
+            self.upload(entity, files[path])
+            entries.append(
+                mpb.ManifestEntry(
+                    path=path, algorithm="xxh3_128", digest=b64_xxh(files[path]),
+                    size=len(files[path]),
+                )
+            )
+        ref = self.manifest(entity, entries)
+        return self.commit(pending.uid, ref, aliases or [])
+
+    def commit(self, uid: str, ref: mpb.ManifestRef, aliases: list[str]) -> pb.ArtifactVersion:
+        return self.meta.CommitArtifactVersion(
+            pb.CommitArtifactVersionRequest(
+                uid=uid,
+                manifest=pb.ManifestRef(
+                    entity=ref.entity, manifest_id=ref.manifest_id, digest=ref.digest,
+                    digest_algorithm=ref.digest_algorithm, size=ref.size,
+                    file_count=ref.file_count, token=ref.token,
+                ),
+                aliases=aliases,
+                request_id=uuid.uuid4().hex,
+            ),
+            metadata=self.md,
+        )
+
+    def get(self, name: str) -> pb.ArtifactVersion:
+        return self.meta.GetArtifactVersion(pb.GetArtifactVersionRequest(name=name), metadata=self.md)
