@@ -120,6 +120,8 @@ class Artifact:
         self.hash_algorithm = hash_algorithm
         self.ttl: timedelta | None = None
         self._manifest = Manifest()
+        # s3:// references the server lists when the artifact is logged.
+        self._server_references: list[mpb.Reference] = []
         # new_file() writes here; removed when the artifact is garbage-collected.
         self._staging: str | None = None
         self._client: Client | None = None
@@ -215,6 +217,13 @@ class Artifact:
         if not checksum:
             base = name or (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc)
             return [self._put(ManifestEntry(base, uri, "none", 0, ref=uri))]
+        if parts.scheme == "s3":
+            # Listed and checksummed by the manifest service when the
+            # artifact is logged: millions of keys never cross the wire.
+            if name:
+                check_entry_path(name, "name")
+            self._server_references.append(mpb.Reference(uri=uri, name=name or "", max_objects=limit))
+            return []
         if parts.scheme != "file":
             raise InvalidArgumentError(
                 f"unsupported reference scheme {parts.scheme!r} (this SDK handles file://)",
@@ -442,7 +451,11 @@ def log_artifact(
 
     def requests() -> Iterator[mpb.CreateManifestRequest]:
         yield mpb.CreateManifestRequest(
-            header=mpb.ManifestHeader(entity=entity, digest_algorithm=art._manifest.digest_algorithm)
+            header=mpb.ManifestHeader(
+                entity=entity,
+                digest_algorithm=art._manifest.digest_algorithm,
+                references=art._server_references,
+            )
         )
         for i in range(0, len(entries), _BATCH):
             batch = [e._pb() for e in entries[i : i + _BATCH]]

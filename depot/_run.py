@@ -63,6 +63,9 @@ class Run:
             v = log_artifact(self._client, parent, self.name, artifact, aliases)
             artifact._client = self._client
             artifact._version = v
+            if artifact._server_references:
+                # The server listed entries this process never saw.
+                artifact._manifest_loaded = False
             return artifact
 
         artifact._future = self._pool.submit(work)

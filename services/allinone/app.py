@@ -71,7 +71,7 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     stack.push_async_callback(channel.close)
     names = [
         add_metadata(server, pool, config.internal_secret),
-        add_manifest(server, store, channel, config.internal_secret),
+        add_manifest(server, store, channel, config.internal_secret, config.reference_policy()),
         add_gc(server, pool),
     ]
     await serving.start(server, names)

@@ -10,10 +10,10 @@ It listens only on a Unix socket in its own directory: no TCP port to clash.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import time
@@ -62,8 +62,13 @@ class LocalPostgres:
         pgdata = data_dir / "pg"
         if os.geteuid() == 0:
             run_as = _ensure_system_user()
-            tag = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
-            pgdata = Path("/var/tmp") / f"depot-pg-{tag}"
+            # The cluster's name is kept in the data dir, so a data dir that is
+            # deleted and made anew at the same path gets a new, empty cluster.
+            marker = data_dir / "pg-cluster-id"
+            if not marker.exists():
+                data_dir.mkdir(parents=True, exist_ok=True)
+                marker.write_text(secrets.token_hex(8))
+            pgdata = Path("/var/tmp") / f"depot-pg-{marker.read_text().strip()}"
         return cls(pgdata, find_bindir(), run_as)
 
     @property

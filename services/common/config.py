@@ -11,6 +11,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from depot.services.manifest.references import ReferencePolicy
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class Config:
     s3_sse: str | None
     s3_sse_kms_key_id: str | None
     gc_interval_s: float
+    # Buckets the manifest service may list for references ("*" = any).
+    reference_buckets: str
+    reference_s3_endpoint_url: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, *, default_port: int = 50051) -> Config:
@@ -56,6 +63,10 @@ class Config:
             s3_sse=env.get("DEPOT_S3_SSE") or None,
             s3_sse_kms_key_id=env.get("DEPOT_S3_SSE_KMS_KEY_ID") or None,
             gc_interval_s=float(env.get("DEPOT_GC_INTERVAL_S", "3600")),
+            reference_buckets=env.get("DEPOT_REFERENCE_BUCKETS", ""),
+            reference_s3_endpoint_url=(
+                env.get("DEPOT_REFERENCE_S3_ENDPOINT_URL") or env.get("DEPOT_S3_ENDPOINT_URL") or None
+            ),
         )
 
     def s3_options(self) -> dict[str, str | None]:
@@ -65,3 +76,10 @@ class Config:
             "sse": self.s3_sse,
             "sse_kms_key_id": self.s3_sse_kms_key_id,
         }
+
+    def reference_policy(self) -> ReferencePolicy:
+        from depot.services.manifest._s3_http import S3Config
+        from depot.services.manifest.references import ReferencePolicy
+
+        s3 = S3Config(endpoint_url=self.reference_s3_endpoint_url, region=self.s3_region)
+        return ReferencePolicy.from_setting(self.reference_buckets, s3)

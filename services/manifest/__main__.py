@@ -27,7 +27,7 @@ async def _serve(config: Config) -> None:
     try:
         server = serving.new_server()
         port = serving.bind(server, config.listen)
-        name = add_manifest(server, store, channel, config.internal_secret)
+        name = add_manifest(server, store, channel, config.internal_secret, config.reference_policy())
         await serving.start(server, [name])
         logging.info("manifest service on port %d, store %s", port, store.url)
         await serving.wait_for_signal()

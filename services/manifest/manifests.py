@@ -8,21 +8,32 @@ summary is signed so the metadata service can trust the digest and size.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import heapq
 import json
+import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from depot.native import ManifestEntry, ManifestError, ManifestReader, ManifestWriter
+from depot.native import (
+    ManifestEntry,
+    ManifestError,
+    ManifestReader,
+    ManifestSummary,
+    ManifestWriter,
+)
 from depot.services.common.credentials import sign_manifest
 from depot.services.common.entry_paths import check_entry_path
 from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 
 from .blobs import BLOB_ALGORITHMS, Blobs, check_blob_id
+from .references import ReferencePolicy, ReferenceSpec
 from .store import BlobStore
 
 REF_SCHEMES = ("s3", "gs", "file", "http", "https")
@@ -46,18 +57,6 @@ def manifest_key(entity: str, manifest_id: str) -> str:
     if len(manifest_id) != 64 or not set(manifest_id) <= _MANIFEST_ID_HEX:
         raise InvalidArgument(f"invalid manifest id {manifest_id!r}", field="manifest_id")
     return f"{entity}/manifests/{manifest_id[:2]}/{manifest_id}"
-
-
-class _HashingFile:
-    """A write-only file wrapper that keeps a SHA-256 of what passes through."""
-
-    def __init__(self, f: IO[bytes]):
-        self._f = f
-        self.sha = hashlib.sha256()
-
-    def write(self, b: bytes) -> int:
-        self.sha.update(b)
-        return self._f.write(b)
 
 
 def _check_entry(e: ManifestEntry, i: int) -> None:
@@ -91,48 +90,101 @@ def _check_entry(e: ManifestEntry, i: int) -> None:
             ) from None
 
 
+def _validated(entries: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]:
+    """Entries listed from a store: keys like ``a//b`` or ``../x`` are refused."""
+    for i, e in enumerate(entries):
+        check_entry_path(e.path, f"references.entries[{i}].path")
+        yield e
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _merge(segments: list[str], out: IO[bytes], digest_algorithm: str) -> ManifestSummary:
+    """K-way merge of sorted segments into one manifest; duplicates are refused."""
+    with contextlib.ExitStack() as stack:
+        readers = [iter(ManifestReader(stack.enter_context(open(p, "rb")))) for p in segments]
+        writer = ManifestWriter(out, digest_algorithm)
+        try:
+            for e in _validated(heapq.merge(*readers, key=lambda e: e.path.encode())):
+                writer.add(*e)
+        except ManifestError as exc:
+            raise InvalidArgument(str(exc), field="references") from None
+        return writer.close()
+
+
+def _check_listed(path: str) -> None:
+    with open(path, "rb") as f:
+        for _ in _validated(ManifestReader(f)):
+            pass
+
+
 class Manifests:
-    def __init__(self, store: BlobStore, blobs: Blobs, secret: bytes):
+    def __init__(
+        self,
+        store: BlobStore,
+        blobs: Blobs,
+        secret: bytes,
+        references: ReferencePolicy | None = None,
+    ):
         self._store = store
         self._blobs = blobs
         self._secret = secret
+        self._references = references or ReferencePolicy()
 
     async def create(
-        self, entity: str, digest_algorithm: str, batches: AsyncIterator[Iterable[ManifestEntry]]
+        self,
+        entity: str,
+        digest_algorithm: str,
+        batches: AsyncIterator[Iterable[ManifestEntry]],
+        references: list[ReferenceSpec] | None = None,
     ) -> StoredManifest:
+        """Stores the streamed entries merged with the listed references.
+
+        Each source is first written as a sorted segment in a temporary
+        file; one segment is the manifest itself, several are merged.
+        """
         if digest_algorithm not in ("md5", "xxh3_128"):
             raise InvalidArgument(
                 "digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm"
             )
-        with tempfile.NamedTemporaryFile(prefix="manifest-") as f:
-            out = _HashingFile(f)
-            writer = ManifestWriter(out, digest_algorithm)  # type: ignore[arg-type]
-            i = 0
-            async for batch in batches:
-                uploaded = []
-                for e in batch:
-                    _check_entry(e, i)
-                    try:
-                        writer.add(*e)
-                    except ManifestError as exc:
-                        raise InvalidArgument(str(exc), field=f"entries[{i}].path") from None
-                    if not e.ref:
-                        uploaded.append(e)
-                    i += 1
-                for e in uploaded:
-                    blob = check_blob_id(e.algorithm, e.digest)
-                    if not await self._blobs.exists(entity, blob):
-                        raise FailedPrecondition(
-                            f"entry {e.path!r}: blob {e.algorithm}:{e.digest} was not uploaded",
-                            field="entries.digest",
-                            reason="BLOB_MISSING",
-                        )
-            summary = writer.close()
-            f.flush()
-            manifest_id = out.sha.hexdigest()
+        references = references or []
+        for i, spec in enumerate(references):
+            self._references.check(spec, i)
+        with tempfile.TemporaryDirectory(prefix="manifest-") as tmp:
+            streamed = os.path.join(tmp, "streamed")
+            with open(streamed, "wb") as f:
+                summary = await self._write_streamed(entity, digest_algorithm, batches, f)
+            segments = [(streamed, summary)] if summary.count or not references else []
+            for i, spec in enumerate(references):
+                seg = os.path.join(tmp, f"ref{i}")
+                with open(seg, "wb") as f:
+                    writer = ManifestWriter(f, digest_algorithm)
+                    await self._references.write(spec, writer)
+                    ref_summary = writer.close()
+                if ref_summary.count:
+                    segments.append((seg, ref_summary))
+            if not segments:  # references that listed nothing
+                segments = [(streamed, summary)]
+            if len(segments) == 1:
+                final, summary = segments[0]
+                if final != streamed:
+                    await asyncio.to_thread(_check_listed, final)
+            else:
+                final = os.path.join(tmp, "merged")
+                with open(final, "wb") as f:
+                    summary = await asyncio.to_thread(
+                        _merge, [p for p, _ in segments], f, digest_algorithm
+                    )
+            manifest_id = await asyncio.to_thread(_sha256_file, final)
             key = manifest_key(entity, manifest_id)
             if not await self._store.exists(key):
-                await self._store.put_file(key, Path(f.name))
+                await self._store.put_file(key, Path(final))
         fields = (
             entity,
             manifest_id,
@@ -142,6 +194,36 @@ class Manifests:
             summary.count,
         )
         return StoredManifest(*fields, token=sign_manifest(self._secret, *fields))
+
+    async def _write_streamed(
+        self,
+        entity: str,
+        digest_algorithm: str,
+        batches: AsyncIterator[Iterable[ManifestEntry]],
+        out: IO[bytes],
+    ) -> ManifestSummary:
+        writer = ManifestWriter(out, digest_algorithm)
+        i = 0
+        async for batch in batches:
+            uploaded = []
+            for e in batch:
+                _check_entry(e, i)
+                try:
+                    writer.add(*e)
+                except ManifestError as exc:
+                    raise InvalidArgument(str(exc), field=f"entries[{i}].path") from None
+                if not e.ref:
+                    uploaded.append(e)
+                i += 1
+            for e in uploaded:
+                blob = check_blob_id(e.algorithm, e.digest)
+                if not await self._blobs.exists(entity, blob):
+                    raise FailedPrecondition(
+                        f"entry {e.path!r}: blob {e.algorithm}:{e.digest} was not uploaded",
+                        field="entries.digest",
+                        reason="BLOB_MISSING",
+                    )
+        return writer.close()
 
     async def read(self, entity: str, manifest_id: str) -> AsyncIterator[list[ManifestEntry]]:
         key = manifest_key(entity, manifest_id)

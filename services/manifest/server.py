@@ -9,6 +9,7 @@ from depot.manifest.v1 import manifest_pb2, manifest_pb2_grpc
 from .access import MetadataAccess
 from .blobs import Blobs
 from .manifests import Manifests
+from .references import ReferencePolicy
 from .servicer import ManifestServicer
 from .store import BlobStore
 
@@ -20,10 +21,10 @@ def add_manifest(
     store: BlobStore,
     metadata_channel: grpc.aio.Channel,
     internal_secret: bytes,
+    references: ReferencePolicy | None = None,
 ) -> str:
     blobs = Blobs(store)
-    servicer = ManifestServicer(
-        MetadataAccess(metadata_channel), blobs, Manifests(store, blobs, internal_secret)
-    )
+    manifests = Manifests(store, blobs, internal_secret, references)
+    servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests)
     manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

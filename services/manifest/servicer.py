@@ -16,6 +16,7 @@ from depot.services.common.status import translate_errors, translate_stream_erro
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
 from .manifests import Manifests
+from .references import DEFAULT_MAX_OBJECTS, ReferenceSpec
 
 BATCH = 1000
 MAX_FIND = 10_000
@@ -109,7 +110,12 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
                     raise InvalidArgument("only one header per manifest", field="header")
                 yield [_entry(e) for e in msg.batch.entries]
 
-        m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches())
+        refs = [
+            ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references
+        ]
+        m = await self._manifests.create(
+            h.entity, h.digest_algorithm or "xxh3_128", batches(), refs
+        )
         return pb.ManifestRef(
             entity=m.entity,
             manifest_id=m.manifest_id,

@@ -1,8 +1,19 @@
 """Who is calling and what they may do.
 
 Roles per entity: admin > member > viewer. A user is admin of its own user
-entity; a superuser (the bootstrap admin) may do anything and creates
-entities on first use.
+entity; an admin of an org is admin of the teams that belong to it; a
+superuser (the bootstrap admin) may do anything and creates entities on
+first use.
+
+What each role may do:
+
+    viewer   read versions, runs, lineage, members, settings
+    member   + log and commit versions, runs, aliases, tags, TTLs (unless the
+             team restricts TTLs to admins), link into registries it may write
+    admin    + members and their roles, team settings, API keys of org users
+
+One query answers "which entity, and what is my role there", so every RPC
+pays one round trip for its access check.
 """
 
 from __future__ import annotations
@@ -14,7 +25,12 @@ from enum import IntEnum
 import asyncpg
 
 from depot.services.common.credentials import ApiKey, new_api_key, parse_api_key
-from depot.services.common.errors import NotFound, PermissionDenied, Unauthenticated
+from depot.services.common.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 
 class Role(IntEnum):
@@ -27,12 +43,43 @@ class Role(IntEnum):
 READ, WRITE, ADMIN = Role.VIEWER, Role.MEMBER, Role.ADMIN
 
 
+ROLE_NAMES = {Role.VIEWER: "viewer", Role.MEMBER: "member", Role.ADMIN: "admin"}
+
+
+def parse_role(value: str, field: str = "role") -> Role:
+    try:
+        return Role[value.upper()]
+    except KeyError:
+        raise InvalidArgument(
+            f"invalid role {value!r}: use admin, member or viewer", field=field
+        ) from None
+
+
 @dataclass(frozen=True)
 class Principal:
     user_id: int
     user: str
     superuser: bool
 
+
+@dataclass(frozen=True)
+class EntityAccess:
+    id: int
+    name: str
+    kind: str
+    role: Role | None
+
+
+# The caller's role on an entity: their membership, or admin through the
+# entity's org. $1 entity id expression, $2 user id.
+_ROLE_SQL = """
+    (SELECT max(CASE r WHEN 'admin' THEN 3 WHEN 'member' THEN 2 ELSE 1 END) FROM (
+        SELECT m.role AS r FROM memberships m WHERE m.entity_id = e.id AND m.user_id = $2
+        UNION ALL
+        SELECT 'admin' FROM memberships m
+         WHERE m.entity_id = e.org_id AND m.user_id = $2 AND m.role = 'admin'
+    ) x)
+"""
 
 class Access:
     def __init__(self, pool: asyncpg.Pool):
@@ -58,35 +105,85 @@ class Access:
         if who.superuser or who.user_id == entity_id:
             return Role.ADMIN
         r = await self._pool.fetchval(
-            "SELECT role FROM memberships WHERE entity_id = $1 AND user_id = $2",
-            entity_id,
+            f"SELECT {_ROLE_SQL} FROM entities e WHERE e.id = $1", entity_id, who.user_id
+        )
+        return Role(r) if r else None
+
+    async def lookup(self, who: Principal, entity: str) -> EntityAccess | None:
+        """The entity and the caller's role there; None when it does not exist."""
+        row = await self._pool.fetchrow(
+            f"SELECT e.id, e.kind, {_ROLE_SQL} AS role FROM entities e WHERE e.name = $1",
+            entity,
             who.user_id,
         )
-        return Role[r.upper()] if r else None
+        if row is None:
+            return None
+        if who.superuser or row["id"] == who.user_id:
+            role: Role | None = Role.ADMIN
+        else:
+            role = Role(row["role"]) if row["role"] else None
+        return EntityAccess(row["id"], entity, row["kind"], role)
 
-    async def require(self, who: Principal, entity: str, need: Role) -> int:
-        """The entity's id if ``who`` holds at least ``need`` there.
+    async def check(self, who: Principal, entity: str, need: Role) -> EntityAccess:
+        """The entity if ``who`` holds at least ``need`` there.
 
         A missing entity and one the caller has no role in give the same
         PERMISSION_DENIED, so names of other teams do not leak. Superusers
         create missing entities (as teams) on first use.
         """
-        entity_id = await self._pool.fetchval("SELECT id FROM entities WHERE name = $1", entity)
-        if entity_id is None and who.superuser:
-            entity_id = await self._pool.fetchval(
+        found = await self.lookup(who, entity)
+        if found is None and who.superuser:
+            row = await self._pool.fetchrow(
                 """
                 INSERT INTO entities (name, kind) VALUES ($1, 'team')
                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-                RETURNING id
+                RETURNING id, kind
                 """,
                 entity,
             )
-        role = await self.role(who, entity_id) if entity_id is not None else None
-        if role is None or role < need:
+            found = EntityAccess(row["id"], entity, row["kind"], Role.ADMIN)
+        if found is None or found.role is None or found.role < need:
             raise PermissionDenied(
                 f"{who.user} may not {_VERB[need]} entity {entity!r}", field="entity"
             )
-        return int(entity_id)
+        return found
+
+    async def require(self, who: Principal, entity: str, need: Role) -> int:
+        """The entity's id if ``who`` holds at least ``need`` there (see :meth:`check`)."""
+        return (await self.check(who, entity, need)).id
+
+    async def readable_entities(self, who: Principal) -> set[int] | None:
+        """Ids of the entities ``who`` may read; None means all (superuser)."""
+        if who.superuser:
+            return None
+        rows = await self._pool.fetch(
+            """
+            SELECT entity_id FROM memberships WHERE user_id = $1
+            UNION SELECT t.id FROM entities t JOIN memberships m ON m.entity_id = t.org_id
+             WHERE m.user_id = $1 AND m.role = 'admin'
+            """,
+            who.user_id,
+        )
+        return {who.user_id, *(r[0] for r in rows)}
+
+    async def may_manage_user(self, who: Principal, user_id: int) -> bool:
+        """Whether ``who`` may manage the user's keys: itself, a superuser, or an
+        admin of an org the user belongs to."""
+        if who.superuser or who.user_id == user_id:
+            return True
+        return bool(
+            await self._pool.fetchval(
+                """
+                SELECT EXISTS (
+                    SELECT 1 FROM memberships a
+                    JOIN memberships u ON u.entity_id = a.entity_id
+                    JOIN entities o ON o.id = a.entity_id AND o.kind = 'org'
+                    WHERE a.user_id = $1 AND a.role = 'admin' AND u.user_id = $2)
+                """,
+                who.user_id,
+                user_id,
+            )
+        )
 
     async def create_user(self, name: str, *, superuser: bool = False) -> int:
         uid = await self._pool.fetchval(
@@ -96,8 +193,10 @@ class Access:
         )
         return int(uid)
 
-    async def create_key(self, user_id: int, description: str = "") -> ApiKey:
-        key = new_api_key()
+    async def create_key(
+        self, user_id: int, description: str = "", *, key: ApiKey | None = None
+    ) -> ApiKey:
+        key = key or new_api_key()
         await self._pool.execute(
             "INSERT INTO api_keys (id, user_id, secret_sha256, description) VALUES ($1, $2, $3, $4)",
             key.key_id,

@@ -12,7 +12,13 @@ CREATE TABLE entities (
     name text NOT NULL UNIQUE,
     kind text NOT NULL CHECK (kind IN ('user', 'team', 'org')),
     superuser boolean NOT NULL DEFAULT false,
-    create_time timestamptz NOT NULL DEFAULT now()
+    create_time timestamptz NOT NULL DEFAULT now(),
+    -- A team may belong to an org; org admins administer its teams.
+    org_id bigint REFERENCES entities (id) ON DELETE SET NULL,
+    -- Team settings: the TTL of versions that inherit it (NULL: forever) and
+    -- who may set TTLs.
+    default_ttl interval,
+    ttl_policy text NOT NULL DEFAULT 'members' CHECK (ttl_policy IN ('members', 'admins'))
 );
 
 CREATE TABLE memberships (
@@ -21,6 +27,7 @@ CREATE TABLE memberships (
     role text NOT NULL CHECK (role IN ('admin', 'member', 'viewer')),
     PRIMARY KEY (entity_id, user_id)
 );
+CREATE INDEX memberships_user ON memberships (user_id);
 
 -- Keys are stored as SHA-256 of the secret part; the secret is shown once.
 CREATE TABLE api_keys (
@@ -31,6 +38,7 @@ CREATE TABLE api_keys (
     create_time timestamptz NOT NULL DEFAULT now(),
     revoke_time timestamptz
 );
+CREATE INDEX api_keys_user ON api_keys (user_id);
 
 CREATE TABLE projects (
     id bigserial PRIMARY KEY,
@@ -83,12 +91,18 @@ CREATE TABLE versions (
     create_time timestamptz NOT NULL DEFAULT now(),
     commit_time timestamptz,
     delete_time timestamptz,
+    -- The version follows its entity's default_ttl (and ttl is NULL).
+    ttl_inherit boolean NOT NULL DEFAULT false,
+    tags text[] NOT NULL DEFAULT '{}',
     UNIQUE (collection_id, index),
     CHECK ((state = 'pending') = (index IS NULL))
 );
 
 -- Dedup lookup: a live version of the collection with the same digest.
 CREATE INDEX versions_digest ON versions (collection_id, digest) WHERE state = 'committed';
+CREATE INDEX versions_tags ON versions USING gin (tags);
+CREATE INDEX versions_metadata ON versions USING gin (metadata jsonb_path_ops);
+CREATE INDEX versions_producer ON versions (producer_run_id);
 
 -- An alias names at most one version of a collection.
 CREATE TABLE aliases (
@@ -118,3 +132,57 @@ CREATE TABLE idempotency (
     create_time timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (caller_id, method, request_id)
 );
+
+-- Registries belong to an org; `model` and `dataset` are its core registries.
+-- accepted_types empty means any type.
+CREATE TABLE registries (
+    id bigserial PRIMARY KEY,
+    org_id bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    core boolean NOT NULL DEFAULT false,
+    accepted_types text[] NOT NULL DEFAULT '{}',
+    visibility text NOT NULL DEFAULT 'org' CHECK (visibility IN ('org', 'restricted')),
+    description text NOT NULL DEFAULT '',
+    create_time timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, name)
+);
+
+CREATE TABLE registry_members (
+    registry_id bigint NOT NULL REFERENCES registries (id) ON DELETE CASCADE,
+    user_id bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    role text NOT NULL CHECK (role IN ('admin', 'member', 'viewer')),
+    PRIMARY KEY (registry_id, user_id)
+);
+
+-- A collection inside a registry; its type is fixed by the first link.
+-- next_index is the gap-free link counter; linking locks this row.
+CREATE TABLE registry_collections (
+    id bigserial PRIMARY KEY,
+    registry_id bigint NOT NULL REFERENCES registries (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    type text NOT NULL,
+    next_index integer NOT NULL DEFAULT 0,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (registry_id, name)
+);
+
+-- A version linked into a registry collection, with its own index there.
+CREATE TABLE links (
+    id bigserial PRIMARY KEY,
+    collection_id bigint NOT NULL REFERENCES registry_collections (id) ON DELETE CASCADE,
+    version_id bigint NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    index integer NOT NULL,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (collection_id, index),
+    UNIQUE (collection_id, version_id)
+);
+CREATE INDEX links_version ON links (version_id);
+
+-- An alias names at most one link of a registry collection.
+CREATE TABLE link_aliases (
+    collection_id bigint NOT NULL REFERENCES registry_collections (id) ON DELETE CASCADE,
+    alias text NOT NULL,
+    link_id bigint NOT NULL REFERENCES links (id) ON DELETE CASCADE,
+    PRIMARY KEY (collection_id, alias)
+);
+CREATE INDEX link_aliases_link ON link_aliases (link_id);

@@ -94,13 +94,25 @@ class EntryBatch(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[ManifestEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[ManifestEntry, _Mapping]]] = ...) -> None: ...
 
+class Reference(_message.Message):
+    __slots__ = ("uri", "name", "max_objects")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    name: str
+    max_objects: int
+    def __init__(self, uri: _Optional[str] = ..., name: _Optional[str] = ..., max_objects: _Optional[int] = ...) -> None: ...
+
 class ManifestHeader(_message.Message):
-    __slots__ = ("entity", "digest_algorithm")
+    __slots__ = ("entity", "digest_algorithm", "references")
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     DIGEST_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
     entity: str
     digest_algorithm: str
-    def __init__(self, entity: _Optional[str] = ..., digest_algorithm: _Optional[str] = ...) -> None: ...
+    references: _containers.RepeatedCompositeFieldContainer[Reference]
+    def __init__(self, entity: _Optional[str] = ..., digest_algorithm: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ...) -> None: ...
 
 class CreateManifestRequest(_message.Message):
     __slots__ = ("header", "batch")

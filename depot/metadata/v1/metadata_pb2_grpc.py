@@ -89,6 +89,141 @@ class MetadataServiceStub:
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetLineageRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Lineage.FromString,
                 _registered_method=True)
+        self.CreateEntity = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/CreateEntity',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateEntityRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+                _registered_method=True)
+        self.GetEntity = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/GetEntity',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetEntityRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+                _registered_method=True)
+        self.ListEntities = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListEntities',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesResponse.FromString,
+                _registered_method=True)
+        self.UpdateEntitySettings = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/UpdateEntitySettings',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateEntitySettingsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+                _registered_method=True)
+        self.SetMember = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/SetMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/RemoveMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListMembers',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/CreateApiKey',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/RevokeApiKey',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListApiKeys',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListProjects',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
+        self.ListCollections = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListCollections',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListRuns',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
+        self.ListAliases = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListAliases',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.FromString,
+                _registered_method=True)
+        self.AddAliases = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/AddAliases',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+                _registered_method=True)
+        self.RemoveAliases = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/RemoveAliases',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+                _registered_method=True)
+        self.UpdateArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/UpdateArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+                _registered_method=True)
+        self.CreateRegistry = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/CreateRegistry',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+                _registered_method=True)
+        self.GetRegistry = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/GetRegistry',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+                _registered_method=True)
+        self.ListRegistries = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListRegistries',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.FromString,
+                _registered_method=True)
+        self.SetRegistryMember = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/SetRegistryMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.RemoveRegistryMember = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/RemoveRegistryMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.ListRegistryCollections = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListRegistryCollections',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.FromString,
+                _registered_method=True)
+        self.LinkArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/LinkArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+                _registered_method=True)
+        self.UnlinkArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/UnlinkArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+                _registered_method=True)
+        self.ListLinks = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/ListLinks',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.FromString,
+                _registered_method=True)
+        self.WalkLineage = channel.unary_unary(
+                '/depot.metadata.v1.MetadataService/WalkLineage',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -168,6 +303,183 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateEntity(self, request, context):
+        """-- access: entities, members, API keys ---------------------------------
+        Orgs: superusers only. Teams and users: superusers, or admins of the org
+        named in `entity.org`. The creator of a team becomes its admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEntity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEntities(self, request, context):
+        """Entities the caller holds a role in (every entity for superusers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateEntitySettings(self, request, context):
+        """Team settings (default TTL, who may set TTLs): admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMember(self, request, context):
+        """Adds a user to an entity or changes their role: admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMembers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """The key's secret is in the response only; Depot stores its SHA-256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjects(self, request, context):
+        """-- listing ---------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCollections(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAliases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAliases(self, request, context):
+        """-- aliases, tags, description, metadata, TTL -----------------------------
+        Moves each alias to the version atomically (one alias, one version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAliases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateArtifactVersion(self, request, context):
+        """update_mask paths: description, metadata_json, tags, ttl.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRegistry(self, request, context):
+        """-- registries --------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRegistry(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRegistryMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveRegistryMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistryCollections(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkArtifactVersion(self, request, context):
+        """Links a version into a registry collection (created if absent). Linking
+        the same version again returns the existing link with `aliases` applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkArtifactVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLinks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WalkLineage(self, request, context):
+        """-- lineage graph -----------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +537,141 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.GetLineage,
                     request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetLineageRequest.FromString,
                     response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Lineage.SerializeToString,
+            ),
+            'CreateEntity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEntity,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateEntityRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.SerializeToString,
+            ),
+            'GetEntity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEntity,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetEntityRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.SerializeToString,
+            ),
+            'ListEntities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEntities,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesResponse.SerializeToString,
+            ),
+            'UpdateEntitySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateEntitySettings,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateEntitySettingsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.SerializeToString,
+            ),
+            'SetMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMember,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetMemberRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
+            ),
+            'ListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembers,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersResponse.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'ListCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCollections,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'ListAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAliases,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.SerializeToString,
+            ),
+            'AddAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAliases,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'RemoveAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAliases,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'UpdateArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'CreateRegistry': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRegistry,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.SerializeToString,
+            ),
+            'GetRegistry': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegistry,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.SerializeToString,
+            ),
+            'ListRegistries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistries,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.SerializeToString,
+            ),
+            'SetRegistryMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRegistryMember,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
+            ),
+            'RemoveRegistryMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveRegistryMember,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
+            ),
+            'ListRegistryCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistryCollections,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.SerializeToString,
+            ),
+            'LinkArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.SerializeToString,
+            ),
+            'UnlinkArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.SerializeToString,
+            ),
+            'ListLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLinks,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.SerializeToString,
+            ),
+            'WalkLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.WalkLineage,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -524,6 +971,735 @@ class MetadataService:
             '/depot.metadata.v1.MetadataService/GetLineage',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.GetLineageRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Lineage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEntity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/CreateEntity',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateEntityRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEntity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/GetEntity',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetEntityRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListEntities',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateEntitySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/UpdateEntitySettings',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateEntitySettingsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/SetMember',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.SetMemberRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/RemoveMember',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveMemberRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListMembers',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/CreateApiKey',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/RevokeApiKey',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.RevokeApiKeyRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListApiKeys',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListProjects',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListCollections',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListRuns',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListAliases',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/AddAliases',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/RemoveAliases',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/UpdateArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRegistry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/CreateRegistry',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegistry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/GetRegistry',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListRegistries',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRegistryMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/SetRegistryMember',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveRegistryMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/RemoveRegistryMember',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistryCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListRegistryCollections',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/LinkArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/UnlinkArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/ListLinks',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WalkLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.MetadataService/WalkLineage',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,67 @@
+"""Server-side references: listing object-store prefixes into manifest segments.
+
+The server lists with its own credentials, so it must not list what the
+caller could not: operators name the buckets Depot may list for its users
+(``DEPOT_REFERENCE_BUCKETS``, ``*`` for any); everything else is refused
+before a single request is sent. ``file://`` and ``http(s)://`` references
+are resolved by the SDK on the caller's machine, so the server never reads
+a caller-supplied path or URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from depot.services.common.errors import InvalidArgument, PermissionDenied
+
+from ._s3_http import S3Config
+from .s3_listing import ReferenceStats, parse_s3_uri, write_s3_reference
+
+DEFAULT_MAX_OBJECTS = 10_000_000
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    uri: str
+    name: str = ""
+    max_objects: int = DEFAULT_MAX_OBJECTS
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    buckets: frozenset[str] = frozenset()
+    s3: S3Config = field(default_factory=S3Config)
+    concurrency: int = 32
+
+    @classmethod
+    def from_setting(cls, buckets: str, s3: S3Config) -> ReferencePolicy:
+        return cls(frozenset(b.strip() for b in buckets.split(",") if b.strip()), s3)
+
+    def check(self, spec: ReferenceSpec, i: int) -> None:
+        field_ = f"header.references[{i}]"
+        if not spec.uri.startswith("s3://"):
+            raise InvalidArgument(
+                f"reference {spec.uri!r}: the server lists s3:// references only; "
+                "file:// and http(s):// references are resolved by the SDK",
+                field=f"{field_}.uri",
+            )
+        if spec.max_objects < 1:
+            raise InvalidArgument("max_objects must be at least 1", field=f"{field_}.max_objects")
+        bucket, _, _ = parse_s3_uri(spec.uri)
+        if "*" not in self.buckets and bucket not in self.buckets:
+            raise PermissionDenied(
+                f"bucket {bucket!r} is not one Depot may list for its users "
+                "(an operator adds it to DEPOT_REFERENCE_BUCKETS)",
+                field=f"{field_}.uri",
+            )
+
+    async def write(self, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
+        return await write_s3_reference(
+            spec.uri,
+            writer,
+            name=spec.name or None,
+            max_objects=spec.max_objects,
+            concurrency=self.concurrency,
+            session_config=self.s3,
+        )
