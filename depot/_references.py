@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -56,8 +57,10 @@ __all__ = [
     "S3Fetcher",
     "S3Object",
     "default_reference_cache",
+    "default_s3_fetcher",
     "fetch_reference",
     "http_reference_entries",
+    "local_copy_matches",
 ]
 
 CONTENT_ALGORITHMS = ("xxh3_128", "md5")
@@ -77,7 +80,8 @@ def _new_hasher(algorithm: str) -> _Hasher:
     if algorithm == "md5":
         return hashlib.md5()
     if algorithm == "xxh3_128":
-        return xxhash.xxh3_128()
+        h: _Hasher = xxhash.xxh3_128()
+        return h
     raise InvalidArgumentError(
         f"hash algorithm must be one of {', '.join(CONTENT_ALGORITHMS)}, not {algorithm!r}",
         field="hash_algorithm",
@@ -136,7 +140,7 @@ def _open_url(
     """The response, None for a status in ``tolerate``; errors mapped to Depot's."""
     req = urllib.request.Request(uri, method=method, headers={"User-Agent": _USER_AGENT})
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - scheme checked
+        resp = urllib.request.urlopen(req, timeout=timeout)  # scheme checked above
     except urllib.error.HTTPError as e:
         e.close()
         if e.code in tolerate:
@@ -211,7 +215,9 @@ def http_reference_entries(
         _new_hasher(hash_algorithm)  # reject a bad algorithm before any I/O
     path = name or _default_name(uri)
     if not path:
-        raise InvalidArgumentError(f"cannot derive an entry name from {uri!r}; pass name=", field="name")
+        raise InvalidArgumentError(
+            f"cannot derive an entry name from {uri!r}; pass name=", field="name"
+        )
     if not checksum:
         return [ManifestEntry(path, uri, "none", 0, ref=uri)]
     # Some servers refuse HEAD (405/501); the GET below then decides.
@@ -333,8 +339,14 @@ class S3Fetcher:
                     )
         return self._client
 
-    def get(self, bucket: str, key: str, version_id: str, out: IO[bytes],
-            hashers: list[_Hasher] | None = None) -> S3Object | None:
+    def get(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        out: IO[bytes],
+        hashers: list[_Hasher] | None = None,
+    ) -> S3Object | None:
         """Writes the object (that version, when given) to ``out``; None when it does not exist.
 
         Raises:
@@ -369,7 +381,9 @@ class S3Fetcher:
         except (BotoCoreError, OSError) as e:
             raise CommError(f"{where}: {e}") from None
         if size != resp.get("ContentLength", size):
-            raise CommError(f"{where}: connection closed after {size} of {resp['ContentLength']} bytes")
+            raise CommError(
+                f"{where}: connection closed after {size} of {resp['ContentLength']} bytes"
+            )
         return S3Object(
             etag=normalize_etag(resp.get("ETag", "")),
             size=size,
@@ -381,14 +395,29 @@ class S3Fetcher:
         )
 
 
+_default_fetchers: dict[str | None, S3Fetcher] = {}
+_default_lock = threading.Lock()
+
+
+def default_s3_fetcher() -> S3Fetcher:
+    """One shared ``S3Fetcher`` per process for the endpoint the environment names."""
+    endpoint = _s3_endpoint_from_env()
+    with _default_lock:
+        fetcher = _default_fetchers.get(endpoint)
+        if fetcher is None:
+            fetcher = _default_fetchers[endpoint] = S3Fetcher(endpoint)
+        return fetcher
+
+
 def _parse_s3_ref(ref: str) -> tuple[str, str, str]:
     # Keys are literal (no percent-decoding), as the manifest service records
     # them; only a trailing ?versionId= is special.
-    rest = ref[len("s3://"):]
+    rest = ref[len("s3://") :]
     bucket, _, key = rest.partition("/")
-    head, sep, vid = key.rpartition("?versionId=")
+    vid = ""
+    head, sep, tail = key.rpartition("?versionId=")
     if sep:
-        key = head
+        key, vid = head, tail
     if not bucket or not key:
         raise InvalidArgumentError(f"reference {ref!r} does not name an S3 object", field="ref")
     return bucket, key, vid
@@ -427,8 +456,13 @@ class ReferenceCache:
             cached copy too, so it is off by default.
     """
 
-    def __init__(self, root: str | os.PathLike[str], max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
-                 *, link: bool = False):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
+        *,
+        link: bool = False,
+    ):
         if max_bytes < 0:
             raise InvalidArgumentError("max_bytes must not be negative", field="max_bytes")
         self.root = Path(root)
@@ -471,8 +505,7 @@ class ReferenceCache:
                     shutil.copyfileobj(f, out, _CHUNK)
         except FileNotFoundError:
             return False
-        with contextlib.suppress(OSError):
-            os.utime(src)
+        _touch(src)
         return True
 
     def put(self, key: CacheKey, src: str | os.PathLike[str]) -> bool:
@@ -491,8 +524,9 @@ class ReferenceCache:
                     old = target.stat().st_size
                 except FileNotFoundError:
                     old = 0
-                os.replace(tmp_name, target)
                 total = self._read_total() + size - old
+                os.replace(tmp_name, target)
+                _touch(target)
                 if total > self.max_bytes:
                     total = self._evict(keep=target)
                 self._write_total(total)
@@ -553,6 +587,14 @@ class ReferenceCache:
         os.replace(tmp, self._total_path)
 
 
+def _touch(path: Path) -> None:
+    # The fine clock: the kernel stamps files from a coarse one (ms steps),
+    # which would tie objects used in quick succession.
+    now = time.time_ns()
+    with contextlib.suppress(OSError):
+        os.utime(path, ns=(now, now))
+
+
 def default_reference_cache() -> ReferenceCache | None:
     """The cache at ``DEPOT_CACHE_DIR`` (default ``~/.cache/depot/references``).
 
@@ -566,7 +608,8 @@ def default_reference_cache() -> ReferenceCache | None:
             max_bytes = int(raw)
         except ValueError:
             raise InvalidArgumentError(
-                f"DEPOT_CACHE_MAX_BYTES must be an integer, not {raw!r}", field="DEPOT_CACHE_MAX_BYTES"
+                f"DEPOT_CACHE_MAX_BYTES must be an integer, not {raw!r}",
+                field="DEPOT_CACHE_MAX_BYTES",
             ) from None
     if max_bytes <= 0:
         return None
@@ -656,7 +699,7 @@ def fetch_reference(
         dest: Where to write.
         allow_missing: Return False instead of raising when the object is gone.
         cache: A local cache of verified downloads (None: no caching).
-        s3: The S3 client for ``s3://`` refs (default: one built from the environment).
+        s3: The S3 client for ``s3://`` refs (default: ``default_s3_fetcher()``).
         timeout: Seconds an HTTP connect or read may block.
 
     Returns:
@@ -679,9 +722,9 @@ def fetch_reference(
         # Local copies are as cheap as the cache; never cache them.
         return _fetch_file(e, dest, allow_missing)
     if scheme == "s3":
-        fetch = lambda e, d, m: _fetch_s3(e, d, m, s3 or S3Fetcher())  # noqa: E731
+        fetch = lambda e, d, m: _fetch_s3(e, d, m, s3 or default_s3_fetcher())
     elif scheme in ("http", "https"):
-        fetch = lambda e, d, m: _fetch_http(e, d, m, timeout)  # noqa: E731
+        fetch = lambda e, d, m: _fetch_http(e, d, m, timeout)
     else:
         raise InvalidArgumentError(
             f"{e.path}: cannot download {scheme}:// references (file, s3, http, https)",
@@ -765,3 +808,30 @@ def _fetch_http(e: ManifestEntry, dest: Path, allow_missing: bool, timeout: floa
             raise CommError(f"{_redact(e.ref)}: download interrupted: {err}") from None
     check.content(size)
     return True
+
+
+def local_copy_matches(entry: ManifestEntry, path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` already holds the bytes ``entry`` recorded, so a download can be skipped.
+
+    Decidable from the file alone for content digests (``xxh3_128``, ``md5``)
+    and single-part ETags (the md5 of the bytes); False for multipart ETags,
+    ``none`` entries and anything unreadable, which are then fetched again.
+    """
+    e = entry
+    try:
+        if os.stat(path).st_size != e.size:
+            return False
+        if e.algorithm in CONTENT_ALGORITHMS:
+            h = _new_hasher(e.algorithm)
+        elif e.algorithm == "etag" and _etag_is_md5(e.digest):
+            h = hashlib.md5()
+        else:
+            return False
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except OSError:
+        return False
+    if e.algorithm == "etag":
+        return h.digest().hex() == e.digest.lower()
+    return _b64(h.digest()) == e.digest

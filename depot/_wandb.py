@@ -59,8 +59,8 @@ _STORAGE_POLICY_CONFIG = {"storageLayout": "V2"}
 _DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
 # W&B tags non-md5 entries in extra["alg"]; an untagged entry is md5.
 _ALG_KEY = "alg"
-_ALG_TO_WANDB = {"xxh3_128": "XXH128", "sha256": "SHA256"}
-_ALG_FROM_WANDB = {"MD5": "md5", "XXH128": "xxh3_128", "SHA256": "sha256"}
+_ALG_TO_WANDB = {"xxh3_128": "XXH128"}
+_ALG_FROM_WANDB = {"MD5": "md5", "XXH128": "xxh3_128"}
 _DIGEST_ALGORITHMS = ("md5", "xxh3_128")
 _REF_SCHEMES = ("file", "s3", "gs", "http", "https")
 _ETAG_SCHEMES = ("s3", "gs")
@@ -107,7 +107,9 @@ def _entry_json(e: ManifestEntry) -> dict[str, Any]:
     return out
 
 
-def to_wandb_manifest(entries: Iterable[ManifestEntry], digest_algorithm: str = "md5") -> dict[str, Any]:
+def to_wandb_manifest(
+    entries: Iterable[ManifestEntry], digest_algorithm: str = "md5"
+) -> dict[str, Any]:
     """The W&B manifest v1 JSON (as a dict) of Depot entries.
 
     Args:
@@ -223,7 +225,9 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
     algorithm: str | None = None
     if tag is not None:
         if tag not in _ALG_FROM_WANDB:
-            raise _bad(f"{field}.extra.alg {tag!r} is not a known digest algorithm", f"{field}.extra.alg")
+            raise _bad(
+                f"{field}.extra.alg {tag!r} is not a known digest algorithm", f"{field}.extra.alg"
+            )
         algorithm = _ALG_FROM_WANDB[tag]
     version_id = extra.pop("versionID", "")
     if not isinstance(version_id, str):
@@ -244,10 +248,10 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
                 algorithm = "md5"
             else:
                 algorithm = "etag"
-        if algorithm == "etag":
-            # Depot records ETags unquoted; W&B's http handler kept the quotes in extra.
-            if extra.get("etag") in (digest, f'"{digest}"'):
-                del extra["etag"]
+        # Depot records ETags unquoted, and only as the digest; W&B repeats
+        # them in extra (its http handler with the quotes).
+        if algorithm == "etag" and extra.get("etag") in (digest, f'"{digest}"'):
+            del extra["etag"]
     elif algorithm is None:
         algorithm = "md5"
     if algorithm in ("md5", "xxh3_128") and not _is_b64_16(digest):
@@ -360,11 +364,13 @@ def _attach_files(files: list[ManifestEntry], root: Path) -> None:
             raise _bad(err.message, e.path) from None
         if not p.is_file():
             raise NotFoundError(
-                f"{e.path}: not a reference in the W&B manifest, and {p} does not exist", field=e.path
+                f"{e.path}: not a reference in the W&B manifest, and {p} does not exist",
+                field=e.path,
             )
         if p.stat().st_size != e.size:
             raise DigestMismatchError(
-                f"{e.path}: {p} has {p.stat().st_size} bytes, the manifest says {e.size}", field=e.path
+                f"{e.path}: {p} has {p.stat().st_size} bytes, the manifest says {e.size}",
+                field=e.path,
             )
         locals_.append(p)
     algs = sorted({e.algorithm for e in files})

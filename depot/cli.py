@@ -27,9 +27,11 @@ def _print(obj: Any, as_json: bool, text: str) -> None:
 
 def _server(opts: argparse.Namespace) -> int:
     from depot.services.allinone.app import serve
+    from depot.services.common import telemetry
     from depot.services.common.config import Config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot")
     asyncio.run(serve(Config.from_env()))
     return 0
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from depot.services.common import telemetry
 from depot.services.common.config import Config
 
 from .app import serve
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot")
     asyncio.run(serve(Config.from_env()))

@@ -9,6 +9,7 @@ import signal
 import grpc
 
 from .health import add_health, mark_serving
+from .telemetry import TracingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ OPTIONS = [
 
 
 def new_server() -> grpc.aio.Server:
-    return grpc.aio.server(options=OPTIONS)
+    return grpc.aio.server(options=OPTIONS, interceptors=[TracingInterceptor()])
 
 
 def bind(server: grpc.aio.Server, address: str) -> int:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sys
 
-from depot.services.common import serving
+from depot.services.common import serving, telemetry
 from depot.services.common.config import Config
 from depot.services.metadata import db
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["serve", "once"])
     ap.add_argument("--force", action="store_true", help="really delete (default: dry run)")
     opts = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot-gc")
     config = Config.from_env(default_port=50053)
     if not config.database_url:
         print("DEPOT_DATABASE_URL is required", file=sys.stderr)

@@ -13,7 +13,7 @@ import sys
 
 import grpc
 
-from depot.services.common import serving
+from depot.services.common import serving, telemetry
 from depot.services.common.config import Config
 
 from .server import add_manifest
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m depot.services.manifest")
     ap.add_argument("command", choices=["serve"])
     ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot-manifest")
     asyncio.run(_serve(Config.from_env(default_port=50052)))
     return 0
 

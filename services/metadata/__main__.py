@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sys
 
-from depot.services.common import serving
+from depot.services.common import serving, telemetry
 from depot.services.common.config import Config
 
 from . import db
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m depot.services.metadata")
     ap.add_argument("command", choices=["serve", "migrate", "bootstrap-admin"])
     opts = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot-metadata")
     config = Config.from_env(default_port=50051)
     if not config.database_url:
         print("DEPOT_DATABASE_URL is required", file=sys.stderr)

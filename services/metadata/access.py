@@ -68,6 +68,8 @@ class EntityAccess:
     name: str
     kind: str
     role: Role | None
+    # Who may set TTLs here: "members" or "admins".
+    ttl_policy: str = "members"
 
 
 # The caller's role on an entity: their membership, or admin through the
@@ -112,7 +114,8 @@ class Access:
     async def lookup(self, who: Principal, entity: str) -> EntityAccess | None:
         """The entity and the caller's role there; None when it does not exist."""
         row = await self._pool.fetchrow(
-            f"SELECT e.id, e.kind, {_ROLE_SQL} AS role FROM entities e WHERE e.name = $1",
+            f"SELECT e.id, e.kind, e.ttl_policy, {_ROLE_SQL} AS role FROM entities e"
+            " WHERE e.name = $1",
             entity,
             who.user_id,
         )
@@ -122,7 +125,7 @@ class Access:
             role: Role | None = Role.ADMIN
         else:
             role = Role(row["role"]) if row["role"] else None
-        return EntityAccess(row["id"], entity, row["kind"], role)
+        return EntityAccess(row["id"], entity, row["kind"], role, row["ttl_policy"])
 
     async def check(self, who: Principal, entity: str, need: Role) -> EntityAccess:
         """The entity if ``who`` holds at least ``need`` there.
@@ -137,11 +140,11 @@ class Access:
                 """
                 INSERT INTO entities (name, kind) VALUES ($1, 'team')
                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-                RETURNING id, kind
+                RETURNING id, kind, ttl_policy
                 """,
                 entity,
             )
-            found = EntityAccess(row["id"], entity, row["kind"], Role.ADMIN)
+            found = EntityAccess(row["id"], entity, row["kind"], Role.ADMIN, row["ttl_policy"])
         if found is None or found.role is None or found.role < need:
             raise PermissionDenied(
                 f"{who.user} may not {_VERB[need]} entity {entity!r}", field="entity"

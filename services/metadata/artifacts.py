@@ -21,10 +21,13 @@ from depot.services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
 )
 
 from . import names
-from .access import READ, WRITE, Access, Principal
+from .access import ADMIN, READ, WRITE, Access, EntityAccess, Principal
+from .accounts import check_ttl
+from .pages import PageTokens, page_size
 
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DESCRIPTION = 4096
@@ -58,13 +61,83 @@ class Version:
     create_time: datetime
     commit_time: datetime | None
     producer_run: str
+    # The version's own TTL (None with ttl_inherit, or forever).
     ttl: timedelta | None
     aliases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    ttl_inherit: bool = False
+    # What applies now: the own TTL, or the entity's default when inheriting.
+    effective_ttl: timedelta | None = None
+    linked: bool = False
+    # Set when the version was reached through a registry link.
+    link: LinkRef | None = None
 
     @property
     def name(self) -> str:
         ref = f"v{self.index}" if self.index is not None else self.uid
         return f"{self.collection}/versions/{ref}"
+
+    @property
+    def ttl_mode(self) -> str:
+        if self.ttl_inherit:
+            return "inherit"
+        return "forever" if self.ttl is None else "duration"
+
+    @property
+    def expire_time(self) -> datetime | None:
+        if self.linked or self.effective_ttl is None or self.commit_time is None:
+            return None
+        return self.commit_time + self.effective_ttl
+
+
+@dataclass
+class LinkRef:
+    collection: str
+    index: int
+    aliases: list[str]
+    create_time: datetime
+
+    @property
+    def name(self) -> str:
+        return f"{self.collection}/versions/v{self.index}"
+
+
+@dataclass(frozen=True)
+class VersionFilter:
+    alias: str = ""
+    tag: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    metadata_key: str = ""
+    metadata_value_json: str = ""
+
+    def __post_init__(self) -> None:
+        if self.alias:
+            names.check_part(self.alias, "alias", "alias")
+        if self.tag:
+            names.check_part(self.tag, "tag", "tag")
+        if bool(self.metadata_key) != bool(self.metadata_value_json):
+            raise InvalidArgument(
+                "metadata_key and metadata_value_json go together", field="metadata_key"
+            )
+        if self.metadata_value_json:
+            try:
+                json.loads(self.metadata_value_json)
+            except ValueError:
+                raise InvalidArgument(
+                    "metadata_value_json is not valid JSON", field="metadata_value_json"
+                ) from None
+
+    def metadata_match(self) -> dict[str, Any] | None:
+        if not self.metadata_key:
+            return None
+        return {self.metadata_key: json.loads(self.metadata_value_json)}
+
+    def scope(self) -> str:
+        return json.dumps(
+            [self.alias, self.tag, str(self.created_after), str(self.created_before),
+             self.metadata_key, self.metadata_value_json]
+        )
 
 
 @dataclass
@@ -92,7 +165,9 @@ _VERSION_SELECT = """
               JOIN entities pe ON pe.id = pp.entity_id
              WHERE r.id = v.producer_run_id) AS producer_run,
            COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM aliases a
-                      WHERE a.version_id = v.id), '{}') AS aliases
+                      WHERE a.version_id = v.id), '{}') AS aliases,
+           e.default_ttl AS entity_default_ttl,
+           EXISTS (SELECT 1 FROM links l WHERE l.version_id = v.id) AS linked
     FROM versions v
     JOIN collections c ON c.id = v.collection_id
     JOIN projects p ON p.id = c.project_id
@@ -122,6 +197,10 @@ def _version(row: asyncpg.Record) -> Version:
         producer_run=row["producer_run"] or "",
         ttl=row["ttl"],
         aliases=list(row["aliases"]),
+        tags=list(row["tags"]),
+        ttl_inherit=row["ttl_inherit"],
+        effective_ttl=row["entity_default_ttl"] if row["ttl_inherit"] else row["ttl"],
+        linked=row["linked"],
     )
 
 
@@ -142,6 +221,14 @@ _RUN_SELECT = """
 """
 
 
+def _check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidArgument(
+            f"description is longer than {MAX_DESCRIPTION} characters", field="description"
+        )
+    return description
+
+
 def _check_metadata(metadata_json: str) -> dict[str, Any]:
     if not metadata_json:
         return {}
@@ -158,23 +245,59 @@ def _check_metadata(metadata_json: str) -> dict[str, Any]:
     return value
 
 
-def _check_ttl(ttl: timedelta | None) -> timedelta | None:
-    if ttl is not None and ttl < timedelta(seconds=1):
-        raise InvalidArgument(
-            "ttl must be at least one second (omit it to keep the version forever)", field="ttl"
+TTL_MODES = ("", "forever", "duration", "inherit")
+MAX_TAGS = 64
+
+
+def check_ttl_mode(mode: str, ttl: timedelta | None) -> tuple[bool, timedelta | None]:
+    """(inherit, own ttl) for a requested mode; "" means duration when a ttl is
+    given, else inherit the team default."""
+    if mode not in TTL_MODES:
+        raise InvalidArgument(f"invalid ttl mode {mode!r}", field="ttl_mode")
+    if not mode:
+        mode = "duration" if ttl is not None else "inherit"
+    if mode == "duration":
+        if ttl is None:
+            raise InvalidArgument("ttl_mode DURATION needs a ttl", field="ttl")
+        return False, check_ttl(ttl)
+    if ttl is not None:
+        raise InvalidArgument(f"ttl_mode {mode.upper()} takes no ttl", field="ttl")
+    return mode == "inherit", None
+
+
+def check_tags(tags: list[str], field: str = "tags") -> list[str]:
+    if len(tags) > MAX_TAGS:
+        raise InvalidArgument(f"at most {MAX_TAGS} tags per version", field=field)
+    return sorted({names.check_part(t, field, "tag") for t in tags})
+
+
+def _ttl_permission(found: EntityAccess) -> None:
+    if found.ttl_policy == "admins" and (found.role or 0) < ADMIN:
+        raise PermissionDenied(
+            f"only admins of {found.name!r} may set TTLs (its ttl_policy is 'admins')",
+            field="ttl",
+            reason="TTL_ADMINS_ONLY",
         )
-    return ttl
 
 
 class Artifacts:
-    def __init__(self, pool: asyncpg.Pool, access: Access):
+    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens):
         self._pool = pool
         self._access = access
+        self._pages = pages
+        # Resolves registry link names; set by the registries part.
+        self.links: Any = None
 
     # -- projects and runs -------------------------------------------------
 
     async def _project_id(self, who: Principal, project: names.ProjectName, need: Any) -> int:
-        entity_id = await self._access.require(who, project.entity, need)
+        return (await self._project(who, project, need))[0]
+
+    async def _project(
+        self, who: Principal, project: names.ProjectName, need: Any
+    ) -> tuple[int, EntityAccess]:
+        found = await self._access.check(who, project.entity, need)
+        entity_id = found.id
         if need >= WRITE:
             pid = await self._pool.fetchval(
                 """
@@ -193,7 +316,7 @@ class Artifacts:
             )
             if pid is None:
                 raise NotFound(f"project {project} not found", field="parent")
-        return int(pid)
+        return int(pid), found
 
     async def create_run(
         self, who: Principal, parent: str, run_id: str, job_type: str, config_json: str
@@ -259,17 +382,20 @@ class Artifacts:
         metadata_json: str,
         run: str,
         ttl: timedelta | None,
+        ttl_mode: str = "",
+        tags: list[str] | None = None,
     ) -> Version:
         project = names.parse_project(parent)
         names.check_part(artifact, "artifact", "artifact name")
         names.check_part(type_, "type", "artifact type")
-        if len(description) > MAX_DESCRIPTION:
-            raise InvalidArgument(
-                f"description is longer than {MAX_DESCRIPTION} characters", field="description"
-            )
+        _check_description(description)
         metadata = _check_metadata(metadata_json)
-        _check_ttl(ttl)
-        pid = await self._project_id(who, project, WRITE)
+        inherit, ttl = check_ttl_mode(ttl_mode, ttl)
+        tag_list = check_tags(tags or [])
+        pid, found = await self._project(who, project, WRITE)
+        if not inherit:
+            # Choosing a TTL (or "forever") instead of the team default.
+            _ttl_permission(found)
         run_id = None
         if run:
             run_row = await self._run_row(who, run, WRITE, "run")
@@ -297,8 +423,10 @@ class Artifacts:
                 )
             await conn.execute(
                 """
-                INSERT INTO versions (uid, collection_id, description, metadata, producer_run_id, ttl)
-                VALUES ($1, $2, $3, $4, $5, $6)
+                INSERT INTO versions
+                    (uid, collection_id, description, metadata, producer_run_id, ttl,
+                     ttl_inherit, tags)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 """,
                 uid,
                 coll["id"],
@@ -306,6 +434,8 @@ class Artifacts:
                 metadata,
                 run_id,
                 ttl,
+                inherit,
+                tag_list,
             )
         return await self._get_by_uid(str(uid))
 
@@ -413,10 +543,15 @@ class Artifacts:
             sorted(set(aliases)),
         )
 
-    async def _resolve(self, who: Principal, name: str, field: str) -> asyncpg.Record:
+    async def _resolve(
+        self, who: Principal, name: str, field: str, need: Any = READ
+    ) -> asyncpg.Record:
+        """The committed version a name (or registry link name) refers to."""
+        if self.links is not None and self.links.is_link(name):
+            return await self.links.resolve(who, name, field, need)
         vn = names.parse_version(name, field)
         proj = vn.collection.project
-        await self._access.require(who, proj.entity, READ)
+        await self._access.require(who, proj.entity, need)
         base = _VERSION_SELECT + """
             WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed'
         """
@@ -443,29 +578,249 @@ class Artifacts:
         return _version(await self._resolve(who, name, "name"))
 
     async def list_versions(
-        self, who: Principal, parent: str, page_size: int, after_index: int | None
-    ) -> tuple[list[Version], int | None]:
+        self, who: Principal, parent: str, size: int, token: str, f: VersionFilter | None = None
+    ) -> tuple[list[Version], str]:
         """Newest first; keyset pagination on the index."""
+        f = f or VersionFilter()
         coll = names.parse_collection(parent)
         proj = coll.project
+        size = page_size(size)
+        scope = f"ListArtifactVersions|{coll}|{f.scope()}"
+        cursor = self._pages.decode(scope, token)
         await self._access.require(who, proj.entity, READ)
-        page_size = min(max(page_size or 50, 1), 1000)
         rows = await self._pool.fetch(
             _VERSION_SELECT
             + """
             WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed'
               AND ($4::int IS NULL OR v.index < $4)
+              AND ($6::text = '' OR EXISTS (SELECT 1 FROM aliases a WHERE a.collection_id = c.id
+                                            AND a.alias = $6 AND a.version_id = v.id))
+              AND ($7::text = '' OR v.tags @> ARRAY[$7::text])
+              AND ($8::timestamptz IS NULL OR v.commit_time >= $8)
+              AND ($9::timestamptz IS NULL OR v.commit_time < $9)
+              AND ($10::jsonb IS NULL OR (v.metadata @> $10::jsonb
+                   AND v.metadata -> $11::text = $10::jsonb -> $11::text))
             ORDER BY v.index DESC LIMIT $5
             """,
             proj.entity,
             proj.project,
             coll.artifact,
-            after_index,
-            page_size + 1,
+            int(cursor[0]) if cursor else None,
+            size + 1,
+            f.alias,
+            f.tag,
+            f.created_after,
+            f.created_before,
+            f.metadata_match(),
+            f.metadata_key,
         )
-        versions = [_version(r) for r in rows[:page_size]]
-        more = len(rows) > page_size
-        return versions, (versions[-1].index if more else None)
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["index"]])
+        return [_version(r) for r in page], nxt
+
+    # -- aliases, tags, updates ----------------------------------------------
+
+    async def add_aliases(self, who: Principal, name: str, aliases: list[str]) -> Version:
+        if not aliases:
+            raise InvalidArgument("give at least one alias", field="aliases")
+        for a in aliases:
+            names.check_settable_alias(a)
+        row = await self._resolve(who, name, "version", WRITE)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._set_aliases(conn, row["collection_id"], row["id"], aliases)
+            out = await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"])
+        return _version(out)
+
+    async def remove_aliases(self, who: Principal, name: str, aliases: list[str]) -> Version:
+        if not aliases:
+            raise InvalidArgument("give at least one alias", field="aliases")
+        for a in aliases:
+            names.check_settable_alias(a)
+        row = await self._resolve(who, name, "version", WRITE)
+        async with self._pool.acquire() as conn, conn.transaction():
+            removed = await conn.fetch(
+                """
+                DELETE FROM aliases WHERE collection_id = $1 AND version_id = $2
+                  AND alias = ANY($3::text[]) RETURNING alias
+                """,
+                row["collection_id"],
+                row["id"],
+                sorted(set(aliases)),
+            )
+            missing = set(aliases) - {r["alias"] for r in removed}
+            if missing:
+                # Rolls back: all or nothing.
+                raise NotFound(
+                    f"{name} has no alias {', '.join(sorted(missing))}", field="aliases"
+                )
+            out = await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"])
+        return _version(out)
+
+    async def update_version(
+        self,
+        who: Principal,
+        name: str,
+        paths: list[str],
+        *,
+        description: str = "",
+        metadata_json: str = "",
+        tags: list[str] | None = None,
+        ttl_mode: str = "",
+        ttl: timedelta | None = None,
+    ) -> Version:
+        allowed = ("description", "metadata_json", "tags", "ttl")
+        if not paths:
+            raise InvalidArgument("update_mask names no field", field="update_mask")
+        for p in paths:
+            if p not in allowed:
+                raise InvalidArgument(
+                    f"cannot update {p!r}: use {', '.join(allowed)}", field="update_mask"
+                )
+        _check_description(description)
+        metadata = _check_metadata(metadata_json)
+        tag_list = check_tags(tags or [])
+        inherit, own_ttl = check_ttl_mode(ttl_mode, ttl) if "ttl" in paths else (False, None)
+        vn_entity = await self._entity_of(name)
+        found = await self._access.check(who, vn_entity, WRITE)
+        if "ttl" in paths:
+            _ttl_permission(found)
+        row = await self._resolve(who, name, "version.name", WRITE)
+        await self._pool.execute(
+            """
+            UPDATE versions SET
+                description = CASE WHEN $2 THEN $3 ELSE description END,
+                metadata = CASE WHEN $4 THEN $5::jsonb ELSE metadata END,
+                tags = CASE WHEN $6 THEN $7::text[] ELSE tags END,
+                ttl = CASE WHEN $8 THEN $9::interval ELSE ttl END,
+                ttl_inherit = CASE WHEN $8 THEN $10 ELSE ttl_inherit END
+            WHERE id = $1
+            """,
+            row["id"],
+            "description" in paths,
+            description,
+            "metadata_json" in paths,
+            metadata,
+            "tags" in paths,
+            tag_list,
+            "ttl" in paths,
+            own_ttl,
+            inherit,
+        )
+        return _version(await self._pool.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"]))
+
+    async def _entity_of(self, name: str) -> str:
+        """The entity whose data a version name touches (for links: the source's)."""
+        if self.links is not None and self.links.is_link(name):
+            return await self.links.source_entity(name)
+        return names.parse_version(name, "version.name").collection.project.entity
+
+    # -- listing -------------------------------------------------------------
+
+    async def list_aliases(
+        self, who: Principal, parent: str, size: int, token: str
+    ) -> tuple[list[tuple[str, str, int]], str]:
+        """(alias, version name, index) of a collection, by alias."""
+        if self.links is not None and self.links.is_link_collection(parent):
+            return await self.links.list_aliases(who, parent, size, token)
+        coll = names.parse_collection(parent)
+        size = page_size(size)
+        scope = f"ListAliases|{coll}"
+        cursor = self._pages.decode(scope, token)
+        await self._access.require(who, coll.project.entity, READ)
+        rows = await self._pool.fetch(
+            """
+            SELECT a.alias, v.index FROM aliases a
+            JOIN versions v ON v.id = a.version_id
+            JOIN collections c ON c.id = a.collection_id
+            JOIN projects p ON p.id = c.project_id JOIN entities e ON e.id = p.entity_id
+            WHERE e.name = $1 AND p.name = $2 AND c.name = $3
+              AND ($4::text IS NULL OR a.alias > $4)
+            ORDER BY a.alias LIMIT $5
+            """,
+            coll.project.entity,
+            coll.project.project,
+            coll.artifact,
+            str(cursor[0]) if cursor else None,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["alias"]])
+        return [(r["alias"], f"{coll}/versions/v{r['index']}", r["index"]) for r in page], nxt
+
+    async def list_projects(
+        self, who: Principal, parent: str, size: int, token: str
+    ) -> tuple[list[tuple[str, datetime]], str]:
+        from .accounts import parse_entity
+
+        entity = parse_entity(parent, "parent")
+        size = page_size(size)
+        scope = f"ListProjects|{entity}"
+        cursor = self._pages.decode(scope, token)
+        entity_id = await self._access.require(who, entity, READ)
+        rows = await self._pool.fetch(
+            """
+            SELECT name, create_time FROM projects
+            WHERE entity_id = $1 AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3
+            """,
+            entity_id,
+            str(cursor[0]) if cursor else None,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
+        return [(f"entities/{entity}/projects/{r['name']}", r["create_time"]) for r in page], nxt
+
+    async def list_collections(
+        self, who: Principal, parent: str, type_: str, size: int, token: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        project = names.parse_project(parent)
+        if type_:
+            names.check_part(type_, "type", "artifact type")
+        size = page_size(size)
+        scope = f"ListCollections|{project}|{type_}"
+        cursor = self._pages.decode(scope, token)
+        await self._access.require(who, project.entity, READ)
+        rows = await self._pool.fetch(
+            """
+            SELECT c.name, c.type, c.create_time,
+                   (SELECT count(*) FROM versions v
+                     WHERE v.collection_id = c.id AND v.state = 'committed') AS version_count
+            FROM collections c JOIN projects p ON p.id = c.project_id
+            JOIN entities e ON e.id = p.entity_id
+            WHERE e.name = $1 AND p.name = $2 AND ($3 = '' OR c.type = $3)
+              AND ($4::text IS NULL OR c.name > $4)
+            ORDER BY c.name LIMIT $5
+            """,
+            project.entity,
+            project.project,
+            type_,
+            str(cursor[0]) if cursor else None,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
+        return [
+            {**dict(r), "name": f"{project}/artifacts/{r['name']}"} for r in page
+        ], nxt
+
+    async def list_runs(
+        self, who: Principal, parent: str, size: int, token: str
+    ) -> tuple[list[Run], str]:
+        """Newest first."""
+        project = names.parse_project(parent)
+        size = page_size(size)
+        scope = f"ListRuns|{project}"
+        cursor = self._pages.decode(scope, token)
+        await self._access.require(who, project.entity, READ)
+        rows = await self._pool.fetch(
+            _RUN_SELECT
+            + """
+            WHERE e.name = $1 AND p.name = $2 AND ($3::bigint IS NULL OR r.id < $3)
+            ORDER BY r.id DESC LIMIT $4
+            """,
+            project.entity,
+            project.project,
+            int(cursor[0]) if cursor else None,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["id"]])
+        return [_run(r) for r in page], nxt
 
     async def use_version(self, who: Principal, run: str, name: str) -> Version:
         run_row = await self._run_row(who, run, WRITE, "run")

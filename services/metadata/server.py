@@ -8,8 +8,10 @@ import grpc
 from depot.metadata.v1 import metadata_pb2, metadata_pb2_grpc
 
 from .access import Access
+from .accounts import Accounts
 from .artifacts import Artifacts
 from .idempotency import Idempotency
+from .pages import PageTokens
 from .servicer import MetadataServicer
 
 SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
@@ -17,6 +19,14 @@ SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_
 
 def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: bytes) -> str:
     access = Access(pool)
-    servicer = MetadataServicer(access, Artifacts(pool, access), Idempotency(pool), internal_secret)
+    pages = PageTokens(internal_secret)
+    servicer = MetadataServicer(
+        access,
+        Artifacts(pool, access, pages),
+        Idempotency(pool),
+        internal_secret,
+        accounts=Accounts(pool, access, pages),
+        pages=pages,
+    )
     metadata_pb2_grpc.add_MetadataServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

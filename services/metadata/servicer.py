@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 import grpc
@@ -20,9 +20,12 @@ from depot.services.common.credentials import bearer_from_metadata, verify_manif
 from depot.services.common.errors import InvalidArgument
 from depot.services.common.status import translate_errors
 
-from .access import Access, Principal, Role
-from .artifacts import Artifacts, ManifestInfo, Run, Version
+from . import accounts as acc
+from .access import ROLE_NAMES, Access, Principal, Role
+from .accounts import Accounts
+from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
 from .idempotency import Idempotency
+from .pages import PageTokens
 
 M = TypeVar("M", bound=Message)
 
@@ -60,10 +63,39 @@ def version_pb(v: Version) -> pb.ArtifactVersion:
         commit_time=_ts(v.commit_time),
         producer_run=v.producer_run,
         collection=v.collection,
+        ttl_mode=_TTL_MODE[v.ttl_mode],
+        tags=v.tags,
+        expire_time=_ts(v.expire_time),
+        linked=v.linked,
     )
-    if v.ttl is not None:
-        msg.ttl.FromTimedelta(v.ttl)
+    if v.effective_ttl is not None:
+        msg.ttl.FromTimedelta(v.effective_ttl)
+    if v.link is not None:
+        msg.link.CopyFrom(
+            pb.LinkInfo(
+                name=v.link.name,
+                collection=v.link.collection,
+                index=v.link.index,
+                aliases=v.link.aliases,
+                create_time=_ts(v.link.create_time),
+            )
+        )
     return msg
+
+
+_TTL_MODE = {
+    "": pb.TTL_MODE_UNSPECIFIED,
+    "forever": pb.TTL_MODE_FOREVER,
+    "duration": pb.TTL_MODE_DURATION,
+    "inherit": pb.TTL_MODE_INHERIT,
+}
+_TTL_MODE_NAME = {v: k for k, v in _TTL_MODE.items()}
+
+
+def _ttl_mode(value: int) -> str:
+    if value not in _TTL_MODE_NAME:
+        raise InvalidArgument(f"unknown ttl_mode {value}", field="ttl_mode")
+    return _TTL_MODE_NAME[value]
 
 
 def run_pb(r: Run) -> pb.Run:
@@ -84,17 +116,48 @@ def _ttl(msg: Message, field: str) -> timedelta | None:
     return d.ToTimedelta()
 
 
-def _page_token(token: str) -> int | None:
-    """Page tokens are opaque to clients; inside they are the last index seen."""
-    if not token:
+def _time(msg: Message, field: str) -> datetime | None:
+    if not msg.HasField(field):
         return None
-    try:
-        kind, _, value = bytes.fromhex(token).decode().partition(":")
-        if kind != "v":
-            raise ValueError
-        return int(value)
-    except ValueError:
-        raise InvalidArgument("invalid page_token", field="page_token") from None
+    ts: timestamp_pb2.Timestamp = getattr(msg, field)
+    return ts.ToDatetime(tzinfo=timezone.utc)
+
+
+def _role(role: Role | None) -> str:
+    return ROLE_NAMES[role] if role else ""
+
+
+def entity_pb(e: acc.Entity) -> pb.Entity:
+    msg = pb.Entity(
+        name=f"entities/{e.name}",
+        kind=e.kind,
+        org=f"entities/{e.org}" if e.org else "",
+        create_time=_ts(e.create_time),
+        settings=pb.EntitySettings(ttl_policy=_TTL_POLICY[e.ttl_policy]),
+        caller_role=_role(e.caller_role),
+    )
+    if e.default_ttl is not None:
+        msg.settings.default_ttl.FromTimedelta(e.default_ttl)
+    return msg
+
+
+_TTL_POLICY = {"members": pb.TTL_POLICY_MEMBERS, "admins": pb.TTL_POLICY_ADMINS}
+_TTL_POLICY_NAME = {v: k for k, v in _TTL_POLICY.items()}
+
+
+def member_pb(m: acc.Member) -> pb.Member:
+    return pb.Member(parent=m.parent, user=m.user, role=ROLE_NAMES[m.role])
+
+
+def key_pb(k: acc.KeyInfo) -> pb.ApiKey:
+    return pb.ApiKey(
+        id=k.id,
+        user=k.user,
+        description=k.description,
+        create_time=_ts(k.create_time),
+        revoke_time=_ts(k.revoke_time),
+        key=k.key,
+    )
 
 
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
@@ -104,11 +167,16 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         artifacts: Artifacts,
         idempotency: Idempotency,
         manifest_secret: bytes,
+        *,
+        accounts: Accounts,
+        pages: PageTokens,
     ):
         self._access = access
         self._artifacts = artifacts
         self._idem = idempotency
         self._manifest_secret = manifest_secret
+        self._accounts = accounts
+        self._pages = pages
 
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
@@ -185,6 +253,8 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
                 request.metadata_json,
                 request.run,
                 _ttl(request, "ttl"),
+                _ttl_mode(request.ttl_mode),
+                list(request.tags),
             )
             return version_pb(v)
 
@@ -230,12 +300,17 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListArtifactVersionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListArtifactVersionsResponse:
         who = await self._who(context)
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative", field="page_size")
-        versions, last = await self._artifacts.list_versions(
-            who, request.parent, request.page_size, _page_token(request.page_token)
+        f = VersionFilter(
+            alias=request.alias,
+            tag=request.tag,
+            created_after=_time(request, "created_after"),
+            created_before=_time(request, "created_before"),
+            metadata_key=request.metadata_key,
+            metadata_value_json=request.metadata_value_json,
         )
-        token = f"v:{last}".encode().hex() if last is not None else ""
+        versions, token = await self._artifacts.list_versions(
+            who, request.parent, request.page_size, request.page_token, f
+        )
         return pb.ListArtifactVersionsResponse(
             versions=[version_pb(v) for v in versions], next_page_token=token
         )
@@ -261,4 +336,233 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             version=version_pb(lin.version),
             producer=run_pb(lin.producer) if lin.producer else None,
             consumers=[run_pb(r) for r in lin.consumers],
+        )
+
+    # -- access ----------------------------------------------------------------
+
+    @translate_errors
+    async def CreateEntity(
+        self, request: pb.CreateEntityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Entity:
+        who = await self._who(context)
+
+        async def work() -> pb.Entity:
+            e = await self._accounts.create_entity(
+                who, request.entity_id, request.entity.kind, request.entity.org
+            )
+            return entity_pb(e)
+
+        return await self._once(who, "CreateEntity", request.request_id, pb.Entity, work)
+
+    @translate_errors
+    async def GetEntity(self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
+        who = await self._who(context)
+        return entity_pb(await self._accounts.get_entity(who, request.name))
+
+    @translate_errors
+    async def ListEntities(
+        self, request: pb.ListEntitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListEntitiesResponse:
+        who = await self._who(context)
+        items, token = await self._accounts.list_entities(
+            who, request.kind, request.page_size, request.page_token
+        )
+        return pb.ListEntitiesResponse(
+            entities=[entity_pb(e) for e in items], next_page_token=token
+        )
+
+    @translate_errors
+    async def UpdateEntitySettings(
+        self, request: pb.UpdateEntitySettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Entity:
+        who = await self._who(context)
+        paths = [p.removeprefix("settings.") for p in request.update_mask.paths]
+        policy = _TTL_POLICY_NAME.get(request.settings.ttl_policy, "")
+
+        async def work() -> pb.Entity:
+            e = await self._accounts.update_settings(
+                who, request.name, paths, _ttl(request.settings, "default_ttl"), policy
+            )
+            return entity_pb(e)
+
+        return await self._once(who, "UpdateEntitySettings", request.request_id, pb.Entity, work)
+
+    @translate_errors
+    async def SetMember(self, request: pb.SetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        who = await self._who(context)
+
+        async def work() -> pb.Member:
+            m = await self._accounts.set_member(who, request.entity, request.user, request.role)
+            return member_pb(m)
+
+        return await self._once(who, "SetMember", request.request_id, pb.Member, work)
+
+    @translate_errors
+    async def RemoveMember(
+        self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Member:
+        who = await self._who(context)
+
+        async def work() -> pb.Member:
+            return member_pb(await self._accounts.remove_member(who, request.entity, request.user))
+
+        return await self._once(who, "RemoveMember", request.request_id, pb.Member, work)
+
+    @translate_errors
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMembersResponse:
+        who = await self._who(context)
+        items, token = await self._accounts.list_members(
+            who, request.entity, request.page_size, request.page_token
+        )
+        return pb.ListMembersResponse(members=[member_pb(m) for m in items], next_page_token=token)
+
+    @translate_errors
+    async def CreateApiKey(
+        self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApiKey:
+        raw = bearer_from_metadata(context.invocation_metadata())
+        who = await self._access.authenticate(raw)
+        # With a request_id the secret is derived from the caller's key, so the
+        # stored answer needs no secret and a retry still returns the key.
+        key = acc.derived_key(raw, request.request_id) if request.request_id else None
+
+        async def work() -> pb.ApiKey:
+            info = await self._accounts.create_key(who, request.user, request.description, key)
+            msg = key_pb(info)
+            if key is not None:
+                msg.key = ""
+            return msg
+
+        out = await self._once(who, "CreateApiKey", request.request_id, pb.ApiKey, work)
+        if key is not None:
+            out.key = str(key)
+        return out
+
+    @translate_errors
+    async def RevokeApiKey(
+        self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApiKey:
+        who = await self._who(context)
+
+        async def work() -> pb.ApiKey:
+            return key_pb(await self._accounts.revoke_key(who, request.id))
+
+        return await self._once(who, "RevokeApiKey", request.request_id, pb.ApiKey, work)
+
+    @translate_errors
+    async def ListApiKeys(
+        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListApiKeysResponse:
+        who = await self._who(context)
+        items, token = await self._accounts.list_keys(
+            who, request.user, request.page_size, request.page_token
+        )
+        return pb.ListApiKeysResponse(keys=[key_pb(k) for k in items], next_page_token=token)
+
+    # -- listing ---------------------------------------------------------------
+
+    @translate_errors
+    async def ListProjects(
+        self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListProjectsResponse:
+        who = await self._who(context)
+        items, token = await self._artifacts.list_projects(
+            who, request.parent, request.page_size, request.page_token
+        )
+        return pb.ListProjectsResponse(
+            projects=[pb.Project(name=n, create_time=_ts(t)) for n, t in items],
+            next_page_token=token,
+        )
+
+    @translate_errors
+    async def ListCollections(
+        self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCollectionsResponse:
+        who = await self._who(context)
+        items, token = await self._artifacts.list_collections(
+            who, request.parent, request.type, request.page_size, request.page_token
+        )
+        return pb.ListCollectionsResponse(
+            collections=[
+                pb.Collection(
+                    name=c["name"], type=c["type"], create_time=_ts(c["create_time"]),
+                    version_count=c["version_count"],
+                )
+                for c in items
+            ],
+            next_page_token=token,
+        )
+
+    @translate_errors
+    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
+        who = await self._who(context)
+        items, token = await self._artifacts.list_runs(
+            who, request.parent, request.page_size, request.page_token
+        )
+        return pb.ListRunsResponse(runs=[run_pb(r) for r in items], next_page_token=token)
+
+    @translate_errors
+    async def ListAliases(
+        self, request: pb.ListAliasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAliasesResponse:
+        who = await self._who(context)
+        items, token = await self._artifacts.list_aliases(
+            who, request.parent, request.page_size, request.page_token
+        )
+        return pb.ListAliasesResponse(
+            aliases=[pb.Alias(alias=a, version=v, index=i) for a, v, i in items],
+            next_page_token=token,
+        )
+
+    # -- aliases, tags, updates ------------------------------------------------
+
+    @translate_errors
+    async def AddAliases(
+        self, request: pb.AddAliasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ArtifactVersion:
+        who = await self._who(context)
+
+        async def work() -> pb.ArtifactVersion:
+            v = await self._artifacts.add_aliases(who, request.version, list(request.aliases))
+            return version_pb(v)
+
+        return await self._once(who, "AddAliases", request.request_id, pb.ArtifactVersion, work)
+
+    @translate_errors
+    async def RemoveAliases(
+        self, request: pb.RemoveAliasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ArtifactVersion:
+        who = await self._who(context)
+
+        async def work() -> pb.ArtifactVersion:
+            v = await self._artifacts.remove_aliases(who, request.version, list(request.aliases))
+            return version_pb(v)
+
+        return await self._once(who, "RemoveAliases", request.request_id, pb.ArtifactVersion, work)
+
+    @translate_errors
+    async def UpdateArtifactVersion(
+        self, request: pb.UpdateArtifactVersionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ArtifactVersion:
+        who = await self._who(context)
+        v = request.version
+        paths = list(request.update_mask.paths)
+
+        async def work() -> pb.ArtifactVersion:
+            out = await self._artifacts.update_version(
+                who,
+                v.name,
+                paths,
+                description=v.description,
+                metadata_json=v.metadata_json,
+                tags=list(v.tags),
+                ttl_mode=_ttl_mode(v.ttl_mode),
+                ttl=_ttl(v, "ttl"),
+            )
+            return version_pb(out)
+
+        return await self._once(
+            who, "UpdateArtifactVersion", request.request_id, pb.ArtifactVersion, work
         )

@@ -1,0 +1,115 @@
+"""OpenTelemetry for the services: a span and a latency metric for every RPC.
+
+The SDK's TracerProvider is installed once in ``setup()``. Spans go to an
+OTLP collector when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and the OTLP
+exporter package is installed, to stderr with ``DEPOT_TRACE_CONSOLE=1``,
+and nowhere otherwise (the API is then a no-op). Log records carry the
+current trace id so logs and traces can be joined.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from opentelemetry import metrics, trace
+
+tracer = trace.get_tracer("depot.services")
+_meter = metrics.get_meter("depot.services")
+rpc_latency = _meter.create_histogram("depot.rpc.duration", unit="ms", description="RPC latency")
+
+
+class _TraceIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else "-"
+        return True
+
+
+def setup(service_name: str) -> None:
+    """Installs the tracer provider and the trace-id log filter (call once in __main__)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore
+                OTLPSpanExporter,
+            )
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        except ImportError:
+            logging.warning("OTEL_EXPORTER_OTLP_ENDPOINT set but opentelemetry-exporter-otlp missing")
+    if os.environ.get("DEPOT_TRACE_CONSOLE"):
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_TraceIdFilter())
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s trace=%(trace_id)s %(message)s"
+
+
+class TracingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler in a span named after the RPC and records its latency."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method  # type: ignore[attr-defined]
+        attrs = {"rpc.system": "grpc", "rpc.method": method}
+
+        if handler.unary_unary or handler.stream_unary:
+            inner = handler.unary_unary or handler.stream_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                start = time.perf_counter()
+                with tracer.start_as_current_span(method, attributes=attrs):
+                    try:
+                        return await inner(request, context)
+                    finally:
+                        rpc_latency.record((time.perf_counter() - start) * 1000, attrs)
+
+            factory = (
+                grpc.unary_unary_rpc_method_handler
+                if handler.unary_unary
+                else grpc.stream_unary_rpc_method_handler
+            )
+            return factory(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            start = time.perf_counter()
+            with tracer.start_as_current_span(method, attributes=attrs):
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                finally:
+                    rpc_latency.record((time.perf_counter() - start) * 1000, attrs)
+
+        factory = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return factory(
+            streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,406 @@
+"""Entities (users, teams, orgs), their members, settings and API keys (domain; no grpc).
+
+Who may do what:
+
+    create an org                     superusers
+    create a team or user             superusers; admins of the org named as its parent
+    members, roles, team settings     admins of the entity (org admins for the org's teams)
+    API keys of a user                the user; superusers; admins of an org the user is in
+
+Access is always checked before a transaction opens (see artifacts.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from depot.services.common.credentials import ApiKey
+from depot.services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+
+from . import names
+from .access import ADMIN, READ, ROLE_NAMES, Access, Principal, Role, parse_role
+from .pages import PageTokens, page_size
+
+KINDS = ("user", "team", "org")
+TTL_POLICIES = ("members", "admins")
+CORE_REGISTRIES = {"model": ["model"], "dataset": ["dataset"]}
+
+
+@dataclass
+class Entity:
+    name: str
+    kind: str
+    org: str
+    create_time: datetime
+    default_ttl: timedelta | None
+    ttl_policy: str
+    caller_role: Role | None = None
+
+
+@dataclass
+class Member:
+    parent: str
+    user: str
+    role: Role
+
+
+@dataclass
+class KeyInfo:
+    id: str
+    user: str
+    description: str
+    create_time: datetime
+    revoke_time: datetime | None
+    key: str = ""
+
+
+def parse_entity(name: str, field: str = "name") -> str:
+    (e,) = names._split(name, field, ("entities",))
+    return names.check_part(e, field, "entity")
+
+
+def check_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta | None:
+    """A TTL is at least one second; sub-second or non-positive ones are errors,
+    never silently "forever"."""
+    if ttl is not None and ttl < timedelta(seconds=1):
+        raise InvalidArgument(
+            f"{field} must be at least one second (got {ttl.total_seconds()}s); "
+            "to keep versions forever, set no TTL",
+            field=field,
+        )
+    return ttl
+
+
+def derived_key(caller_key: str, request_id: str) -> ApiKey:
+    """The key a CreateApiKey call with this request_id creates.
+
+    Derived from the caller's own key, so a retry returns the same secret
+    without Depot ever storing it (the idempotency record keeps the answer
+    with the secret blanked).
+    """
+    mac = hmac.new(caller_key.encode(), b"depot api key\0" + request_id.encode(), hashlib.sha256)
+    raw = mac.digest()
+    return ApiKey(raw[:6].hex(), base64.urlsafe_b64encode(raw[6:30]).decode().rstrip("="))
+
+
+_ENTITY_SELECT = """
+    SELECT e.*, o.name AS org_name FROM entities e LEFT JOIN entities o ON o.id = e.org_id
+"""
+
+
+def _entity(row: asyncpg.Record, role: Role | None = None) -> Entity:
+    return Entity(
+        name=row["name"],
+        kind=row["kind"],
+        org=row["org_name"] or "",
+        create_time=row["create_time"],
+        default_ttl=row["default_ttl"],
+        ttl_policy=row["ttl_policy"],
+        caller_role=role,
+    )
+
+
+class Accounts:
+    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens):
+        self._pool = pool
+        self._access = access
+        self._pages = pages
+
+    # -- entities ----------------------------------------------------------
+
+    async def create_entity(self, who: Principal, entity_id: str, kind: str, org: str) -> Entity:
+        names.check_part(entity_id, "entity_id", "entity")
+        if kind not in KINDS:
+            raise InvalidArgument("entity.kind must be user, team or org", field="entity.kind")
+        org_id = None
+        if org:
+            org_name = parse_entity(org, "entity.org")
+            if kind == "org":
+                raise InvalidArgument("an org cannot belong to an org", field="entity.org")
+            found = await self._access.check(who, org_name, ADMIN)
+            if found.kind != "org":
+                raise FailedPrecondition(f"{org} is a {found.kind}, not an org", field="entity.org")
+            org_id = found.id
+        elif not who.superuser:
+            raise PermissionDenied(
+                f"only superusers create a {kind} outside an org; "
+                "org admins create teams and users inside their org",
+                field="entity.org",
+            )
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                eid = await conn.fetchval(
+                    "INSERT INTO entities (name, kind, org_id) VALUES ($1, $2, $3) RETURNING id",
+                    entity_id,
+                    kind,
+                    org_id if kind == "team" else None,
+                )
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists(
+                    f"entity {entity_id!r} already exists", field="entity_id"
+                ) from None
+            if kind == "team" and not who.superuser:
+                await conn.execute(
+                    "INSERT INTO memberships (entity_id, user_id, role) VALUES ($1, $2, 'admin')",
+                    eid,
+                    who.user_id,
+                )
+            if kind == "user" and org_id is not None:
+                await conn.execute(
+                    "INSERT INTO memberships (entity_id, user_id, role) VALUES ($1, $2, 'member')",
+                    org_id,
+                    eid,
+                )
+            if kind == "org":
+                await conn.execute(
+                    """
+                    INSERT INTO registries (org_id, name, core, accepted_types, description)
+                    SELECT $1, n, true, ARRAY[n], 'core registry' FROM unnest($2::text[]) AS n
+                    """,
+                    eid,
+                    sorted(CORE_REGISTRIES),
+                )
+            row = await conn.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", eid)
+        return _entity(row, Role.ADMIN)
+
+    async def get_entity(self, who: Principal, name: str) -> Entity:
+        found = await self._access.check(who, parse_entity(name), READ)
+        row = await self._pool.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id)
+        return _entity(row, found.role)
+
+    async def list_entities(
+        self, who: Principal, kind: str, size: int, token: str
+    ) -> tuple[list[Entity], str]:
+        if kind and kind not in KINDS:
+            raise InvalidArgument("kind must be user, team or org", field="kind")
+        size = page_size(size)
+        scope = f"ListEntities|{kind}"
+        cursor = self._pages.decode(scope, token)
+        after = str(cursor[0]) if cursor else None
+        rows = await self._pool.fetch(
+            _ENTITY_SELECT
+            + """
+            WHERE ($1 OR e.id = $2 OR e.id IN (SELECT entity_id FROM memberships WHERE user_id = $2)
+                   OR e.org_id IN (SELECT entity_id FROM memberships
+                                    WHERE user_id = $2 AND role = 'admin'))
+              AND ($3 = '' OR e.kind = $3) AND ($4::text IS NULL OR e.name > $4)
+            ORDER BY e.name LIMIT $5
+            """,
+            who.superuser,
+            who.user_id,
+            kind,
+            after,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
+        return [_entity(r) for r in page], nxt
+
+    async def update_settings(
+        self,
+        who: Principal,
+        name: str,
+        paths: list[str],
+        default_ttl: timedelta | None,
+        ttl_policy: str,
+    ) -> Entity:
+        entity = parse_entity(name)
+        if not paths:
+            raise InvalidArgument("update_mask names no field", field="update_mask")
+        for p in paths:
+            if p not in ("default_ttl", "ttl_policy"):
+                raise InvalidArgument(
+                    f"cannot update {p!r}: use default_ttl, ttl_policy", field="update_mask"
+                )
+        if "default_ttl" in paths:
+            check_ttl(default_ttl, "settings.default_ttl")
+        if "ttl_policy" in paths and ttl_policy not in TTL_POLICIES:
+            raise InvalidArgument(
+                "settings.ttl_policy must be members or admins", field="settings.ttl_policy"
+            )
+        found = await self._access.check(who, entity, ADMIN)
+        row = await self._pool.fetchrow(
+            """
+            UPDATE entities SET
+                default_ttl = CASE WHEN $2 THEN $3::interval ELSE default_ttl END,
+                ttl_policy = CASE WHEN $4 THEN $5 ELSE ttl_policy END
+            WHERE id = $1 RETURNING id
+            """,
+            found.id,
+            "default_ttl" in paths,
+            default_ttl,
+            "ttl_policy" in paths,
+            ttl_policy,
+        )
+        row = await self._pool.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", row["id"])
+        return _entity(row, found.role)
+
+    # -- members -----------------------------------------------------------
+
+    async def _user(self, name: str, field: str = "user") -> asyncpg.Record:
+        user = parse_entity(name, field)
+        row = await self._pool.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
+        if row is None:
+            raise NotFound(f"no user {user!r}", field=field)
+        if row["kind"] != "user":
+            raise FailedPrecondition(f"{name} is a {row['kind']}, not a user", field=field)
+        return row
+
+    async def set_member(self, who: Principal, entity: str, user: str, role: str) -> Member:
+        ename = parse_entity(entity, "entity")
+        r = parse_role(role)
+        found = await self._access.check(who, ename, ADMIN)
+        if found.kind == "user":
+            raise FailedPrecondition(
+                f"{entity} is a user; only teams and orgs have members", field="entity"
+            )
+        target = await self._user(user)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Locks the entity's memberships so two demotions cannot race
+            # past the last-admin check together.
+            await conn.execute("SELECT 1 FROM entities WHERE id = $1 FOR UPDATE", found.id)
+            if r != Role.ADMIN:
+                await self._keep_an_admin(conn, found.id, target["id"], entity)
+            await conn.execute(
+                """
+                INSERT INTO memberships (entity_id, user_id, role) VALUES ($1, $2, $3)
+                ON CONFLICT (entity_id, user_id) DO UPDATE SET role = EXCLUDED.role
+                """,
+                found.id,
+                target["id"],
+                ROLE_NAMES[r],
+            )
+        return Member(f"entities/{ename}", user, r)
+
+    @staticmethod
+    async def _keep_an_admin(conn: Any, entity_id: int, user_id: int, entity: str) -> None:
+        admins = await conn.fetch(
+            "SELECT user_id FROM memberships WHERE entity_id = $1 AND role = 'admin'", entity_id
+        )
+        ids = {a["user_id"] for a in admins}
+        if ids == {user_id}:
+            raise FailedPrecondition(
+                f"{entity} would have no admin left; make someone else admin first",
+                field="user",
+                reason="LAST_ADMIN",
+            )
+
+    async def remove_member(self, who: Principal, entity: str, user: str) -> Member:
+        ename = parse_entity(entity, "entity")
+        found = await self._access.check(who, ename, ADMIN)
+        target = await self._user(user)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM entities WHERE id = $1 FOR UPDATE", found.id)
+            await self._keep_an_admin(conn, found.id, target["id"], entity)
+            role = await conn.fetchval(
+                "DELETE FROM memberships WHERE entity_id = $1 AND user_id = $2 RETURNING role",
+                found.id,
+                target["id"],
+            )
+        if role is None:
+            raise NotFound(f"{user} is not a member of {entity}", field="user")
+        return Member(f"entities/{ename}", user, parse_role(role))
+
+    async def list_members(
+        self, who: Principal, entity: str, size: int, token: str
+    ) -> tuple[list[Member], str]:
+        ename = parse_entity(entity, "entity")
+        found = await self._access.check(who, ename, READ)
+        size = page_size(size)
+        scope = f"ListMembers|{ename}"
+        cursor = self._pages.decode(scope, token)
+        rows = await self._pool.fetch(
+            """
+            SELECT u.name, m.role FROM memberships m JOIN entities u ON u.id = m.user_id
+            WHERE m.entity_id = $1 AND ($2::text IS NULL OR u.name > $2)
+            ORDER BY u.name LIMIT $3
+            """,
+            found.id,
+            str(cursor[0]) if cursor else None,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
+        return [
+            Member(f"entities/{ename}", f"entities/{r['name']}", parse_role(r["role"]))
+            for r in page
+        ], nxt
+
+    # -- API keys ----------------------------------------------------------
+
+    async def _key_owner(self, who: Principal, user: str) -> tuple[int, str]:
+        if not user:
+            return who.user_id, who.user
+        row = await self._user(user)
+        if not await self._access.may_manage_user(who, row["id"]):
+            raise PermissionDenied(f"{who.user} may not manage API keys of {user}", field="user")
+        return int(row["id"]), parse_entity(user, "user")
+
+    async def create_key(
+        self, who: Principal, user: str, description: str, key: ApiKey | None
+    ) -> KeyInfo:
+        if len(description) > 256:
+            raise InvalidArgument("description is longer than 256 characters", field="description")
+        user_id, user_name = await self._key_owner(who, user)
+        created = await self._access.create_key(user_id, description, key=key)
+        row = await self._pool.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id)
+        return KeyInfo(
+            created.key_id, f"entities/{user_name}", description, row["create_time"], None,
+            str(created),
+        )
+
+    async def revoke_key(self, who: Principal, key_id: str) -> KeyInfo:
+        row = await self._pool.fetchrow(
+            "SELECT k.user_id, e.name FROM api_keys k JOIN entities e ON e.id = k.user_id"
+            " WHERE k.id = $1",
+            key_id,
+        )
+        if row is None:
+            raise NotFound(f"no API key {key_id!r}", field="id")
+        if not await self._access.may_manage_user(who, row["user_id"]):
+            raise PermissionDenied(f"{who.user} may not revoke this key", field="id")
+        out = await self._pool.fetchrow(
+            """
+            UPDATE api_keys SET revoke_time = COALESCE(revoke_time, now())
+            WHERE id = $1 RETURNING *
+            """,
+            key_id,
+        )
+        return KeyInfo(
+            key_id, f"entities/{row['name']}", out["description"], out["create_time"],
+            out["revoke_time"],
+        )
+
+    async def list_keys(
+        self, who: Principal, user: str, size: int, token: str
+    ) -> tuple[list[KeyInfo], str]:
+        user_id, user_name = await self._key_owner(who, user)
+        size = page_size(size)
+        scope = f"ListApiKeys|{user_name}"
+        cursor = self._pages.decode(scope, token)
+        rows = await self._pool.fetch(
+            """
+            SELECT * FROM api_keys WHERE user_id = $1 AND ($2::text IS NULL OR id > $2)
+            ORDER BY id LIMIT $3
+            """,
+            user_id,
+            str(cursor[0]) if cursor else None,
+            size + 1,
+        )
+        page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["id"]])
+        return [
+            KeyInfo(r["id"], f"entities/{user_name}", r["description"], r["create_time"],
+                    r["revoke_time"])
+            for r in page
+        ], nxt

@@ -1,0 +1,91 @@
+"""A small world for the metadata tests: an org, two teams, users with roles and keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+
+from depot.metadata.v1 import metadata_pb2 as pb
+from depot.metadata.v1 import metadata_pb2_grpc
+
+from integration.helpers import Stubs  # tests/ is on sys.path (rootdir conftest)
+
+OK = grpc.StatusCode.OK
+TEAM = "team-a"
+PROJECT = f"entities/{TEAM}/projects/p"
+COLL = f"{PROJECT}/artifacts/ds"
+
+
+class Meta(Stubs):
+    """Generated stubs with one user's key; ``m.Rpc(request)`` calls with auth."""
+
+    def __init__(self, channel: grpc.Channel, key: str):
+        super().__init__(channel, key)
+        self.key = key
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.meta, name)
+        return lambda req, **kw: method(req, metadata=self.md, **kw)
+
+
+def code(fn: Callable[[], Any]) -> grpc.StatusCode:
+    """The status of calling ``fn``: OK, or the error's code."""
+    try:
+        fn()
+    except grpc.RpcError as e:
+        return e.code()  # type: ignore[attr-defined, no-any-return]
+    return OK
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class World:
+    channel: grpc.Channel
+    admin: Meta
+    users: dict[str, Meta] = field(default_factory=dict)
+
+    def __getitem__(self, user: str) -> Meta:
+        return self.users[user]
+
+    def user(self, name: str, org: str = "") -> Meta:
+        self.admin.CreateEntity(
+            pb.CreateEntityRequest(entity_id=name, entity=pb.Entity(kind="user", org=org))
+        )
+        key = self.admin.CreateApiKey(pb.CreateApiKeyRequest(user=f"entities/{name}")).key
+        self.users[name] = Meta(self.channel, key)
+        return self.users[name]
+
+    def member(self, entity: str, user: str, role: str) -> None:
+        self.admin.SetMember(
+            pb.SetMemberRequest(entity=f"entities/{entity}", user=f"entities/{user}", role=role)
+        )
+
+
+@pytest.fixture
+def world(server, channel) -> World:
+    """Org `acme` with team `team-a` (alice admin, bob member, carol viewer),
+    team `team-b` (dave member), and `mallory` with no role anywhere."""
+    w = World(channel, Meta(channel, server.admin_key))
+    w.admin.CreateEntity(pb.CreateEntityRequest(entity_id="acme", entity=pb.Entity(kind="org")))
+    for team in ("team-a", "team-b"):
+        w.admin.CreateEntity(
+            pb.CreateEntityRequest(entity_id=team, entity=pb.Entity(kind="team", org="entities/acme"))
+        )
+    for name in ("alice", "bob", "carol", "dave", "mallory", "erin"):
+        w.user(name)
+    w.member(TEAM, "alice", "admin")
+    w.member(TEAM, "bob", "member")
+    w.member(TEAM, "carol", "viewer")
+    w.member("team-b", "dave", "member")
+    return w
+
+
+__all__ = ["COLL", "OK", "PROJECT", "TEAM", "Meta", "World", "code", "rid", "metadata_pb2_grpc"]
