@@ -26,7 +26,14 @@ from ._exceptions import (
     TypeMismatchError,
     UnauthenticatedError,
 )
+from ._references import ReferenceCache, S3Fetcher
 from ._run import Run, init
+from ._wandb import (
+    artifact_from_wandb_manifest,
+    export_wandb_manifest,
+    from_wandb_manifest,
+    to_wandb_manifest,
+)
 
 __all__ = [
     "AbortedError",
@@ -43,10 +50,16 @@ __all__ = [
     "ManifestEntry",
     "NotFoundError",
     "PermissionDeniedError",
+    "ReferenceCache",
+    "S3Fetcher",
     "ResourceExhaustedError",
     "Run",
     "TooManyObjectsError",
     "TypeMismatchError",
     "UnauthenticatedError",
+    "artifact_from_wandb_manifest",
+    "export_wandb_manifest",
+    "from_wandb_manifest",
+    "to_wandb_manifest",
     "init",
 ]

@@ -23,6 +23,15 @@ from depot.native import artifact_digest, hash_file, hash_files
 from depot.services.common.entry_paths import check_entry_path, safe_join
 
 from ._client import Client, request_id
+from ._references import (
+    ReferenceCache,
+    S3Fetcher,
+    default_reference_cache,
+    default_s3_fetcher,
+    fetch_reference,
+    http_reference_entries,
+    local_copy_matches,
+)
 from ._exceptions import (
     DepotError,
     DigestMismatchError,
@@ -206,7 +215,10 @@ class Artifact:
         """Tracks data by reference, without copying it.
 
         ``file://`` paths are hashed here (a directory becomes one entry per
-        file). With ``checksum=False`` the URI itself is the one entry.
+        file); ``http(s)://`` URLs are checked here (ETag, else the content's
+        digest); ``s3://`` prefixes are listed by the manifest service when
+        the artifact is logged. With ``checksum=False`` the URI itself is the
+        one entry.
         More files than ``max_objects`` is an error, never a silent cut.
         """
         self._check_mutable()
@@ -214,6 +226,10 @@ class Artifact:
         if limit < 1:
             raise InvalidArgumentError("max_objects must be at least 1", field="max_objects")
         parts = urlsplit(uri)
+        if parts.scheme in ("http", "https"):
+            # HEAD/GET from this machine: the server never fetches user URLs.
+            entries = http_reference_entries(uri, name, checksum, limit, self.hash_algorithm)
+            return [self._put(e) for e in entries]
         if not checksum:
             base = name or (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc)
             return [self._put(ManifestEntry(base, uri, "none", 0, ref=uri))]
@@ -371,9 +387,13 @@ class Artifact:
         target.mkdir(parents=True, exist_ok=True)
         entity = v.collection.split("/")[1]
         entries = self.files()
+        cache = default_reference_cache() if any(e.ref for e in entries) else None
+        s3 = default_s3_fetcher()  # its client is built only if an s3:// entry is fetched
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [
-                pool.submit(_fetch, self._client, entity, e, target, allow_missing_references)
+                pool.submit(
+                    _fetch, self._client, entity, e, target, allow_missing_references, cache, s3
+                )
                 for e in entries
             ]
             for f in futures:
@@ -391,39 +411,38 @@ def _digest_of(path: Path, algorithm: str) -> str:
     return _b64(raw)
 
 
-def _fetch(client: Client, entity: str, e: ManifestEntry, root: Path, allow_missing: bool) -> None:
+def _fetch(
+    client: Client,
+    entity: str,
+    e: ManifestEntry,
+    root: Path,
+    allow_missing: bool,
+    cache: ReferenceCache | None = None,
+    s3: S3Fetcher | None = None,
+) -> None:
+    """Downloads one entry into ``root`` (atomically) after verifying it."""
     dest = safe_join(root, e.path)
-    verify = e.algorithm in HASH_ALGORITHMS
-    if dest.is_file() and verify and _digest_of(dest, e.algorithm) == e.digest:
+    if dest.is_file() and local_copy_matches(e, dest):
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            if e.ref:
-                parts = urlsplit(e.ref)
-                if parts.scheme != "file" or e.algorithm == "none":
-                    if allow_missing:
-                        return
-                    raise DepotError(f"cannot download reference {e.ref} (only file:// here)")
-                src = Path(unquote(parts.path))
-                if not src.is_file():
-                    if allow_missing:
-                        return
-                    raise NotFoundError(f"referenced file {src} is missing")
-                with open(src, "rb") as f:
-                    shutil.copyfileobj(f, out, _CHUNK)
-            else:
-                req = mpb.ReadBlobRequest(
-                    entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest)
-                )
+        if e.ref:
+            if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3):
+                return
+        else:
+            req = mpb.ReadBlobRequest(
+                entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest)
+            )
+            with open(tmp, "wb") as out:
                 for chunk in client.stream(client.manifest.ReadBlob, req):
                     out.write(chunk.data)
-        if verify and _digest_of(tmp, e.algorithm) != e.digest:
-            raise DigestMismatchError(
-                f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path
-            )
+            if _digest_of(tmp, e.algorithm) != e.digest:
+                raise DigestMismatchError(
+                    f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path
+                )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

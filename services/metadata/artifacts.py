@@ -201,6 +201,7 @@ def _version(row: asyncpg.Record) -> Version:
         ttl_inherit=row["ttl_inherit"],
         effective_ttl=row["entity_default_ttl"] if row["ttl_inherit"] else row["ttl"],
         linked=row["linked"],
+        link=row.get("_link"),
     )
 
 
@@ -624,6 +625,8 @@ class Artifacts:
             raise InvalidArgument("give at least one alias", field="aliases")
         for a in aliases:
             names.check_settable_alias(a)
+        if self.links is not None and self.links.is_link(name):
+            return await self.links.add_aliases(who, name, aliases)  # type: ignore[no-any-return]
         row = await self._resolve(who, name, "version", WRITE)
         async with self._pool.acquire() as conn, conn.transaction():
             await self._set_aliases(conn, row["collection_id"], row["id"], aliases)
@@ -635,6 +638,8 @@ class Artifacts:
             raise InvalidArgument("give at least one alias", field="aliases")
         for a in aliases:
             names.check_settable_alias(a)
+        if self.links is not None and self.links.is_link(name):
+            return await self.links.remove_aliases(who, name, aliases)  # type: ignore[no-any-return]
         row = await self._resolve(who, name, "version", WRITE)
         async with self._pool.acquire() as conn, conn.transaction():
             removed = await conn.fetch(
@@ -679,11 +684,12 @@ class Artifacts:
         metadata = _check_metadata(metadata_json)
         tag_list = check_tags(tags or [])
         inherit, own_ttl = check_ttl_mode(ttl_mode, ttl) if "ttl" in paths else (False, None)
-        vn_entity = await self._entity_of(name)
-        found = await self._access.check(who, vn_entity, WRITE)
+        # Through a registry link too, changing a version needs write access to
+        # the entity that logged it.
+        row = await self._resolve(who, name, "version.name", READ)
+        found = await self._access.check(who, row["entity_name"], WRITE)
         if "ttl" in paths:
             _ttl_permission(found)
-        row = await self._resolve(who, name, "version.name", WRITE)
         await self._pool.execute(
             """
             UPDATE versions SET
@@ -706,12 +712,6 @@ class Artifacts:
             inherit,
         )
         return _version(await self._pool.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"]))
-
-    async def _entity_of(self, name: str) -> str:
-        """The entity whose data a version name touches (for links: the source's)."""
-        if self.links is not None and self.links.is_link(name):
-            return await self.links.source_entity(name)
-        return names.parse_version(name, "version.name").collection.project.entity
 
     # -- listing -------------------------------------------------------------
 

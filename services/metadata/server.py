@@ -12,6 +12,7 @@ from .accounts import Accounts
 from .artifacts import Artifacts
 from .idempotency import Idempotency
 from .pages import PageTokens
+from .registries import Registries
 from .servicer import MetadataServicer
 
 SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
@@ -20,13 +21,15 @@ SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_
 def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: bytes) -> str:
     access = Access(pool)
     pages = PageTokens(internal_secret)
+    artifacts = Artifacts(pool, access, pages)
     servicer = MetadataServicer(
         access,
-        Artifacts(pool, access, pages),
+        artifacts,
         Idempotency(pool),
         internal_secret,
         accounts=Accounts(pool, access, pages),
         pages=pages,
+        registries=Registries(pool, access, pages, artifacts),
     )
     metadata_pb2_grpc.add_MetadataServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -26,6 +26,7 @@ from .accounts import Accounts
 from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
 from .idempotency import Idempotency
 from .pages import PageTokens
+from .registries import Link, Registries, Registry
 
 M = TypeVar("M", bound=Message)
 
@@ -160,6 +161,29 @@ def key_pb(k: acc.KeyInfo) -> pb.ApiKey:
     )
 
 
+def registry_pb(r: Registry) -> pb.Registry:
+    return pb.Registry(
+        name=r.name,
+        accepted_types=r.accepted_types,
+        description=r.description,
+        core=r.core,
+        visibility=r.visibility,
+        create_time=_ts(r.create_time),
+        caller_role=_role(r.caller_role),
+    )
+
+
+def link_pb(link: Link) -> pb.Link:
+    return pb.Link(
+        name=link.name,
+        collection=link.collection,
+        index=link.index,
+        aliases=link.aliases,
+        create_time=_ts(link.create_time),
+        version=version_pb(link.version),
+    )
+
+
 class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     def __init__(
         self,
@@ -170,6 +194,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         *,
         accounts: Accounts,
         pages: PageTokens,
+        registries: Registries,
     ):
         self._access = access
         self._artifacts = artifacts
@@ -177,6 +202,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self._manifest_secret = manifest_secret
         self._accounts = accounts
         self._pages = pages
+        self._registries = registries
 
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
@@ -566,3 +592,116 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return await self._once(
             who, "UpdateArtifactVersion", request.request_id, pb.ArtifactVersion, work
         )
+
+    # -- registries --------------------------------------------------------------
+
+    @translate_errors
+    async def CreateRegistry(
+        self, request: pb.CreateRegistryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Registry:
+        who = await self._who(context)
+        r = request.registry
+
+        async def work() -> pb.Registry:
+            reg = await self._registries.create_registry(
+                who, request.parent, request.registry_id, list(r.accepted_types), r.description,
+                r.visibility,
+            )
+            return registry_pb(reg)
+
+        return await self._once(who, "CreateRegistry", request.request_id, pb.Registry, work)
+
+    @translate_errors
+    async def GetRegistry(
+        self, request: pb.GetRegistryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Registry:
+        who = await self._who(context)
+        return registry_pb(await self._registries.get_registry(who, request.name))
+
+    @translate_errors
+    async def ListRegistries(
+        self, request: pb.ListRegistriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRegistriesResponse:
+        who = await self._who(context)
+        items, token = await self._registries.list_registries(
+            who, request.parent, request.page_size, request.page_token
+        )
+        return pb.ListRegistriesResponse(
+            registries=[registry_pb(r) for r in items], next_page_token=token
+        )
+
+    @translate_errors
+    async def SetRegistryMember(
+        self, request: pb.SetRegistryMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Member:
+        who = await self._who(context)
+
+        async def work() -> pb.Member:
+            m = await self._registries.set_member(who, request.registry, request.user, request.role)
+            return member_pb(m)
+
+        return await self._once(who, "SetRegistryMember", request.request_id, pb.Member, work)
+
+    @translate_errors
+    async def RemoveRegistryMember(
+        self, request: pb.RemoveRegistryMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Member:
+        who = await self._who(context)
+
+        async def work() -> pb.Member:
+            m = await self._registries.remove_member(who, request.registry, request.user)
+            return member_pb(m)
+
+        return await self._once(who, "RemoveRegistryMember", request.request_id, pb.Member, work)
+
+    @translate_errors
+    async def ListRegistryCollections(
+        self, request: pb.ListRegistryCollectionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRegistryCollectionsResponse:
+        who = await self._who(context)
+        items, token = await self._registries.list_collections(
+            who, request.parent, request.page_size, request.page_token
+        )
+        return pb.ListRegistryCollectionsResponse(
+            collections=[
+                pb.RegistryCollection(
+                    name=c["name"], type=c["type"], create_time=_ts(c["create_time"]),
+                    link_count=c["link_count"],
+                )
+                for c in items
+            ],
+            next_page_token=token,
+        )
+
+    @translate_errors
+    async def LinkArtifactVersion(
+        self, request: pb.LinkArtifactVersionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Link:
+        who = await self._who(context)
+
+        async def work() -> pb.Link:
+            link = await self._registries.link(
+                who, request.version, request.target, list(request.aliases)
+            )
+            return link_pb(link)
+
+        return await self._once(who, "LinkArtifactVersion", request.request_id, pb.Link, work)
+
+    @translate_errors
+    async def UnlinkArtifactVersion(
+        self, request: pb.UnlinkArtifactVersionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Link:
+        who = await self._who(context)
+
+        async def work() -> pb.Link:
+            return link_pb(await self._registries.unlink(who, request.name))
+
+        return await self._once(who, "UnlinkArtifactVersion", request.request_id, pb.Link, work)
+
+    @translate_errors
+    async def ListLinks(self, request: pb.ListLinksRequest, context: grpc.aio.ServicerContext) -> pb.ListLinksResponse:
+        who = await self._who(context)
+        items, token = await self._registries.list_links(
+            who, request.parent, request.page_size, request.page_token
+        )
+        return pb.ListLinksResponse(links=[link_pb(x) for x in items], next_page_token=token)

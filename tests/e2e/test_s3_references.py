@@ -97,3 +97,33 @@ def test_s3_reference_limits_and_policy(ref_server, s3_endpoint, s3_bucket) -> N
             run.log_artifact(bad).wait()
     with pytest.raises(depot.NotFoundError):
         depot.Api(**kw).artifact("team/p/big:latest")
+
+
+def test_download_s3_reference_fetches_recorded_version(
+    tmp_path, database_url, s3_endpoint, monkeypatch
+) -> None:
+    bucket = "depot-versioned-" + tmp_path.name[-8:].lower().replace("_", "-")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="d/model.bin", Body=b"version one")
+    monkeypatch.setenv("DEPOT_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("DEPOT_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = make_config(
+        tmp_path / "depot-data", database_url, (tmp_path / "blobs").as_uri(),
+        DEPOT_S3_ENDPOINT_URL=s3_endpoint, DEPOT_REFERENCE_BUCKETS=bucket,
+    )
+    srv = ServerThread(cfg).start()
+    try:
+        kw = {"address": srv.address, "api_key": srv.admin_key}
+        with depot.init(entity="team", project="p", **kw) as run:
+            art = depot.Artifact("model", type="model")
+            art.add_reference(f"s3://{bucket}/d")
+            run.log_artifact(art).wait()
+        (entry,) = art.files()
+        assert entry.version_id
+        s3.put_object(Bucket=bucket, Key="d/model.bin", Body=b"version two, overwritten")
+        out = depot.Api(**kw).artifact("team/p/model:v0").download(tmp_path / "out")
+        assert (out / "model.bin").read_bytes() == b"version one"
+    finally:
+        srv.stop()
