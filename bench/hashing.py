@@ -16,7 +16,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import xxhash
 
@@ -40,7 +40,7 @@ def _make(root: str, name: str, count: int, size: int) -> list[str]:
     return paths
 
 
-def _per_file(factory: Callable[[], "hashlib._Hash | xxhash.xxh3_128"]) -> Callable[[list[str]], None]:
+def _per_file(factory: Callable[[], hashlib._Hash | xxhash.xxh3_128]) -> Callable[[list[str]], None]:
     def run(paths: list[str]) -> None:
         for p in paths:
             h = factory()

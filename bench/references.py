@@ -64,10 +64,10 @@ async def _child_depot(a: argparse.Namespace) -> dict:
 
 
 async def _child_baseline(a: argparse.Namespace) -> dict:
+    import hashlib
+
     from aiobotocore.session import get_session
     from botocore.config import Config
-
-    import hashlib
 
     cpu0 = _usage()[0]
     t0 = time.perf_counter()

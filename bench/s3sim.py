@@ -217,7 +217,7 @@ class Simulator:
         self._date_at = 0.0
         self.endpoint_url = ""
 
-    async def start(self) -> "Simulator":
+    async def start(self) -> Simulator:
         c = self.config
         if c.concurrency_cap > 0:
             self._sem = asyncio.Semaphore(c.concurrency_cap)
@@ -235,7 +235,7 @@ class Simulator:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> "Simulator":
+    async def __aenter__(self) -> Simulator:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -603,7 +603,7 @@ class SimulatorThread:
         self._loop.run_until_complete(self.sim.stop())
         self._loop.close()
 
-    def start(self) -> "SimulatorThread":
+    def start(self) -> SimulatorThread:
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
@@ -615,7 +615,7 @@ class SimulatorThread:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
-    def __enter__(self) -> "SimulatorThread":
+    def __enter__(self) -> SimulatorThread:
         return self
 
     def __exit__(self, *exc: object) -> None:

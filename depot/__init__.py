@@ -27,6 +27,7 @@ from ._exceptions import (
     UnauthenticatedError,
 )
 from ._references import ReferenceCache, S3Fetcher
+from ._registry import LinkedArtifact
 from ._run import Run, init
 from ._wandb import (
     artifact_from_wandb_manifest,
@@ -46,6 +47,7 @@ __all__ = [
     "DigestMismatchError",
     "FailedPreconditionError",
     "InvalidArgumentError",
+    "LinkedArtifact",
     "Manifest",
     "ManifestEntry",
     "NotFoundError",

@@ -9,6 +9,7 @@ from depot.metadata.v1 import metadata_pb2 as pb
 from ._artifact import Artifact
 from ._client import Client
 from ._paths import parse_artifact_path
+from ._registry import artifact_from_version
 
 
 class Api:
@@ -18,7 +19,13 @@ class Api:
         self.client = Client(address, api_key)
 
     def artifact(self, path: str, type: str | None = None) -> Artifact:
-        """The version named by ``entity/project/name:alias`` (``:latest`` when omitted)."""
+        """The version named by a path (``:latest`` when no ref is given).
+
+        Paths: ``entity/project/name:ref``, or a registry link
+        ``{org}/wandb-registry-{registry}/{collection}:ref`` (also
+        ``{org}/registry/{registry}/{collection}:ref``), which gives a
+        :class:`LinkedArtifact`.
+        """
         p = parse_artifact_path(
             path, entity=os.environ.get("DEPOT_ENTITY"), project=os.environ.get("DEPOT_PROJECT")
         )
@@ -29,7 +36,7 @@ class Api:
             from ._exceptions import InvalidArgumentError
 
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
-        return Artifact._from_version(self.client, v)
+        return artifact_from_version(self.client, v)
 
     def artifact_versions(self, path: str) -> list[Artifact]:
         """Every committed version of a collection ``entity/project/name``, newest first."""
@@ -43,7 +50,7 @@ class Api:
                     parent=p.collection_resource, page_size=100, page_token=token
                 ),
             )
-            out += [Artifact._from_version(self.client, v) for v in resp.versions]
+            out += [artifact_from_version(self.client, v) for v in resp.versions]
             token = resp.next_page_token
             if not token:
                 return out

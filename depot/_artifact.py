@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from google.protobuf import field_mask_pb2
+
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.native import artifact_digest, hash_file, hash_files
 from depot.services.common.entry_paths import check_entry_path, safe_join
 
+from . import _ttl
 from ._client import Client, request_id
+from ._exceptions import (
+    DepotError,
+    DigestMismatchError,
+    InvalidArgumentError,
+    NotFoundError,
+    TooManyObjectsError,
+)
 from ._references import (
     ReferenceCache,
     S3Fetcher,
@@ -31,13 +41,6 @@ from ._references import (
     fetch_reference,
     http_reference_entries,
     local_copy_matches,
-)
-from ._exceptions import (
-    DepotError,
-    DigestMismatchError,
-    InvalidArgumentError,
-    NotFoundError,
-    TooManyObjectsError,
 )
 
 HASH_ALGORITHMS = ("xxh3_128", "md5")
@@ -127,7 +130,8 @@ class Artifact:
         self.description = description or ""
         self.metadata = dict(metadata or {})
         self.hash_algorithm = hash_algorithm
-        self.ttl: timedelta | None = None
+        # timedelta, None (forever) or ArtifactTTL.INHERIT (the team default).
+        self._ttl: _ttl.TTL = _ttl.ArtifactTTL.INHERIT
         self._manifest = Manifest()
         # s3:// references the server lists when the artifact is logged.
         self._server_references: list[mpb.Reference] = []
@@ -300,6 +304,57 @@ class Artifact:
         return self._version
 
     @property
+    def ttl(self) -> _ttl.TTL:
+        """How long the version lives after commit: a timedelta, or None for forever.
+
+        Before logging it is what you set (``depot.ArtifactTTL.INHERIT`` by
+        default: the team's default TTL). Once logged it is the TTL in effect,
+        the team default included. Setting it on a logged artifact updates the
+        server at once (the team's ttl_policy decides whether members may).
+        """
+        if self._version is not None:
+            return _ttl.from_version(self._version)
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, value: _ttl.TTL) -> None:
+        value = _ttl.check(value)
+        if self._version is None:
+            if self._future is not None:
+                raise DepotError("wait() for the log to finish before changing the ttl")
+            self._ttl = value
+            return
+        assert self._client is not None
+        upd = pb.ArtifactVersion(name=self._version.name)
+        _ttl.to_request(upd, value)
+        self._version = self._client.call(
+            self._client.metadata.UpdateArtifactVersion,
+            pb.UpdateArtifactVersionRequest(
+                version=upd,
+                update_mask=field_mask_pb2.FieldMask(paths=["ttl"]),
+                request_id=request_id(),
+            ),
+        )
+        self._ttl = value
+
+    @property
+    def ttl_remaining(self) -> timedelta | None:
+        """Time until a logged version expires; None when it never does (or is linked)."""
+        return _ttl.remaining(self._logged())
+
+    def logged_by(self) -> Any:
+        """The run that logged this version (a :class:`depot.RunInfo`), or None."""
+        from ._lineage import logged_by
+
+        return logged_by(self)
+
+    def used_by(self) -> list[Any]:
+        """The runs that used this version (:class:`depot.RunInfo`), oldest use first."""
+        from ._lineage import used_by
+
+        return used_by(self)
+
+    @property
     def version(self) -> str:
         """``vN`` of the logged version."""
         return f"v{self._logged().index}"
@@ -373,8 +428,7 @@ class Artifact:
         art._client = client
         art._version = v
         art._manifest_loaded = False
-        if v.HasField("ttl"):
-            art.ttl = v.ttl.ToTimedelta()
+        art._ttl = _ttl.from_version(v)
         return art
 
     def download(
@@ -399,6 +453,24 @@ class Artifact:
             for f in futures:
                 f.result()
         return target
+
+    def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
+        """Links this logged version into a registry collection (created if absent).
+
+        Args:
+            target_path: ``{org}/wandb-registry-{registry}/{collection}`` or
+                ``{org}/registry/{registry}/{collection}``.
+            aliases: Aliases for the link in that collection (``latest`` is automatic).
+
+        Returns:
+            The version as seen through the link (its registry index and aliases).
+            Linking the same version again returns the same link.
+        """
+        from ._registry import link_version
+
+        v = self._logged()
+        assert self._client is not None
+        return link_version(self._client, v, target_path, aliases)
 
     def __repr__(self) -> str:
         if self._version is not None:
@@ -462,8 +534,7 @@ def log_artifact(
         run=run,
         request_id=request_id(),
     )
-    if art.ttl is not None:
-        req.ttl.FromTimedelta(art.ttl)
+    _ttl.to_request(req, art._ttl)
     pending = client.call(client.metadata.CreateArtifactVersion, req)
     entries = art._manifest.sorted_entries()
     _upload_missing(client, entity, [e for e in entries if not e.ref])

@@ -1,10 +1,21 @@
-"""Short artifact paths as users type them: ``entity/project/name:alias``."""
+"""Short artifact paths as users type them.
+
+    [[entity/]project/]name[:ref]                    a version in a project
+    [org/]wandb-registry-{registry}/{collection}[:ref]   a registry link (W&B spelling)
+    [org/]registry/{registry}/{collection}[:ref]         the same, Depot spelling
+
+``ref`` is ``vN`` or an alias (``latest`` when omitted). A registry path
+without an org takes it from ``org=`` or ``DEPOT_ORG``.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ._exceptions import InvalidArgumentError
+
+REGISTRY_PREFIX = "wandb-registry-"
 
 
 @dataclass(frozen=True)
@@ -13,6 +24,8 @@ class ArtifactPath:
     project: str
     name: str
     ref: str  # "vN" or an alias
+    # Set for registry paths: then entity is the org and project is empty.
+    registry: str = ""
 
     @property
     def project_resource(self) -> str:
@@ -20,6 +33,8 @@ class ArtifactPath:
 
     @property
     def collection_resource(self) -> str:
+        if self.registry:
+            return f"entities/{self.entity}/registries/{self.registry}/collections/{self.name}"
         return f"{self.project_resource}/artifacts/{self.name}"
 
     @property
@@ -27,12 +42,38 @@ class ArtifactPath:
         return f"{self.collection_resource}/versions/{self.ref}"
 
 
+def _registry_parts(parts: list[str]) -> tuple[str | None, str, str] | None:
+    """(org or None, registry, collection) when ``parts`` spell a registry path."""
+    for lead in ((), (0,)):
+        rest = parts[len(lead):]
+        org = parts[0] if lead else None
+        if len(rest) == 2 and rest[0].startswith(REGISTRY_PREFIX):
+            return org, rest[0][len(REGISTRY_PREFIX):], rest[1]
+        if len(rest) == 3 and rest[0] == "registry":
+            return org, rest[1], rest[2]
+    return None
+
+
 def parse_artifact_path(
-    path: str, *, entity: str | None = None, project: str | None = None
+    path: str,
+    *,
+    entity: str | None = None,
+    project: str | None = None,
+    org: str | None = None,
 ) -> ArtifactPath:
-    """Parses ``[[entity/]project/]name[:alias]``; missing parts come from the defaults."""
+    """Parses a project or registry path; missing parts come from the defaults."""
     body, _, ref = path.partition(":")
     parts = body.split("/")
+    reg = _registry_parts(parts)
+    if reg is not None:
+        org_name = reg[0] or org or os.environ.get("DEPOT_ORG")
+        if not org_name:
+            raise InvalidArgumentError(
+                f"registry path {path!r} needs an org: write {{org}}/{parts[-2]}/... or set DEPOT_ORG"
+            )
+        if not reg[1] or not reg[2]:
+            raise InvalidArgumentError(f"invalid registry path {path!r}")
+        return ArtifactPath(org_name, "", reg[2], ref or "latest", registry=reg[1])
     if len(parts) == 3:
         entity, project, name = parts
     elif len(parts) == 2:
@@ -41,7 +82,8 @@ def parse_artifact_path(
         (name,) = parts
     else:
         raise InvalidArgumentError(
-            f"invalid artifact path {path!r}: expected [[entity/]project/]name[:alias]"
+            f"invalid artifact path {path!r}: expected [[entity/]project/]name[:alias] "
+            "or {org}/wandb-registry-{registry}/{collection}[:alias]"
         )
     if not entity or not project:
         raise InvalidArgumentError(
@@ -50,3 +92,18 @@ def parse_artifact_path(
     if not name:
         raise InvalidArgumentError(f"artifact path {path!r} has no name")
     return ArtifactPath(entity, project, name, ref or "latest")
+
+
+def parse_registry_target(path: str, *, org: str | None = None) -> ArtifactPath:
+    """A link target: a registry collection path, without ``:ref``."""
+    if ":" in path:
+        raise InvalidArgumentError(
+            f"link target {path!r} names a collection; give aliases with aliases=, not ':'"
+        )
+    p = parse_artifact_path(path, org=org)
+    if not p.registry:
+        raise InvalidArgumentError(
+            f"link target {path!r} is not a registry path: use "
+            "{org}/wandb-registry-{registry}/{collection} or {org}/registry/{registry}/{collection}"
+        )
+    return p

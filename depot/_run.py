@@ -14,6 +14,7 @@ from ._artifact import Artifact, log_artifact
 from ._client import Client, request_id
 from ._exceptions import DepotError, InvalidArgumentError
 from ._paths import parse_artifact_path
+from ._registry import artifact_from_version
 
 DEFAULT_PROJECT = "uncategorized"
 
@@ -29,6 +30,8 @@ class Run:
         self._run = run
         parts = run.name.split("/")
         self.entity, self.project, self.id = parts[1], parts[3], parts[5]
+        # The org of registry paths written without one.
+        self.org = os.environ.get("DEPOT_ORG")
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depot-log")
         self._pending: list[Artifact] = []
 
@@ -78,7 +81,7 @@ class Run:
             path = artifact_or_path.qualified_name
         else:
             path = artifact_or_path
-        p = parse_artifact_path(path, entity=self.entity, project=self.project)
+        p = parse_artifact_path(path, entity=self.entity, project=self.project, org=self.org)
         v = self._client.call(
             self._client.metadata.UseArtifactVersion,
             pb.UseArtifactVersionRequest(
@@ -87,7 +90,21 @@ class Run:
         )
         if type is not None and v.type != type:
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
-        return Artifact._from_version(self._client, v)
+        return artifact_from_version(self._client, v)
+
+    def link_artifact(
+        self, artifact: Artifact, target_path: str, aliases: list[str] | None = None
+    ) -> Artifact:
+        """Links a logged artifact into a registry collection (waits for its log first).
+
+        Args:
+            artifact: An artifact this run logged (or any logged artifact).
+            target_path: ``{org}/wandb-registry-{registry}/{collection}`` or
+                ``{org}/registry/{registry}/{collection}``; the collection is
+                created if absent.
+            aliases: Aliases of the link in that collection.
+        """
+        return artifact.link(target_path, aliases)
 
     def finish(self, exit_code: int = 0) -> None:
         """Waits for background logs, then marks the run finished (or failed)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import xxhash
 
@@ -29,7 +29,7 @@ def _check(algorithms: Sequence[str]) -> tuple[str, ...]:
     return algs
 
 
-def _new(algorithm: str) -> "hashlib._Hash | xxhash.xxh3_128":
+def _new(algorithm: str) -> hashlib._Hash | xxhash.xxh3_128:
     return hashlib.md5() if algorithm == "md5" else xxhash.xxh3_128()
 
 

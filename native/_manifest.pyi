@@ -1,4 +1,5 @@
-from typing import BinaryIO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from ._manifest_py import ALGORITHMS as ALGORITHMS
 from ._manifest_py import DEFAULT_BLOCK_ENTRIES as DEFAULT_BLOCK_ENTRIES

@@ -33,7 +33,8 @@ import hashlib
 import operator
 import struct
 import zlib
-from typing import BinaryIO, Iterable, Iterator, NamedTuple, Protocol
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, NamedTuple, Protocol
 
 import xxhash
 
@@ -80,7 +81,7 @@ class ManifestSummary(NamedTuple):
     digest_algorithm: str
 
 
-def _new_hasher(algorithm: str) -> "hashlib._Hash | xxhash.xxh3_128":
+def _new_hasher(algorithm: str) -> hashlib._Hash | xxhash.xxh3_128:
     if algorithm == "md5":
         return hashlib.md5()
     if algorithm == "xxh3_128":
@@ -206,7 +207,7 @@ class ManifestWriter:
 
     def add_page(
         self,
-        page: "ListPageLike",
+        page: ListPageLike,
         strip: int,
         path_prefix: str,
         ref_prefix: str,

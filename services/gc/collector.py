@@ -20,14 +20,18 @@ from depot.services.metadata.idempotency import RETENTION
 _LEADER_LOCK = 0x6465706F7467  # "depotg"
 SAMPLE = 20
 
-# Versions linked into a registry never expire; registries arrive with the
-# registry work, so today every committed version with a TTL is a candidate.
+# A version expires when its TTL (its own, or the team default it inherits)
+# has run out since commit, unless it is linked into a registry.
 _EXPIRED = """
     FROM versions v
     JOIN collections c ON c.id = v.collection_id
     JOIN projects p ON p.id = c.project_id
     JOIN entities e ON e.id = p.entity_id
-    WHERE v.state = 'committed' AND v.ttl IS NOT NULL AND v.commit_time + v.ttl < now()
+    WHERE v.state = 'committed'
+      -- The version's own TTL, or its entity's default when it inherits.
+      AND v.commit_time + CASE WHEN v.ttl_inherit THEN e.default_ttl ELSE v.ttl END < now()
+      -- Versions linked into a registry never expire.
+      AND NOT EXISTS (SELECT 1 FROM links l WHERE l.version_id = v.id)
       AND ($1::text = '' OR e.name = $1)
 """
 

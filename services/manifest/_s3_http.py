@@ -90,7 +90,7 @@ class S3HttpClient:
         self.region = ""
         self._base = ""
 
-    async def __aenter__(self) -> "S3HttpClient":
+    async def __aenter__(self) -> S3HttpClient:
         from aiobotocore.config import AioConfig
         from aiobotocore.session import AioSession
         from botocore import UNSIGNED
@@ -273,7 +273,7 @@ class S3HttpClient:
                         body = await resp.read()
                         status = resp.status
                         bucket_region = resp.headers.get("x-amz-bucket-region")
-                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as e:
+                except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
                     last_err = f"{type(e).__name__}: {e}"
                     continue
             if status == 200:

@@ -11,6 +11,7 @@ from .access import Access
 from .accounts import Accounts
 from .artifacts import Artifacts
 from .idempotency import Idempotency
+from .lineage import Lineage
 from .pages import PageTokens
 from .registries import Registries
 from .servicer import MetadataServicer
@@ -30,6 +31,7 @@ def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: b
         accounts=Accounts(pool, access, pages),
         pages=pages,
         registries=Registries(pool, access, pages, artifacts),
+        lineage=Lineage(pool, access, pages, artifacts),
     )
     metadata_pb2_grpc.add_MetadataServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

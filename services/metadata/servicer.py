@@ -25,6 +25,7 @@ from .access import ROLE_NAMES, Access, Principal, Role
 from .accounts import Accounts
 from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
 from .idempotency import Idempotency
+from .lineage import Lineage
 from .pages import PageTokens
 from .registries import Link, Registries, Registry
 
@@ -195,6 +196,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         accounts: Accounts,
         pages: PageTokens,
         registries: Registries,
+        lineage: Lineage,
     ):
         self._access = access
         self._artifacts = artifacts
@@ -203,6 +205,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self._accounts = accounts
         self._pages = pages
         self._registries = registries
+        self._lineage = lineage
 
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
@@ -705,3 +708,30 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             who, request.parent, request.page_size, request.page_token
         )
         return pb.ListLinksResponse(links=[link_pb(x) for x in items], next_page_token=token)
+
+    # -- lineage graph -----------------------------------------------------------
+
+    @translate_errors
+    async def WalkLineage(
+        self, request: pb.WalkLineageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WalkLineageResponse:
+        who = await self._who(context)
+        direction = {pb.DIRECTION_UPSTREAM: "up", pb.DIRECTION_DOWNSTREAM: "down"}.get(
+            request.direction, ""
+        )
+        page = await self._lineage.walk(
+            who, request.start, direction, request.depth, request.page_size, request.page_token
+        )
+        return pb.WalkLineageResponse(
+            nodes=[
+                pb.LineageNode(
+                    name=n.name,
+                    depth=n.depth,
+                    version=version_pb(n.version) if n.version else None,
+                    run=run_pb(n.run) if n.run else None,
+                )
+                for n in page.nodes
+            ],
+            edges=[pb.LineageEdge(source=e.source, target=e.target, kind=e.kind) for e in page.edges],
+            next_page_token=page.next_page_token,
+        )

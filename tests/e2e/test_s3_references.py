@@ -8,10 +8,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from conftest import ServerThread, make_config
 
 import depot
-
-from conftest import ServerThread, make_config
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import pytest
 import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from native_impls import IMPLS, Impl
 
 

@@ -3,9 +3,9 @@ import io
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from native_impls import IMPLS, Impl
 
 from depot.native._manifest_py import ManifestEntry, ManifestError
-from native_impls import IMPLS, Impl
 
 
 def write(impl: Impl, entries, alg: str = "md5", block: int = 4096) -> tuple[bytes, object]:

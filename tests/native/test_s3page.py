@@ -3,10 +3,9 @@ from xml.sax.saxutils import escape
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from native_impls import IMPLS, Impl
 
 from depot.native._s3page_py import S3PageError
-
-from native_impls import IMPLS, Impl
 
 V2 = """<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">

@@ -1,0 +1,180 @@
+"""The lineage graph: versions and the runs that logged and used them (domain; no grpc).
+
+A run that logged a version is its producer; a run that used a version is
+a consumer. Walking upstream goes version -> producer run -> the versions
+that run used -> ...; downstream goes version -> consumer runs -> the
+versions they logged -> .... Each edge is one step of depth.
+
+One recursive query walks the graph; nodes come out breadth-first (by
+depth, then kind and id) and page with a keyset cursor on that order.
+Nodes in entities the caller may not read are neither listed nor walked
+through, so lineage never leaks another team's runs or versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from depot.services.common.errors import InvalidArgument
+
+from . import names
+from .access import READ, Access, Principal
+from .artifacts import _RUN_SELECT, _VERSION_SELECT, Artifacts, Run, Version, _run, _version
+from .pages import PageTokens, page_size
+
+MAX_DEPTH = 100
+DIRECTIONS = ("up", "down")
+
+_WALK = """
+WITH RECURSIVE walk(kind, id, depth, pkind, pid) AS (
+    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint
+  UNION
+    SELECT n.kind, n.id, w.depth + 1, w.kind, w.id
+    FROM walk w
+    CROSS JOIN LATERAL (
+        SELECT 'r'::text AS kind, v.producer_run_id AS id, p.entity_id
+          FROM versions v JOIN runs r ON r.id = v.producer_run_id
+          JOIN projects p ON p.id = r.project_id
+         WHERE $3 = 'up' AND w.kind = 'v' AND v.id = w.id
+        UNION ALL
+        SELECT 'v', i.version_id, p.entity_id
+          FROM run_inputs i JOIN versions v ON v.id = i.version_id
+          JOIN collections c ON c.id = v.collection_id JOIN projects p ON p.id = c.project_id
+         WHERE $3 = 'up' AND w.kind = 'r' AND i.run_id = w.id AND v.state = 'committed'
+        UNION ALL
+        SELECT 'r', i.run_id, p.entity_id
+          FROM run_inputs i JOIN runs r ON r.id = i.run_id JOIN projects p ON p.id = r.project_id
+         WHERE $3 = 'down' AND w.kind = 'v' AND i.version_id = w.id
+        UNION ALL
+        SELECT 'v', v.id, p.entity_id
+          FROM versions v JOIN collections c ON c.id = v.collection_id
+          JOIN projects p ON p.id = c.project_id
+         WHERE $3 = 'down' AND w.kind = 'r' AND v.producer_run_id = w.id
+           AND v.state = 'committed'
+    ) n
+    WHERE w.depth < $4 AND ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[]))
+),
+nodes AS (
+    SELECT kind, id, min(depth) AS depth FROM walk
+    WHERE depth > 0 AND NOT (kind = $1 AND id = $2) GROUP BY kind, id
+)
+SELECT n.kind, n.id, n.depth,
+       array_agg(DISTINCT w.pkind || ':' || w.pid) AS parents
+FROM nodes n JOIN walk w ON w.kind = n.kind AND w.id = n.id AND w.depth = n.depth
+WHERE $6::int IS NULL OR (n.depth, n.kind, n.id) > ($6::int, $7::text, $8::bigint)
+GROUP BY n.kind, n.id, n.depth
+ORDER BY n.depth, n.kind, n.id
+LIMIT $9
+"""
+
+
+@dataclass
+class Node:
+    name: str
+    depth: int
+    version: Version | None = None
+    run: Run | None = None
+
+
+@dataclass
+class Edge:
+    source: str
+    target: str
+    kind: str  # "used" | "logged"
+
+
+@dataclass
+class Page:
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    next_page_token: str = ""
+
+
+class Lineage:
+    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens, artifacts: Artifacts):
+        self._pool = pool
+        self._access = access
+        self._pages = pages
+        self._artifacts = artifacts
+
+    async def walk(
+        self, who: Principal, start: str, direction: str, depth: int, size: int, token: str
+    ) -> Page:
+        if direction not in DIRECTIONS:
+            raise InvalidArgument("direction must be UPSTREAM or DOWNSTREAM", field="direction")
+        depth = depth or 1
+        if not 1 <= depth <= MAX_DEPTH:
+            raise InvalidArgument(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
+        size = page_size(size)
+        scope = f"WalkLineage|{start}|{direction}|{depth}"
+        cursor = self._pages.decode(scope, token)
+        if "/runs/" in start:
+            row = await self._artifacts._run_row(who, start, READ, "start")
+            kind, start_id, start_name = "r", row["id"], str(names.parse_run(start, "start"))
+        else:
+            row = await self._artifacts._resolve(who, start, "start", READ)
+            kind, start_id = "v", row["id"]
+            start_name = _version(row).name
+        readable = await self._access.readable_entities(who)
+        rows = await self._pool.fetch(
+            _WALK,
+            kind,
+            start_id,
+            direction,
+            depth,
+            sorted(readable) if readable is not None else None,
+            *(cursor if cursor else (None, None, None)),
+            size + 1,
+        )
+        page_rows, nxt = self._pages.next(
+            scope, list(rows), size, lambda r: [r["depth"], r["kind"], r["id"]]
+        )
+        keys = {(r["kind"], r["id"]) for r in page_rows}
+        for r in page_rows:
+            for p in r["parents"]:
+                pk, _, pid = p.partition(":")
+                keys.add((pk, int(pid)))
+        found = await self._load(keys)
+        found[(kind, start_id)] = found.get((kind, start_id)) or start_name
+        out = Page(next_page_token=nxt)
+        for r in page_rows:
+            obj = found.get((r["kind"], r["id"]))
+            if obj is None:
+                continue
+            node = Node(obj.name, r["depth"])
+            if isinstance(obj, Version):
+                node.version = obj
+            else:
+                node.run = obj
+            out.nodes.append(node)
+            for p in sorted(r["parents"]):
+                pk, _, pid = p.partition(":")
+                parent = found.get((pk, int(pid)))
+                if parent is None:
+                    continue
+                pname = parent if isinstance(parent, str) else parent.name
+                out.edges.append(_edge(direction, pk, pname, r["kind"], node.name))
+        return out
+
+    async def _load(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        vids = [i for k, i in keys if k == "v"]
+        rids = [i for k, i in keys if k == "r"]
+        out: dict[tuple[str, int], Any] = {}
+        if vids:
+            for r in await self._pool.fetch(_VERSION_SELECT + " WHERE v.id = ANY($1)", vids):
+                out[("v", r["id"])] = _version(r)
+        if rids:
+            for r in await self._pool.fetch(_RUN_SELECT + " WHERE r.id = ANY($1)", rids):
+                out[("r", r["id"])] = _run(r)
+        return out
+
+
+def _edge(direction: str, pkind: str, pname: str, kind: str, name: str) -> Edge:
+    """The edge in data-flow order between a node and the one it was reached from."""
+    version, run = (pname, name) if pkind == "v" else (name, pname)
+    # Up from a version reaches its producer; up from a run reaches its inputs.
+    logged = (direction == "up") == (pkind == "v")
+    return Edge(run, version, "logged") if logged else Edge(version, run, "used")
