@@ -27,8 +27,10 @@ from ._exceptions import (
     UnauthenticatedError,
 )
 from ._references import ReferenceCache, S3Fetcher
+from ._lineage import RunInfo
 from ._registry import LinkedArtifact
 from ._run import Run, init
+from ._ttl import ArtifactTTL
 from ._wandb import (
     artifact_from_wandb_manifest,
     export_wandb_manifest,
@@ -40,6 +42,7 @@ __all__ = [
     "AbortedError",
     "AlreadyExistsError",
     "Api",
+    "ArtifactTTL",
     "Artifact",
     "Client",
     "CommError",
@@ -56,6 +59,7 @@ __all__ = [
     "S3Fetcher",
     "ResourceExhaustedError",
     "Run",
+    "RunInfo",
     "TooManyObjectsError",
     "TypeMismatchError",
     "UnauthenticatedError",

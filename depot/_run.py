@@ -106,6 +106,18 @@ class Run:
         """
         return artifact.link(target_path, aliases)
 
+    def logged_artifacts(self) -> list[Artifact]:
+        """Versions this run has logged (committed so far)."""
+        from ._lineage import RunInfo
+
+        return RunInfo(self.name, self.job_type, "", self._client).logged_artifacts()
+
+    def used_artifacts(self) -> list[Artifact]:
+        """Versions this run has used."""
+        from ._lineage import RunInfo
+
+        return RunInfo(self.name, self.job_type, "", self._client).used_artifacts()
+
     def finish(self, exit_code: int = 0) -> None:
         """Waits for background logs, then marks the run finished (or failed)."""
         errors = []

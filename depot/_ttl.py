@@ -11,8 +11,7 @@ A TTL under one second (or not positive) is an error, never silently
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta, timezone
-from typing import Union
+from datetime import UTC, datetime, timedelta
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -26,7 +25,7 @@ class ArtifactTTL(enum.Enum):
     INHERIT = "inherit"
 
 
-TTL = Union[timedelta, None, ArtifactTTL]
+TTL = timedelta | None | ArtifactTTL
 
 
 def check(value: object) -> TTL:
@@ -66,5 +65,5 @@ def remaining(v: pb.ArtifactVersion, now: datetime | None = None) -> timedelta |
     """Time until the version expires; None when it never does."""
     if not v.HasField("expire_time"):
         return None
-    now = now or datetime.now(timezone.utc)
-    return max(v.expire_time.ToDatetime(tzinfo=timezone.utc) - now, timedelta(0))
+    now = now or datetime.now(UTC)
+    return max(v.expire_time.ToDatetime(tzinfo=UTC) - now, timedelta(0))

@@ -370,6 +370,7 @@ class Accounts:
             raise NotFound(f"no API key {key_id!r}", field="id")
         if not await self._access.may_manage_user(who, row["user_id"]):
             raise PermissionDenied(f"{who.user} may not revoke this key", field="id")
+        self._access.forget_key(key_id)
         out = await self._pool.fetchrow(
             """
             UPDATE api_keys SET revoke_time = COALESCE(revoke_time, now())

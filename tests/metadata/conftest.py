@@ -9,11 +9,10 @@ from typing import Any
 
 import grpc
 import pytest
+from integration.helpers import Stubs  # tests/ is on sys.path (rootdir conftest)
 
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
-
-from integration.helpers import Stubs  # tests/ is on sys.path (rootdir conftest)
 
 OK = grpc.StatusCode.OK
 TEAM = "team-a"

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -14,7 +14,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
-from .conftest import COLL, OK, PROJECT, Meta, World, code, rid
+from .conftest import COLL, OK, PROJECT, Meta, World, code
 
 
 def _v(m: Meta, ref: str, coll: str = COLL) -> pb.ArtifactVersion:
@@ -60,7 +60,7 @@ def test_add_move_remove_aliases(world: World) -> None:
 
 def test_tags_metadata_description_and_filters(world: World) -> None:
     bob = world["bob"]
-    t0 = datetime.now(timezone.utc) - timedelta(seconds=1)
+    t0 = datetime.now(UTC) - timedelta(seconds=1)
     for i in range(4):
         pending = bob.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(

@@ -1,0 +1,227 @@
+"""Metadata service benchmark: commits of small versions, and alias resolution.
+
+    python bench/metadata.py [--seconds 10] [--commit-clients 32] [--resolve-clients 200]
+
+Starts its own all-in-one server (embedded PostgreSQL, local blobs) in a
+subprocess on a temporary data dir, then drives it from worker processes
+with grpc.aio clients, and prints one JSON line per operation:
+
+    {"op": ..., "clients": N, "ops_per_s": ..., "p50_ms": ..., "p99_ms": ...}
+
+- ``commit_10_files``: one version of 10 small files end to end through
+  gRPC, as the SDK does it: CreateArtifactVersion, FindMissingBlobs, upload
+  of the missing blobs (one per version; nine are shared), CreateManifest,
+  CommitArtifactVersion with an alias. Clients write to 8 collections.
+- ``resolve_alias``: GetArtifactVersion of ``.../versions/prod``.
+
+Latencies are per operation (a commit is all of its calls); clients run in
+a closed loop, so p99 includes queueing at the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COLLECTIONS = 8
+
+
+def _b64_xxh(data: bytes) -> str:
+    import xxhash
+
+    return base64.b64encode(xxhash.xxh3_128(data).digest()).decode()
+
+
+async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
+    from depot.manifest.v1 import manifest_pb2 as mpb
+    from depot.metadata.v1 import metadata_pb2 as pb
+
+    meta, man = stubs
+    shared = [f"shared file {i}\n".encode() * 10 for i in range(9)]
+    n = 0
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        coll = f"c{(cid + n) % COLLECTIONS}"
+        unique = f"client {cid} version {n} {os.getpid()}\n".encode()
+        files = {f"f{i}.txt": d for i, d in enumerate(shared)} | {"unique.txt": unique}
+        pending = await meta.CreateArtifactVersion(
+            pb.CreateArtifactVersionRequest(
+                parent="entities/bench/projects/p", artifact=coll, type="dataset",
+                request_id=os.urandom(8).hex(),
+            ),
+            metadata=md,
+        )
+        digests = {p: _b64_xxh(d) for p, d in files.items()}
+        missing = await man.FindMissingBlobs(
+            mpb.FindMissingBlobsRequest(
+                entity="bench",
+                blobs=[mpb.BlobDigest(algorithm="xxh3_128", digest=d) for d in digests.values()],
+            ),
+            metadata=md,
+        )
+        want = {b.digest for b in missing.missing}
+        for p, d in files.items():
+            if digests[p] in want:
+                def reqs(d=d, p=p):  # noqa: ANN001, ANN202
+                    yield mpb.UploadBlobRequest(header=mpb.UploadBlobHeader(
+                        entity="bench", digest=mpb.BlobDigest(algorithm="xxh3_128", digest=digests[p]),
+                        size=len(d)))
+                    yield mpb.UploadBlobRequest(chunk=d)
+
+                await man.UploadBlob(reqs(), metadata=md)
+                want.discard(digests[p])
+        entries = [
+            mpb.ManifestEntry(path=p, algorithm="xxh3_128", digest=digests[p], size=len(files[p]))
+            for p in sorted(files)
+        ]
+
+        def mreqs():  # noqa: ANN202
+            yield mpb.CreateManifestRequest(
+                header=mpb.ManifestHeader(entity="bench", digest_algorithm="xxh3_128"))
+            yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries))
+
+        ref = await man.CreateManifest(mreqs(), metadata=md)
+        await meta.CommitArtifactVersion(
+            pb.CommitArtifactVersionRequest(
+                uid=pending.uid,
+                manifest=pb.ManifestRef(
+                    entity=ref.entity, manifest_id=ref.manifest_id, digest=ref.digest,
+                    digest_algorithm=ref.digest_algorithm, size=ref.size,
+                    file_count=ref.file_count, token=ref.token,
+                ),
+                aliases=["prod"],
+                request_id=os.urandom(8).hex(),
+            ),
+            metadata=md,
+        )
+        lat.append(time.perf_counter() - t0)
+        n += 1
+
+
+async def _resolve_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
+    from depot.metadata.v1 import metadata_pb2 as pb
+
+    meta, _ = stubs
+    req = pb.GetArtifactVersionRequest(
+        name=f"entities/bench/projects/p/artifacts/c{cid % COLLECTIONS}/versions/prod"
+    )
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        await meta.GetArtifactVersion(req, metadata=md)
+        lat.append(time.perf_counter() - t0)
+
+
+def _worker(op: str, address: str, key: str, clients: int, first: int, start_at: float,
+            seconds: float, out: mp.Queue) -> None:
+    import grpc
+
+    from depot.manifest.v1 import manifest_pb2_grpc
+    from depot.metadata.v1 import metadata_pb2_grpc
+
+    async def main() -> list[float]:
+        md = (("authorization", f"Bearer {key}"),)
+        # A few channels per process, so one HTTP/2 connection is not the limit.
+        channels = [grpc.aio.insecure_channel(address) for _ in range(min(clients, 4))]
+        stubs = [
+            (metadata_pb2_grpc.MetadataServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch))
+            for ch in channels
+        ]
+        lat: list[float] = []
+        fn = _commit_client if op == "commit_10_files" else _resolve_client
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(
+            *(fn(stubs[i % len(stubs)], md, first + i, deadline, lat) for i in range(clients))
+        )
+        for ch in channels:
+            await ch.close()
+        return lat
+
+    out.put(asyncio.run(main()))
+
+
+def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: float) -> dict:
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()
+    procs = max(1, min(procs, clients))
+    start_at = time.time() + 2.0  # every worker starts together, after imports
+    ps = []
+    first = 0
+    for i in range(procs):
+        n = clients // procs + (1 if i < clients % procs else 0)
+        p = ctx.Process(target=_worker, args=(op, address, key, n, first, start_at, seconds, q))
+        p.start()
+        ps.append(p)
+        first += n
+    lat: list[float] = []
+    for _ in ps:
+        lat += q.get()
+    for p in ps:
+        p.join()
+    lat.sort()
+    return {
+        "op": op,
+        "clients": clients,
+        "ops_per_s": round(len(lat) / seconds, 1),
+        "p50_ms": round(statistics.median(lat) * 1000, 2) if lat else None,
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2) if lat else None,
+        "ops": len(lat),
+    }
+
+
+def _start_server(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
+    env = dict(os.environ, DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN="127.0.0.1:0")
+    env.pop("DEPOT_DATABASE_URL", None)
+    env.pop("DEPOT_STORAGE_URL", None)
+    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "depot.services.allinone"], env=env, stdout=log, stderr=log
+    )
+    info = data_dir / "server.json"
+    deadline = time.monotonic() + 120
+    while not info.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"server did not start; see {data_dir / 'server.log'}")
+        time.sleep(0.2)
+    meta = json.loads(info.read_text())
+    return proc, meta["address"], Path(meta["admin_key_file"]).read_text().strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--commit-clients", type=int, default=32)
+    ap.add_argument("--resolve-clients", type=int, default=200)
+    ap.add_argument("--procs", type=int, default=2, help="client processes per op")
+    ap.add_argument("--address", help="use a running server instead (with --api-key)")
+    ap.add_argument("--api-key")
+    opts = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="depot-bench-") as tmp:
+        proc = None
+        if opts.address:
+            address, key = opts.address, opts.api_key or os.environ["DEPOT_API_KEY"]
+        else:
+            proc, address, key = _start_server(Path(tmp))
+        try:
+            res = run_op("commit_10_files", address, key, opts.commit_clients, opts.procs, opts.seconds)
+            print(json.dumps(res), flush=True)
+            res = run_op("resolve_alias", address, key, opts.resolve_clients, opts.procs, opts.seconds)
+            print(json.dumps(res), flush=True)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The `depot` CLI end to end: tables, --json, non-zero exit with a one-line reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import depot
+from depot.cli import main, parse_duration
+
+from .conftest import TEAM, World
+
+
+@pytest.fixture
+def cli(world: World, server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("DEPOT_ADDRESS", server.address)
+    monkeypatch.setenv("DEPOT_API_KEY", server.admin_key)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        rc = main(list(args))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+def test_cli_covers_the_features(cli, world: World, server, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with depot.init(entity=TEAM, project="p", name="r1", address=server.address,
+                    api_key=server.admin_key) as run:
+        a = depot.Artifact("churn", type="model")
+        a.add_file(tmp_path / "f")
+        run.log_artifact(a).wait()
+    rc, out, _ = cli("artifact", "ls", f"{TEAM}/p/churn")
+    assert rc == 0 and out.splitlines()[0].split()[:2] == ["VERSION", "ALIASES"] and "v0" in out
+    rc, out, _ = cli("artifact", "alias", "add", f"{TEAM}/p/churn:v0", "prod")
+    assert rc == 0 and "prod" in out
+    rc, out, _ = cli("--json", "artifact", "ls", f"{TEAM}/p/churn", "--alias", "prod")
+    assert rc == 0 and json.loads(out)[0]["aliases"] == ["latest", "prod"]
+    rc, out, _ = cli("artifact", "ttl", f"{TEAM}/p/churn:prod", "--set", "30d")
+    assert rc == 0 and "30 days" in out
+    rc, out, err = cli("artifact", "ttl", f"{TEAM}/p/churn:prod", "--set", "0.5s")
+    assert rc == 1 and out == "" and len(err.strip().splitlines()) == 1 and "at least one second" in err
+    rc, out, _ = cli("artifact", "link", f"{TEAM}/p/churn:v0", "acme/wandb-registry-model/churn",
+                     "--alias", "staging")
+    assert rc == 0 and "acme/wandb-registry-model/churn:v0" in out
+    rc, out, _ = cli("artifact", "ttl", "acme/wandb-registry-model/churn:staging")
+    assert rc == 0 and "never expires" in out
+    rc, out, _ = cli("registry", "ls", "acme")
+    assert rc == 0 and "model" in out and "dataset" in out
+    rc, out, _ = cli("registry", "links", "acme/wandb-registry-model/churn")
+    assert rc == 0 and "staging" in out
+    rc, out, _ = cli("registry", "create", "acme", "evals", "--type", "table")
+    assert rc == 0
+    rc, out, _ = cli("--json", "registry", "collections", "acme/model")
+    assert json.loads(out)[0]["linkCount"] == "1"
+    rc, out, _ = cli("artifact", "lineage", f"{TEAM}/p/churn:v0", "--depth", "2", "--format", "dot")
+    assert rc == 0 and out.startswith("digraph") and '"run team-a/p/r1"' in out
+    rc, out, _ = cli("artifact", "lineage", f"{TEAM}/p/churn:v0")
+    assert rc == 0 and "<- run team-a/p/r1" in out
+    rc, out, _ = cli("team", "member", TEAM, "bob", "viewer")
+    assert rc == 0
+    rc, out, _ = cli("team", "members", TEAM)
+    assert "bob" in out and "viewer" in out
+    rc, out, _ = cli("team", "settings", TEAM, "--default-ttl", "7d", "--ttl-policy", "admins")
+    assert rc == 0 and "7 days" in out and "admins" in out
+    rc, out, err = cli("key", "create", "--description", "ci")
+    key = out.strip()
+    assert rc == 0 and key.startswith("dpt_") and "shown once" in err
+    rc, out, _ = cli("--json", "key", "ls")
+    assert any(k["description"] == "ci" for k in json.loads(out))
+    rc, out, _ = cli("key", "revoke", key.split("_")[1])
+    assert rc == 0 and "revoked" in out
+    rc, out, _ = cli("user", "create", "zoe")
+    assert rc == 0
+    rc, out, _ = cli("entity", "ls")
+    assert "zoe" in out
+    rc, _, err = cli("artifact", "get", f"{TEAM}/p/nope:v0")
+    assert rc == 1 and err.startswith("depot: error: NotFoundError")
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90s").total_seconds() == 90
+    assert parse_duration("2w").days == 14
+    with pytest.raises(depot.InvalidArgumentError):
+        parse_duration("soon")
