@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -56,7 +57,9 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
         files = {f"f{i}.txt": d for i, d in enumerate(shared)} | {"unique.txt": unique}
         pending = await meta.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(
-                parent="entities/bench/projects/p", artifact=coll, type="dataset",
+                parent="entities/bench/projects/p",
+                artifact=coll,
+                type="dataset",
                 request_id=os.urandom(8).hex(),
             ),
             metadata=md,
@@ -72,10 +75,13 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
         want = {b.digest for b in missing.missing}
         for p, d in files.items():
             if digests[p] in want:
+
                 def reqs(d=d, p=p):  # noqa: ANN001, ANN202
-                    yield mpb.UploadBlobRequest(header=mpb.UploadBlobHeader(
-                        entity="bench", digest=mpb.BlobDigest(algorithm="xxh3_128", digest=digests[p]),
-                        size=len(d)))
+                    yield mpb.UploadBlobRequest(
+                        header=mpb.UploadBlobHeader(
+                            entity="bench", digest=mpb.BlobDigest(algorithm="xxh3_128", digest=digests[p]), size=len(d)
+                        )
+                    )
                     yield mpb.UploadBlobRequest(chunk=d)
 
                 await man.UploadBlob(reqs(), metadata=md)
@@ -86,8 +92,7 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
         ]
 
         def mreqs():  # noqa: ANN202
-            yield mpb.CreateManifestRequest(
-                header=mpb.ManifestHeader(entity="bench", digest_algorithm="xxh3_128"))
+            yield mpb.CreateManifestRequest(header=mpb.ManifestHeader(entity="bench", digest_algorithm="xxh3_128"))
             yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries))
 
         ref = await man.CreateManifest(mreqs(), metadata=md)
@@ -95,9 +100,13 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
             pb.CommitArtifactVersionRequest(
                 uid=pending.uid,
                 manifest=pb.ManifestRef(
-                    entity=ref.entity, manifest_id=ref.manifest_id, digest=ref.digest,
-                    digest_algorithm=ref.digest_algorithm, size=ref.size,
-                    file_count=ref.file_count, token=ref.token,
+                    entity=ref.entity,
+                    manifest_id=ref.manifest_id,
+                    digest=ref.digest,
+                    digest_algorithm=ref.digest_algorithm,
+                    size=ref.size,
+                    file_count=ref.file_count,
+                    token=ref.token,
                 ),
                 aliases=["prod"],
                 request_id=os.urandom(8).hex(),
@@ -108,21 +117,37 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
         n += 1
 
 
-async def _resolve_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
+async def _resolve_client(
+    stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float], interval: float = 0.0
+) -> None:
+    """Closed loop when ``interval`` is 0; else one request every ``interval`` s (open loop)."""
+    import random
+
     from depot.metadata.v1 import metadata_pb2 as pb
 
     meta, _ = stubs
-    req = pb.GetArtifactVersionRequest(
-        name=f"entities/bench/projects/p/artifacts/c{cid % COLLECTIONS}/versions/prod"
-    )
+    req = pb.GetArtifactVersionRequest(name=f"entities/bench/projects/p/artifacts/c{cid % COLLECTIONS}/versions/prod")
+    next_at = time.monotonic() + random.random() * interval  # spread the clients' phases
     while time.monotonic() < deadline:
+        if interval:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
         t0 = time.perf_counter()
         await meta.GetArtifactVersion(req, metadata=md)
         lat.append(time.perf_counter() - t0)
 
 
-def _worker(op: str, address: str, key: str, clients: int, first: int, start_at: float,
-            seconds: float, out: mp.Queue) -> None:
+def _worker(
+    op: str,
+    address: str,
+    key: str,
+    clients: int,
+    first: int,
+    start_at: float,
+    seconds: float,
+    out: mp.Queue,
+    interval: float = 0.0,
+) -> None:
     import grpc
 
     from depot.manifest.v1 import manifest_pb2_grpc
@@ -133,16 +158,13 @@ def _worker(op: str, address: str, key: str, clients: int, first: int, start_at:
         # A few channels per process, so one HTTP/2 connection is not the limit.
         channels = [grpc.aio.insecure_channel(address) for _ in range(min(clients, 4))]
         stubs = [
-            (metadata_pb2_grpc.MetadataServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch))
-            for ch in channels
+            (metadata_pb2_grpc.MetadataServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch)) for ch in channels
         ]
         lat: list[float] = []
-        fn = _commit_client if op == "commit_10_files" else _resolve_client
+        fn = _commit_client if op == "commit_10_files" else functools.partial(_resolve_client, interval=interval)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         deadline = time.monotonic() + seconds
-        await asyncio.gather(
-            *(fn(stubs[i % len(stubs)], md, first + i, deadline, lat) for i in range(clients))
-        )
+        await asyncio.gather(*(fn(stubs[i % len(stubs)], md, first + i, deadline, lat) for i in range(clients)))
         for ch in channels:
             await ch.close()
         return lat
@@ -150,7 +172,8 @@ def _worker(op: str, address: str, key: str, clients: int, first: int, start_at:
     out.put(asyncio.run(main()))
 
 
-def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: float) -> dict:
+def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: float, rate: float = 0.0) -> dict:
+    """``rate`` > 0: the clients together send ``rate`` requests/s (open loop)."""
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()
     procs = max(1, min(procs, clients))
@@ -159,7 +182,8 @@ def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: f
     first = 0
     for i in range(procs):
         n = clients // procs + (1 if i < clients % procs else 0)
-        p = ctx.Process(target=_worker, args=(op, address, key, n, first, start_at, seconds, q))
+        interval = clients / rate if rate else 0.0
+        p = ctx.Process(target=_worker, args=(op, address, key, n, first, start_at, seconds, q, interval))
         p.start()
         ps.append(p)
         first += n
@@ -170,8 +194,9 @@ def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: f
         p.join()
     lat.sort()
     return {
-        "op": op,
+        "op": op + ("_paced" if rate else ""),
         "clients": clients,
+        "offered_per_s": rate or None,
         "ops_per_s": round(len(lat) / seconds, 1),
         "p50_ms": round(statistics.median(lat) * 1000, 2) if lat else None,
         "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2) if lat else None,
@@ -184,9 +209,7 @@ def _start_server(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
     env.pop("DEPOT_DATABASE_URL", None)
     env.pop("DEPOT_STORAGE_URL", None)
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "depot.services.allinone"], env=env, stdout=log, stderr=log
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "depot.services.allinone"], env=env, stdout=log, stderr=log)
     info = data_dir / "server.json"
     deadline = time.monotonic() + 120
     while not info.exists():
@@ -203,6 +226,12 @@ def main() -> None:
     ap.add_argument("--commit-clients", type=int, default=32)
     ap.add_argument("--resolve-clients", type=int, default=200)
     ap.add_argument("--procs", type=int, default=2, help="client processes per op")
+    ap.add_argument(
+        "--resolve-rate",
+        type=float,
+        default=500.0,
+        help="also resolve at this total offered rate (open loop, requests/s); 0 = skip",
+    )
     ap.add_argument("--address", help="use a running server instead (with --api-key)")
     ap.add_argument("--api-key")
     opts = ap.parse_args()
@@ -217,6 +246,17 @@ def main() -> None:
             print(json.dumps(res), flush=True)
             res = run_op("resolve_alias", address, key, opts.resolve_clients, opts.procs, opts.seconds)
             print(json.dumps(res), flush=True)
+            if opts.resolve_rate:
+                res = run_op(
+                    "resolve_alias",
+                    address,
+                    key,
+                    opts.resolve_clients,
+                    opts.procs,
+                    opts.seconds,
+                    rate=opts.resolve_rate,
+                )
+                print(json.dumps(res), flush=True)
         finally:
             if proc is not None:
                 proc.terminate()

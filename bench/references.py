@@ -44,23 +44,39 @@ async def _child_depot(a: argparse.Namespace) -> dict:
     from depot.native import MANIFEST_COMPILED, S3PAGE_COMPILED, ManifestWriter
     from depot.services.manifest.s3_listing import S3Config, write_s3_reference
 
-    cfg = S3Config(endpoint_url=a.endpoint, region="us-east-1", aws_access_key_id="bench",
-                   aws_secret_access_key="bench")
+    cfg = S3Config(
+        endpoint_url=a.endpoint, region="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+    )
     with tempfile.TemporaryFile() as f:
         cpu0 = _usage()[0]
         t0 = time.perf_counter()
         writer = ManifestWriter(f, "md5")
-        stats = await write_s3_reference(f"s3://bench/{ROOTS[a.layout]}", writer, session_config=cfg,
-                                         concurrency=a.concurrency, max_objects=max(a.objects, 1))
+        stats = await write_s3_reference(
+            f"s3://bench/{ROOTS[a.layout]}",
+            writer,
+            session_config=cfg,
+            concurrency=a.concurrency,
+            max_objects=max(a.objects, 1),
+        )
         summary = writer.close()
         wall = time.perf_counter() - t0
         cpu1, rss = _usage()
         size = f.tell()
-    return {"impl": "depot", "objects": summary.count, "wall_s": round(wall, 3),
-            "objects_per_s": round(summary.count / wall), "peak_rss_mib": round(rss, 1),
-            "cpu_s": round(cpu1 - cpu0, 2), "digest": summary.digest, "requests": stats.requests,
-            "retries": stats.retries, "units": stats.units, "spilled_pages": stats.spilled_pages,
-            "manifest_bytes": size, "native": bool(MANIFEST_COMPILED and S3PAGE_COMPILED)}
+    return {
+        "impl": "depot",
+        "objects": summary.count,
+        "wall_s": round(wall, 3),
+        "objects_per_s": round(summary.count / wall),
+        "peak_rss_mib": round(rss, 1),
+        "cpu_s": round(cpu1 - cpu0, 2),
+        "digest": summary.digest,
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "units": stats.units,
+        "spilled_pages": stats.spilled_pages,
+        "manifest_bytes": size,
+        "native": bool(MANIFEST_COMPILED and S3PAGE_COMPILED),
+    }
 
 
 async def _child_baseline(a: argparse.Namespace) -> dict:
@@ -74,12 +90,17 @@ async def _child_baseline(a: argparse.Namespace) -> dict:
     n = 0
     pairs = []
     async with get_session().create_client(
-            "s3", endpoint_url=a.endpoint, region_name="us-east-1", aws_access_key_id="bench",
-            aws_secret_access_key="bench", config=Config(s3={"addressing_style": "path"})) as c:
+        "s3",
+        endpoint_url=a.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(s3={"addressing_style": "path"}),
+    ) as c:
         prefix = ROOTS[a.layout] + "/"
         async for page in c.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix):
             for o in page.get("Contents", []):
-                pairs.append((o["Key"][len(prefix):], o["ETag"].strip('"')))
+                pairs.append((o["Key"][len(prefix) :], o["ETag"].strip('"')))
             n = len(pairs)
             if n >= a.baseline_max:
                 break
@@ -88,15 +109,34 @@ async def _child_baseline(a: argparse.Namespace) -> dict:
         h.update(f"{p}:{e}\n".encode())
     wall = time.perf_counter() - t0
     cpu1, rss = _usage()
-    return {"impl": "baseline-aiobotocore-paginator", "objects": n, "wall_s": round(wall, 3),
-            "objects_per_s": round(n / wall), "peak_rss_mib": round(rss, 1),
-            "cpu_s": round(cpu1 - cpu0, 2), "digest": h.hexdigest()}
+    return {
+        "impl": "baseline-aiobotocore-paginator",
+        "objects": n,
+        "wall_s": round(wall, 3),
+        "objects_per_s": round(n / wall),
+        "peak_rss_mib": round(rss, 1),
+        "cpu_s": round(cpu1 - cpu0, 2),
+        "digest": h.hexdigest(),
+    }
 
 
 def _start_sim(a: argparse.Namespace) -> tuple[subprocess.Popen, str]:
-    p = subprocess.Popen([sys.executable, str(HERE / "s3sim.py"), "--objects", str(a.objects),
-                          "--layout", a.layout, "--latency-ms", str(a.latency_ms), "--port", "0"],
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "s3sim.py"),
+            "--objects",
+            str(a.objects),
+            "--layout",
+            a.layout,
+            "--latency-ms",
+            str(a.latency_ms),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout is not None
     endpoint = p.stdout.readline().strip()
     if not endpoint.startswith("http"):
@@ -115,9 +155,24 @@ def _proc_cpu(pid: int) -> float | None:
 
 
 def _run_child(a: argparse.Namespace, kind: str, endpoint: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--endpoint", endpoint, "--objects",
-           str(a.objects), "--layout", a.layout, "--latency-ms", str(a.latency_ms),
-           "--baseline-max", str(a.baseline_max), "--concurrency", str(a.concurrency)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--endpoint",
+        endpoint,
+        "--objects",
+        str(a.objects),
+        "--layout",
+        a.layout,
+        "--latency-ms",
+        str(a.latency_ms),
+        "--baseline-max",
+        str(a.baseline_max),
+        "--concurrency",
+        str(a.concurrency),
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -130,8 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--baseline-max", type=int, default=50_000)
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--verify", action="store_true",
-                    help="also check Depot's digest against the one computed from the key formula")
+    ap.add_argument(
+        "--verify", action="store_true", help="also check Depot's digest against the one computed from the key formula"
+    )
     ap.add_argument("--child", choices=["depot", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)

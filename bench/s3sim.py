@@ -65,17 +65,25 @@ _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 _LAST_MODIFIED = "2024-01-01T00:00:00.000Z"
 _HTTP_LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
 _OWNER = "<Owner><ID>depot-sim</ID><DisplayName>depot-sim</DisplayName></Owner>"
-_REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 400: "Bad Request",
-            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            416: "Requested Range Not Satisfiable", 500: "Internal Server Error",
-            501: "Not Implemented", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    206: "Partial Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    416: "Requested Range Not Satisfiable",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 class KeySpace:
     """The synthetic, sorted key space: key, size, ETag, version id of object ``i``."""
 
-    def __init__(self, n: int, layout: str = "nested", *, versioned: bool = False,
-                 delete_every: int = 0) -> None:
+    def __init__(self, n: int, layout: str = "nested", *, versioned: bool = False, delete_every: int = 0) -> None:
         if layout not in ("nested", "flat"):
             raise ValueError(f"layout must be nested or flat, not {layout!r}")
         if not 0 <= n <= 10**8:
@@ -197,8 +205,10 @@ def _xml(body: str) -> bytes:
 
 
 def _error_xml(code: str, message: str, resource: str = "") -> bytes:
-    return _xml(f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
-                f"<Resource>{escape(resource)}</Resource><RequestId>SIMREQ</RequestId></Error>")
+    return _xml(
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+        f"<Resource>{escape(resource)}</Resource><RequestId>SIMREQ</RequestId></Error>"
+    )
 
 
 class Simulator:
@@ -221,8 +231,7 @@ class Simulator:
         c = self.config
         if c.concurrency_cap > 0:
             self._sem = asyncio.Semaphore(c.concurrency_cap)
-        self._server = await asyncio.start_server(self._serve_conn, c.host, c.port, limit=1 << 20,
-                                                  backlog=1024)
+        self._server = await asyncio.start_server(self._serve_conn, c.host, c.port, limit=1 << 20, backlog=1024)
         host, port = self._server.sockets[0].getsockname()[:2]
         self.endpoint_url = f"http://{host}:{port}"
         return self
@@ -283,8 +292,9 @@ class Simulator:
             self._conns.discard(writer)
             writer.close()
 
-    async def _respond(self, method: str, target: str, headers: dict[str, str],
-                       writer: asyncio.StreamWriter, keep: bool) -> bool:
+    async def _respond(
+        self, method: str, target: str, headers: dict[str, str], writer: asyncio.StreamWriter, keep: bool
+    ) -> bool:
         c = self.config
         self.stats.requests += 1
         sem = self._sem
@@ -301,24 +311,37 @@ class Simulator:
             r -= c.reset_rate
             if r < c.slowdown_rate:
                 self.stats.slowdowns += 1
-                status, hdrs, body = 503, {"Content-Type": "application/xml"}, _error_xml(
-                    "SlowDown", "Please reduce your request rate.")
+                status, hdrs, body = (
+                    503,
+                    {"Content-Type": "application/xml"},
+                    _error_xml("SlowDown", "Please reduce your request rate."),
+                )
             elif r - c.slowdown_rate < c.error500_rate:
                 self.stats.errors500 += 1
-                status, hdrs, body = 500, {"Content-Type": "application/xml"}, _error_xml(
-                    "InternalError", "We encountered an internal error. Please try again.")
+                status, hdrs, body = (
+                    500,
+                    {"Content-Type": "application/xml"},
+                    _error_xml("InternalError", "We encountered an internal error. Please try again."),
+                )
             else:
                 try:
                     status, hdrs, body = self._handle(method, target, headers)
                 except Exception as e:  # a bug in the simulator must not hang the client
-                    status, hdrs, body = 500, {"Content-Type": "application/xml"}, _error_xml(
-                        "InternalError", f"simulator: {e!r}")
+                    status, hdrs, body = (
+                        500,
+                        {"Content-Type": "application/xml"},
+                        _error_xml("InternalError", f"simulator: {e!r}"),
+                    )
         finally:
             if sem is not None:
                 sem.release()
-        out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-               f"Date: {self._http_date()}", "Server: depot-s3sim",
-               "x-amz-request-id: SIMREQ", f"x-amz-bucket-region: {c.region}"]
+        out = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            f"Date: {self._http_date()}",
+            "Server: depot-s3sim",
+            "x-amz-request-id: SIMREQ",
+            f"x-amz-bucket-region: {c.region}",
+        ]
         for k, v in hdrs.items():
             out.append(f"{k}: {v}")
         if "Content-Length" not in hdrs:
@@ -335,8 +358,7 @@ class Simulator:
 
     # -- S3 ------------------------------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: dict[str, str]
-                ) -> tuple[int, dict[str, str], bytes]:
+    def _handle(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         path, _, query = target.partition("?")
         q = dict(parse_qsl(query, keep_blank_values=True))
         path = unquote(path)
@@ -351,12 +373,10 @@ class Simulator:
                 return 200, {}, b""
             if "versioning" in q:
                 status = "<Status>Enabled</Status>" if self.config.versioned else ""
-                return 200, xml_hdr, _xml(f'<VersioningConfiguration xmlns="{_NS}">{status}'
-                                          "</VersioningConfiguration>")
+                return 200, xml_hdr, _xml(f'<VersioningConfiguration xmlns="{_NS}">{status}</VersioningConfiguration>')
             if "location" in q:
                 region = "" if self.config.region == "us-east-1" else self.config.region
-                return 200, xml_hdr, _xml(f'<LocationConstraint xmlns="{_NS}">{region}'
-                                          "</LocationConstraint>")
+                return 200, xml_hdr, _xml(f'<LocationConstraint xmlns="{_NS}">{region}</LocationConstraint>')
             if "versions" in q:
                 self.stats.list_pages += 1
                 return 200, xml_hdr, self._list_versions(bucket, q)
@@ -366,27 +386,38 @@ class Simulator:
             return 400, xml_hdr, _error_xml("InvalidArgument", "unsupported bucket operation")
         return self._object(method, key, q, headers)
 
-    def _object(self, method: str, key: str, q: dict[str, str], headers: dict[str, str]
-                ) -> tuple[int, dict[str, str], bytes]:
+    def _object(
+        self, method: str, key: str, q: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         sp = self.space
         i = sp.index_of(key)
         xml_hdr = {"Content-Type": "application/xml"}
         vid_q = q.get("versionId")
         if i is None:
             return 404, xml_hdr, _error_xml("NoSuchKey", "The specified key does not exist.", key)
-        hdrs = {"ETag": f'"{sp.etag_of(key)}"', "Last-Modified": _HTTP_LAST_MODIFIED,
-                "Content-Type": "binary/octet-stream", "Accept-Ranges": "bytes"}
+        hdrs = {
+            "ETag": f'"{sp.etag_of(key)}"',
+            "Last-Modified": _HTTP_LAST_MODIFIED,
+            "Content-Type": "binary/octet-stream",
+            "Accept-Ranges": "bytes",
+        }
         if sp.versioned:
             vid = sp.version_id_of(key)
             if vid_q is not None:
                 if sp.deleted(i) and vid_q == sp.marker_id_of(key):
-                    return 405, {"x-amz-delete-marker": "true", **xml_hdr}, _error_xml(
-                        "MethodNotAllowed", "The specified method is not allowed against this resource.")
+                    return (
+                        405,
+                        {"x-amz-delete-marker": "true", **xml_hdr},
+                        _error_xml("MethodNotAllowed", "The specified method is not allowed against this resource."),
+                    )
                 if vid_q != vid:
                     return 404, xml_hdr, _error_xml("NoSuchVersion", "The specified version does not exist.")
             elif sp.deleted(i):
-                return 404, {"x-amz-delete-marker": "true", **xml_hdr}, _error_xml(
-                    "NoSuchKey", "The specified key does not exist.", key)
+                return (
+                    404,
+                    {"x-amz-delete-marker": "true", **xml_hdr},
+                    _error_xml("NoSuchKey", "The specified key does not exist.", key),
+                )
             hdrs["x-amz-version-id"] = vid
         elif vid_q is not None and vid_q != "null":
             return 400, xml_hdr, _error_xml("InvalidArgument", "Invalid version id specified")
@@ -404,7 +435,7 @@ class Simulator:
             if start > end or start >= size:
                 return 416, xml_hdr, _error_xml("InvalidRange", "The requested range is not satisfiable")
             hdrs["Content-Range"] = f"bytes {start}-{end}/{size}"
-            return 206, hdrs, sp.body(i)[start:end + 1]
+            return 206, hdrs, sp.body(i)[start : end + 1]
         if method == "HEAD":
             hdrs["Content-Length"] = str(size)
             return 200, hdrs, b""
@@ -417,8 +448,9 @@ class Simulator:
         except ValueError:
             return 1000
 
-    def _scan(self, prefix: str, start: int, end: int, delimiter: str, max_keys: int,
-              versions: bool = False) -> tuple[list[int], list[str], int]:
+    def _scan(
+        self, prefix: str, start: int, end: int, delimiter: str, max_keys: int, versions: bool = False
+    ) -> tuple[list[int], list[str], int]:
         """Objects and common prefixes from index ``start``; returns (indices, prefixes, next)."""
         sp = self.space
         key = sp.key
@@ -461,8 +493,7 @@ class Simulator:
         idx, cps, nxt = self._scan(prefix, start, hi, delimiter, max_keys)
         truncated = nxt < hi
         key, size, etag_of = sp.key, sp.size, sp.etag_of
-        parts = [f'<ListBucketResult xmlns="{_NS}"><Name>{escape(bucket)}</Name>'
-                 f"<Prefix>{escape(prefix)}</Prefix>"]
+        parts = [f'<ListBucketResult xmlns="{_NS}"><Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix>']
         if v1:
             parts.append(f"<Marker>{escape(after)}</Marker>")
         else:
@@ -486,9 +517,12 @@ class Simulator:
                 tok = base64.urlsafe_b64encode(last.encode()).decode()
                 parts.append(f"<NextContinuationToken>{tok}</NextContinuationToken>")
         # Synthetic keys need no XML escaping (ASCII letters, digits, '/', '-', '.').
-        tmpl = ("<Contents><Key>%s</Key><LastModified>" + _LAST_MODIFIED +
-                "</LastModified><ETag>&quot;%s&quot;</ETag><Size>%d</Size>"
-                "<StorageClass>STANDARD</StorageClass></Contents>")
+        tmpl = (
+            "<Contents><Key>%s</Key><LastModified>"
+            + _LAST_MODIFIED
+            + "</LastModified><ETag>&quot;%s&quot;</ETag><Size>%d</Size>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+        )
         parts.append("".join([tmpl % (k, etag_of(k), size(j)) for k, j in zip(ks, idx)]))
         # Objects and prefixes are each sorted; S3 lists them as separate runs.
         for cp in cps:
@@ -535,10 +569,12 @@ class Simulator:
             if slot >= nslots:
                 i, slot = i + 1, 0
         truncated = i < hi
-        parts = [f'<ListVersionsResult xmlns="{_NS}"><Name>{escape(bucket)}</Name>'
-                 f"<Prefix>{escape(prefix)}</Prefix><KeyMarker>{escape(key_marker)}</KeyMarker>"
-                 f"<VersionIdMarker>{escape(vid_marker)}</VersionIdMarker>"
-                 f"<MaxKeys>{max_keys}</MaxKeys>"]
+        parts = [
+            f'<ListVersionsResult xmlns="{_NS}"><Name>{escape(bucket)}</Name>'
+            f"<Prefix>{escape(prefix)}</Prefix><KeyMarker>{escape(key_marker)}</KeyMarker>"
+            f"<VersionIdMarker>{escape(vid_marker)}</VersionIdMarker>"
+            f"<MaxKeys>{max_keys}</MaxKeys>"
+        ]
         if delimiter:
             parts.append(f"<Delimiter>{escape(delimiter)}</Delimiter>")
         parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
@@ -547,23 +583,26 @@ class Simulator:
                 j, s = entries[-1]
                 k = key(j)
                 vid = sp.marker_id_of(k) if (s == 0 and sp.deleted(j)) else sp.version_id_of(k)
-                parts.append(f"<NextKeyMarker>{k}</NextKeyMarker>"
-                             f"<NextVersionIdMarker>{vid}</NextVersionIdMarker>")
+                parts.append(f"<NextKeyMarker>{k}</NextKeyMarker><NextVersionIdMarker>{vid}</NextVersionIdMarker>")
             elif cps:
                 parts.append(f"<NextKeyMarker>{escape(cps[-1])}</NextKeyMarker>")
         out = []
         for j, s in entries:
             k = key(j)
             if sp.deleted(j) and s == 0:
-                out.append(f"<DeleteMarker><Key>{k}</Key><VersionId>{sp.marker_id_of(k)}</VersionId>"
-                           f"<IsLatest>true</IsLatest><LastModified>{_LAST_MODIFIED}</LastModified>"
-                           f"{_OWNER}</DeleteMarker>")
+                out.append(
+                    f"<DeleteMarker><Key>{k}</Key><VersionId>{sp.marker_id_of(k)}</VersionId>"
+                    f"<IsLatest>true</IsLatest><LastModified>{_LAST_MODIFIED}</LastModified>"
+                    f"{_OWNER}</DeleteMarker>"
+                )
             else:
                 latest = "false" if sp.deleted(j) else "true"
-                out.append(f"<Version><Key>{k}</Key><VersionId>{sp.version_id_of(k)}</VersionId>"
-                           f"<IsLatest>{latest}</IsLatest><LastModified>{_LAST_MODIFIED}</LastModified>"
-                           f"<ETag>&quot;{sp.etag_of(k)}&quot;</ETag><Size>{sp.size(j)}</Size>"
-                           f"<StorageClass>STANDARD</StorageClass>{_OWNER}</Version>")
+                out.append(
+                    f"<Version><Key>{k}</Key><VersionId>{sp.version_id_of(k)}</VersionId>"
+                    f"<IsLatest>{latest}</IsLatest><LastModified>{_LAST_MODIFIED}</LastModified>"
+                    f"<ETag>&quot;{sp.etag_of(k)}&quot;</ETag><Size>{sp.size(j)}</Size>"
+                    f"<StorageClass>STANDARD</StorageClass>{_OWNER}</Version>"
+                )
         parts.append("".join(out))
         for cp in cps:
             parts.append(f"<CommonPrefixes><Prefix>{escape(cp)}</Prefix></CommonPrefixes>")
@@ -642,11 +681,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     a = ap.parse_args(argv)
-    cfg = SimConfig(objects=a.objects, layout=a.layout, versioned=a.versioned,
-                    delete_every=a.delete_every, latency_ms=a.latency_ms,
-                    concurrency_cap=a.concurrency_cap, slowdown_rate=a.slowdown_rate,
-                    error500_rate=a.error500_rate, reset_rate=a.reset_rate, seed=a.seed,
-                    host=a.host, port=a.port)
+    cfg = SimConfig(
+        objects=a.objects,
+        layout=a.layout,
+        versioned=a.versioned,
+        delete_every=a.delete_every,
+        latency_ms=a.latency_ms,
+        concurrency_cap=a.concurrency_cap,
+        slowdown_rate=a.slowdown_rate,
+        error500_rate=a.error500_rate,
+        reset_rate=a.reset_rate,
+        seed=a.seed,
+        host=a.host,
+        port=a.port,
+    )
 
     async def run() -> None:
         sim = await Simulator(cfg).start()

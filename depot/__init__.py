@@ -1,11 +1,11 @@
 """Depot SDK: version datasets, models and references, shaped like the W&B SDK.
 
-    import depot
-    with depot.init(project="demo", job_type="prep") as run:
-        art = depot.Artifact("dataset", type="dataset")
-        art.add_dir("data/")
-        run.log_artifact(art, aliases=["candidate"]).wait()
-    depot.Api().artifact("me/demo/dataset:latest").download()
+import depot
+with depot.init(project="demo", job_type="prep") as run:
+    art = depot.Artifact("dataset", type="dataset")
+    art.add_dir("data/")
+    run.log_artifact(art, aliases=["candidate"]).wait()
+depot.Api().artifact("me/demo/dataset:latest").download()
 """
 
 from ._api import Api
@@ -26,8 +26,8 @@ from ._exceptions import (
     TypeMismatchError,
     UnauthenticatedError,
 )
-from ._references import ReferenceCache, S3Fetcher
 from ._lineage import RunInfo
+from ._references import ReferenceCache, S3Fetcher
 from ._registry import LinkedArtifact
 from ._run import Run, init
 from ._ttl import ArtifactTTL

@@ -26,9 +26,7 @@ class Api:
         ``{org}/registry/{registry}/{collection}:ref``), which gives a
         :class:`LinkedArtifact`.
         """
-        p = parse_artifact_path(
-            path, entity=os.environ.get("DEPOT_ENTITY"), project=os.environ.get("DEPOT_PROJECT")
-        )
+        p = parse_artifact_path(path, entity=os.environ.get("DEPOT_ENTITY"), project=os.environ.get("DEPOT_PROJECT"))
         v = self.client.call(
             self.client.metadata.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
         )
@@ -46,9 +44,7 @@ class Api:
         while True:
             resp = self.client.call(
                 self.client.metadata.ListArtifactVersions,
-                pb.ListArtifactVersionsRequest(
-                    parent=p.collection_resource, page_size=100, page_token=token
-                ),
+                pb.ListArtifactVersionsRequest(parent=p.collection_resource, page_size=100, page_token=token),
             )
             out += [artifact_from_version(self.client, v) for v in resp.versions]
             token = resp.next_page_token
@@ -58,6 +54,4 @@ class Api:
     def lineage(self, path: str) -> pb.Lineage:
         """The producing run and consuming runs of a version."""
         p = parse_artifact_path(path)
-        return self.client.call(
-            self.client.metadata.GetLineage, pb.GetLineageRequest(version=p.version_resource)
-        )
+        return self.client.call(self.client.metadata.GetLineage, pb.GetLineageRequest(version=p.version_resource))

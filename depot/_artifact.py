@@ -255,8 +255,11 @@ class Artifact:
             return [
                 self._put(
                     ManifestEntry(
-                        name or local.name, _b64(raw), self.hash_algorithm,
-                        local.stat().st_size, ref=local.resolve().as_uri(),
+                        name or local.name,
+                        _b64(raw),
+                        self.hash_algorithm,
+                        local.stat().st_size,
+                        ref=local.resolve().as_uri(),
                     )
                 )
             ]
@@ -278,8 +281,11 @@ class Artifact:
             out.append(
                 self._put(
                     ManifestEntry(
-                        prefix + p.relative_to(local).as_posix(), _b64(raw), self.hash_algorithm,
-                        p.stat().st_size, ref=p.resolve().as_uri(),
+                        prefix + p.relative_to(local).as_posix(),
+                        _b64(raw),
+                        self.hash_algorithm,
+                        p.stat().st_size,
+                        ref=p.resolve().as_uri(),
                     )
                 )
             )
@@ -423,17 +429,19 @@ class Artifact:
 
     @classmethod
     def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Artifact:
-        art = cls(v.collection.rsplit("/", 1)[-1], v.type, v.description,
-                  json.loads(v.metadata_json) if v.metadata_json else None)
+        art = cls(
+            v.collection.rsplit("/", 1)[-1],
+            v.type,
+            v.description,
+            json.loads(v.metadata_json) if v.metadata_json else None,
+        )
         art._client = client
         art._version = v
         art._manifest_loaded = False
         art._ttl = _ttl.from_version(v)
         return art
 
-    def download(
-        self, root: str | os.PathLike[str] | None = None, *, allow_missing_references: bool = False
-    ) -> Path:
+    def download(self, root: str | os.PathLike[str] | None = None, *, allow_missing_references: bool = False) -> Path:
         """Fetches every file into ``root`` and verifies each digest; returns ``root``."""
         v = self._logged()
         assert self._client is not None
@@ -445,9 +453,7 @@ class Artifact:
         s3 = default_s3_fetcher()  # its client is built only if an s3:// entry is fetched
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [
-                pool.submit(
-                    _fetch, self._client, entity, e, target, allow_missing_references, cache, s3
-                )
+                pool.submit(_fetch, self._client, entity, e, target, allow_missing_references, cache, s3)
                 for e in entries
             ]
             for f in futures:
@@ -505,24 +511,18 @@ def _fetch(
             if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3):
                 return
         else:
-            req = mpb.ReadBlobRequest(
-                entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest)
-            )
+            req = mpb.ReadBlobRequest(entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest))
             with open(tmp, "wb") as out:
                 for chunk in client.stream(client.manifest.ReadBlob, req):
                     out.write(chunk.data)
             if _digest_of(tmp, e.algorithm) != e.digest:
-                raise DigestMismatchError(
-                    f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path
-                )
+                raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def log_artifact(
-    client: Client, parent: str, run: str, art: Artifact, aliases: list[str]
-) -> pb.ArtifactVersion:
+def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
     """Creates a pending version, uploads missing blobs, stores the manifest, commits."""
     entity = parent.split("/")[1]
     req = pb.CreateArtifactVersionRequest(

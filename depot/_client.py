@@ -33,9 +33,7 @@ def _read_key(api_key: str | None) -> str:
     if not key and os.environ.get("DEPOT_API_KEY_FILE"):
         key = Path(os.environ["DEPOT_API_KEY_FILE"]).read_text().strip()
     if not key:
-        raise UnauthenticatedError(
-            "no API key: pass api_key=, or set DEPOT_API_KEY or DEPOT_API_KEY_FILE"
-        )
+        raise UnauthenticatedError("no API key: pass api_key=, or set DEPOT_API_KEY or DEPOT_API_KEY_FILE")
     return key
 
 
@@ -55,9 +53,7 @@ class Client:
         retries: int = 5,
     ):
         self.address = address or os.environ.get("DEPOT_ADDRESS", DEFAULT_ADDRESS)
-        self.manifest_address = (
-            manifest_address or os.environ.get("DEPOT_MANIFEST_ADDRESS") or self.address
-        )
+        self.manifest_address = manifest_address or os.environ.get("DEPOT_MANIFEST_ADDRESS") or self.address
         self._key = _read_key(api_key)
         self._metadata = (("authorization", f"Bearer {self._key}"),)
         self._channel = grpc.insecure_channel(self.address, options=_OPTIONS)

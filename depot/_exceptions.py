@@ -1,18 +1,18 @@
 """The SDK's exceptions: one tree, chosen by the server's status and reason.
 
-    DepotError
-    ├── CommError                    the service could not be reached (UNAVAILABLE, deadline)
-    ├── UnauthenticatedError         missing, malformed or revoked API key
-    ├── PermissionDeniedError        the key's user lacks the role
-    ├── InvalidArgumentError         bad input; ``field`` names it
-    ├── NotFoundError
-    ├── AlreadyExistsError
-    ├── FailedPreconditionError
-    │   ├── TypeMismatchError        an artifact name logged with another type
-    │   └── DigestMismatchError      bytes that do not hash to their claimed digest
-    ├── ResourceExhaustedError
-    │   └── TooManyObjectsError      a reference lists more than max_objects
-    └── AbortedError                 a conflict; retrying may succeed
+DepotError
+├── CommError                    the service could not be reached (UNAVAILABLE, deadline)
+├── UnauthenticatedError         missing, malformed or revoked API key
+├── PermissionDeniedError        the key's user lacks the role
+├── InvalidArgumentError         bad input; ``field`` names it
+├── NotFoundError
+├── AlreadyExistsError
+├── FailedPreconditionError
+│   ├── TypeMismatchError        an artifact name logged with another type
+│   └── DigestMismatchError      bytes that do not hash to their claimed digest
+├── ResourceExhaustedError
+│   └── TooManyObjectsError      a reference lists more than max_objects
+└── AbortedError                 a conflict; retrying may succeed
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ _BY_REASON: dict[str, type[DepotError]] = {
 
 
 def _error_info(err: grpc.RpcError) -> tuple[str, str]:
-    for key, value in (err.trailing_metadata() or ()):  # type: ignore[attr-defined]
+    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
             for detail in status.details:

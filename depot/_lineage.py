@@ -1,9 +1,9 @@
 """Lineage from the SDK: who logged a version, who used it, what a run logged and used.
 
-    art.logged_by()          # RunInfo of the producing run, or None
-    art.used_by()            # [RunInfo, ...]
-    run.logged_artifacts()   # [Artifact, ...]
-    Api().lineage_graph("team/proj/ds:v3", direction="downstream", depth=3)
+art.logged_by()          # RunInfo of the producing run, or None
+art.used_by()            # [RunInfo, ...]
+run.logged_artifacts()   # [Artifact, ...]
+Api().lineage_graph("team/proj/ds:v3", direction="downstream", depth=3)
 """
 
 from __future__ import annotations
@@ -65,8 +65,11 @@ def walk(
         page = client.call(
             client.metadata.WalkLineage,
             pb.WalkLineageRequest(
-                start=start, direction=_DIRECTIONS[direction], depth=depth,
-                page_size=page_size, page_token=token,
+                start=start,
+                direction=_DIRECTIONS[direction],
+                depth=depth,
+                page_size=page_size,
+                page_token=token,
             ),
         )
         yield page

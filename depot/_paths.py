@@ -45,10 +45,10 @@ class ArtifactPath:
 def _registry_parts(parts: list[str]) -> tuple[str | None, str, str] | None:
     """(org or None, registry, collection) when ``parts`` spell a registry path."""
     for lead in ((), (0,)):
-        rest = parts[len(lead):]
+        rest = parts[len(lead) :]
         org = parts[0] if lead else None
         if len(rest) == 2 and rest[0].startswith(REGISTRY_PREFIX):
-            return org, rest[0][len(REGISTRY_PREFIX):], rest[1]
+            return org, rest[0][len(REGISTRY_PREFIX) :], rest[1]
         if len(rest) == 3 and rest[0] == "registry":
             return org, rest[1], rest[2]
     return None
@@ -86,9 +86,7 @@ def parse_artifact_path(
             "or {org}/wandb-registry-{registry}/{collection}[:alias]"
         )
     if not entity or not project:
-        raise InvalidArgumentError(
-            f"artifact path {path!r} needs an entity and project (give them, or use a run)"
-        )
+        raise InvalidArgumentError(f"artifact path {path!r} needs an entity and project (give them, or use a run)")
     if not name:
         raise InvalidArgumentError(f"artifact path {path!r} has no name")
     return ArtifactPath(entity, project, name, ref or "latest")
@@ -97,9 +95,7 @@ def parse_artifact_path(
 def parse_registry_target(path: str, *, org: str | None = None) -> ArtifactPath:
     """A link target: a registry collection path, without ``:ref``."""
     if ":" in path:
-        raise InvalidArgumentError(
-            f"link target {path!r} names a collection; give aliases with aliases=, not ':'"
-        )
+        raise InvalidArgumentError(f"link target {path!r} names a collection; give aliases with aliases=, not ':'")
     p = parse_artifact_path(path, org=org)
     if not p.registry:
         raise InvalidArgumentError(

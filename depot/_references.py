@@ -215,9 +215,7 @@ def http_reference_entries(
         _new_hasher(hash_algorithm)  # reject a bad algorithm before any I/O
     path = name or _default_name(uri)
     if not path:
-        raise InvalidArgumentError(
-            f"cannot derive an entry name from {uri!r}; pass name=", field="name"
-        )
+        raise InvalidArgumentError(f"cannot derive an entry name from {uri!r}; pass name=", field="name")
     if not checksum:
         return [ManifestEntry(path, uri, "none", 0, ref=uri)]
     # Some servers refuse HEAD (405/501); the GET below then decides.
@@ -302,10 +300,7 @@ class S3Fetcher:
     ):
         self.endpoint_url = endpoint_url or _s3_endpoint_from_env()
         self.region_name = (
-            region_name
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1"
+            region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         )
         if addressing_style not in ("auto", "path", "virtual"):
             raise InvalidArgumentError(
@@ -381,16 +376,13 @@ class S3Fetcher:
         except (BotoCoreError, OSError) as e:
             raise CommError(f"{where}: {e}") from None
         if size != resp.get("ContentLength", size):
-            raise CommError(
-                f"{where}: connection closed after {size} of {resp['ContentLength']} bytes"
-            )
+            raise CommError(f"{where}: connection closed after {size} of {resp['ContentLength']} bytes")
         return S3Object(
             etag=normalize_etag(resp.get("ETag", "")),
             size=size,
             version_id=resp.get("VersionId") or "",
             opaque_etag=bool(
-                str(resp.get("ServerSideEncryption", "")).startswith("aws:kms")
-                or resp.get("SSECustomerAlgorithm")
+                str(resp.get("ServerSideEncryption", "")).startswith("aws:kms") or resp.get("SSECustomerAlgorithm")
             ),
         )
 
@@ -644,15 +636,12 @@ class _Check:
         if e.algorithm == "none":
             return
         if size != e.size:
-            raise DigestMismatchError(
-                f"{e.path}: {e.ref} has {size} bytes, {e.size} were recorded", field=e.path
-            )
+            raise DigestMismatchError(f"{e.path}: {e.ref} has {size} bytes, {e.size} were recorded", field=e.path)
         if e.algorithm in CONTENT_ALGORITHMS:
             got = _b64(self.hashers[0].digest())
             if got != e.digest:
                 raise DigestMismatchError(
-                    f"{e.path}: {e.ref} does not match its recorded {e.algorithm} digest "
-                    f"{e.digest} (got {got})",
+                    f"{e.path}: {e.ref} does not match its recorded {e.algorithm} digest {e.digest} (got {got})",
                     field=e.path,
                 )
         elif e.algorithm == "etag" and self.hashers:
@@ -780,9 +769,7 @@ def _fetch_s3(e: ManifestEntry, dest: Path, allow_missing: bool, s3: S3Fetcher) 
     check.content(got.size)
     if e.algorithm == "etag" and not check.hashers and got.etag != e.digest:
         # Multipart (or SSE) ETags are not an md5 of the bytes; S3's word is all we have.
-        raise DigestMismatchError(
-            f"{e.path}: {e.ref} has ETag {got.etag}, {e.digest} was recorded", field=e.path
-        )
+        raise DigestMismatchError(f"{e.path}: {e.ref} has ETag {got.etag}, {e.digest} was recorded", field=e.path)
     return True
 
 
@@ -796,8 +783,7 @@ def _fetch_http(e: ManifestEntry, dest: Path, allow_missing: bool, timeout: floa
             if etag != e.digest:
                 # Checked before reading: a changed page is not worth downloading.
                 raise DigestMismatchError(
-                    f"{e.path}: {_redact(e.ref)} has ETag {etag or '(none)'}, "
-                    f"{e.digest} was recorded",
+                    f"{e.path}: {_redact(e.ref)} has ETag {etag or '(none)'}, {e.digest} was recorded",
                     field=e.path,
                 )
         check = _Check.for_entry(e)

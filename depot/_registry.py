@@ -1,7 +1,7 @@
 """Registries: link logged versions into an org's curated collections.
 
-    art.link("acme/wandb-registry-model/churn", aliases=["staging"])
-    depot.Api().artifact("acme/wandb-registry-model/churn:staging")
+art.link("acme/wandb-registry-model/churn", aliases=["staging"])
+depot.Api().artifact("acme/wandb-registry-model/churn:staging")
 """
 
 from __future__ import annotations
@@ -91,8 +91,11 @@ def link_version(
     v.CopyFrom(link.version)
     v.link.CopyFrom(
         pb.LinkInfo(
-            name=link.name, collection=link.collection, index=link.index,
-            aliases=link.aliases, create_time=link.create_time,
+            name=link.name,
+            collection=link.collection,
+            index=link.index,
+            aliases=link.aliases,
+            create_time=link.create_time,
         )
     )
     art = artifact_from_version(client, v)

@@ -44,9 +44,7 @@ class Run:
     def job_type(self) -> str:
         return self._run.job_type
 
-    def log_artifact(
-        self, artifact: Artifact, aliases: list[str] | None = None
-    ) -> Artifact:
+    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None) -> Artifact:
         """Uploads and commits ``artifact`` in the background; ``artifact.wait()`` blocks.
 
         Identical content returns the existing version (with ``aliases`` added).
@@ -84,17 +82,13 @@ class Run:
         p = parse_artifact_path(path, entity=self.entity, project=self.project, org=self.org)
         v = self._client.call(
             self._client.metadata.UseArtifactVersion,
-            pb.UseArtifactVersionRequest(
-                run=self.name, version=p.version_resource, request_id=request_id()
-            ),
+            pb.UseArtifactVersionRequest(run=self.name, version=p.version_resource, request_id=request_id()),
         )
         if type is not None and v.type != type:
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
         return artifact_from_version(self._client, v)
 
-    def link_artifact(
-        self, artifact: Artifact, target_path: str, aliases: list[str] | None = None
-    ) -> Artifact:
+    def link_artifact(self, artifact: Artifact, target_path: str, aliases: list[str] | None = None) -> Artifact:
         """Links a logged artifact into a registry collection (waits for its log first).
 
         Args:

@@ -33,13 +33,10 @@ def check(value: object) -> TTL:
     if value is None or value is ArtifactTTL.INHERIT:
         return value
     if not isinstance(value, timedelta):
-        raise InvalidArgumentError(
-            "ttl must be a timedelta, None (forever) or depot.ArtifactTTL.INHERIT", field="ttl"
-        )
+        raise InvalidArgumentError("ttl must be a timedelta, None (forever) or depot.ArtifactTTL.INHERIT", field="ttl")
     if value < timedelta(seconds=1):
         raise InvalidArgumentError(
-            f"ttl must be at least one second (got {value.total_seconds()}s); "
-            "use None to keep the version forever",
+            f"ttl must be at least one second (got {value.total_seconds()}s); use None to keep the version forever",
             field="ttl",
         )
     return value

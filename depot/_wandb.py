@@ -107,9 +107,7 @@ def _entry_json(e: ManifestEntry) -> dict[str, Any]:
     return out
 
 
-def to_wandb_manifest(
-    entries: Iterable[ManifestEntry], digest_algorithm: str = "md5"
-) -> dict[str, Any]:
+def to_wandb_manifest(entries: Iterable[ManifestEntry], digest_algorithm: str = "md5") -> dict[str, Any]:
     """The W&B manifest v1 JSON (as a dict) of Depot entries.
 
     Args:
@@ -225,9 +223,7 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
     algorithm: str | None = None
     if tag is not None:
         if tag not in _ALG_FROM_WANDB:
-            raise _bad(
-                f"{field}.extra.alg {tag!r} is not a known digest algorithm", f"{field}.extra.alg"
-            )
+            raise _bad(f"{field}.extra.alg {tag!r} is not a known digest algorithm", f"{field}.extra.alg")
         algorithm = _ALG_FROM_WANDB[tag]
     version_id = extra.pop("versionID", "")
     if not isinstance(version_id, str):

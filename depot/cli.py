@@ -31,6 +31,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import duration_pb2, field_mask_pb2
@@ -48,8 +49,9 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
-def _out(opts: argparse.Namespace, msgs: Sequence[Message], header: Sequence[str],
-         row: Callable[[Any], Sequence[Any]]) -> int:
+def _out(
+    opts: argparse.Namespace, msgs: Sequence[Message], header: Sequence[str], row: Callable[[Any], Sequence[Any]]
+) -> int:
     if opts.json:
         print(json.dumps([MessageToDict(m) for m in msgs], indent=2, sort_keys=True))
     else:
@@ -158,35 +160,58 @@ def _artifact(opts: argparse.Namespace) -> int:
     if opts.action == "get":
         art = api.artifact(opts.path)
         root = art.download(opts.root)
-        _print({"path": str(root), "version": art.qualified_name, "digest": art.digest},
-               opts.json, f"{art.qualified_name} -> {root} (verified)")
+        _print(
+            {"path": str(root), "version": art.qualified_name, "digest": art.digest},
+            opts.json,
+            f"{art.qualified_name} -> {root} (verified)",
+        )
         return 0
     if opts.action == "ls":
         p = parse_artifact_path(opts.path)
         versions = _paged(
-            lambda t: c.call(c.metadata.ListArtifactVersions, pb.ListArtifactVersionsRequest(
-                parent=p.collection_resource, page_size=200, page_token=t,
-                alias=opts.alias or "", tag=opts.tag or "")),
+            lambda t: c.call(
+                c.metadata.ListArtifactVersions,
+                pb.ListArtifactVersionsRequest(
+                    parent=p.collection_resource,
+                    page_size=200,
+                    page_token=t,
+                    alias=opts.alias or "",
+                    tag=opts.tag or "",
+                ),
+            ),
             "versions",
         )
-        return _out(opts, versions, ["VERSION", "ALIASES", "TAGS", "SIZE", "CREATED", "DIGEST"],
-                    lambda v: [f"v{v.index}", ",".join(v.aliases), ",".join(v.tags), v.size,
-                               v.commit_time.ToJsonString()[:19], v.digest])
+        return _out(
+            opts,
+            versions,
+            ["VERSION", "ALIASES", "TAGS", "SIZE", "CREATED", "DIGEST"],
+            lambda v: [
+                f"v{v.index}",
+                ",".join(v.aliases),
+                ",".join(v.tags),
+                v.size,
+                v.commit_time.ToJsonString()[:19],
+                v.digest,
+            ],
+        )
     if opts.action == "alias":
         p = parse_artifact_path(opts.path)
         if opts.op == "add":
-            v = c.call(c.metadata.AddAliases, pb.AddAliasesRequest(
-                version=p.version_resource, aliases=opts.aliases, request_id=_rid()))
+            v = c.call(
+                c.metadata.AddAliases,
+                pb.AddAliasesRequest(version=p.version_resource, aliases=opts.aliases, request_id=_rid()),
+            )
         else:
-            v = c.call(c.metadata.RemoveAliases, pb.RemoveAliasesRequest(
-                version=p.version_resource, aliases=opts.aliases, request_id=_rid()))
+            v = c.call(
+                c.metadata.RemoveAliases,
+                pb.RemoveAliasesRequest(version=p.version_resource, aliases=opts.aliases, request_id=_rid()),
+            )
         shown = v.link.aliases if v.HasField("link") else v.aliases
         return _one(opts, v, f"{_short(v.link.name or v.name)}: {', '.join(shown) or '(no aliases)'}")
     if opts.action == "ttl":
         p = parse_artifact_path(opts.path)
         if opts.set is None:
-            v = c.call(c.metadata.GetArtifactVersion, pb.GetArtifactVersionRequest(
-                name=p.version_resource))
+            v = c.call(c.metadata.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource))
         else:
             upd = pb.ArtifactVersion(name=p.version_resource)
             if opts.set == "never":
@@ -196,19 +221,74 @@ def _artifact(opts: argparse.Namespace) -> int:
             else:
                 upd.ttl_mode = pb.TTL_MODE_DURATION
                 upd.ttl.FromTimedelta(parse_duration(opts.set))
-            v = c.call(c.metadata.UpdateArtifactVersion, pb.UpdateArtifactVersionRequest(
-                version=upd, update_mask=field_mask_pb2.FieldMask(paths=["ttl"]),
-                request_id=_rid()))
+            v = c.call(
+                c.metadata.UpdateArtifactVersion,
+                pb.UpdateArtifactVersionRequest(
+                    version=upd, update_mask=field_mask_pb2.FieldMask(paths=["ttl"]), request_id=_rid()
+                ),
+            )
         return _one(opts, v, f"{_short(v.name)}: {_ttl_text(v)}")
     if opts.action == "link":
         art = api.artifact(opts.path)
         linked = art.link(opts.target, aliases=opts.alias)
         assert linked._version is not None
-        return _one(opts, linked._version,
-                    f"{art.qualified_name} -> {linked.qualified_name} ({', '.join(linked.aliases)})")
+        return _one(
+            opts, linked._version, f"{art.qualified_name} -> {linked.qualified_name} ({', '.join(linked.aliases)})"
+        )
     if opts.action == "lineage":
         return _lineage(opts, api)
+    if opts.action == "export":
+        from depot import export_wandb_manifest
+
+        text = json.dumps(export_wandb_manifest(api.artifact(opts.path)), indent=2)
+        if opts.output:
+            Path(opts.output).write_text(text + "\n")
+        else:
+            print(text)
+        return 0
+    if opts.action in ("put", "import"):
+        return _put(opts)
     raise AssertionError(opts.action)
+
+
+def _put(opts: argparse.Namespace) -> int:
+    """``artifact put`` (local files / references) and ``artifact import`` (W&B manifest)."""
+    import depot
+
+    p = _target(opts.path)
+    if opts.action == "import":
+        art = depot.artifact_from_wandb_manifest(opts.manifest, p.name, opts.type, root=opts.root)
+    else:
+        art = depot.Artifact(p.name, type=opts.type, description=opts.description)
+        for item in opts.items:
+            if "://" in item:
+                art.add_reference(item)
+            elif Path(item).is_dir():
+                art.add_dir(item)
+            else:
+                art.add_file(item)
+    with depot.init(entity=p.entity, project=p.project, job_type=opts.action) as run:
+        run.log_artifact(art, aliases=opts.alias).wait()
+    return _one_dict(
+        opts,
+        {"version": art.qualified_name, "digest": art.digest, "aliases": art.aliases, "size": art.size},
+        f"{art.qualified_name} {art.digest} ({', '.join(art.aliases)})",
+    )
+
+
+def _target(path: str) -> Any:
+    """ENTITY/PROJECT/NAME for put and import (no alias: the server assigns vN)."""
+    from depot._exceptions import InvalidArgumentError
+    from depot._paths import parse_artifact_path
+
+    if ":" in path:
+        raise InvalidArgumentError(f"{path!r}: give ENTITY/PROJECT/NAME without ':alias'; use --alias")
+    return parse_artifact_path(path)
+
+
+def _one_dict(opts: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
+    print(json.dumps(obj, indent=2, sort_keys=True) if getattr(opts, "json", False) else text)
+    return 0
 
 
 def _lineage(opts: argparse.Namespace, api: Any) -> int:
@@ -224,9 +304,17 @@ def _lineage(opts: argparse.Namespace, api: Any) -> int:
             nodes += [(d, n) for n in page.nodes]
             edges += list(page.edges)
     if opts.json:
-        print(json.dumps({"start": start,
-                          "nodes": [{"direction": d, **MessageToDict(n)} for d, n in nodes],
-                          "edges": [MessageToDict(e) for e in edges]}, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "start": start,
+                    "nodes": [{"direction": d, **MessageToDict(n)} for d, n in nodes],
+                    "edges": [MessageToDict(e) for e in edges],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     elif opts.format == "dot":
         print(_dot(start, [n for _, n in nodes], edges))
     else:
@@ -242,8 +330,7 @@ def _dot(start: str, nodes: list[Any], edges: list[Any]) -> str:
     def q(s: str) -> str:
         return json.dumps(_short(s))
 
-    out = ["digraph lineage {", "  rankdir=LR;",
-           f"  {q(start)} [shape=box, style=bold];"]
+    out = ["digraph lineage {", "  rankdir=LR;", f"  {q(start)} [shape=box, style=bold];"]
     for n in nodes:
         shape = "ellipse" if n.HasField("run") else "box"
         out.append(f"  {q(n.name)} [shape={shape}];")
@@ -259,38 +346,69 @@ def _registry(opts: argparse.Namespace) -> int:
 
     c = _client()
     if opts.action == "ls":
-        regs = _paged(lambda t: c.call(c.metadata.ListRegistries, pb.ListRegistriesRequest(
-            parent=_ent(opts.org), page_size=200, page_token=t)), "registries")
-        return _out(opts, regs, ["REGISTRY", "TYPES", "VISIBILITY", "ROLE"],
-                    lambda r: [r.name.rsplit("/", 1)[1], ",".join(r.accepted_types) or "(any)",
-                               r.visibility, r.caller_role])
+        regs = _paged(
+            lambda t: c.call(
+                c.metadata.ListRegistries, pb.ListRegistriesRequest(parent=_ent(opts.org), page_size=200, page_token=t)
+            ),
+            "registries",
+        )
+        return _out(
+            opts,
+            regs,
+            ["REGISTRY", "TYPES", "VISIBILITY", "ROLE"],
+            lambda r: [r.name.rsplit("/", 1)[1], ",".join(r.accepted_types) or "(any)", r.visibility, r.caller_role],
+        )
     if opts.action == "create":
-        r = c.call(c.metadata.CreateRegistry, pb.CreateRegistryRequest(
-            parent=_ent(opts.org), registry_id=opts.name, request_id=_rid(),
-            registry=pb.Registry(accepted_types=opts.type or [], description=opts.description,
-                                 visibility="restricted" if opts.restricted else "org")))
+        r = c.call(
+            c.metadata.CreateRegistry,
+            pb.CreateRegistryRequest(
+                parent=_ent(opts.org),
+                registry_id=opts.name,
+                request_id=_rid(),
+                registry=pb.Registry(
+                    accepted_types=opts.type or [],
+                    description=opts.description,
+                    visibility="restricted" if opts.restricted else "org",
+                ),
+            ),
+        )
         return _one(opts, r, f"created {r.name}")
     if opts.action == "collections":
-        cols = _paged(lambda t: c.call(c.metadata.ListRegistryCollections,
-                                       pb.ListRegistryCollectionsRequest(
-                                           parent=_registry_name(opts.path), page_size=200,
-                                           page_token=t)), "collections")
-        return _out(opts, cols, ["COLLECTION", "TYPE", "LINKS"],
-                    lambda x: [x.name.rsplit("/", 1)[1], x.type, x.link_count])
+        cols = _paged(
+            lambda t: c.call(
+                c.metadata.ListRegistryCollections,
+                pb.ListRegistryCollectionsRequest(parent=_registry_name(opts.path), page_size=200, page_token=t),
+            ),
+            "collections",
+        )
+        return _out(
+            opts, cols, ["COLLECTION", "TYPE", "LINKS"], lambda x: [x.name.rsplit("/", 1)[1], x.type, x.link_count]
+        )
     if opts.action == "links":
         target = parse_registry_target(opts.path).collection_resource
-        links = _paged(lambda t: c.call(c.metadata.ListLinks, pb.ListLinksRequest(
-            parent=target, page_size=200, page_token=t)), "links")
-        return _out(opts, links, ["LINK", "ALIASES", "VERSION"],
-                    lambda x: [f"v{x.index}", ",".join(x.aliases), _short(x.version.name)])
+        links = _paged(
+            lambda t: c.call(c.metadata.ListLinks, pb.ListLinksRequest(parent=target, page_size=200, page_token=t)),
+            "links",
+        )
+        return _out(
+            opts,
+            links,
+            ["LINK", "ALIASES", "VERSION"],
+            lambda x: [f"v{x.index}", ",".join(x.aliases), _short(x.version.name)],
+        )
     if opts.action == "member":
-        m = c.call(c.metadata.SetRegistryMember, pb.SetRegistryMemberRequest(
-            registry=_registry_name(opts.path), user=_ent(opts.user), role=opts.role,
-            request_id=_rid()))
+        m = c.call(
+            c.metadata.SetRegistryMember,
+            pb.SetRegistryMemberRequest(
+                registry=_registry_name(opts.path), user=_ent(opts.user), role=opts.role, request_id=_rid()
+            ),
+        )
         return _one(opts, m, f"{opts.user} is {m.role} of {opts.path}")
     if opts.action == "unmember":
-        m = c.call(c.metadata.RemoveRegistryMember, pb.RemoveRegistryMemberRequest(
-            registry=_registry_name(opts.path), user=_ent(opts.user), request_id=_rid()))
+        m = c.call(
+            c.metadata.RemoveRegistryMember,
+            pb.RemoveRegistryMemberRequest(registry=_registry_name(opts.path), user=_ent(opts.user), request_id=_rid()),
+        )
         return _one(opts, m, f"removed {opts.user} from {opts.path}")
     raise AssertionError(opts.action)
 
@@ -301,22 +419,31 @@ def _key(opts: argparse.Namespace) -> int:
     c = _client()
     user = _ent(opts.user) if getattr(opts, "user", None) else ""
     if opts.action == "create":
-        k = c.call(c.metadata.CreateApiKey, pb.CreateApiKeyRequest(
-            user=user, description=opts.description, request_id=_rid()))
+        k = c.call(
+            c.metadata.CreateApiKey, pb.CreateApiKeyRequest(user=user, description=opts.description, request_id=_rid())
+        )
         if not opts.json:
             print(k.key)
-            print(f"(key {k.id} for {k.user.split('/')[-1]}; shown once, store it now)",
-                  file=sys.stderr)
+            print(f"(key {k.id} for {k.user.split('/')[-1]}; shown once, store it now)", file=sys.stderr)
             return 0
         return _one(opts, k, k.key)
     if opts.action == "revoke":
         k = c.call(c.metadata.RevokeApiKey, pb.RevokeApiKeyRequest(id=opts.id, request_id=_rid()))
         return _one(opts, k, f"revoked {k.id}")
-    keys = _paged(lambda t: c.call(c.metadata.ListApiKeys, pb.ListApiKeysRequest(
-        user=user, page_size=200, page_token=t)), "keys")
-    return _out(opts, keys, ["ID", "DESCRIPTION", "CREATED", "REVOKED"],
-                lambda k: [k.id, k.description, k.create_time.ToJsonString()[:19],
-                           k.revoke_time.ToJsonString()[:19] if k.HasField("revoke_time") else ""])
+    keys = _paged(
+        lambda t: c.call(c.metadata.ListApiKeys, pb.ListApiKeysRequest(user=user, page_size=200, page_token=t)), "keys"
+    )
+    return _out(
+        opts,
+        keys,
+        ["ID", "DESCRIPTION", "CREATED", "REVOKED"],
+        lambda k: [
+            k.id,
+            k.description,
+            k.create_time.ToJsonString()[:19],
+            k.revoke_time.ToJsonString()[:19] if k.HasField("revoke_time") else "",
+        ],
+    )
 
 
 def _entity_text(e: Any) -> str:
@@ -325,8 +452,10 @@ def _entity_text(e: Any) -> str:
     ttl = e.settings.default_ttl.ToTimedelta() if e.settings.HasField("default_ttl") else "none"
     policy = "admins" if e.settings.ttl_policy == pb.TTL_POLICY_ADMINS else "members"
     org = f", org {e.org.split('/')[-1]}" if e.org else ""
-    return (f"{e.name.split('/')[-1]} ({e.kind}{org}); your role: {e.caller_role}; "
-            f"default TTL: {ttl}; TTLs set by: {policy}")
+    return (
+        f"{e.name.split('/')[-1]} ({e.kind}{org}); your role: {e.caller_role}; "
+        f"default TTL: {ttl}; TTLs set by: {policy}"
+    )
 
 
 def _team(opts: argparse.Namespace) -> int:
@@ -335,24 +464,37 @@ def _team(opts: argparse.Namespace) -> int:
     c = _client()
     if opts.action == "create":
         kind = opts.kind
-        e = c.call(c.metadata.CreateEntity, pb.CreateEntityRequest(
-            entity_id=opts.name, request_id=_rid(),
-            entity=pb.Entity(kind=kind, org=_ent(opts.org) if opts.org else "")))
+        e = c.call(
+            c.metadata.CreateEntity,
+            pb.CreateEntityRequest(
+                entity_id=opts.name,
+                request_id=_rid(),
+                entity=pb.Entity(kind=kind, org=_ent(opts.org) if opts.org else ""),
+            ),
+        )
         return _one(opts, e, f"created {kind} {opts.name}")
     if opts.action == "show":
         e = c.call(c.metadata.GetEntity, pb.GetEntityRequest(name=_ent(opts.name)))
         return _one(opts, e, _entity_text(e))
     if opts.action == "members":
-        ms = _paged(lambda t: c.call(c.metadata.ListMembers, pb.ListMembersRequest(
-            entity=_ent(opts.name), page_size=200, page_token=t)), "members")
+        ms = _paged(
+            lambda t: c.call(
+                c.metadata.ListMembers, pb.ListMembersRequest(entity=_ent(opts.name), page_size=200, page_token=t)
+            ),
+            "members",
+        )
         return _out(opts, ms, ["USER", "ROLE"], lambda m: [m.user.split("/")[-1], m.role])
     if opts.action == "member":
-        m = c.call(c.metadata.SetMember, pb.SetMemberRequest(
-            entity=_ent(opts.name), user=_ent(opts.user), role=opts.role, request_id=_rid()))
+        m = c.call(
+            c.metadata.SetMember,
+            pb.SetMemberRequest(entity=_ent(opts.name), user=_ent(opts.user), role=opts.role, request_id=_rid()),
+        )
         return _one(opts, m, f"{opts.user} is {m.role} of {opts.name}")
     if opts.action == "unmember":
-        m = c.call(c.metadata.RemoveMember, pb.RemoveMemberRequest(
-            entity=_ent(opts.name), user=_ent(opts.user), request_id=_rid()))
+        m = c.call(
+            c.metadata.RemoveMember,
+            pb.RemoveMemberRequest(entity=_ent(opts.name), user=_ent(opts.user), request_id=_rid()),
+        )
         return _one(opts, m, f"removed {opts.user} from {opts.name}")
     if opts.action == "settings":
         paths, settings = [], pb.EntitySettings()
@@ -362,20 +504,27 @@ def _team(opts: argparse.Namespace) -> int:
                 settings.default_ttl.CopyFrom(_duration(parse_duration(opts.default_ttl)))
         if opts.ttl_policy is not None:
             paths.append("ttl_policy")
-            settings.ttl_policy = (pb.TTL_POLICY_ADMINS if opts.ttl_policy == "admins"
-                                   else pb.TTL_POLICY_MEMBERS)
+            settings.ttl_policy = pb.TTL_POLICY_ADMINS if opts.ttl_policy == "admins" else pb.TTL_POLICY_MEMBERS
         if not paths:
             e = c.call(c.metadata.GetEntity, pb.GetEntityRequest(name=_ent(opts.name)))
         else:
-            e = c.call(c.metadata.UpdateEntitySettings, pb.UpdateEntitySettingsRequest(
-                name=_ent(opts.name), settings=settings, request_id=_rid(),
-                update_mask=field_mask_pb2.FieldMask(paths=paths)))
+            e = c.call(
+                c.metadata.UpdateEntitySettings,
+                pb.UpdateEntitySettingsRequest(
+                    name=_ent(opts.name),
+                    settings=settings,
+                    request_id=_rid(),
+                    update_mask=field_mask_pb2.FieldMask(paths=paths),
+                ),
+            )
         return _one(opts, e, _entity_text(e))
     if opts.action == "ls":
-        es = _paged(lambda t: c.call(c.metadata.ListEntities, pb.ListEntitiesRequest(
-            page_size=200, page_token=t)), "entities")
-        return _out(opts, es, ["ENTITY", "KIND", "ORG"],
-                    lambda e: [e.name.split("/")[-1], e.kind, e.org.split("/")[-1]])
+        es = _paged(
+            lambda t: c.call(c.metadata.ListEntities, pb.ListEntitiesRequest(page_size=200, page_token=t)), "entities"
+        )
+        return _out(
+            opts, es, ["ENTITY", "KIND", "ORG"], lambda e: [e.name.split("/")[-1], e.kind, e.org.split("/")[-1]]
+        )
     raise AssertionError(opts.action)
 
 
@@ -387,10 +536,8 @@ def _duration(td: timedelta) -> duration_pb2.Duration:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output")
-    ap = argparse.ArgumentParser(prog="depot", description="Depot artifact store",
-                                 parents=[common])
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    ap = argparse.ArgumentParser(prog="depot", description="Depot artifact store", parents=[common])
     sub = ap.add_subparsers(dest="command", required=True)
 
     def cmd(parent: Any, name: str, fn: Any, help: str, **kw: Any) -> argparse.ArgumentParser:
@@ -400,8 +547,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd(sub, "server", _server, "run all services in one process")
 
-    art = sub.add_parser("artifact", help="artifact versions").add_subparsers(
-        dest="action", required=True)
+    art = sub.add_parser("artifact", help="artifact versions").add_subparsers(dest="action", required=True)
     p = cmd(art, "get", _artifact, "download and verify a version")
     p.add_argument("path")
     p.add_argument("--root", default=None, help="download directory")
@@ -420,14 +566,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("target")
     p.add_argument("--alias", action="append", default=[])
+    p = cmd(art, "put", _artifact, "log files, directories or references as a new version")
+    p.add_argument("path", help="ENTITY/PROJECT/NAME")
+    p.add_argument("items", nargs="+", help="files, directories, or file://, s3://, http(s):// URIs")
+    p.add_argument("--type", required=True)
+    p.add_argument("--description")
+    p.add_argument("--alias", action="append", default=[])
+    p = cmd(art, "export", _artifact, "print a version's manifest as W&B manifest JSON v1")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p = cmd(art, "import", _artifact, "log a W&B manifest JSON v1 as a new version")
+    p.add_argument("manifest", help="the W&B manifest JSON file")
+    p.add_argument("path", help="ENTITY/PROJECT/NAME")
+    p.add_argument("--type", required=True)
+    p.add_argument("--root", help="where the manifest's uploaded (non-reference) files are")
+    p.add_argument("--alias", action="append", default=[])
     p = cmd(art, "lineage", _artifact, "walk the lineage graph")
     p.add_argument("path")
     p.add_argument("--depth", type=int, default=1)
     p.add_argument("--direction", choices=["upstream", "downstream", "both"], default="both")
     p.add_argument("--format", choices=["text", "dot"], default="text")
 
-    reg = sub.add_parser("registry", help="registries and links").add_subparsers(
-        dest="action", required=True)
+    reg = sub.add_parser("registry", help="registries and links").add_subparsers(dest="action", required=True)
     cmd(reg, "ls", _registry, "registries of an org").add_argument("org")
     p = cmd(reg, "create", _registry, "create a custom registry (org admins)")
     p.add_argument("org")
@@ -452,8 +612,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd(key, "revoke", _key, "revoke a key by id").add_argument("id")
     cmd(key, "ls", _key, "list keys (never their secrets)").add_argument("--user")
 
-    team = sub.add_parser("team", help="teams: members, roles, settings").add_subparsers(
-        dest="action", required=True)
+    team = sub.add_parser("team", help="teams: members, roles, settings").add_subparsers(dest="action", required=True)
     p = cmd(team, "create", _team, "create a team", kind="team")
     p.add_argument("name")
     p.add_argument("--org")
@@ -471,8 +630,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--default-ttl", help="30d, 12h, ... or never")
     p.add_argument("--ttl-policy", choices=["members", "admins"])
     for kind in ("user", "org"):
-        p = cmd(sub.add_parser(kind, help=f"{kind}s").add_subparsers(dest="action", required=True),
-                "create", _team, f"create a {kind} (superusers; org admins for users)", kind=kind)
+        p = cmd(
+            sub.add_parser(kind, help=f"{kind}s").add_subparsers(dest="action", required=True),
+            "create",
+            _team,
+            f"create a {kind} (superusers; org admins for users)",
+            kind=kind,
+        )
         p.add_argument("name")
         if kind == "user":
             p.add_argument("--org")

@@ -129,9 +129,7 @@ def _put_bytes(out: bytearray, b: bytes) -> None:
 class ManifestWriter:
     """Streams sorted entries into the manifest format; ``close()`` returns the summary."""
 
-    def __init__(
-        self, out: BinaryIO, digest_algorithm: str, block_entries: int = DEFAULT_BLOCK_ENTRIES
-    ) -> None:
+    def __init__(self, out: BinaryIO, digest_algorithm: str, block_entries: int = DEFAULT_BLOCK_ENTRIES) -> None:
         self._out = out
         self._digester = ArtifactDigester(digest_algorithm)
         self._block_entries = block_entries
@@ -163,9 +161,7 @@ class ManifestWriter:
         if self._last_path is not None and p <= self._last_path:
             if p == self._last_path:
                 raise ManifestError(f"duplicate manifest path {path!r}")
-            raise ManifestError(
-                f"manifest paths out of order: {path!r} after {self._last_path.decode()!r}"
-            )
+            raise ManifestError(f"manifest paths out of order: {path!r} after {self._last_path.decode()!r}")
         size = operator.index(size)
         if not 0 <= size < _SIZE_LIMIT:
             raise ManifestError(f"size {size} out of range for {path!r}")
@@ -246,9 +242,7 @@ class ManifestWriter:
             _put_bytes(tail, self._digester.hexdigest().encode("ascii"))
             self._out.write(bytes(tail))
             self._closed = True
-        return ManifestSummary(
-            self._count, self._total_size, self._digester.hexdigest(), self._digester.algorithm
-        )
+        return ManifestSummary(self._count, self._total_size, self._digester.hexdigest(), self._digester.algorithm)
 
 
 class _Cursor:

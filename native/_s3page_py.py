@@ -175,8 +175,7 @@ class ListPage:
 
     def __repr__(self) -> str:
         return (
-            f"<ListPage kind={self.kind} count={self.count} truncated={self.is_truncated} "
-            f"last_key={self.last_key!r}>"
+            f"<ListPage kind={self.kind} count={self.count} truncated={self.is_truncated} last_key={self.last_key!r}>"
         )
 
 

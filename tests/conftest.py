@@ -185,9 +185,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(params=["file", "s3"])
-def any_server(
-    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
-) -> Iterator[ServerThread]:
+def any_server(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
     """The same server on each blob backend: a local directory and S3 (moto)."""
     if request.param == "file":
         storage = (tmp_path / "blobs").as_uri()

@@ -176,11 +176,7 @@ def test_kustomization_references_exist(directory: Path) -> None:
 def test_every_yaml_file_parses_and_is_used() -> None:
     # An unreferenced file is silently not deployed, which is always a bug.
     used = {p.resolve() for d in KUSTOMIZATION_DIRS for p in referenced_files(d)}
-    configurations = {
-        (d / c).resolve()
-        for d in KUSTOMIZATION_DIRS
-        for c in kustomization(d).get("configurations", [])
-    }
+    configurations = {(d / c).resolve() for d in KUSTOMIZATION_DIRS for c in kustomization(d).get("configurations", [])}
     for path in sorted(K8S.rglob("*.y*ml")):
         docs = load_docs(path)
         assert docs, f"{path} is empty"
@@ -312,9 +308,7 @@ def ingress_allowed(docs: list[Doc], dst: str, src: dict[str, str] | None, port:
     template = of_kind(docs, "Deployment")[dst]["spec"]["template"]
     dst_labels = template["metadata"]["labels"]
     # A policy may name a port; it means that container port of the target pod.
-    named = {
-        p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]
-    }
+    named = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]}
     for policy in of_kind(docs, "NetworkPolicy").values():
         spec = policy["spec"]
         if "Ingress" not in spec.get("policyTypes", []):
@@ -338,9 +332,7 @@ def ingress_allowed(docs: list[Doc], dst: str, src: dict[str, str] | None, port:
 def test_default_deny_ingress(rendered: tuple[str, str, list[Doc]]) -> None:
     _, _, docs = rendered
     assert any(
-        p["spec"]["podSelector"] == {}
-        and p["spec"].get("policyTypes") == ["Ingress"]
-        and not p["spec"].get("ingress")
+        p["spec"]["podSelector"] == {} and p["spec"].get("policyTypes") == ["Ingress"] and not p["spec"].get("ingress")
         for p in of_kind(docs, "NetworkPolicy").values()
     )
 

@@ -95,8 +95,7 @@ class LocalPostgres:
             shutil.rmtree(self.pgdata, ignore_errors=True)
             self.pgdata.mkdir(parents=True, mode=0o700)
             self._own(self.pgdata)
-            self._run("initdb", "-D", str(self.pgdata), "-U", PG_USER, "--auth=trust",
-                      "--encoding=UTF8", "--locale=C")
+            self._run("initdb", "-D", str(self.pgdata), "-U", PG_USER, "--auth=trust", "--encoding=UTF8", "--locale=C")
         self.socket_dir.mkdir(exist_ok=True)
         self._own(self.socket_dir)
         opts = (
@@ -106,8 +105,19 @@ class LocalPostgres:
         )
         # fsync=off: this cluster is for laptops and tests, where a crash may
         # lose recent writes; production points DEPOT_DATABASE_URL elsewhere.
-        self._run("pg_ctl", "-D", str(self.pgdata), "-o", opts, "-l",
-                  str(self.pgdata / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-o",
+            opts,
+            "-l",
+            str(self.pgdata / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def running(self) -> bool:

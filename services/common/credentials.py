@@ -72,7 +72,6 @@ def verify_manifest(secret: bytes, token: str, *fields: object) -> None:
     expected = sign_manifest(secret, *fields)
     if not hmac.compare_digest(expected, token):
         raise InvalidArgument(
-            "manifest token does not match its fields; create the manifest through the "
-            "manifest service",
+            "manifest token does not match its fields; create the manifest through the manifest service",
             field="manifest.token",
         )

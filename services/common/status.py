@@ -68,9 +68,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     code, message, reason, field = to_status(exc)
     if code == grpc.StatusCode.INTERNAL:
         log.exception("internal error in RPC", exc_info=exc)
-    context.set_trailing_metadata(
-        (("grpc-status-details-bin", _details(code, message, reason, field)),)
-    )
+    context.set_trailing_metadata((("grpc-status-details-bin", _details(code, message, reason, field)),))
     await context.abort(code, message)
 
 

@@ -82,9 +82,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
                         rpc_latency.record((time.perf_counter() - start) * 1000, attrs)
 
             factory = (
-                grpc.unary_unary_rpc_method_handler
-                if handler.unary_unary
-                else grpc.stream_unary_rpc_method_handler
+                grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
             )
             return factory(
                 unary,
@@ -104,9 +102,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
                     rpc_latency.record((time.perf_counter() - start) * 1000, attrs)
 
         factory = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream
-            else grpc.stream_stream_rpc_method_handler
+            grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
         )
         return factory(
             streaming,

@@ -87,8 +87,6 @@ class Collector:
                 """,
                 list({r["collection_id"] for r in expired}),
             )
-            await conn.execute(
-                "DELETE FROM idempotency WHERE create_time < now() - $1::interval", RETENTION
-            )
+            await conn.execute("DELETE FROM idempotency WHERE create_time < now() - $1::interval", RETENTION)
         report.versions_expired = len(ids)
         return report

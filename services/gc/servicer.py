@@ -29,6 +29,4 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         elif not who.superuser:
             raise PermissionDenied("collecting every entity needs a superuser", field="entity")
         r = await self._collector.run(request.entity, force=request.force)
-        return pb.CollectionReport(
-            versions_expired=r.versions_expired, sample=r.sample, dry_run=r.dry_run, ran=r.ran
-        )
+        return pb.CollectionReport(versions_expired=r.versions_expired, sample=r.sample, dry_run=r.dry_run, ran=r.ran)

@@ -67,8 +67,7 @@ class S3RequestError(Exception):
 def _error_code(body: bytes) -> tuple[str, str]:
     m = _CODE_RE.search(body)
     g = _MSG_RE.search(body)
-    return (m.group(1).decode(errors="replace") if m else "",
-            g.group(1).decode(errors="replace") if g else "")
+    return (m.group(1).decode(errors="replace") if m else "", g.group(1).decode(errors="replace") if g else "")
 
 
 class S3HttpClient:
@@ -99,18 +98,22 @@ class S3HttpClient:
         session = AioSession(profile=c.profile) if c.profile else AioSession()
         style = "path" if c.addressing_style == "auto" and c.endpoint_url else c.addressing_style
         cfg_kw: dict[str, Any] = dict(
-            connect_timeout=c.connect_timeout, read_timeout=c.read_timeout,
+            connect_timeout=c.connect_timeout,
+            read_timeout=c.read_timeout,
             retries={"max_attempts": c.max_attempts, "mode": "standard"},
             s3={"addressing_style": style},
         )
         if c.anonymous:
             cfg_kw["signature_version"] = UNSIGNED
-        kw: dict[str, Any] = dict(region_name=c.region, endpoint_url=c.endpoint_url,
-                                  config=AioConfig(**cfg_kw), verify=c.verify_tls)
+        kw: dict[str, Any] = dict(
+            region_name=c.region, endpoint_url=c.endpoint_url, config=AioConfig(**cfg_kw), verify=c.verify_tls
+        )
         if c.aws_access_key_id:
-            kw.update(aws_access_key_id=c.aws_access_key_id,
-                      aws_secret_access_key=c.aws_secret_access_key,
-                      aws_session_token=c.aws_session_token)
+            kw.update(
+                aws_access_key_id=c.aws_access_key_id,
+                aws_secret_access_key=c.aws_secret_access_key,
+                aws_session_token=c.aws_session_token,
+            )
         self._client_cm = session.create_client("s3", **kw)
         self._client = await self._client_cm.__aenter__()
         try:
@@ -118,8 +121,9 @@ class S3HttpClient:
                 if c.aws_access_key_id:
                     from botocore.credentials import Credentials
 
-                    self._frozen = Credentials(c.aws_access_key_id, c.aws_secret_access_key or "",
-                                               c.aws_session_token).get_frozen_credentials()
+                    self._frozen = Credentials(
+                        c.aws_access_key_id, c.aws_secret_access_key or "", c.aws_session_token
+                    ).get_frozen_credentials()
                     self._frozen_at = float("inf")
                 else:
                     self._creds = await session.get_credentials()
@@ -128,10 +132,10 @@ class S3HttpClient:
             self.region = self._client.meta.region_name or "us-east-1"
             self._set_base(self._client.meta.endpoint_url, style)
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency + 8, ttl_dns_cache=300,
-                                               ssl=None if c.verify_tls else False),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout,
-                                              sock_read=c.read_timeout),
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency + 8, ttl_dns_cache=300, ssl=None if c.verify_tls else False
+                ),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout, sock_read=c.read_timeout),
                 auto_decompress=True,
             )
         except BaseException:
@@ -149,8 +153,10 @@ class S3HttpClient:
     def _set_base(self, endpoint: str, style: str) -> None:
         parts = urlsplit(endpoint)
         virtual = style == "virtual" or (
-            style == "auto" and _DNS_BUCKET.match(self.bucket) is not None
-            and not (parts.scheme == "https" and "." in self.bucket))
+            style == "auto"
+            and _DNS_BUCKET.match(self.bucket) is not None
+            and not (parts.scheme == "https" and "." in self.bucket)
+        )
         if virtual:
             self._base = f"{parts.scheme}://{self.bucket}.{parts.netloc}/"
         else:
@@ -236,8 +242,9 @@ class S3HttpClient:
         q = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params))
         return f"{self._base}?{q}"
 
-    async def list_page(self, prefix: str, *, versioned: bool, after: str = "", vid_marker: str = "",
-                        max_keys: int | None = None) -> tuple[Any, bytes]:
+    async def list_page(
+        self, prefix: str, *, versioned: bool, after: str = "", vid_marker: str = "", max_keys: int | None = None
+    ) -> tuple[Any, bytes]:
         """One ListObjectsV2 (or ListObjectVersions) page of ``prefix`` after ``after``.
 
         Retries transport errors, 5xx and unparseable bodies with backoff;
@@ -261,7 +268,7 @@ class S3HttpClient:
         for attempt in range(c.max_attempts):
             if attempt:
                 self.retries += 1
-                await asyncio.sleep(random.random() * min(c.backoff_max, c.backoff_base * (2 ** attempt)))
+                await asyncio.sleep(random.random() * min(c.backoff_max, c.backoff_base * (2**attempt)))
             url = self._url(params)
             creds = await self._credentials()
             headers = self._sign(url, creds)
@@ -286,8 +293,7 @@ class S3HttpClient:
             if status in _RETRY_STATUS:
                 last_err = f"HTTP {status} {code}"
                 continue
-            if (status in (301, 307, 400) and bucket_region and bucket_region != self.region
-                    and c.endpoint_url is None):
+            if status in (301, 307, 400) and bucket_region and bucket_region != self.region and c.endpoint_url is None:
                 self.region = bucket_region
                 self._set_base(f"https://s3.{bucket_region}.amazonaws.com", self._style)
                 last_err = f"redirected to region {bucket_region}"
@@ -300,5 +306,4 @@ class S3HttpClient:
             if status == 400:
                 raise InvalidArgument(f"{where}: S3 rejected the listing ({code}: {msg})", field="uri")
             raise Unavailable(f"{where}: S3 answered HTTP {status} {code}: {msg}")
-        raise Unavailable(
-            f"s3://{self.bucket}/{prefix}: listing failed after {c.max_attempts} attempts ({last_err})")
+        raise Unavailable(f"s3://{self.bucket}/{prefix}: listing failed after {c.max_attempts} attempts ({last_err})")

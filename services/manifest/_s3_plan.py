@@ -173,8 +173,7 @@ async def plan_units(http: Any, prefix: str, versioned: bool, *, target: int) ->
     units: list[Any] = [PrefixUnit(prefix)]
     for _level in range(_MAX_LEVELS):
         pending = [u for u in units if isinstance(u, PrefixUnit) and u.splittable and u.first is None]
-        big = [u for u in units if isinstance(u, PrefixUnit)
-               and (u.first is None or u.first[0].is_truncated)]
+        big = [u for u in units if isinstance(u, PrefixUnit) and (u.first is None or u.first[0].is_truncated)]
         if not pending or (len(big) >= target and _level > 0):
             break
         results = await asyncio.gather(*(_expand(http, u, versioned) for u in pending))

@@ -78,9 +78,7 @@ class Blobs:
     async def exists(self, entity: str, blob: BlobId) -> bool:
         return await self._store.exists(blob_key(entity, blob))
 
-    async def upload(
-        self, entity: str, blob: BlobId, size: int, chunks: AsyncIterator[bytes]
-    ) -> bool:
+    async def upload(self, entity: str, blob: BlobId, size: int, chunks: AsyncIterator[bytes]) -> bool:
         """Stores the bytes if they hash to ``blob``; False when already stored."""
         if size < 0 or size > MAX_BLOB:
             raise InvalidArgument(f"blob size must be between 0 and {MAX_BLOB}", field="size")
@@ -90,16 +88,12 @@ class Blobs:
             async for chunk in chunks:
                 received += len(chunk)
                 if received > size:
-                    raise InvalidArgument(
-                        f"received more than the declared {size} bytes", field="size"
-                    )
+                    raise InvalidArgument(f"received more than the declared {size} bytes", field="size")
                 h.update(chunk)
                 f.write(chunk)
             f.flush()
             if received != size:
-                raise InvalidArgument(
-                    f"received {received} bytes, declared {size}", field="size"
-                )
+                raise InvalidArgument(f"received {received} bytes, declared {size}", field="size")
             actual = base64.b64encode(h.digest()).decode()
             if actual != blob.digest:
                 raise FailedPrecondition(

@@ -85,9 +85,7 @@ def _check_entry(e: ManifestEntry, i: int) -> None:
             if not isinstance(json.loads(e.extra), dict):
                 raise ValueError
         except ValueError:
-            raise InvalidArgument(
-                f"entry {e.path!r}: extra must be a JSON object", field=f"{field}.extra"
-            ) from None
+            raise InvalidArgument(f"entry {e.path!r}: extra must be a JSON object", field=f"{field}.extra") from None
 
 
 def _validated(entries: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]:
@@ -150,9 +148,7 @@ class Manifests:
         file; one segment is the manifest itself, several are merged.
         """
         if digest_algorithm not in ("md5", "xxh3_128"):
-            raise InvalidArgument(
-                "digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm"
-            )
+            raise InvalidArgument("digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm")
         references = references or []
         for i, spec in enumerate(references):
             self._references.check(spec, i)
@@ -178,9 +174,7 @@ class Manifests:
             else:
                 final = os.path.join(tmp, "merged")
                 with open(final, "wb") as f:
-                    summary = await asyncio.to_thread(
-                        _merge, [p for p, _ in segments], f, digest_algorithm
-                    )
+                    summary = await asyncio.to_thread(_merge, [p for p, _ in segments], f, digest_algorithm)
             manifest_id = await asyncio.to_thread(_sha256_file, final)
             key = manifest_key(entity, manifest_id)
             if not await self._store.exists(key):

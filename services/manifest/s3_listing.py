@@ -119,9 +119,20 @@ def parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
 class _Ordered:
     """Writes pages of units in unit order; buffers (then spills) pages of later units."""
 
-    def __init__(self, writer: Any, n_units: int, *, strip: int, path_prefix: str, ref_prefix: str,
-                 max_objects: int, uri: str, mem_pages: int, parse: Any,
-                 versioned: bool) -> None:
+    def __init__(
+        self,
+        writer: Any,
+        n_units: int,
+        *,
+        strip: int,
+        path_prefix: str,
+        ref_prefix: str,
+        max_objects: int,
+        uri: str,
+        mem_pages: int,
+        parse: Any,
+        versioned: bool,
+    ) -> None:
         self.writer = writer
         self.versioned = versioned
         self.strip = strip
@@ -217,8 +228,9 @@ class _Ordered:
     def _add(self, key: str, etag: str, size: int, version_id: str) -> None:
         if version_id == "null" and not self.versioned:
             version_id = ""
-        self.writer.add(self.path_prefix + key[self.strip:], "etag", etag, size,
-                        ref=self.ref_prefix + key, version_id=version_id)
+        self.writer.add(
+            self.path_prefix + key[self.strip :], "etag", etag, size, ref=self.ref_prefix + key, version_id=version_id
+        )
         self.written += 1
 
     def _write(self, page: Any, kept: int) -> None:
@@ -226,8 +238,7 @@ class _Ordered:
         if not n:
             return
         if kept == n and self._has_add_page:
-            self.writer.add_page(page, self.strip, self.path_prefix, self.ref_prefix,
-                                 bucket_versioned=self.versioned)
+            self.writer.add_page(page, self.strip, self.path_prefix, self.ref_prefix, bucket_versioned=self.versioned)
             self.written += n
             return
         for i in range(n):
@@ -267,15 +278,13 @@ async def write_s3_reference(
         name = name.strip("/")
     bucket, key, version_id = parse_s3_uri(uri)
     t0 = time.perf_counter()
-    span_cm = (_tracer.start_as_current_span("depot.s3.reference")
-               if _tracer is not None else contextlib.nullcontext())
+    span_cm = _tracer.start_as_current_span("depot.s3.reference") if _tracer is not None else contextlib.nullcontext()
     with span_cm as span:
         if span is not None:
             span.set_attribute("s3.bucket", bucket)
             span.set_attribute("s3.key", key)
         async with S3HttpClient(session_config, bucket, concurrency=concurrency) as http:
-            stats = await _write(http, uri, writer, bucket, key, version_id, name, max_objects,
-                                 concurrency, t0)
+            stats = await _write(http, uri, writer, bucket, key, version_id, name, max_objects, concurrency, t0)
         if span is not None:
             span.set_attribute("depot.objects", stats.objects)
             span.set_attribute("depot.requests", stats.requests)
@@ -284,9 +293,18 @@ async def write_s3_reference(
         return stats
 
 
-async def _write(http: S3HttpClient, uri: str, writer: Any, bucket: str, key: str,
-                 version_id: str | None, name: str | None, max_objects: int, concurrency: int,
-                 t0: float) -> ReferenceStats:
+async def _write(
+    http: S3HttpClient,
+    uri: str,
+    writer: Any,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    name: str | None,
+    max_objects: int,
+    concurrency: int,
+    t0: float,
+) -> ReferenceStats:
     ref_prefix = f"s3://{bucket}/"
 
     def single(etag: str, size: int, vid: str) -> ReferenceStats:
@@ -296,8 +314,7 @@ async def _write(http: S3HttpClient, uri: str, writer: Any, bucket: str, key: st
         writer.add(path, "etag", etag, size, ref=ref_prefix + key, version_id=vid)
         if _objects_counter is not None:
             _objects_counter.add(1)
-        return ReferenceStats(uri, 1, True, bool(vid), 0, http.requests, http.retries, 0,
-                              time.perf_counter() - t0)
+        return ReferenceStats(uri, 1, True, bool(vid), 0, http.requests, http.retries, 0, time.perf_counter() - t0)
 
     if version_id is not None:
         head = await http.head_object(key, version_id)
@@ -318,22 +335,40 @@ async def _write(http: S3HttpClient, uri: str, writer: Any, bucket: str, key: st
     path_prefix = name + "/" if name else ""
     from depot.native import parse_list_page
 
-    ordered = _Ordered(writer, n, strip=len(prefix), path_prefix=path_prefix, ref_prefix=ref_prefix,
-                       max_objects=max_objects, uri=uri,
-                       mem_pages=BUFFER_PAGES_PER_WORKER * concurrency, parse=parse_list_page,
-                       versioned=versioned)
+    ordered = _Ordered(
+        writer,
+        n,
+        strip=len(prefix),
+        path_prefix=path_prefix,
+        ref_prefix=ref_prefix,
+        max_objects=max_objects,
+        uri=uri,
+        mem_pages=BUFFER_PAGES_PER_WORKER * concurrency,
+        parse=parse_list_page,
+        versioned=versioned,
+    )
     try:
         await _list_units(http, units, versioned, ordered, concurrency)
     finally:
         ordered.close()
     if ordered.written != ordered.listed:  # pragma: no cover - internal invariant
         raise Unavailable(f"{uri}: listing ended with {ordered.listed - ordered.written} unwritten objects")
-    return ReferenceStats(uri, ordered.written, False, versioned, n,
-                          http.requests, http.retries, ordered.spilled, time.perf_counter() - t0)
+    return ReferenceStats(
+        uri,
+        ordered.written,
+        False,
+        versioned,
+        n,
+        http.requests,
+        http.retries,
+        ordered.spilled,
+        time.perf_counter() - t0,
+    )
 
 
-async def _list_units(http: S3HttpClient, units: list[Any], versioned: bool, ordered: _Ordered,
-                      concurrency: int) -> None:
+async def _list_units(
+    http: S3HttpClient, units: list[Any], versioned: bool, ordered: _Ordered, concurrency: int
+) -> None:
     next_unit = 0
 
     async def run_unit(i: int) -> None:
@@ -355,8 +390,7 @@ async def _list_units(http: S3HttpClient, units: list[Any], versioned: bool, ord
                 return
             after, vid_marker = _resume(page, versioned)
         while True:
-            page, body = await http.list_page(u.prefix, versioned=versioned, after=after,
-                                              vid_marker=vid_marker)
+            page, body = await http.list_page(u.prefix, versioned=versioned, after=after, vid_marker=vid_marker)
             if _pages_counter is not None:
                 _pages_counter.add(1)
             ordered.page(i, page, body)
@@ -391,4 +425,3 @@ def _resume(page: Any, versioned: bool) -> tuple[str, str]:
     if not page.last_key:
         raise Unavailable("S3 returned a truncated empty listing page")
     return page.last_key, ""
-

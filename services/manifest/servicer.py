@@ -110,12 +110,8 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
                     raise InvalidArgument("only one header per manifest", field="header")
                 yield [_entry(e) for e in msg.batch.entries]
 
-        refs = [
-            ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references
-        ]
-        m = await self._manifests.create(
-            h.entity, h.digest_algorithm or "xxh3_128", batches(), refs
-        )
+        refs = [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references]
+        m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches(), refs)
         return pb.ManifestRef(
             entity=m.entity,
             manifest_id=m.manifest_id,

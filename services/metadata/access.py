@@ -51,9 +51,7 @@ def parse_role(value: str, field: str = "role") -> Role:
     try:
         return Role[value.upper()]
     except KeyError:
-        raise InvalidArgument(
-            f"invalid role {value!r}: use admin, member or viewer", field=field
-        ) from None
+        raise InvalidArgument(f"invalid role {value!r}: use admin, member or viewer", field=field) from None
 
 
 @dataclass(frozen=True)
@@ -95,6 +93,7 @@ class Access:
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
         self._auth_cache: dict[str, tuple[float, Principal]] = {}
+        self._role_cache: dict[tuple[int, bool, str], tuple[float, EntityAccess]] = {}
 
     def forget_key(self, key_id: str) -> None:
         for raw in [k for k in self._auth_cache if k.startswith(f"dpt_{key_id}_")]:
@@ -130,16 +129,35 @@ class Access:
     async def role(self, who: Principal, entity_id: int) -> Role | None:
         if who.superuser or who.user_id == entity_id:
             return Role.ADMIN
-        r = await self._pool.fetchval(
-            f"SELECT {_ROLE_SQL} FROM entities e WHERE e.id = $1", entity_id, who.user_id
-        )
+        r = await self._pool.fetchval(f"SELECT {_ROLE_SQL} FROM entities e WHERE e.id = $1", entity_id, who.user_id)
         return Role(r) if r else None
 
+    def forget_roles(self) -> None:
+        """Drops cached roles; called after every membership or entity change here."""
+        self._role_cache.clear()
+
     async def lookup(self, who: Principal, entity: str) -> EntityAccess | None:
-        """The entity and the caller's role there; None when it does not exist."""
+        """The entity and the caller's role there; None when it does not exist.
+
+        Answers are cached for AUTH_CACHE_S like keys: a role change made
+        through this process applies at once, one made through another
+        replica within that window.
+        """
+        now = time.monotonic()
+        ck = (who.user_id, who.superuser, entity)
+        hit = self._role_cache.get(ck)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self._lookup(who, entity)
+        if found is not None:
+            if len(self._role_cache) >= _AUTH_CACHE_MAX:
+                self._role_cache.clear()
+            self._role_cache[ck] = (now + AUTH_CACHE_S, found)
+        return found
+
+    async def _lookup(self, who: Principal, entity: str) -> EntityAccess | None:
         row = await self._pool.fetchrow(
-            f"SELECT e.id, e.kind, e.ttl_policy, {_ROLE_SQL} AS role FROM entities e"
-            " WHERE e.name = $1",
+            f"SELECT e.id, e.kind, e.ttl_policy, {_ROLE_SQL} AS role FROM entities e WHERE e.name = $1",
             entity,
             who.user_id,
         )
@@ -170,9 +188,7 @@ class Access:
             )
             found = EntityAccess(row["id"], entity, row["kind"], Role.ADMIN, row["ttl_policy"])
         if found is None or found.role is None or found.role < need:
-            raise PermissionDenied(
-                f"{who.user} may not {_VERB[need]} entity {entity!r}", field="entity"
-            )
+            raise PermissionDenied(f"{who.user} may not {_VERB[need]} entity {entity!r}", field="entity")
         return found
 
     async def require(self, who: Principal, entity: str, need: Role) -> int:
@@ -220,9 +236,7 @@ class Access:
         )
         return int(uid)
 
-    async def create_key(
-        self, user_id: int, description: str = "", *, key: ApiKey | None = None
-    ) -> ApiKey:
+    async def create_key(self, user_id: int, description: str = "", *, key: ApiKey | None = None) -> ApiKey:
         key = key or new_api_key()
         await self._pool.execute(
             "INSERT INTO api_keys (id, user_id, secret_sha256, description) VALUES ($1, $2, $3, $4)",

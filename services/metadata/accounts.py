@@ -77,8 +77,7 @@ def check_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta | None:
     never silently "forever"."""
     if ttl is not None and ttl < timedelta(seconds=1):
         raise InvalidArgument(
-            f"{field} must be at least one second (got {ttl.total_seconds()}s); "
-            "to keep versions forever, set no TTL",
+            f"{field} must be at least one second (got {ttl.total_seconds()}s); to keep versions forever, set no TTL",
             field=field,
         )
     return ttl
@@ -136,8 +135,7 @@ class Accounts:
             org_id = found.id
         elif not who.superuser:
             raise PermissionDenied(
-                f"only superusers create a {kind} outside an org; "
-                "org admins create teams and users inside their org",
+                f"only superusers create a {kind} outside an org; org admins create teams and users inside their org",
                 field="entity.org",
             )
         async with self._pool.acquire() as conn, conn.transaction():
@@ -149,9 +147,7 @@ class Accounts:
                     org_id if kind == "team" else None,
                 )
             except asyncpg.UniqueViolationError:
-                raise AlreadyExists(
-                    f"entity {entity_id!r} already exists", field="entity_id"
-                ) from None
+                raise AlreadyExists(f"entity {entity_id!r} already exists", field="entity_id") from None
             if kind == "team" and not who.superuser:
                 await conn.execute(
                     "INSERT INTO memberships (entity_id, user_id, role) VALUES ($1, $2, 'admin')",
@@ -174,6 +170,7 @@ class Accounts:
                     sorted(CORE_REGISTRIES),
                 )
             row = await conn.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", eid)
+        self._access.forget_roles()
         return _entity(row, Role.ADMIN)
 
     async def get_entity(self, who: Principal, name: str) -> Entity:
@@ -181,9 +178,7 @@ class Accounts:
         row = await self._pool.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id)
         return _entity(row, found.role)
 
-    async def list_entities(
-        self, who: Principal, kind: str, size: int, token: str
-    ) -> tuple[list[Entity], str]:
+    async def list_entities(self, who: Principal, kind: str, size: int, token: str) -> tuple[list[Entity], str]:
         if kind and kind not in KINDS:
             raise InvalidArgument("kind must be user, team or org", field="kind")
         size = page_size(size)
@@ -221,15 +216,11 @@ class Accounts:
             raise InvalidArgument("update_mask names no field", field="update_mask")
         for p in paths:
             if p not in ("default_ttl", "ttl_policy"):
-                raise InvalidArgument(
-                    f"cannot update {p!r}: use default_ttl, ttl_policy", field="update_mask"
-                )
+                raise InvalidArgument(f"cannot update {p!r}: use default_ttl, ttl_policy", field="update_mask")
         if "default_ttl" in paths:
             check_ttl(default_ttl, "settings.default_ttl")
         if "ttl_policy" in paths and ttl_policy not in TTL_POLICIES:
-            raise InvalidArgument(
-                "settings.ttl_policy must be members or admins", field="settings.ttl_policy"
-            )
+            raise InvalidArgument("settings.ttl_policy must be members or admins", field="settings.ttl_policy")
         found = await self._access.check(who, entity, ADMIN)
         row = await self._pool.fetchrow(
             """
@@ -244,6 +235,7 @@ class Accounts:
             "ttl_policy" in paths,
             ttl_policy,
         )
+        self._access.forget_roles()
         row = await self._pool.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", row["id"])
         return _entity(row, found.role)
 
@@ -263,9 +255,7 @@ class Accounts:
         r = parse_role(role)
         found = await self._access.check(who, ename, ADMIN)
         if found.kind == "user":
-            raise FailedPrecondition(
-                f"{entity} is a user; only teams and orgs have members", field="entity"
-            )
+            raise FailedPrecondition(f"{entity} is a user; only teams and orgs have members", field="entity")
         target = await self._user(user)
         async with self._pool.acquire() as conn, conn.transaction():
             # Locks the entity's memberships so two demotions cannot race
@@ -282,13 +272,12 @@ class Accounts:
                 target["id"],
                 ROLE_NAMES[r],
             )
+        self._access.forget_roles()
         return Member(f"entities/{ename}", user, r)
 
     @staticmethod
     async def _keep_an_admin(conn: Any, entity_id: int, user_id: int, entity: str) -> None:
-        admins = await conn.fetch(
-            "SELECT user_id FROM memberships WHERE entity_id = $1 AND role = 'admin'", entity_id
-        )
+        admins = await conn.fetch("SELECT user_id FROM memberships WHERE entity_id = $1 AND role = 'admin'", entity_id)
         ids = {a["user_id"] for a in admins}
         if ids == {user_id}:
             raise FailedPrecondition(
@@ -309,13 +298,12 @@ class Accounts:
                 found.id,
                 target["id"],
             )
+        self._access.forget_roles()
         if role is None:
             raise NotFound(f"{user} is not a member of {entity}", field="user")
         return Member(f"entities/{ename}", user, parse_role(role))
 
-    async def list_members(
-        self, who: Principal, entity: str, size: int, token: str
-    ) -> tuple[list[Member], str]:
+    async def list_members(self, who: Principal, entity: str, size: int, token: str) -> tuple[list[Member], str]:
         ename = parse_entity(entity, "entity")
         found = await self._access.check(who, ename, READ)
         size = page_size(size)
@@ -332,10 +320,7 @@ class Accounts:
             size + 1,
         )
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
-        return [
-            Member(f"entities/{ename}", f"entities/{r['name']}", parse_role(r["role"]))
-            for r in page
-        ], nxt
+        return [Member(f"entities/{ename}", f"entities/{r['name']}", parse_role(r["role"])) for r in page], nxt
 
     # -- API keys ----------------------------------------------------------
 
@@ -347,23 +332,24 @@ class Accounts:
             raise PermissionDenied(f"{who.user} may not manage API keys of {user}", field="user")
         return int(row["id"]), parse_entity(user, "user")
 
-    async def create_key(
-        self, who: Principal, user: str, description: str, key: ApiKey | None
-    ) -> KeyInfo:
+    async def create_key(self, who: Principal, user: str, description: str, key: ApiKey | None) -> KeyInfo:
         if len(description) > 256:
             raise InvalidArgument("description is longer than 256 characters", field="description")
         user_id, user_name = await self._key_owner(who, user)
         created = await self._access.create_key(user_id, description, key=key)
         row = await self._pool.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id)
         return KeyInfo(
-            created.key_id, f"entities/{user_name}", description, row["create_time"], None,
+            created.key_id,
+            f"entities/{user_name}",
+            description,
+            row["create_time"],
+            None,
             str(created),
         )
 
     async def revoke_key(self, who: Principal, key_id: str) -> KeyInfo:
         row = await self._pool.fetchrow(
-            "SELECT k.user_id, e.name FROM api_keys k JOIN entities e ON e.id = k.user_id"
-            " WHERE k.id = $1",
+            "SELECT k.user_id, e.name FROM api_keys k JOIN entities e ON e.id = k.user_id WHERE k.id = $1",
             key_id,
         )
         if row is None:
@@ -379,13 +365,14 @@ class Accounts:
             key_id,
         )
         return KeyInfo(
-            key_id, f"entities/{row['name']}", out["description"], out["create_time"],
+            key_id,
+            f"entities/{row['name']}",
+            out["description"],
+            out["create_time"],
             out["revoke_time"],
         )
 
-    async def list_keys(
-        self, who: Principal, user: str, size: int, token: str
-    ) -> tuple[list[KeyInfo], str]:
+    async def list_keys(self, who: Principal, user: str, size: int, token: str) -> tuple[list[KeyInfo], str]:
         user_id, user_name = await self._key_owner(who, user)
         size = page_size(size)
         scope = f"ListApiKeys|{user_name}"
@@ -401,7 +388,6 @@ class Accounts:
         )
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["id"]])
         return [
-            KeyInfo(r["id"], f"entities/{user_name}", r["description"], r["create_time"],
-                    r["revoke_time"])
+            KeyInfo(r["id"], f"entities/{user_name}", r["description"], r["create_time"], r["revoke_time"])
             for r in page
         ], nxt

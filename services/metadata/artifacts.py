@@ -117,16 +117,12 @@ class VersionFilter:
         if self.tag:
             names.check_part(self.tag, "tag", "tag")
         if bool(self.metadata_key) != bool(self.metadata_value_json):
-            raise InvalidArgument(
-                "metadata_key and metadata_value_json go together", field="metadata_key"
-            )
+            raise InvalidArgument("metadata_key and metadata_value_json go together", field="metadata_key")
         if self.metadata_value_json:
             try:
                 json.loads(self.metadata_value_json)
             except ValueError:
-                raise InvalidArgument(
-                    "metadata_value_json is not valid JSON", field="metadata_value_json"
-                ) from None
+                raise InvalidArgument("metadata_value_json is not valid JSON", field="metadata_value_json") from None
 
     def metadata_match(self) -> dict[str, Any] | None:
         if not self.metadata_key:
@@ -135,8 +131,14 @@ class VersionFilter:
 
     def scope(self) -> str:
         return json.dumps(
-            [self.alias, self.tag, str(self.created_after), str(self.created_before),
-             self.metadata_key, self.metadata_value_json]
+            [
+                self.alias,
+                self.tag,
+                str(self.created_after),
+                str(self.created_before),
+                self.metadata_key,
+                self.metadata_value_json,
+            ]
         )
 
 
@@ -177,10 +179,7 @@ _VERSION_SELECT = """
 
 def _version(row: asyncpg.Record) -> Version:
     return Version(
-        collection=(
-            f"entities/{row['entity_name']}/projects/{row['project_name']}"
-            f"/artifacts/{row['collection_name']}"
-        ),
+        collection=(f"entities/{row['entity_name']}/projects/{row['project_name']}/artifacts/{row['collection_name']}"),
         uid=str(row["uid"]),
         type=row["type"],
         index=row["index"],
@@ -224,9 +223,7 @@ _RUN_SELECT = """
 
 def _check_description(description: str) -> str:
     if len(description) > MAX_DESCRIPTION:
-        raise InvalidArgument(
-            f"description is longer than {MAX_DESCRIPTION} characters", field="description"
-        )
+        raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters", field="description")
     return description
 
 
@@ -234,9 +231,7 @@ def _check_metadata(metadata_json: str) -> dict[str, Any]:
     if not metadata_json:
         return {}
     if len(metadata_json.encode()) > MAX_METADATA_BYTES:
-        raise InvalidArgument(
-            f"metadata is larger than {MAX_METADATA_BYTES} bytes", field="metadata_json"
-        )
+        raise InvalidArgument(f"metadata is larger than {MAX_METADATA_BYTES} bytes", field="metadata_json")
     try:
         value = json.loads(metadata_json)
     except ValueError as e:
@@ -294,9 +289,7 @@ class Artifacts:
     async def _project_id(self, who: Principal, project: names.ProjectName, need: Any) -> int:
         return (await self._project(who, project, need))[0]
 
-    async def _project(
-        self, who: Principal, project: names.ProjectName, need: Any
-    ) -> tuple[int, EntityAccess]:
+    async def _project(self, who: Principal, project: names.ProjectName, need: Any) -> tuple[int, EntityAccess]:
         found = await self._access.check(who, project.entity, need)
         entity_id = found.id
         if need >= WRITE:
@@ -319,9 +312,7 @@ class Artifacts:
                 raise NotFound(f"project {project} not found", field="parent")
         return int(pid), found
 
-    async def create_run(
-        self, who: Principal, parent: str, run_id: str, job_type: str, config_json: str
-    ) -> Run:
+    async def create_run(self, who: Principal, parent: str, run_id: str, job_type: str, config_json: str) -> Run:
         project = names.parse_project(parent)
         if run_id:
             names.check_part(run_id, "run_id", "run id")
@@ -446,9 +437,7 @@ class Artifacts:
             raise NotFound(f"version {uid} not found", field="uid")
         return _version(row)
 
-    async def commit_version(
-        self, who: Principal, uid: str, manifest: ManifestInfo, aliases: list[str]
-    ) -> Version:
+    async def commit_version(self, who: Principal, uid: str, manifest: ManifestInfo, aliases: list[str]) -> Version:
         try:
             parsed = uuid.UUID(uid)
         except ValueError:
@@ -474,9 +463,7 @@ class Artifacts:
         async with self._pool.acquire() as conn, conn.transaction():
             # Serializes commits of this collection: index assignment and the
             # digest check below see every earlier commit.
-            await conn.execute(
-                "SELECT 1 FROM collections WHERE id = $1 FOR UPDATE", row["collection_id"]
-            )
+            await conn.execute("SELECT 1 FROM collections WHERE id = $1 FOR UPDATE", row["collection_id"])
             state = await conn.fetchval("SELECT state FROM versions WHERE id = $1", row["id"])
             if state is None:
                 # Deduplicated by an earlier attempt: the pending row is gone.
@@ -529,9 +516,7 @@ class Artifacts:
             return _version(out)
 
     @staticmethod
-    async def _set_aliases(
-        conn: asyncpg.Connection, collection_id: int, version_id: int, aliases: list[str]
-    ) -> None:
+    async def _set_aliases(conn: asyncpg.Connection, collection_id: int, version_id: int, aliases: list[str]) -> None:
         # One statement: every alias moves to this version atomically.
         await conn.execute(
             """
@@ -544,18 +529,19 @@ class Artifacts:
             sorted(set(aliases)),
         )
 
-    async def _resolve(
-        self, who: Principal, name: str, field: str, need: Any = READ
-    ) -> asyncpg.Record:
+    async def _resolve(self, who: Principal, name: str, field: str, need: Any = READ) -> asyncpg.Record:
         """The committed version a name (or registry link name) refers to."""
         if self.links is not None and self.links.is_link(name):
             return await self.links.resolve(who, name, field, need)
         vn = names.parse_version(name, field)
         proj = vn.collection.project
         await self._access.require(who, proj.entity, need)
-        base = _VERSION_SELECT + """
+        base = (
+            _VERSION_SELECT
+            + """
             WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed'
         """
+        )
         index = names.version_index(vn.ref)
         if index is not None:
             row = await self._pool.fetchrow(
@@ -563,9 +549,7 @@ class Artifacts:
             )
         else:
             row = await self._pool.fetchrow(
-                base
-                + " AND v.id = (SELECT a.version_id FROM aliases a WHERE a.collection_id = c.id"
-                " AND a.alias = $4)",
+                base + " AND v.id = (SELECT a.version_id FROM aliases a WHERE a.collection_id = c.id AND a.alias = $4)",
                 proj.entity,
                 proj.project,
                 vn.collection.artifact,
@@ -654,9 +638,7 @@ class Artifacts:
             missing = set(aliases) - {r["alias"] for r in removed}
             if missing:
                 # Rolls back: all or nothing.
-                raise NotFound(
-                    f"{name} has no alias {', '.join(sorted(missing))}", field="aliases"
-                )
+                raise NotFound(f"{name} has no alias {', '.join(sorted(missing))}", field="aliases")
             out = await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"])
         return _version(out)
 
@@ -677,9 +659,7 @@ class Artifacts:
             raise InvalidArgument("update_mask names no field", field="update_mask")
         for p in paths:
             if p not in allowed:
-                raise InvalidArgument(
-                    f"cannot update {p!r}: use {', '.join(allowed)}", field="update_mask"
-                )
+                raise InvalidArgument(f"cannot update {p!r}: use {', '.join(allowed)}", field="update_mask")
         _check_description(description)
         metadata = _check_metadata(metadata_json)
         tag_list = check_tags(tags or [])
@@ -795,13 +775,9 @@ class Artifacts:
             size + 1,
         )
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
-        return [
-            {**dict(r), "name": f"{project}/artifacts/{r['name']}"} for r in page
-        ], nxt
+        return [{**dict(r), "name": f"{project}/artifacts/{r['name']}"} for r in page], nxt
 
-    async def list_runs(
-        self, who: Principal, parent: str, size: int, token: str
-    ) -> tuple[list[Run], str]:
+    async def list_runs(self, who: Principal, parent: str, size: int, token: str) -> tuple[list[Run], str]:
         """Newest first."""
         project = names.parse_project(parent)
         size = page_size(size)
@@ -839,8 +815,7 @@ class Artifacts:
             p = await self._pool.fetchrow(_RUN_SELECT + " WHERE r.id = $1", row["producer_run_id"])
             producer = _run(p) if p else None
         consumers = await self._pool.fetch(
-            _RUN_SELECT
-            + " JOIN run_inputs i ON i.run_id = r.id WHERE i.version_id = $1 ORDER BY i.use_time",
+            _RUN_SELECT + " JOIN run_inputs i ON i.run_id = r.id WHERE i.version_id = $1 ORDER BY i.use_time",
             row["id"],
         )
         return Lineage(_version(row), producer, [_run(c) for c in consumers])

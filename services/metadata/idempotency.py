@@ -40,9 +40,7 @@ class Idempotency:
         if not request_id:
             return await work()
         if len(request_id) > MAX_REQUEST_ID:
-            raise InvalidArgument(
-                f"request_id is longer than {MAX_REQUEST_ID} characters", field="request_id"
-            )
+            raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID} characters", field="request_id")
         key = (caller_id, method, request_id)
         claimed = await self._pool.fetchval(
             """

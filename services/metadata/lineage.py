@@ -100,9 +100,7 @@ class Lineage:
         self._pages = pages
         self._artifacts = artifacts
 
-    async def walk(
-        self, who: Principal, start: str, direction: str, depth: int, size: int, token: str
-    ) -> Page:
+    async def walk(self, who: Principal, start: str, direction: str, depth: int, size: int, token: str) -> Page:
         if direction not in DIRECTIONS:
             raise InvalidArgument("direction must be UPSTREAM or DOWNSTREAM", field="direction")
         depth = depth or 1
@@ -129,9 +127,7 @@ class Lineage:
             *(cursor if cursor else (None, None, None)),
             size + 1,
         )
-        page_rows, nxt = self._pages.next(
-            scope, list(rows), size, lambda r: [r["depth"], r["kind"], r["id"]]
-        )
+        page_rows, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["depth"], r["kind"], r["id"]])
         keys = {(r["kind"], r["id"]) for r in page_rows}
         for r in page_rows:
             for p in r["parents"]:

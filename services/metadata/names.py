@@ -37,9 +37,7 @@ def check_settable_alias(alias: str, field: str = "aliases") -> str:
     """An alias a caller may set by hand: not ``latest`` and not ``vN``."""
     check_part(alias, field, "alias")
     if alias in RESERVED_ALIASES or version_index(alias) is not None:
-        raise InvalidArgument(
-            f"alias {alias!r} is reserved: 'latest' and 'vN' are maintained by Depot", field=field
-        )
+        raise InvalidArgument(f"alias {alias!r} is reserved: 'latest' and 'vN' are maintained by Depot", field=field)
     return alias
 
 

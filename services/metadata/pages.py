@@ -34,9 +34,7 @@ class PageTokens:
         self._key = hmac.new(secret, b"depot page tokens v1", hashlib.sha256).digest()
 
     def _mac(self, scope: str, body: bytes) -> bytes:
-        return hmac.new(self._key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[
-            :_MAC_BYTES
-        ]
+        return hmac.new(self._key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[:_MAC_BYTES]
 
     def encode(self, scope: str, cursor: list[Any]) -> str:
         body = json.dumps(cursor, separators=(",", ":")).encode()

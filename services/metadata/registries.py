@@ -81,9 +81,7 @@ def parse_registry_collection(name: str, field: str = "parent") -> tuple[str, st
 
 
 def parse_link(name: str, field: str = "name") -> tuple[str, str, str, str]:
-    org, reg, coll, ref = names._split(
-        name, field, ("entities", "registries", "collections", "versions")
-    )
+    org, reg, coll, ref = names._split(name, field, ("entities", "registries", "collections", "versions"))
     return (
         names.check_part(org, field, "org"),
         names.check_part(reg, field, "registry"),
@@ -139,9 +137,7 @@ class Registries:
 
     # -- registries ----------------------------------------------------------
 
-    async def _registry_row(
-        self, who: Principal, org: str, registry: str, need: Role, field: str
-    ) -> asyncpg.Record:
+    async def _registry_row(self, who: Principal, org: str, registry: str, need: Role, field: str) -> asyncpg.Record:
         row = await self._pool.fetchrow(
             _REGISTRY_SELECT + " WHERE o.name = $1 AND r.name = $3", org, who.user_id, registry
         )
@@ -151,9 +147,7 @@ class Registries:
             await self._access.check(who, org, READ)
             raise NotFound(f"no registry {registry!r} in {org!r}", field=field)
         if role is None or role < need:
-            raise PermissionDenied(
-                f"{who.user} may not {_VERB[need]} registry {org}/{registry}", field=field
-            )
+            raise PermissionDenied(f"{who.user} may not {_VERB[need]} registry {org}/{registry}", field=field)
         return row
 
     async def create_registry(
@@ -170,16 +164,12 @@ class Registries:
         types = sorted({names.check_part(t, "registry.accepted_types", "type") for t in accepted_types})
         visibility = visibility or "org"
         if visibility not in VISIBILITIES:
-            raise InvalidArgument(
-                "registry.visibility must be org or restricted", field="registry.visibility"
-            )
+            raise InvalidArgument("registry.visibility must be org or restricted", field="registry.visibility")
         if len(description) > 4096:
             raise InvalidArgument("description is too long", field="registry.description")
         found = await self._access.check(who, org, ADMIN)
         if found.kind != "org":
-            raise FailedPrecondition(
-                f"registries belong to orgs; {org!r} is a {found.kind}", field="parent"
-            )
+            raise FailedPrecondition(f"registries belong to orgs; {org!r} is a {found.kind}", field="parent")
         try:
             await self._pool.execute(
                 """
@@ -193,18 +183,14 @@ class Registries:
                 visibility,
             )
         except asyncpg.UniqueViolationError:
-            raise AlreadyExists(
-                f"registry {registry_id!r} already exists in {org!r}", field="registry_id"
-            ) from None
+            raise AlreadyExists(f"registry {registry_id!r} already exists in {org!r}", field="registry_id") from None
         return await self.get_registry(who, f"entities/{org}/registries/{registry_id}")
 
     async def get_registry(self, who: Principal, name: str) -> Registry:
         org, reg = parse_registry(name)
         return _registry(who, await self._registry_row(who, org, reg, READ, "name"))
 
-    async def list_registries(
-        self, who: Principal, parent: str, size: int, token: str
-    ) -> tuple[list[Registry], str]:
+    async def list_registries(self, who: Principal, parent: str, size: int, token: str) -> tuple[list[Registry], str]:
         org = parse_entity(parent, "parent")
         size = page_size(size)
         scope = f"ListRegistries|{org}"
@@ -294,8 +280,7 @@ class Registries:
         types = list(reg_row["accepted_types"])
         if types and src["type"] not in types:
             raise FailedPrecondition(
-                f"registry {org}/{reg} accepts {', '.join(types)} artifacts; "
-                f"{version} is a {src['type']!r}",
+                f"registry {org}/{reg} accepts {', '.join(types)} artifacts; {version} is a {src['type']!r}",
                 field="version",
                 reason="TYPE_NOT_ACCEPTED",
             )
@@ -331,8 +316,7 @@ class Registries:
                     rc["id"],
                 )
                 link_id = await conn.fetchval(
-                    "INSERT INTO links (collection_id, version_id, index) VALUES ($1, $2, $3)"
-                    " RETURNING id",
+                    "INSERT INTO links (collection_id, version_id, index) VALUES ($1, $2, $3) RETURNING id",
                     rc["id"],
                     src["id"],
                     index,
@@ -382,9 +366,7 @@ class Registries:
             _version(v),
         )
 
-    async def list_links(
-        self, who: Principal, parent: str, size: int, token: str
-    ) -> tuple[list[Link], str]:
+    async def list_links(self, who: Principal, parent: str, size: int, token: str) -> tuple[list[Link], str]:
         """Newest link first."""
         org, reg, coll = parse_registry_collection(parent)
         size = page_size(size)
@@ -465,8 +447,7 @@ class Registries:
         row = await self.resolve(who, name, "version", WRITE)
         async with self._pool.acquire() as conn, conn.transaction():
             removed = await conn.fetch(
-                "DELETE FROM link_aliases WHERE link_id = $1 AND alias = ANY($2::text[])"
-                " RETURNING alias",
+                "DELETE FROM link_aliases WHERE link_id = $1 AND alias = ANY($2::text[]) RETURNING alias",
                 row["_link_id"],
                 sorted(set(aliases)),
             )

@@ -287,9 +287,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return version_pb(v)
 
-        return await self._once(
-            who, "CreateArtifactVersion", request.request_id, pb.ArtifactVersion, work
-        )
+        return await self._once(who, "CreateArtifactVersion", request.request_id, pb.ArtifactVersion, work)
 
     @translate_errors
     async def CommitArtifactVersion(
@@ -313,9 +311,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             v = await self._artifacts.commit_version(who, request.uid, info, list(request.aliases))
             return version_pb(v)
 
-        return await self._once(
-            who, "CommitArtifactVersion", request.request_id, pb.ArtifactVersion, work
-        )
+        return await self._once(who, "CommitArtifactVersion", request.request_id, pb.ArtifactVersion, work)
 
     @translate_errors
     async def GetArtifactVersion(
@@ -340,9 +336,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         versions, token = await self._artifacts.list_versions(
             who, request.parent, request.page_size, request.page_token, f
         )
-        return pb.ListArtifactVersionsResponse(
-            versions=[version_pb(v) for v in versions], next_page_token=token
-        )
+        return pb.ListArtifactVersionsResponse(versions=[version_pb(v) for v in versions], next_page_token=token)
 
     @translate_errors
     async def UseArtifactVersion(
@@ -353,9 +347,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.ArtifactVersion:
             return version_pb(await self._artifacts.use_version(who, request.run, request.version))
 
-        return await self._once(
-            who, "UseArtifactVersion", request.request_id, pb.ArtifactVersion, work
-        )
+        return await self._once(who, "UseArtifactVersion", request.request_id, pb.ArtifactVersion, work)
 
     @translate_errors
     async def GetLineage(self, request: pb.GetLineageRequest, context: grpc.aio.ServicerContext) -> pb.Lineage:
@@ -370,15 +362,11 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     # -- access ----------------------------------------------------------------
 
     @translate_errors
-    async def CreateEntity(
-        self, request: pb.CreateEntityRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Entity:
+    async def CreateEntity(self, request: pb.CreateEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
         who = await self._who(context)
 
         async def work() -> pb.Entity:
-            e = await self._accounts.create_entity(
-                who, request.entity_id, request.entity.kind, request.entity.org
-            )
+            e = await self._accounts.create_entity(who, request.entity_id, request.entity.kind, request.entity.org)
             return entity_pb(e)
 
         return await self._once(who, "CreateEntity", request.request_id, pb.Entity, work)
@@ -393,12 +381,8 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListEntitiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListEntitiesResponse:
         who = await self._who(context)
-        items, token = await self._accounts.list_entities(
-            who, request.kind, request.page_size, request.page_token
-        )
-        return pb.ListEntitiesResponse(
-            entities=[entity_pb(e) for e in items], next_page_token=token
-        )
+        items, token = await self._accounts.list_entities(who, request.kind, request.page_size, request.page_token)
+        return pb.ListEntitiesResponse(entities=[entity_pb(e) for e in items], next_page_token=token)
 
     @translate_errors
     async def UpdateEntitySettings(
@@ -427,9 +411,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return await self._once(who, "SetMember", request.request_id, pb.Member, work)
 
     @translate_errors
-    async def RemoveMember(
-        self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Member:
+    async def RemoveMember(self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
         who = await self._who(context)
 
         async def work() -> pb.Member:
@@ -442,15 +424,11 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListMembersResponse:
         who = await self._who(context)
-        items, token = await self._accounts.list_members(
-            who, request.entity, request.page_size, request.page_token
-        )
+        items, token = await self._accounts.list_members(who, request.entity, request.page_size, request.page_token)
         return pb.ListMembersResponse(members=[member_pb(m) for m in items], next_page_token=token)
 
     @translate_errors
-    async def CreateApiKey(
-        self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ApiKey:
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
         raw = bearer_from_metadata(context.invocation_metadata())
         who = await self._access.authenticate(raw)
         # With a request_id the secret is derived from the caller's key, so the
@@ -470,9 +448,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return out
 
     @translate_errors
-    async def RevokeApiKey(
-        self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ApiKey:
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
         who = await self._who(context)
 
         async def work() -> pb.ApiKey:
@@ -485,9 +461,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListApiKeysResponse:
         who = await self._who(context)
-        items, token = await self._accounts.list_keys(
-            who, request.user, request.page_size, request.page_token
-        )
+        items, token = await self._accounts.list_keys(who, request.user, request.page_size, request.page_token)
         return pb.ListApiKeysResponse(keys=[key_pb(k) for k in items], next_page_token=token)
 
     # -- listing ---------------------------------------------------------------
@@ -497,9 +471,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProjectsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_projects(
-            who, request.parent, request.page_size, request.page_token
-        )
+        items, token = await self._artifacts.list_projects(who, request.parent, request.page_size, request.page_token)
         return pb.ListProjectsResponse(
             projects=[pb.Project(name=n, create_time=_ts(t)) for n, t in items],
             next_page_token=token,
@@ -516,7 +488,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return pb.ListCollectionsResponse(
             collections=[
                 pb.Collection(
-                    name=c["name"], type=c["type"], create_time=_ts(c["create_time"]),
+                    name=c["name"],
+                    type=c["type"],
+                    create_time=_ts(c["create_time"]),
                     version_count=c["version_count"],
                 )
                 for c in items
@@ -527,9 +501,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     @translate_errors
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_runs(
-            who, request.parent, request.page_size, request.page_token
-        )
+        items, token = await self._artifacts.list_runs(who, request.parent, request.page_size, request.page_token)
         return pb.ListRunsResponse(runs=[run_pb(r) for r in items], next_page_token=token)
 
     @translate_errors
@@ -537,9 +509,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListAliasesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAliasesResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_aliases(
-            who, request.parent, request.page_size, request.page_token
-        )
+        items, token = await self._artifacts.list_aliases(who, request.parent, request.page_size, request.page_token)
         return pb.ListAliasesResponse(
             aliases=[pb.Alias(alias=a, version=v, index=i) for a, v, i in items],
             next_page_token=token,
@@ -548,9 +518,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     # -- aliases, tags, updates ------------------------------------------------
 
     @translate_errors
-    async def AddAliases(
-        self, request: pb.AddAliasesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ArtifactVersion:
+    async def AddAliases(self, request: pb.AddAliasesRequest, context: grpc.aio.ServicerContext) -> pb.ArtifactVersion:
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
@@ -592,22 +560,22 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return version_pb(out)
 
-        return await self._once(
-            who, "UpdateArtifactVersion", request.request_id, pb.ArtifactVersion, work
-        )
+        return await self._once(who, "UpdateArtifactVersion", request.request_id, pb.ArtifactVersion, work)
 
     # -- registries --------------------------------------------------------------
 
     @translate_errors
-    async def CreateRegistry(
-        self, request: pb.CreateRegistryRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Registry:
+    async def CreateRegistry(self, request: pb.CreateRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
         who = await self._who(context)
         r = request.registry
 
         async def work() -> pb.Registry:
             reg = await self._registries.create_registry(
-                who, request.parent, request.registry_id, list(r.accepted_types), r.description,
+                who,
+                request.parent,
+                request.registry_id,
+                list(r.accepted_types),
+                r.description,
                 r.visibility,
             )
             return registry_pb(reg)
@@ -615,9 +583,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return await self._once(who, "CreateRegistry", request.request_id, pb.Registry, work)
 
     @translate_errors
-    async def GetRegistry(
-        self, request: pb.GetRegistryRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Registry:
+    async def GetRegistry(self, request: pb.GetRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
         who = await self._who(context)
         return registry_pb(await self._registries.get_registry(who, request.name))
 
@@ -629,9 +595,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         items, token = await self._registries.list_registries(
             who, request.parent, request.page_size, request.page_token
         )
-        return pb.ListRegistriesResponse(
-            registries=[registry_pb(r) for r in items], next_page_token=token
-        )
+        return pb.ListRegistriesResponse(registries=[registry_pb(r) for r in items], next_page_token=token)
 
     @translate_errors
     async def SetRegistryMember(
@@ -668,7 +632,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return pb.ListRegistryCollectionsResponse(
             collections=[
                 pb.RegistryCollection(
-                    name=c["name"], type=c["type"], create_time=_ts(c["create_time"]),
+                    name=c["name"],
+                    type=c["type"],
+                    create_time=_ts(c["create_time"]),
                     link_count=c["link_count"],
                 )
                 for c in items
@@ -683,9 +649,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.Link:
-            link = await self._registries.link(
-                who, request.version, request.target, list(request.aliases)
-            )
+            link = await self._registries.link(who, request.version, request.target, list(request.aliases))
             return link_pb(link)
 
         return await self._once(who, "LinkArtifactVersion", request.request_id, pb.Link, work)
@@ -704,9 +668,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     @translate_errors
     async def ListLinks(self, request: pb.ListLinksRequest, context: grpc.aio.ServicerContext) -> pb.ListLinksResponse:
         who = await self._who(context)
-        items, token = await self._registries.list_links(
-            who, request.parent, request.page_size, request.page_token
-        )
+        items, token = await self._registries.list_links(who, request.parent, request.page_size, request.page_token)
         return pb.ListLinksResponse(links=[link_pb(x) for x in items], next_page_token=token)
 
     # -- lineage graph -----------------------------------------------------------
@@ -716,9 +678,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.WalkLineageRequest, context: grpc.aio.ServicerContext
     ) -> pb.WalkLineageResponse:
         who = await self._who(context)
-        direction = {pb.DIRECTION_UPSTREAM: "up", pb.DIRECTION_DOWNSTREAM: "down"}.get(
-            request.direction, ""
-        )
+        direction = {pb.DIRECTION_UPSTREAM: "up", pb.DIRECTION_DOWNSTREAM: "down"}.get(request.direction, "")
         page = await self._lineage.walk(
             who, request.start, direction, request.depth, request.page_size, request.page_token
         )

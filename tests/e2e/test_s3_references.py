@@ -98,9 +98,7 @@ def test_s3_reference_limits_and_policy(ref_server, s3_endpoint, s3_bucket) -> N
         depot.Api(**kw).artifact("team/p/big:latest")
 
 
-def test_download_s3_reference_fetches_recorded_version(
-    tmp_path, database_url, s3_endpoint, monkeypatch
-) -> None:
+def test_download_s3_reference_fetches_recorded_version(tmp_path, database_url, s3_endpoint, monkeypatch) -> None:
     bucket = "depot-versioned-" + tmp_path.name[-8:].lower().replace("_", "-")
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket=bucket)
@@ -109,8 +107,11 @@ def test_download_s3_reference_fetches_recorded_version(
     monkeypatch.setenv("DEPOT_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("DEPOT_CACHE_DIR", str(tmp_path / "cache"))
     cfg = make_config(
-        tmp_path / "depot-data", database_url, (tmp_path / "blobs").as_uri(),
-        DEPOT_S3_ENDPOINT_URL=s3_endpoint, DEPOT_REFERENCE_BUCKETS=bucket,
+        tmp_path / "depot-data",
+        database_url,
+        (tmp_path / "blobs").as_uri(),
+        DEPOT_S3_ENDPOINT_URL=s3_endpoint,
+        DEPOT_REFERENCE_BUCKETS=bucket,
     )
     srv = ServerThread(cfg).start()
     try:

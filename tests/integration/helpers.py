@@ -38,13 +38,9 @@ class Stubs:
 
         return self.man.UploadBlob(reqs(), metadata=self.md)
 
-    def manifest(
-        self, entity: str, entries: list[mpb.ManifestEntry], algorithm: str = "xxh3_128"
-    ) -> mpb.ManifestRef:
+    def manifest(self, entity: str, entries: list[mpb.ManifestEntry], algorithm: str = "xxh3_128") -> mpb.ManifestRef:
         def reqs() -> Iterator[mpb.CreateManifestRequest]:
-            yield mpb.CreateManifestRequest(
-                header=mpb.ManifestHeader(entity=entity, digest_algorithm=algorithm)
-            )
+            yield mpb.CreateManifestRequest(header=mpb.ManifestHeader(entity=entity, digest_algorithm=algorithm))
             yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries))
 
         return self.man.CreateManifest(reqs(), metadata=self.md)
@@ -61,9 +57,7 @@ class Stubs:
     ) -> pb.ArtifactVersion:
         """Pending version → uploads → manifest → commit, as the SDK does."""
         pending = self.meta.CreateArtifactVersion(
-            pb.CreateArtifactVersionRequest(
-                parent=f"entities/{entity}/projects/{project}", artifact=name, type=type_
-            ),
+            pb.CreateArtifactVersionRequest(parent=f"entities/{entity}/projects/{project}", artifact=name, type=type_),
             metadata=self.md,
         )
         entries = []
@@ -71,7 +65,9 @@ class Stubs:
             self.upload(entity, files[path])
             entries.append(
                 mpb.ManifestEntry(
-                    path=path, algorithm="xxh3_128", digest=b64_xxh(files[path]),
+                    path=path,
+                    algorithm="xxh3_128",
+                    digest=b64_xxh(files[path]),
                     size=len(files[path]),
                 )
             )
@@ -83,9 +79,13 @@ class Stubs:
             pb.CommitArtifactVersionRequest(
                 uid=uid,
                 manifest=pb.ManifestRef(
-                    entity=ref.entity, manifest_id=ref.manifest_id, digest=ref.digest,
-                    digest_algorithm=ref.digest_algorithm, size=ref.size,
-                    file_count=ref.file_count, token=ref.token,
+                    entity=ref.entity,
+                    manifest_id=ref.manifest_id,
+                    digest=ref.digest,
+                    digest_algorithm=ref.digest_algorithm,
+                    size=ref.size,
+                    file_count=ref.file_count,
+                    token=ref.token,
                 ),
                 aliases=aliases,
                 request_id=uuid.uuid4().hex,

@@ -26,9 +26,7 @@ def _code(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
 def test_invalid_artifact_name(stubs: Stubs, name: str) -> None:
     with pytest.raises(grpc.RpcError) as e:
         stubs.meta.CreateArtifactVersion(
-            pb.CreateArtifactVersionRequest(
-                parent="entities/team/projects/p", artifact=name, type="dataset"
-            ),
+            pb.CreateArtifactVersionRequest(parent="entities/team/projects/p", artifact=name, type="dataset"),
             metadata=stubs.md,
         )
     assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
@@ -101,9 +99,7 @@ def test_reserved_aliases_cannot_be_set(stubs: Stubs, alias: str) -> None:
         metadata=stubs.md,
     )
     stubs.upload("team", b"2")
-    ref = stubs.manifest(
-        "team", [mpb.ManifestEntry(path="f", algorithm="xxh3_128", digest=b64_xxh(b"2"), size=1)]
-    )
+    ref = stubs.manifest("team", [mpb.ManifestEntry(path="f", algorithm="xxh3_128", digest=b64_xxh(b"2"), size=1)])
     with pytest.raises(grpc.RpcError) as e:
         stubs.commit(pending.uid, ref, [alias])
     assert _code(e) == grpc.StatusCode.INVALID_ARGUMENT
@@ -117,9 +113,7 @@ def test_forged_manifest_token_is_refused(stubs: Stubs) -> None:
         metadata=stubs.md,
     )
     stubs.upload("team", b"2")
-    ref = stubs.manifest(
-        "team", [mpb.ManifestEntry(path="f", algorithm="xxh3_128", digest=b64_xxh(b"2"), size=1)]
-    )
+    ref = stubs.manifest("team", [mpb.ManifestEntry(path="f", algorithm="xxh3_128", digest=b64_xxh(b"2"), size=1)])
     ref.size = 999  # claim a size the manifest service never vouched for
     with pytest.raises(grpc.RpcError) as e:
         stubs.commit(pending.uid, ref, [])

@@ -88,9 +88,7 @@ def test_each_service_answers_health(split: Split) -> None:
                 assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_sdk_against_separate_services(
-    split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sdk_against_separate_services(split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPOT_MANIFEST_ADDRESS", f"127.0.0.1:{split.ports['manifest']}")
     address = f"127.0.0.1:{split.ports['metadata']}"
     with depot.init(entity="team", project="p", address=address, api_key=split.admin_key) as run:

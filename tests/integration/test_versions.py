@@ -24,9 +24,7 @@ def stubs(channel, server) -> Stubs:
 
 def test_32_concurrent_writers_get_32_gap_free_versions(stubs: Stubs) -> None:
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        results = list(
-            pool.map(lambda i: stubs.log("team", "p", "ds", {"f": f"{i}".encode()}), range(32))
-        )
+        results = list(pool.map(lambda i: stubs.log("team", "p", "ds", {"f": f"{i}".encode()}), range(32)))
     assert sorted(v.index for v in results) == list(range(32))
     latest = stubs.get(f"{COLL}/versions/latest")
     assert latest.index == 31
@@ -72,9 +70,7 @@ def test_pagination_with_opaque_tokens(stubs: Stubs) -> None:
             break
     assert seen == [4, 3, 2, 1, 0]
     with pytest.raises(grpc.RpcError) as e:
-        stubs.meta.ListArtifactVersions(
-            pb.ListArtifactVersionsRequest(parent=COLL, page_token="zz"), metadata=stubs.md
-        )
+        stubs.meta.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL, page_token="zz"), metadata=stubs.md)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 

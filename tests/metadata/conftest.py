@@ -55,17 +55,13 @@ class World:
         return self.users[user]
 
     def user(self, name: str, org: str = "") -> Meta:
-        self.admin.CreateEntity(
-            pb.CreateEntityRequest(entity_id=name, entity=pb.Entity(kind="user", org=org))
-        )
+        self.admin.CreateEntity(pb.CreateEntityRequest(entity_id=name, entity=pb.Entity(kind="user", org=org)))
         key = self.admin.CreateApiKey(pb.CreateApiKeyRequest(user=f"entities/{name}")).key
         self.users[name] = Meta(self.channel, key)
         return self.users[name]
 
     def member(self, entity: str, user: str, role: str) -> None:
-        self.admin.SetMember(
-            pb.SetMemberRequest(entity=f"entities/{entity}", user=f"entities/{user}", role=role)
-        )
+        self.admin.SetMember(pb.SetMemberRequest(entity=f"entities/{entity}", user=f"entities/{user}", role=role))
 
 
 @pytest.fixture
@@ -75,9 +71,7 @@ def world(server, channel) -> World:
     w = World(channel, Meta(channel, server.admin_key))
     w.admin.CreateEntity(pb.CreateEntityRequest(entity_id="acme", entity=pb.Entity(kind="org")))
     for team in ("team-a", "team-b"):
-        w.admin.CreateEntity(
-            pb.CreateEntityRequest(entity_id=team, entity=pb.Entity(kind="team", org="entities/acme"))
-        )
+        w.admin.CreateEntity(pb.CreateEntityRequest(entity_id=team, entity=pb.Entity(kind="team", org="entities/acme")))
     for name in ("alice", "bob", "carol", "dave", "mallory", "erin"):
         w.user(name)
     w.member(TEAM, "alice", "admin")

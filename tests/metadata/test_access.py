@@ -40,14 +40,10 @@ def _write_calls(w: World) -> list[Call]:
         lambda m: m.CreateRun(pb.CreateRunRequest(parent=PROJECT, run_id=rid()[:12])),
         _log,
         lambda m: m.UseArtifactVersion(
-            pb.UseArtifactVersionRequest(
-                run=f"{PROJECT}/runs/r0", version=f"{COLL}/versions/v0", request_id=rid()
-            )
+            pb.UseArtifactVersionRequest(run=f"{PROJECT}/runs/r0", version=f"{COLL}/versions/v0", request_id=rid())
         ),
         lambda m: m.FinishRun(pb.FinishRunRequest(name=f"{PROJECT}/runs/r1", request_id=rid())),
-        lambda m: m.AddAliases(
-            pb.AddAliasesRequest(version=f"{COLL}/versions/v0", aliases=["prod"])
-        ),
+        lambda m: m.AddAliases(pb.AddAliasesRequest(version=f"{COLL}/versions/v0", aliases=["prod"])),
         lambda m: m.UpdateArtifactVersion(
             pb.UpdateArtifactVersionRequest(
                 version=pb.ArtifactVersion(name=f"{COLL}/versions/v0", tags=["t"]),
@@ -59,9 +55,7 @@ def _write_calls(w: World) -> list[Call]:
 
 def _admin_calls(w: World) -> list[Call]:
     def members(m: Meta) -> None:
-        m.SetMember(
-            pb.SetMemberRequest(entity=f"entities/{TEAM}", user="entities/erin", role="viewer")
-        )
+        m.SetMember(pb.SetMemberRequest(entity=f"entities/{TEAM}", user="entities/erin", role="viewer"))
         m.RemoveMember(pb.RemoveMemberRequest(entity=f"entities/{TEAM}", user="entities/erin"))
 
     return [
@@ -129,9 +123,7 @@ def test_create_entities_rules(world: World) -> None:
     )
     assert (team.kind, team.org, team.caller_role) == ("team", "entities/acme", "admin")
     assert alice.GetEntity(pb.GetEntityRequest(name="entities/ml")).caller_role == "admin"
-    alice.CreateEntity(
-        pb.CreateEntityRequest(entity_id="zed", entity=pb.Entity(kind="user", org="entities/acme"))
-    )
+    alice.CreateEntity(pb.CreateEntityRequest(entity_id="zed", entity=pb.Entity(kind="user", org="entities/acme")))
     # ... and may then manage that user's keys (zed is an org member).
     key = alice.CreateApiKey(pb.CreateApiKeyRequest(user="entities/zed")).key
     assert Meta(world.channel, key).GetCaller(pb.GetCallerRequest()).user == "zed"

@@ -34,9 +34,7 @@ def test_add_move_remove_aliases(world: World) -> None:
     # By alias too.
     bob.AddAliases(pb.AddAliasesRequest(version=f"{COLL}/versions/best", aliases=["gold"]))
     assert _v(bob, "gold").index == 0
-    removed = bob.RemoveAliases(
-        pb.RemoveAliasesRequest(version=f"{COLL}/versions/v0", aliases=["best", "gold"])
-    )
+    removed = bob.RemoveAliases(pb.RemoveAliasesRequest(version=f"{COLL}/versions/v0", aliases=["best", "gold"]))
     assert removed.aliases == []
     # Removing what the version does not have changes nothing (all or nothing).
     req = pb.RemoveAliasesRequest(version=f"{COLL}/versions/v2", aliases=["prod", "nope"])
@@ -64,7 +62,10 @@ def test_tags_metadata_description_and_filters(world: World) -> None:
     for i in range(4):
         pending = bob.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(
-                parent=PROJECT, artifact="ds", type="dataset", tags=["even" if i % 2 else "odd"],
+                parent=PROJECT,
+                artifact="ds",
+                type="dataset",
+                tags=["even" if i % 2 else "odd"],
                 metadata_json=json.dumps({"i": i, "split": "train" if i < 2 else "test"}),
             )
         )
@@ -78,7 +79,9 @@ def test_tags_metadata_description_and_filters(world: World) -> None:
     upd = bob.UpdateArtifactVersion(
         pb.UpdateArtifactVersionRequest(
             version=pb.ArtifactVersion(
-                name=f"{COLL}/versions/v0", tags=["gold", "odd"], description="first",
+                name=f"{COLL}/versions/v0",
+                tags=["gold", "odd"],
+                description="first",
                 metadata_json='{"split": "train", "score": 0.5}',
             ),
             update_mask=field_mask_pb2.FieldMask(paths=["tags", "description", "metadata_json"]),
@@ -131,12 +134,12 @@ def test_listings_page_and_reject_foreign_tokens(world: World) -> None:
     assert page2.collections[0].version_count == 1 and not page2.next_page_token
     # The token of one listing is no good for another (other filter, parent or method).
     for req, rpc in (
-        (pb.ListCollectionsRequest(parent=PROJECT, type="model", page_token=page.next_page_token),
-         bob.ListCollections),
-        (pb.ListCollectionsRequest(parent="entities/team-a/projects/q",
-                                   page_token=page.next_page_token), bob.ListCollections),
-        (pb.ListProjectsRequest(parent="entities/team-a", page_token=page.next_page_token),
-         bob.ListProjects),
+        (pb.ListCollectionsRequest(parent=PROJECT, type="model", page_token=page.next_page_token), bob.ListCollections),
+        (
+            pb.ListCollectionsRequest(parent="entities/team-a/projects/q", page_token=page.next_page_token),
+            bob.ListCollections,
+        ),
+        (pb.ListProjectsRequest(parent="entities/team-a", page_token=page.next_page_token), bob.ListProjects),
         (pb.ListRunsRequest(parent=PROJECT, page_token="garbage!"), bob.ListRuns),
         (pb.ListRunsRequest(parent=PROJECT, page_size=-1), bob.ListRuns),
     ):
@@ -159,9 +162,7 @@ def test_token_is_stable_under_concurrent_inserts(world: World) -> None:
         bob.log("team-a", "p", "ds", {"f": bytes([i])})
     first = bob.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL, page_size=2))
     bob.log("team-a", "p", "ds", {"f": b"new"})
-    rest = bob.ListArtifactVersions(
-        pb.ListArtifactVersionsRequest(parent=COLL, page_token=first.next_page_token)
-    )
+    rest = bob.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL, page_token=first.next_page_token))
     assert [v.index for v in first.versions] + [v.index for v in rest.versions] == [3, 2, 1, 0]
 
 
@@ -182,9 +183,7 @@ def test_64_writers_many_commits_few_collections(world: World, server) -> None:
             out.append((c, v.index))
             if rnd.random() < 0.3:
                 m.AddAliases(
-                    pb.AddAliasesRequest(
-                        version=f"{PROJECT}/artifacts/{c}/versions/latest", aliases=["moved"]
-                    )
+                    pb.AddAliasesRequest(version=f"{PROJECT}/artifacts/{c}/versions/latest", aliases=["moved"])
                 )
         return out
 

@@ -28,8 +28,7 @@ def cli(world: World, server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 
 def test_cli_covers_the_features(cli, world: World, server, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
-    with depot.init(entity=TEAM, project="p", name="r1", address=server.address,
-                    api_key=server.admin_key) as run:
+    with depot.init(entity=TEAM, project="p", name="r1", address=server.address, api_key=server.admin_key) as run:
         a = depot.Artifact("churn", type="model")
         a.add_file(tmp_path / "f")
         run.log_artifact(a).wait()
@@ -43,8 +42,7 @@ def test_cli_covers_the_features(cli, world: World, server, tmp_path: Path) -> N
     assert rc == 0 and "30 days" in out
     rc, out, err = cli("artifact", "ttl", f"{TEAM}/p/churn:prod", "--set", "0.5s")
     assert rc == 1 and out == "" and len(err.strip().splitlines()) == 1 and "at least one second" in err
-    rc, out, _ = cli("artifact", "link", f"{TEAM}/p/churn:v0", "acme/wandb-registry-model/churn",
-                     "--alias", "staging")
+    rc, out, _ = cli("artifact", "link", f"{TEAM}/p/churn:v0", "acme/wandb-registry-model/churn", "--alias", "staging")
     assert rc == 0 and "acme/wandb-registry-model/churn:v0" in out
     rc, out, _ = cli("artifact", "ttl", "acme/wandb-registry-model/churn:staging")
     assert rc == 0 and "never expires" in out

@@ -21,17 +21,13 @@ def reg(world: World) -> World:
     bob.log("team-a", "p", "ds", {"d": b"0"})
     world.member("acme", "bob", "member")
     world.member("acme", "mallory", "viewer")
-    world.admin.SetRegistryMember(
-        pb.SetRegistryMemberRequest(registry=MODELS, user="entities/bob", role="member")
-    )
+    world.admin.SetRegistryMember(pb.SetRegistryMemberRequest(registry=MODELS, user="entities/bob", role="member"))
     return world
 
 
 def _link(m: Meta, src: str, target: str, aliases: list[str] | None = None) -> pb.Link:
     return m.LinkArtifactVersion(
-        pb.LinkArtifactVersionRequest(
-            version=f"{PROJECT}/artifacts/{src}", target=target, aliases=aliases or []
-        )
+        pb.LinkArtifactVersionRequest(version=f"{PROJECT}/artifacts/{src}", target=target, aliases=aliases or [])
     )
 
 
@@ -80,9 +76,7 @@ def test_link_is_idempotent_gets_own_index_and_aliases(reg: World) -> None:
     links = bob.ListLinks(pb.ListLinksRequest(parent=target, page_size=1))
     assert [x.index for x in links.links] == [1] and links.next_page_token
     aliases = bob.ListAliases(pb.ListAliasesRequest(parent=target)).aliases
-    assert [(a.alias, a.index) for a in aliases] == [
-        ("candidate", 1), ("champion", 1), ("latest", 1), ("reviewed", 0)
-    ]
+    assert [(a.alias, a.index) for a in aliases] == [("candidate", 1), ("champion", 1), ("latest", 1), ("reviewed", 0)]
     cols = bob.ListRegistryCollections(pb.ListRegistryCollectionsRequest(parent=MODELS))
     assert [(c.type, c.link_count) for c in cols.collections] == [("model", 2)]
     # Unlink v1: latest returns to v0; the index is not reused.
@@ -113,9 +107,7 @@ def test_registry_roles(reg: World) -> None:
     lr = pb.ListRegistriesRequest(parent="entities/acme")
     assert code(lambda: carol.ListRegistries(lr)) == grpc.StatusCode.PERMISSION_DENIED
     # Linking needs read access to the source version.
-    reg.admin.SetRegistryMember(
-        pb.SetRegistryMemberRequest(registry=MODELS, user="entities/mallory", role="member")
-    )
+    reg.admin.SetRegistryMember(pb.SetRegistryMemberRequest(registry=MODELS, user="entities/mallory", role="member"))
     assert code(lambda: _link(mallory, "m/versions/v0", target)) == grpc.StatusCode.PERMISSION_DENIED
     # Only registry admins manage registry members.
     req = pb.SetRegistryMemberRequest(registry=MODELS, user="entities/carol", role="viewer")
@@ -125,7 +117,8 @@ def test_registry_roles(reg: World) -> None:
 def test_custom_registries(reg: World) -> None:
     admin, bob = reg.admin, reg["bob"]
     create = pb.CreateRegistryRequest(
-        parent="entities/acme", registry_id="evals",
+        parent="entities/acme",
+        registry_id="evals",
         registry=pb.Registry(description="anything", visibility="restricted"),
     )
     assert code(lambda: bob.CreateRegistry(create)) == grpc.StatusCode.PERMISSION_DENIED
@@ -136,8 +129,7 @@ def test_custom_registries(reg: World) -> None:
     names = [x.name for x in bob.ListRegistries(pb.ListRegistriesRequest(parent="entities/acme")).registries]
     assert "entities/acme/registries/evals" not in names
     admin.SetRegistryMember(
-        pb.SetRegistryMemberRequest(registry="entities/acme/registries/evals",
-                                    user="entities/bob", role="member")
+        pb.SetRegistryMemberRequest(registry="entities/acme/registries/evals", user="entities/bob", role="member")
     )
     target = "entities/acme/registries/evals/collections/mixed"
     assert _link(bob, "ds/versions/v0", target).index == 0

@@ -30,9 +30,7 @@ def test_registry_path_spellings() -> None:
 def sdk_world(world: World, server) -> World:
     world.member("acme", "bob", "member")
     world.admin.SetRegistryMember(
-        pb.SetRegistryMemberRequest(
-            registry="entities/acme/registries/model", user="entities/bob", role="member"
-        )
+        pb.SetRegistryMemberRequest(registry="entities/acme/registries/model", user="entities/bob", role="member")
     )
     return world
 

@@ -92,9 +92,7 @@ def test_expiry_honours_inherit_and_links(world: World, server) -> None:
             version=f"{m}/versions/v1", target="entities/acme/registries/model/collections/keep"
         )
     )
-    assert not bob.GetArtifactVersion(pb.GetArtifactVersionRequest(name=f"{m}/versions/v1")).HasField(
-        "expire_time"
-    )
+    assert not bob.GetArtifactVersion(pb.GetArtifactVersionRequest(name=f"{m}/versions/v1")).HasField("expire_time")
 
     async def collect() -> int:
         conn = await asyncpg.connect(server.config.database_url)
@@ -177,8 +175,9 @@ def test_lineage_walk(world: World, server, tmp_path: Path) -> None:
     seen, token = [], ""
     while True:
         page = bob.WalkLineage(
-            pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_DOWNSTREAM, depth=10,
-                                  page_size=2, page_token=token)
+            pb.WalkLineageRequest(
+                start=start, direction=pb.DIRECTION_DOWNSTREAM, depth=10, page_size=2, page_token=token
+            )
         )
         seen += [n.name for n in page.nodes]
         token = page.next_page_token
@@ -187,26 +186,23 @@ def test_lineage_walk(world: World, server, tmp_path: Path) -> None:
         foreign = pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_UPSTREAM, page_token=token)
         assert code(lambda: bob.WalkLineage(foreign)) == grpc.StatusCode.INVALID_ARGUMENT
     assert seen == [n.name for n in down.nodes]
-    up = bob.WalkLineage(
-        pb.WalkLineageRequest(start=f"{PROJECT}/runs/train", direction=pb.DIRECTION_UPSTREAM, depth=3)
-    )
+    up = bob.WalkLineage(pb.WalkLineageRequest(start=f"{PROJECT}/runs/train", direction=pb.DIRECTION_UPSTREAM, depth=3))
     assert [n.name.split("/")[-1] for n in up.nodes] == ["v0", "prep", "v0"]
-    for bad in (pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_UPSTREAM, depth=101),
-                pb.WalkLineageRequest(start=start)):
+    for bad in (
+        pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_UPSTREAM, depth=101),
+        pb.WalkLineageRequest(start=start),
+    ):
         assert code(lambda: bob.WalkLineage(bad)) == grpc.StatusCode.INVALID_ARGUMENT
     # Another team's consumer is invisible to team-a members.
     dave = world["dave"]
     world.member(TEAM, "dave", "viewer")
     dave.CreateRun(pb.CreateRunRequest(parent="entities/team-b/projects/q", run_id="spy"))
-    dave.UseArtifactVersion(
-        pb.UseArtifactVersionRequest(run="entities/team-b/projects/q/runs/spy", version=start)
-    )
+    dave.UseArtifactVersion(pb.UseArtifactVersionRequest(run="entities/team-b/projects/q/runs/spy", version=start))
     after = bob.WalkLineage(pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_DOWNSTREAM))
     assert [n.name.split("/")[-1] for n in after.nodes] == ["prep"]
     mine = dave.WalkLineage(pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_DOWNSTREAM))
     assert sorted(n.name.split("/")[-1] for n in mine.nodes) == ["prep", "spy"]
-    assert code(lambda: world["mallory"].WalkLineage(
-        pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_DOWNSTREAM))) == (
-        grpc.StatusCode.PERMISSION_DENIED
-    )
+    assert code(
+        lambda: world["mallory"].WalkLineage(pb.WalkLineageRequest(start=start, direction=pb.DIRECTION_DOWNSTREAM))
+    ) == (grpc.StatusCode.PERMISSION_DENIED)
     assert OK

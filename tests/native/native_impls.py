@@ -30,4 +30,3 @@ def _load(suffix: str) -> Impl:
 
 
 IMPLS = [_load("_py")] + ([] if NO_EXT else [_load("")])
-

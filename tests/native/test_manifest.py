@@ -24,7 +24,15 @@ def test_empty_manifest_digest(impl: Impl) -> None:
 
 def test_round_trip(impl: Impl) -> None:
     entries = [
-        ManifestEntry(f"d/ü{i:05d}", "xxh3_128" if i % 2 else "md5", f"{i:032x}", i * 1000, f"s3://b/{i}", "v" * (i % 3), "{}" if i % 5 == 0 else "")
+        ManifestEntry(
+            f"d/ü{i:05d}",
+            "xxh3_128" if i % 2 else "md5",
+            f"{i:032x}",
+            i * 1000,
+            f"s3://b/{i}",
+            "v" * (i % 3),
+            "{}" if i % 5 == 0 else "",
+        )
         for i in range(2500)
     ]
     data, s = write(impl, entries, "xxh3_128", block=1000)

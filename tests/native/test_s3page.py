@@ -35,8 +35,7 @@ VERSIONS = b"""<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01
 
 def rows(page) -> list[tuple[str, str, int, str, str]]:
     return [
-        (page.key(i), page.etag(i), page.size(i), page.version_id(i), page.last_modified(i))
-        for i in range(page.count)
+        (page.key(i), page.etag(i), page.size(i), page.version_id(i), page.last_modified(i)) for i in range(page.count)
     ]
 
 
@@ -98,7 +97,8 @@ def test_empty_and_long(impl: Impl) -> None:
         (b"<!DOCTYPE x><ListBucketResult/>", "unsupported"),
         (b"<ListBucketResult><a></b></ListBucketResult>", "unexpected end tag"),
         (
-            b"<?xml version='1.0'?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            b"<?xml version='1.0'?><Error><Code>SlowDown</Code>"
+            b"<Message>Please reduce your request rate.</Message></Error>",
             "SlowDown: Please reduce",
         ),
     ],
@@ -121,8 +121,15 @@ def _outcome(impl: Impl, body: bytes) -> object:
     except S3PageError as e:
         return ("error", str(e))
     return (
-        p.kind, p.count, p.is_truncated, p.next_continuation_token, p.next_key_marker,
-        p.next_version_id_marker, p.common_prefixes, p.last_key, rows(p),
+        p.kind,
+        p.count,
+        p.is_truncated,
+        p.next_continuation_token,
+        p.next_key_marker,
+        p.next_version_id_marker,
+        p.common_prefixes,
+        p.last_key,
+        rows(p),
     )
 
 
@@ -151,7 +158,7 @@ def test_agree_generated(entries, kind, url, prefixes) -> None:
     from urllib.parse import quote
 
     root = "ListBucketResult" if kind == "v2" else "ListVersionsResult"
-    parts = [f"<?xml version=\"1.0\"?>\n<{root} xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"]
+    parts = [f'<?xml version="1.0"?>\n<{root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">']
     if url:
         parts.append("<EncodingType>url</EncodingType>")
     for key, size, etag, latest, numeric in entries:
@@ -174,7 +181,10 @@ def test_agree_generated(entries, kind, url, prefixes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200) | st.builds(lambda a, b: V2[:a] + b + V2[a:], st.integers(0, len(V2)), st.binary(max_size=8)))
+@given(
+    st.binary(max_size=200)
+    | st.builds(lambda a, b: V2[:a] + b + V2[a:], st.integers(0, len(V2)), st.binary(max_size=8))
+)
 def test_agree_garbage(body: bytes) -> None:
     outcomes = [_outcome(i, body) for i in IMPLS]
     assert all(o == outcomes[0] for o in outcomes)

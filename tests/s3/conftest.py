@@ -45,9 +45,14 @@ def s3ref_moto_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def s3ref_boto(s3ref_moto_endpoint: str) -> Any:
     """A synchronous boto3 client for arranging test data in moto."""
-    return boto3.client("s3", endpoint_url=s3ref_moto_endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=BotoConfig(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=s3ref_moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=BotoConfig(s3={"addressing_style": "path"}),
+    )
 
 
 @pytest.fixture
@@ -59,9 +64,13 @@ def s3ref_bucket(s3ref_boto: Any) -> str:
 
 @pytest.fixture
 def s3ref_config(s3ref_moto_endpoint: str) -> S3Config:
-    return S3Config(endpoint_url=s3ref_moto_endpoint, region="us-east-1",
-                    aws_access_key_id="testing", aws_secret_access_key="testing",
-                    backoff_base=0.01)
+    return S3Config(
+        endpoint_url=s3ref_moto_endpoint,
+        region="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        backoff_base=0.01,
+    )
 
 
 def wandb_digest(pairs: list[tuple[str, str]]) -> str:

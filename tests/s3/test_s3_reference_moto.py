@@ -45,8 +45,7 @@ SIBLINGS = {
 }
 
 
-async def test_prefix_excludes_sibling_prefixes(s3ref_boto: Any, s3ref_bucket: str,
-                                                s3ref_config: S3Config) -> None:
+async def test_prefix_excludes_sibling_prefixes(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config) -> None:
     etags = _put(s3ref_boto, s3ref_bucket, SIBLINGS)
     summary, entries, stats = await list_reference(f"s3://{s3ref_bucket}/data", s3ref_config)
     assert _paths(entries) == ["a.txt", "b/c.txt", "b/d/e.bin", "empty.txt"]
@@ -64,21 +63,20 @@ async def test_prefix_excludes_sibling_prefixes(s3ref_boto: Any, s3ref_bucket: s
     assert summary.count == 4 and summary.total_size == 5 + 5 + 100
 
 
-async def test_trailing_slash_and_name(s3ref_boto: Any, s3ref_bucket: str,
-                                       s3ref_config: S3Config) -> None:
+async def test_trailing_slash_and_name(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config) -> None:
     _put(s3ref_boto, s3ref_bucket, SIBLINGS)
     _, entries, _ = await list_reference(f"s3://{s3ref_bucket}/data/b/", s3ref_config, name="ds")
     assert _paths(entries) == ["ds/c.txt", "ds/d/e.bin"]
     assert entries[0].ref == f"s3://{s3ref_bucket}/data/b/c.txt"
 
 
-async def test_object_wins_over_prefix(s3ref_boto: Any, s3ref_bucket: str,
-                                       s3ref_config: S3Config) -> None:
+async def test_object_wins_over_prefix(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config) -> None:
     etags = _put(s3ref_boto, s3ref_bucket, {**SIBLINGS, "data": b"the object"})
     summary, entries, stats = await list_reference(f"s3://{s3ref_bucket}/data", s3ref_config)
     assert stats.single_object
     assert [(e.path, e.digest, e.size, e.ref) for e in entries] == [
-        ("data", etags["data"], 10, f"s3://{s3ref_bucket}/data")]
+        ("data", etags["data"], 10, f"s3://{s3ref_bucket}/data")
+    ]
     _, entries, _ = await list_reference(f"s3://{s3ref_bucket}/data.csv", s3ref_config, name="t.csv")
     assert _paths(entries) == ["t.csv"]
     # A basename, not the full key, for a nested single object.
@@ -89,8 +87,7 @@ async def test_object_wins_over_prefix(s3ref_boto: Any, s3ref_bucket: str,
     assert len(entries) == 4
 
 
-async def test_zero_byte_object_and_folder_markers(s3ref_boto: Any, s3ref_bucket: str,
-                                                   s3ref_config: S3Config) -> None:
+async def test_zero_byte_object_and_folder_markers(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config) -> None:
     _put(s3ref_boto, s3ref_bucket, {"z/empty": b"", "z/sub/": b"", "z/sub/f": b"f", "z/": b""})
     _, entries, _ = await list_reference(f"s3://{s3ref_bucket}/z", s3ref_config)
     # Folder markers ("…/") are not files (W&B skips them too); empty files are entries.
@@ -99,8 +96,7 @@ async def test_zero_byte_object_and_folder_markers(s3ref_boto: Any, s3ref_bucket
     assert stats.single_object and [(e.path, e.size) for e in entries] == [("empty", 0)]
 
 
-async def test_whole_bucket_and_missing(s3ref_boto: Any, s3ref_bucket: str,
-                                        s3ref_config: S3Config) -> None:
+async def test_whole_bucket_and_missing(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config) -> None:
     _put(s3ref_boto, s3ref_bucket, {"a": b"1", "b/c": b"2"})
     _, entries, _ = await list_reference(f"s3://{s3ref_bucket}", s3ref_config)
     assert _paths(entries) == ["a", "b/c"]
@@ -155,7 +151,8 @@ async def test_versioned_bucket(s3ref_boto: Any, s3ref_bucket: str, s3ref_config
     _, entries, stats = await list_reference(f"s3://{b}/v/a?versionId={v1['VersionId']}", s3ref_config)
     assert stats.single_object
     assert [(e.path, e.digest, e.size, e.version_id) for e in entries] == [
-        ("a", v1["ETag"].strip('"'), 3, v1["VersionId"])]
+        ("a", v1["ETag"].strip('"'), 3, v1["VersionId"])
+    ]
     # The single-object form records the current version id.
     _, entries, _ = await list_reference(f"s3://{b}/v/a", s3ref_config, name="pinned")
     assert [(e.path, e.version_id) for e in entries] == [("pinned", v2["VersionId"])]
@@ -166,8 +163,7 @@ async def test_versioned_bucket(s3ref_boto: Any, s3ref_bucket: str, s3ref_config
     assert entries == []
 
 
-async def test_versioned_bucket_split_listing(s3ref_boto: Any, s3ref_bucket: str,
-                                              s3ref_config: S3Config) -> None:
+async def test_versioned_bucket_split_listing(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config) -> None:
     """Tiny pages force the planner to split the key space in a versioned bucket."""
     b = s3ref_bucket
     s3ref_boto.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
@@ -188,8 +184,9 @@ async def test_versioned_bucket_split_listing(s3ref_boto: Any, s3ref_bucket: str
 
 
 @pytest.mark.parametrize("layout", ["nested", "flat"])
-async def test_split_listing_matches_boto(s3ref_boto: Any, s3ref_bucket: str,
-                                          s3ref_config: S3Config, layout: str) -> None:
+async def test_split_listing_matches_boto(
+    s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config, layout: str
+) -> None:
     b = s3ref_bucket
     objects = {}
     for i in range(120):
@@ -218,8 +215,9 @@ async def test_max_objects(s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3C
         await list_reference(f"s3://{s3ref_bucket}/m", cfg, max_objects=3, concurrency=3)
 
 
-async def test_digest_equals_wandb_and_tracks_changes(s3ref_boto: Any, s3ref_bucket: str,
-                                                      s3ref_config: S3Config) -> None:
+async def test_digest_equals_wandb_and_tracks_changes(
+    s3ref_boto: Any, s3ref_bucket: str, s3ref_config: S3Config
+) -> None:
     b = s3ref_bucket
     _put(s3ref_boto, b, {f"w/{n}": n.encode() * 3 for n in ("b.txt", "a.txt", "c/d.txt", "A", "é")})
     first, entries, _ = await list_reference(f"s3://{b}/w", s3ref_config)

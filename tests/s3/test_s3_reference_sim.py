@@ -18,8 +18,13 @@ from .conftest import list_reference
 
 
 def _config(sim: Any, **kw: Any) -> S3Config:
-    return S3Config(endpoint_url=sim.endpoint_url, region="us-east-1", aws_access_key_id="sim",
-                    aws_secret_access_key="sim", **{"backoff_base": 0.005, "backoff_max": 0.5, **kw})
+    return S3Config(
+        endpoint_url=sim.endpoint_url,
+        region="us-east-1",
+        aws_access_key_id="sim",
+        aws_secret_access_key="sim",
+        **{"backoff_base": 0.005, "backoff_max": 0.5, **kw},
+    )
 
 
 def expected_digest(space: s3sim.KeySpace, root: str, name: str = "") -> tuple[str, int]:
@@ -39,8 +44,13 @@ async def test_simulator_parses_with_botocore(layout: str, versioned: bool) -> N
     async with s3sim.Simulator(objects=2345, layout=layout, versioned=versioned, delete_every=5) as sim:
         session = get_session()
         async with session.create_client(
-            "s3", endpoint_url=sim.endpoint_url, region_name="us-east-1", aws_access_key_id="a",
-            aws_secret_access_key="b", config=BotoConfig(s3={"addressing_style": "path"})) as c:
+            "s3",
+            endpoint_url=sim.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+            config=BotoConfig(s3={"addressing_style": "path"}),
+        ) as c:
             keys = []
             async for page in c.get_paginator("list_objects_v2").paginate(Bucket="bk"):
                 keys += [(o["Key"], o["ETag"].strip('"'), o["Size"]) for o in page.get("Contents", [])]
@@ -48,13 +58,15 @@ async def test_simulator_parses_with_botocore(layout: str, versioned: bool) -> N
             assert keys == [(sp.key(i), sp.etag_of(sp.key(i)), sp.size(i)) for i in range(sp.n)]
             prefixes = []
             async for page in c.get_paginator("list_objects_v2").paginate(
-                    Bucket="bk", Delimiter="/", PaginationConfig={"PageSize": 2}):
+                Bucket="bk", Delimiter="/", PaginationConfig={"PageSize": 2}
+            ):
                 prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
             assert prefixes == (["dataset/"] if layout == "nested" else ["flat/"])
             if versioned:
                 latest = []
                 async for page in c.get_paginator("list_object_versions").paginate(
-                        Bucket="bk", PaginationConfig={"PageSize": 7}):
+                    Bucket="bk", PaginationConfig={"PageSize": 7}
+                ):
                     latest += [v["Key"] for v in page.get("Versions", []) if v["IsLatest"]]
                 assert latest == [k for k, *_ in sp.expected_entries()]
                 assert (await c.get_bucket_versioning(Bucket="bk"))["Status"] == "Enabled"
@@ -68,11 +80,12 @@ async def test_simulator_parses_with_botocore(layout: str, versioned: bool) -> N
 async def test_listing_matches_key_formula(layout: str) -> None:
     async with s3sim.Simulator(objects=23_456, layout=layout) as sim:
         root = "dataset/" if layout == "nested" else "flat/"
-        summary, entries, stats = await list_reference(f"s3://bk/{root.rstrip('/')}", _config(sim),
-                                                       name="n", concurrency=8)
+        summary, entries, stats = await list_reference(
+            f"s3://bk/{root.rstrip('/')}", _config(sim), name="n", concurrency=8
+        )
         assert (summary.digest, summary.count) == expected_digest(sim.space, root, "n")
         assert stats.units >= 8
-        assert entries[0].path == "n/" + sim.space.key(0)[len(root):]
+        assert entries[0].path == "n/" + sim.space.key(0)[len(root) :]
         assert entries[0].size == 0  # i = 0 is a zero-byte object
 
 
@@ -85,16 +98,18 @@ async def test_versioned_listing_with_delete_markers() -> None:
         assert entries[1].version_id == sim.space.version_id_of(key)
 
 
-@pytest.mark.parametrize("faults", [
-    {"slowdown_rate": 0.4},  # a SlowDown storm
-    {"error500_rate": 0.25},
-    {"reset_rate": 0.15},
-    {"slowdown_rate": 0.1, "error500_rate": 0.1, "reset_rate": 0.1},
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"slowdown_rate": 0.4},  # a SlowDown storm
+        {"error500_rate": 0.25},
+        {"reset_rate": 0.15},
+        {"slowdown_rate": 0.1, "error500_rate": 0.1, "reset_rate": 0.1},
+    ],
+)
 async def test_faults_still_yield_the_complete_manifest(faults: dict[str, float]) -> None:
     async with s3sim.Simulator(objects=30_000, layout="nested", seed=7, **faults) as sim:
-        summary, _, stats = await list_reference("s3://bk/dataset", _config(sim, max_attempts=30),
-                                                 concurrency=8)
+        summary, _, stats = await list_reference("s3://bk/dataset", _config(sim, max_attempts=30), concurrency=8)
         assert (summary.digest, summary.count) == expected_digest(sim.space, "dataset/")
         assert stats.retries > 0
         assert sim.stats.slowdowns + sim.stats.errors500 + sim.stats.resets > 0

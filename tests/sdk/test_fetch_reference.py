@@ -113,9 +113,7 @@ def test_s3_plain_bucket(boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path) -
     assert dest.read_bytes() == b"hello s3"
 
 
-def test_s3_tampered_object_is_rejected(
-    boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path
-) -> None:
+def test_s3_tampered_object_is_rejected(boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path) -> None:
     boto.put_object(Bucket=s3_bucket, Key="k", Body=b"original")
     e = _s3_entry(boto, s3_bucket, "k")
     boto.put_object(Bucket=s3_bucket, Key="k", Body=b"tampered")  # same size
@@ -126,13 +124,9 @@ def test_s3_tampered_object_is_rejected(
         fetch_reference(e, dest, s3=s3)
 
 
-def test_s3_multipart_etag_compared_with_the_returned_one(
-    boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path
-) -> None:
+def test_s3_multipart_etag_compared_with_the_returned_one(boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path) -> None:
     up = boto.create_multipart_upload(Bucket=s3_bucket, Key="mp")
-    part = boto.upload_part(
-        Bucket=s3_bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"multipart body"
-    )
+    part = boto.upload_part(Bucket=s3_bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"multipart body")
     boto.complete_multipart_upload(
         Bucket=s3_bucket,
         Key="mp",
@@ -148,9 +142,7 @@ def test_s3_multipart_etag_compared_with_the_returned_one(
         fetch_reference(e, dest, s3=s3)
 
 
-def test_s3_versioned_fetches_the_recorded_version(
-    boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path
-) -> None:
+def test_s3_versioned_fetches_the_recorded_version(boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path) -> None:
     boto.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"})
     boto.put_object(Bucket=s3_bucket, Key="model.pt", Body=b"weights v1")
     e = _s3_entry(boto, s3_bucket, "model.pt")
@@ -176,9 +168,7 @@ def test_s3_version_in_the_ref_uri(boto: Any, s3: S3Fetcher, s3_bucket: str, des
     boto.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"})
     vid = boto.put_object(Bucket=s3_bucket, Key="a", Body=b"one")["VersionId"]
     boto.put_object(Bucket=s3_bucket, Key="a", Body=b"two")
-    e = ManifestEntry(
-        "a", hashlib.md5(b"one").hexdigest(), "etag", 3, ref=f"s3://{s3_bucket}/a?versionId={vid}"
-    )
+    e = ManifestEntry("a", hashlib.md5(b"one").hexdigest(), "etag", 3, ref=f"s3://{s3_bucket}/a?versionId={vid}")
     assert fetch_reference(e, dest, s3=s3)
     assert dest.read_bytes() == b"one"
 
@@ -192,9 +182,7 @@ def test_s3_missing(s3: S3Fetcher, s3_bucket: str, dest: Path) -> None:
     assert fetch_reference(other, dest, s3=s3, allow_missing=True) is False
 
 
-def test_s3_checksum_false_downloads_unverified(
-    boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path
-) -> None:
+def test_s3_checksum_false_downloads_unverified(boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path) -> None:
     boto.put_object(Bucket=s3_bucket, Key="free", Body=b"whatever")
     uri = f"s3://{s3_bucket}/free"
     assert fetch_reference(ManifestEntry("free", uri, "none", 0, ref=uri), dest, s3=s3)
@@ -209,9 +197,7 @@ def test_s3_fetcher_endpoint_from_env(monkeypatch: pytest.MonkeyPatch, s3_endpoi
         S3Fetcher(addressing_style="sideways")
 
 
-def test_s3_cache_serves_second_fetch(
-    boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path, tmp_path: Path
-) -> None:
+def test_s3_cache_serves_second_fetch(boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path, tmp_path: Path) -> None:
     cache = ReferenceCache(tmp_path / "cache", 1 << 20)
     boto.put_object(Bucket=s3_bucket, Key="c", Body=b"cache me")
     e = _s3_entry(boto, s3_bucket, "c")
@@ -240,9 +226,7 @@ def test_http_etag_entry(http_files: FileServer, dest: Path) -> None:
 
 def test_http_content_digest_entry(http_files: FileServer, dest: Path) -> None:
     http_files.files["/g"] = Served(b"no etag here")
-    e = ManifestEntry(
-        "g", _b64("xxh3_128", b"no etag here"), "xxh3_128", 12, ref=http_files.url("g")
-    )
+    e = ManifestEntry("g", _b64("xxh3_128", b"no etag here"), "xxh3_128", 12, ref=http_files.url("g"))
     assert fetch_reference(e, dest)
     assert dest.read_bytes() == b"no etag here"
     http_files.files["/g"] = Served(b"no ETAG here")
@@ -257,9 +241,7 @@ def test_http_missing(http_files: FileServer, dest: Path) -> None:
         fetch_reference(e, dest)
 
 
-def test_http_cache_hit_skips_the_server(
-    http_files: FileServer, dest: Path, tmp_path: Path
-) -> None:
+def test_http_cache_hit_skips_the_server(http_files: FileServer, dest: Path, tmp_path: Path) -> None:
     cache = ReferenceCache(tmp_path / "cache", 1 << 20)
     http_files.files["/c"] = Served(b"cached", etag='"c1"')
     e = ManifestEntry("c", "c1", "etag", 6, ref=http_files.url("c"))
@@ -275,16 +257,12 @@ def test_local_copy_matches(tmp_path: Path) -> None:
     p = tmp_path / "f"
     p.write_bytes(b"abc")
     md5hex = hashlib.md5(b"abc").hexdigest()
-    assert local_copy_matches(
-        ManifestEntry("f", _b64("xxh3_128", b"abc"), "xxh3_128", 3, ref="x"), p
-    )
+    assert local_copy_matches(ManifestEntry("f", _b64("xxh3_128", b"abc"), "xxh3_128", 3, ref="x"), p)
     assert local_copy_matches(ManifestEntry("f", _b64("md5", b"abc"), "md5", 3, ref="x"), p)
     assert local_copy_matches(ManifestEntry("f", md5hex, "etag", 3, ref="s3://b/f"), p)
     assert not local_copy_matches(ManifestEntry("f", md5hex, "etag", 4, ref="s3://b/f"), p)
     assert not local_copy_matches(ManifestEntry("f", md5hex + "-2", "etag", 3, ref="s3://b/f"), p)
     assert not local_copy_matches(ManifestEntry("f", "s3://b/f", "none", 0, ref="s3://b/f"), p)
-    assert not local_copy_matches(
-        ManifestEntry("f", md5hex, "etag", 3, ref="s3://b/f"), tmp_path / "no"
-    )
+    assert not local_copy_matches(ManifestEntry("f", md5hex, "etag", 3, ref="s3://b/f"), tmp_path / "no")
     p.write_bytes(b"abd")
     assert not local_copy_matches(ManifestEntry("f", md5hex, "etag", 3, ref="s3://b/f"), p)

@@ -70,11 +70,7 @@ def _md5_artifact(tmp_path: Path) -> depot.Artifact:
             ref="s3://bucket/prefix/multi.bin",
         )
     )
-    art._put(
-        ManifestEntry(
-            "web/page.html", "686897696a7c876b7e", "etag", 120, ref="https://example.com/page.html"
-        )
-    )
+    art._put(ManifestEntry("web/page.html", "686897696a7c876b7e", "etag", 120, ref="https://example.com/page.html"))
     art._put(
         ManifestEntry(
             "meta.json",
