@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from depot.services.metadata.db import uses_session_lock
 from depot.services.metadata.idempotency import RETENTION
 
 _LEADER_LOCK = 0x6465706F7467  # "depotg"
@@ -50,6 +51,7 @@ class Collector:
 
     async def run(self, entity: str, *, force: bool) -> Report:
         async with self._pool.acquire() as conn:
+            uses_session_lock(conn)
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
                 return Report(ran=False, dry_run=not force)
             try:

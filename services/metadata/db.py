@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from importlib import resources
 from typing import Any
 
@@ -60,9 +61,29 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# Pooled connections that took a session-level advisory lock (see uses_session_lock).
+_SESSION_LOCKED: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+def uses_session_lock(conn: Any) -> None:
+    """Marks a pooled connection whose session locks must be dropped when it is released."""
+    _SESSION_LOCKED.add(getattr(conn, "_con", conn))
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    # Depot keeps no session state on pooled connections (no SET, LISTEN or
+    # temp tables), so asyncpg's default reset query — one more round trip on
+    # every release — is skipped; asyncpg still rolls back an open
+    # transaction before calling this. Session advisory locks are the
+    # exception, released here for the connections that took one.
+    if conn in _SESSION_LOCKED:
+        _SESSION_LOCKED.discard(conn)
+        await conn.execute("SELECT pg_advisory_unlock_all()")
+
+
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     kwargs.setdefault("min_size", 2)
     kwargs.setdefault("max_size", 20)
-    pool = await asyncpg.create_pool(dsn, init=_init_connection, **kwargs)
+    pool = await asyncpg.create_pool(dsn, init=_init_connection, reset=_reset_connection, **kwargs)
     assert pool is not None
     return pool
