@@ -453,7 +453,7 @@ class Artifact:
         s3 = default_s3_fetcher()  # its client is built only if an s3:// entry is fetched
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [
-                pool.submit(_fetch, self._client, entity, e, target, allow_missing_references, cache, s3)
+                pool.submit(_fetch, self._client, entity, e, target, allow_missing_references, cache, s3, v.manifest_id)
                 for e in entries
             ]
             for f in futures:
@@ -497,8 +497,13 @@ def _fetch(
     allow_missing: bool,
     cache: ReferenceCache | None = None,
     s3: S3Fetcher | None = None,
+    manifest_id: str = "",
 ) -> None:
-    """Downloads one entry into ``root`` (atomically) after verifying it."""
+    """Downloads one entry into ``root`` (atomically) after verifying it.
+
+    ``manifest_id`` lets a registry reader with no role on the logging team
+    read the blobs of the linked version (and only those).
+    """
     dest = safe_join(root, e.path)
     if dest.is_file() and local_copy_matches(e, dest):
         return
@@ -511,7 +516,11 @@ def _fetch(
             if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3):
                 return
         else:
-            req = mpb.ReadBlobRequest(entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest))
+            req = mpb.ReadBlobRequest(
+                entity=entity,
+                digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
+                manifest_id=manifest_id,
+            )
             with open(tmp, "wb") as out:
                 for chunk in client.stream(client.manifest.ReadBlob, req):
                     out.write(chunk.data)

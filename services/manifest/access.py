@@ -24,16 +24,18 @@ CACHE_TTL_S = 10.0
 class MetadataAccess:
     def __init__(self, channel: grpc.aio.Channel):
         self._stub = metadata_pb2_grpc.MetadataServiceStub(channel)
-        self._cache: dict[tuple[bytes, str, int], float] = {}
+        self._cache: dict[tuple[bytes, str, int, str], tuple[float, bool]] = {}
 
-    async def check(self, api_key: str, entity: str, permission: int) -> None:
-        ck = (hashlib.sha256(api_key.encode()).digest(), entity, permission)
+    async def check(self, api_key: str, entity: str, permission: int, manifest_id: str = "") -> bool:
+        """Raises unless allowed; True when allowed only through a registry link to ``manifest_id``."""
+        ck = (hashlib.sha256(api_key.encode()).digest(), entity, permission, manifest_id)
         now = time.monotonic()
-        if self._cache.get(ck, 0.0) > now:
-            return
+        hit = self._cache.get(ck)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         try:
-            await self._stub.CheckAccess(
-                mpb.CheckAccessRequest(api_key=api_key, entity=entity, permission=permission),
+            resp = await self._stub.CheckAccess(
+                mpb.CheckAccessRequest(api_key=api_key, entity=entity, permission=permission, manifest_id=manifest_id),
                 metadata=(("authorization", f"Bearer {api_key}"),),
                 timeout=10,
             )
@@ -45,4 +47,5 @@ class MetadataAccess:
             raise Unavailable(f"metadata service: {e.details()}") from None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[ck] = now + CACHE_TTL_S
+        self._cache[ck] = (now + CACHE_TTL_S, resp.via_registry)
+        return bool(resp.via_registry)

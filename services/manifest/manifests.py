@@ -32,13 +32,14 @@ from depot.services.common.credentials import sign_manifest
 from depot.services.common.entry_paths import check_entry_path
 from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from .blobs import BLOB_ALGORITHMS, Blobs, check_blob_id
+from .blobs import BLOB_ALGORITHMS, BlobId, Blobs, check_blob_id
 from .references import ReferencePolicy, ReferenceSpec
 from .store import BlobStore
 
 REF_SCHEMES = ("s3", "gs", "file", "http", "https")
 REF_ALGORITHMS = ("etag", "md5", "sha256", "xxh3_128", "none")
 MAX_EXTRA = 16 * 1024
+_BLOB_SET_CACHE = 64
 _MANIFEST_ID_HEX = frozenset("0123456789abcdef")
 
 
@@ -134,6 +135,8 @@ class Manifests:
         self._blobs = blobs
         self._secret = secret
         self._references = references or ReferencePolicy()
+        # Manifests are immutable, so their blob sets can be cached for good.
+        self._blob_sets: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     async def create(
         self,
@@ -218,6 +221,19 @@ class Manifests:
                         reason="BLOB_MISSING",
                     )
         return writer.close()
+
+    async def contains_blob(self, entity: str, manifest_id: str, blob: BlobId) -> bool:
+        """Whether the manifest lists ``blob`` as an uploaded file (recent answers cached)."""
+        key = (entity, manifest_id)
+        digests = self._blob_sets.get(key)
+        if digests is None:
+            digests = set()
+            async for batch in self.read(entity, manifest_id):
+                digests.update((e.algorithm, e.digest) for e in batch if not e.ref)
+            if len(self._blob_sets) >= _BLOB_SET_CACHE:
+                self._blob_sets.pop(next(iter(self._blob_sets)))
+            self._blob_sets[key] = digests
+        return (blob.algorithm, blob.digest) in digests
 
     async def read(self, entity: str, manifest_id: str) -> AsyncIterator[list[ManifestEntry]]:
         key = manifest_key(entity, manifest_id)

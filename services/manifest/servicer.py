@@ -10,7 +10,7 @@ from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
-from depot.services.common.errors import InvalidArgument
+from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.status import translate_errors, translate_stream_errors
 
 from .access import READ, WRITE, MetadataAccess
@@ -44,11 +44,14 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         self._blobs = blobs
         self._manifests = manifests
 
-    async def _authorize(self, context: grpc.aio.ServicerContext, entity: str, perm: int) -> None:
+    async def _authorize(
+        self, context: grpc.aio.ServicerContext, entity: str, perm: int, manifest_id: str = ""
+    ) -> bool:
+        """Raises unless allowed; True when allowed only through a registry link to the manifest."""
         if not entity:
             raise InvalidArgument("entity is required", field="entity")
         key = bearer_from_metadata(context.invocation_metadata())
-        await self._access.check(key, entity, perm)
+        return await self._access.check(key, entity, perm, manifest_id)
 
     @translate_errors
     async def FindMissingBlobs(
@@ -87,8 +90,11 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
     async def ReadBlob(
         self, request: pb.ReadBlobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BlobChunk]:
-        await self._authorize(context, request.entity, READ)
+        via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
         blob: BlobId = check_blob_id(request.digest.algorithm, request.digest.digest)
+        if via_registry and not await self._manifests.contains_blob(request.entity, request.manifest_id, blob):
+            # A registry grants the linked manifest's blobs, not the team's others.
+            raise PermissionDenied("the blob is not part of the manifest this caller may read", field="digest")
         async for chunk in self._blobs.read(request.entity, blob):
             yield pb.BlobChunk(data=chunk)
 
@@ -126,7 +132,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
     async def ReadManifest(
         self, request: pb.ReadManifestRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.EntryBatch]:
-        await self._authorize(context, request.entity, READ)
+        await self._authorize(context, request.entity, READ, request.manifest_id)
         async for batch in self._manifests.read(request.entity, request.manifest_id):
             for i in range(0, len(batch), BATCH):
                 yield pb.EntryBatch(entries=[_entry_pb(e) for e in batch[i : i + BATCH]])

@@ -150,6 +150,32 @@ class Registries:
             raise PermissionDenied(f"{who.user} may not {_VERB[need]} registry {org}/{registry}", field=field)
         return row
 
+    async def may_read_manifest(self, who: Principal, entity: str, manifest_id: str) -> bool:
+        """Whether ``who`` reads a registry that links a live version of ``entity`` with this manifest.
+
+        Registry readers need no role on the team that logged a version to
+        download it; this is what the manifest service asks for them.
+        """
+        if not manifest_id:
+            return False
+        rows = await self._pool.fetch(
+            _REGISTRY_SELECT
+            + """
+            WHERE r.id IN (
+                SELECT rc.registry_id FROM links l
+                JOIN registry_collections rc ON rc.id = l.collection_id
+                JOIN versions v ON v.id = l.version_id
+                JOIN collections c ON c.id = v.collection_id
+                JOIN projects p ON p.id = c.project_id
+                JOIN entities e ON e.id = p.entity_id
+                WHERE e.name = $1 AND v.manifest_id = $3 AND v.state = 'committed')
+            """,
+            entity,
+            who.user_id,
+            manifest_id,
+        )
+        return any(_effective_role(who, row) is not None for row in rows)
+
     async def create_registry(
         self,
         who: Principal,

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import bearer_from_metadata, verify_manifest
-from depot.services.common.errors import InvalidArgument
+from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.status import translate_errors
 
 from . import accounts as acc
@@ -237,7 +237,14 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         if need is None:
             raise InvalidArgument("permission is required", field="permission")
         user = await self._access.authenticate(request.api_key)
-        await self._access.require(user, request.entity, need)
+        try:
+            await self._access.require(user, request.entity, need)
+        except PermissionDenied:
+            if need == Role.VIEWER and await self._registries.may_read_manifest(
+                user, request.entity, request.manifest_id
+            ):
+                return pb.CheckAccessResponse(user=user.user, via_registry=True)
+            raise
         return pb.CheckAccessResponse(user=user.user)
 
     @translate_errors

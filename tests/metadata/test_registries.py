@@ -162,3 +162,33 @@ def test_use_through_registry_records_the_source_version(reg: World) -> None:
     lin = bob.GetLineage(pb.GetLineageRequest(version=f"{PROJECT}/artifacts/m/versions/v1"))
     assert [r.name for r in lin.consumers] == [f"{PROJECT}/runs/eval"]
     assert code(lambda: _get(bob, f"{target}/versions/latest")) == OK
+
+
+def test_registry_reader_downloads_linked_version_only(reg: World, server, tmp_path) -> None:
+    """mallory reads the org's model registry but has no role on team-a."""
+    import depot
+    from depot.manifest.v1 import manifest_pb2 as mpb
+
+    bob, mallory = reg["bob"], reg["mallory"]
+    target = f"{MODELS}/collections/downloadable"
+    _link(bob, "m/versions/v1", target, ["prod"])
+    api = depot.Api(server.address, mallory.key)
+    art = api.artifact("acme/wandb-registry-model/downloadable:prod")
+    out = art.download(tmp_path / "out")
+    assert (out / "w").read_bytes() == b"1"
+
+    v0 = _get(bob, f"{PROJECT}/artifacts/m/versions/v0")
+    v1 = _get(bob, f"{PROJECT}/artifacts/m/versions/v1")
+    from integration.helpers import b64_xxh
+
+    # The unlinked v0's manifest, or a blob outside v1's manifest, stays closed to her.
+    for req in (
+        mpb.ReadManifestRequest(entity="team-a", manifest_id=v0.manifest_id),
+        mpb.ReadBlobRequest(
+            entity="team-a",
+            digest=mpb.BlobDigest(algorithm="xxh3_128", digest=b64_xxh(b"0")),
+            manifest_id=v1.manifest_id,
+        ),
+    ):
+        method = mallory.man.ReadManifest if isinstance(req, mpb.ReadManifestRequest) else mallory.man.ReadBlob
+        assert code(lambda: list(method(req, metadata=mallory.md))) == grpc.StatusCode.PERMISSION_DENIED

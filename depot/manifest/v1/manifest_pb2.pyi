@@ -57,12 +57,14 @@ class Blob(_message.Message):
     def __init__(self, digest: _Optional[_Union[BlobDigest, _Mapping]] = ..., size: _Optional[int] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class ReadBlobRequest(_message.Message):
-    __slots__ = ("entity", "digest")
+    __slots__ = ("entity", "digest", "manifest_id")
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_ID_FIELD_NUMBER: _ClassVar[int]
     entity: str
     digest: BlobDigest
-    def __init__(self, entity: _Optional[str] = ..., digest: _Optional[_Union[BlobDigest, _Mapping]] = ...) -> None: ...
+    manifest_id: str
+    def __init__(self, entity: _Optional[str] = ..., digest: _Optional[_Union[BlobDigest, _Mapping]] = ..., manifest_id: _Optional[str] = ...) -> None: ...
 
 class BlobChunk(_message.Message):
     __slots__ = ("data",)

@@ -65,20 +65,24 @@ class Caller(_message.Message):
     def __init__(self, user: _Optional[str] = ..., superuser: _Optional[bool] = ...) -> None: ...
 
 class CheckAccessRequest(_message.Message):
-    __slots__ = ("api_key", "entity", "permission")
+    __slots__ = ("api_key", "entity", "permission", "manifest_id")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_ID_FIELD_NUMBER: _ClassVar[int]
     api_key: str
     entity: str
     permission: Permission
-    def __init__(self, api_key: _Optional[str] = ..., entity: _Optional[str] = ..., permission: _Optional[_Union[Permission, str]] = ...) -> None: ...
+    manifest_id: str
+    def __init__(self, api_key: _Optional[str] = ..., entity: _Optional[str] = ..., permission: _Optional[_Union[Permission, str]] = ..., manifest_id: _Optional[str] = ...) -> None: ...
 
 class CheckAccessResponse(_message.Message):
-    __slots__ = ("user",)
+    __slots__ = ("user", "via_registry")
     USER_FIELD_NUMBER: _ClassVar[int]
+    VIA_REGISTRY_FIELD_NUMBER: _ClassVar[int]
     user: str
-    def __init__(self, user: _Optional[str] = ...) -> None: ...
+    via_registry: bool
+    def __init__(self, user: _Optional[str] = ..., via_registry: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("name", "job_type", "state", "create_time", "finish_time", "config_json")
