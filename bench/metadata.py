@@ -169,7 +169,12 @@ def _worker(
             await ch.close()
         return lat
 
-    out.put(asyncio.run(main()))
+    try:
+        import uvloop
+
+        out.put(uvloop.run(main()))
+    except ImportError:
+        out.put(asyncio.run(main()))
 
 
 def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: float, rate: float = 0.0) -> dict:

@@ -24,7 +24,6 @@ PATH is ``entity/project/name[:ref]`` or a registry path
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import re
@@ -141,12 +140,12 @@ def _ttl_text(v: Any) -> str:
 
 def _server(opts: argparse.Namespace) -> int:
     from depot.services.allinone.app import serve
-    from depot.services.common import telemetry
+    from depot.services.common import serving, telemetry
     from depot.services.common.config import Config
 
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
     telemetry.setup("depot")
-    asyncio.run(serve(Config.from_env()))
+    serving.run(serve(Config.from_env()))
     return 0
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from depot.services.common import telemetry
+from depot.services.common import serving, telemetry
 from depot.services.common.config import Config
 
 from .app import serve
@@ -13,4 +12,4 @@ from .app import serve
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
     telemetry.setup("depot")
-    asyncio.run(serve(Config.from_env()))
+    serving.run(serve(Config.from_env()))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 import grpc
 
@@ -20,6 +22,21 @@ OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE),
     ("grpc.so_reuseport", 0),
 ]
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Runs a service's main coroutine on uvloop when installed.
+
+    asyncpg's protocol and the event loop's transports are in C under uvloop;
+    measured here it lowers alias-resolution p99 by about a third
+    (bench/metadata.py). grpc.aio runs on it unchanged.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def new_server() -> grpc.aio.Server:

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.command == "once":
         asyncio.run(_once(config, opts.force))
     else:
-        asyncio.run(_serve(config))
+        serving.run(_serve(config))
     return 0
 
 

@@ -7,7 +7,6 @@ DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_S3_* (endpoint, region, SSE).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
     telemetry.setup("depot-manifest")
-    asyncio.run(_serve(Config.from_env(default_port=50052)))
+    serving.run(_serve(Config.from_env(default_port=50052)))
     return 0
 
 

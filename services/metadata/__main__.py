@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     elif opts.command == "bootstrap-admin":
         asyncio.run(_bootstrap(config))
     else:
-        asyncio.run(_serve(config))
+        serving.run(_serve(config))
     return 0
 
 
