@@ -48,10 +48,14 @@ class Idempotency:
             ON CONFLICT (caller_id, method, request_id) DO UPDATE
                 SET create_time = now(), response = NULL
                 WHERE idempotency.create_time < now() - $4::interval
+                   -- A claim whose first call died (no response after WAIT_S) is taken over.
+                   OR (idempotency.response IS NULL
+                       AND idempotency.create_time < now() - $5::interval)
             RETURNING true
             """,
             *key,
             RETENTION,
+            timedelta(seconds=WAIT_S),
         )
         if not claimed:
             return await self._wait(*key)
