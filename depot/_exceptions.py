@@ -60,7 +60,15 @@ class FailedPreconditionError(DepotError):
 
 
 class TypeMismatchError(FailedPreconditionError):
-    """An artifact name exists with another type."""
+    """An artifact name exists with another type, or a registry does not accept the type."""
+
+
+class LastAdminError(FailedPreconditionError):
+    """Removing or demoting this member would leave the team with no admin."""
+
+
+class TTLAdminsOnlyError(PermissionDeniedError):
+    """The team's policy lets only admins set TTLs."""
 
 
 class DigestMismatchError(FailedPreconditionError):
@@ -93,6 +101,9 @@ _BY_CODE: dict[grpc.StatusCode, type[DepotError]] = {
 }
 _BY_REASON: dict[str, type[DepotError]] = {
     "TYPE_MISMATCH": TypeMismatchError,
+    "TYPE_NOT_ACCEPTED": TypeMismatchError,
+    "LAST_ADMIN": LastAdminError,
+    "TTL_ADMINS_ONLY": TTLAdminsOnlyError,
     "DIGEST_MISMATCH": DigestMismatchError,
     "TOO_MANY_OBJECTS": TooManyObjectsError,
 }

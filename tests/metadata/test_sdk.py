@@ -58,7 +58,7 @@ def test_link_and_resolve_through_the_sdk(sdk_world: World, server, tmp_path: Pa
         b = run.log_artifact(_model(tmp_path, b"two")).wait()
         assert b.link("acme/registry/model/churn").version == "v1"
         ds = run.log_artifact(_model(tmp_path, b"d", name="data", type_="dataset")).wait()
-        with pytest.raises(depot.FailedPreconditionError, match="accepts model"):
+        with pytest.raises(depot.TypeMismatchError, match="accepts model"):
             ds.link("acme/wandb-registry-model/churn")
 
     api = depot.Api(server.address, sdk_world["bob"].key)
