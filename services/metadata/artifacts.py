@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from depot.services.common.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -276,6 +277,34 @@ def _ttl_permission(found: EntityAccess) -> None:
         )
 
 
+# Get-or-create without writing when the row exists: an upsert with
+# "DO UPDATE" would rewrite (and row-lock) a hot project or collection row
+# on every call, queueing creates behind commits that hold that lock.
+_PROJECT_GET_OR_CREATE = """
+    WITH found AS (SELECT id FROM projects WHERE entity_id = $1 AND name = $2),
+         made AS (INSERT INTO projects (entity_id, name)
+                  SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM found)
+                  ON CONFLICT (entity_id, name) DO NOTHING RETURNING id)
+    SELECT id FROM found UNION ALL SELECT id FROM made
+"""
+_COLLECTION_GET_OR_CREATE = """
+    WITH found AS (SELECT id, type FROM collections WHERE project_id = $1 AND name = $2),
+         made AS (INSERT INTO collections (project_id, name, type)
+                  SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM found)
+                  ON CONFLICT (project_id, name) DO NOTHING RETURNING id, type)
+    SELECT id, type FROM found UNION ALL SELECT id, type FROM made
+"""
+
+
+async def _get_or_create(db: Any, sql: str, *args: Any, row: bool = False) -> Any:
+    """Runs a found-or-made query; a lost insert race reads the winner's row."""
+    for _ in range(3):
+        got = await db.fetchrow(sql, *args)
+        if got is not None:
+            return got if row else got[0]
+    raise Aborted("concurrent creation kept conflicting; retry")
+
+
 class Artifacts:
     def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens):
         self._pool = pool
@@ -293,15 +322,7 @@ class Artifacts:
         found = await self._access.check(who, project.entity, need)
         entity_id = found.id
         if need >= WRITE:
-            pid = await self._pool.fetchval(
-                """
-                INSERT INTO projects (entity_id, name) VALUES ($1, $2)
-                ON CONFLICT (entity_id, name) DO UPDATE SET name = EXCLUDED.name
-                RETURNING id
-                """,
-                entity_id,
-                project.project,
-            )
+            pid = await _get_or_create(self._pool, _PROJECT_GET_OR_CREATE, entity_id, project.project)
         else:
             pid = await self._pool.fetchval(
                 "SELECT id FROM projects WHERE entity_id = $1 AND name = $2",
@@ -396,16 +417,7 @@ class Artifacts:
             run_id = run_row["id"]
         uid = uuid.uuid4()
         async with self._pool.acquire() as conn, conn.transaction():
-            coll = await conn.fetchrow(
-                """
-                INSERT INTO collections (project_id, name, type) VALUES ($1, $2, $3)
-                ON CONFLICT (project_id, name) DO UPDATE SET name = EXCLUDED.name
-                RETURNING id, type
-                """,
-                pid,
-                artifact,
-                type_,
-            )
+            coll = await _get_or_create(conn, _COLLECTION_GET_OR_CREATE, pid, artifact, type_, row=True)
             if coll["type"] != type_:
                 raise FailedPrecondition(
                     f"artifact {project}/artifacts/{artifact} has type {coll['type']!r}; "
@@ -464,7 +476,20 @@ class Artifacts:
             # Serializes commits of this collection: index assignment and the
             # digest check below see every earlier commit.
             await conn.execute("SELECT 1 FROM collections WHERE id = $1 FOR UPDATE", row["collection_id"])
-            state = await conn.fetchval("SELECT state FROM versions WHERE id = $1", row["id"])
+            # Read after the lock, in a new statement, so both see every
+            # commit that finished while this one waited.
+            now = await conn.fetchrow(
+                """
+                SELECT (SELECT state FROM versions WHERE id = $1) AS state,
+                       (SELECT id FROM versions
+                         WHERE collection_id = $2 AND state = 'committed' AND digest = $3
+                         ORDER BY index DESC LIMIT 1) AS existing
+                """,
+                row["id"],
+                row["collection_id"],
+                manifest.digest,
+            )
+            state = now["state"]
             if state is None:
                 # Deduplicated by an earlier attempt: the pending row is gone.
                 raise NotFound(
@@ -474,43 +499,38 @@ class Artifacts:
             if state != "pending":
                 # A retried commit of a version that already went through.
                 return await self._get_by_uid(uid, conn)
-            existing = await conn.fetchval(
-                """
-                SELECT id FROM versions
-                WHERE collection_id = $1 AND state = 'committed' AND digest = $2
-                ORDER BY index DESC LIMIT 1
-                """,
-                row["collection_id"],
-                manifest.digest,
-            )
+            existing = now["existing"]
             if existing is not None:
                 await conn.execute("DELETE FROM versions WHERE id = $1", row["id"])
                 await self._set_aliases(conn, row["collection_id"], existing, aliases)
                 result_id = existing
             else:
-                index = await conn.fetchval(
-                    """
-                    UPDATE collections SET next_index = next_index + 1 WHERE id = $1
-                    RETURNING next_index - 1
-                    """,
-                    row["collection_id"],
-                )
+                # One statement: take the next index, commit the version, move
+                # `latest` and the new aliases onto it.
                 await conn.execute(
                     """
-                    UPDATE versions SET state = 'committed', index = $2, digest = $3,
-                        digest_algorithm = $4, manifest_id = $5, size = $6, file_count = $7,
-                        commit_time = now()
-                    WHERE id = $1
+                    WITH idx AS (
+                        UPDATE collections SET next_index = next_index + 1 WHERE id = $2
+                        RETURNING next_index - 1 AS n
+                    ), committed AS (
+                        UPDATE versions SET state = 'committed', index = (SELECT n FROM idx),
+                            digest = $3, digest_algorithm = $4, manifest_id = $5, size = $6,
+                            file_count = $7, commit_time = now()
+                        WHERE id = $1 RETURNING id
+                    )
+                    INSERT INTO aliases (collection_id, alias, version_id)
+                    SELECT $2, a, (SELECT id FROM committed) FROM unnest($8::text[]) AS a
+                    ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = EXCLUDED.version_id
                     """,
                     row["id"],
-                    index,
+                    row["collection_id"],
                     manifest.digest,
                     manifest.digest_algorithm,
                     manifest.manifest_id,
                     manifest.size,
                     manifest.file_count,
+                    sorted({"latest", *aliases}),
                 )
-                await self._set_aliases(conn, row["collection_id"], row["id"], ["latest", *aliases])
                 result_id = row["id"]
             out = await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", result_id)
             return _version(out)
