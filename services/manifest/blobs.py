@@ -8,6 +8,7 @@ always names bytes that really have that digest.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -25,6 +26,7 @@ from .store import BlobStore
 
 BLOB_ALGORITHMS = ("xxh3_128", "md5")
 MAX_BLOB = 5 * 1024**3  # one S3 PutObject
+EXISTS_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,19 @@ class Blobs:
         self._tmp = tmp_dir
 
     async def missing(self, entity: str, blobs: list[BlobId]) -> list[BlobId]:
-        out = []
-        for b in blobs:
-            if not await self._store.exists(blob_key(entity, b)):
-                out.append(b)
-        return out
+        """The blobs not stored yet, in the order given (duplicates checked once).
+
+        Checks run concurrently, bounded: on S3 each one is a HEAD request.
+        """
+        unique = list(dict.fromkeys(blobs))
+        gate = asyncio.Semaphore(EXISTS_CONCURRENCY)
+
+        async def stored(b: BlobId) -> bool:
+            async with gate:
+                return await self._store.exists(blob_key(entity, b))
+
+        found = dict(zip(unique, await asyncio.gather(*(stored(b) for b in unique))))
+        return [b for b in blobs if not found[b]]
 
     async def exists(self, entity: str, blob: BlobId) -> bool:
         return await self._store.exists(blob_key(entity, blob))

@@ -212,9 +212,11 @@ class Manifests:
                 if not e.ref:
                     uploaded.append(e)
                 i += 1
-            for e in uploaded:
-                blob = check_blob_id(e.algorithm, e.digest)
-                if not await self._blobs.exists(entity, blob):
+            # One concurrent existence check per batch, not one await per entry.
+            ids = [check_blob_id(e.algorithm, e.digest) for e in uploaded]
+            missing = set(await self._blobs.missing(entity, ids))
+            for e, blob in zip(uploaded, ids):
+                if blob in missing:
                     raise FailedPrecondition(
                         f"entry {e.path!r}: blob {e.algorithm}:{e.digest} was not uploaded",
                         field="entries.digest",
