@@ -9,6 +9,7 @@ current trace id so logs and traces can be joined.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -49,11 +50,30 @@ def setup(service_name: str) -> None:
     if os.environ.get("DEPOT_TRACE_CONSOLE"):
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
+    as_json = os.environ.get("DEPOT_LOG_FORMAT", "").lower() == "json"
     for handler in logging.getLogger().handlers:
         handler.addFilter(_TraceIdFilter())
+        if as_json:
+            handler.setFormatter(_JsonFormatter())
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s trace=%(trace_id)s %(message)s"
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line (DEPOT_LOG_FORMAT=json), for log collectors in a cluster."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "trace_id": getattr(record, "trace_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
 
 
 class TracingInterceptor(grpc.aio.ServerInterceptor):
