@@ -44,6 +44,7 @@ def _b64_xxh(data: bytes) -> str:
 
 
 async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
+    from depot._artifact import manifest_ref_for_commit
     from depot.manifest.v1 import manifest_pb2 as mpb
     from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -99,15 +100,7 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
         await meta.CommitArtifactVersion(
             pb.CommitArtifactVersionRequest(
                 uid=pending.uid,
-                manifest=pb.ManifestRef(
-                    entity=ref.entity,
-                    manifest_id=ref.manifest_id,
-                    digest=ref.digest,
-                    digest_algorithm=ref.digest_algorithm,
-                    size=ref.size,
-                    file_count=ref.file_count,
-                    token=ref.token,
-                ),
+                manifest=manifest_ref_for_commit(ref),
                 aliases=["prod"],
                 request_id=os.urandom(8).hex(),
             ),

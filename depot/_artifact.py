@@ -531,6 +531,19 @@ def _fetch(
         tmp.unlink(missing_ok=True)
 
 
+def manifest_ref_for_commit(ref: mpb.ManifestRef) -> pb.ManifestRef:
+    """The manifest service's signed reference, as CommitArtifactVersion takes it."""
+    return pb.ManifestRef(
+        entity=ref.entity,
+        manifest_id=ref.manifest_id,
+        digest=ref.digest,
+        digest_algorithm=ref.digest_algorithm,
+        size=ref.size,
+        file_count=ref.file_count,
+        token=ref.token,
+    )
+
+
 def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
     """Creates a pending version, uploads missing blobs, stores the manifest, commits."""
     entity = parent.split("/")[1]
@@ -563,15 +576,7 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
     ref = client.upload(client.manifest.CreateManifest, requests())
     commit = pb.CommitArtifactVersionRequest(
         uid=pending.uid,
-        manifest=pb.ManifestRef(
-            entity=ref.entity,
-            manifest_id=ref.manifest_id,
-            digest=ref.digest,
-            digest_algorithm=ref.digest_algorithm,
-            size=ref.size,
-            file_count=ref.file_count,
-            token=ref.token,
-        ),
+        manifest=manifest_ref_for_commit(ref),
         aliases=aliases,
         request_id=request_id(),
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import grpc
 import xxhash
 
+from depot._artifact import manifest_ref_for_commit
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2 as pb
@@ -78,15 +79,7 @@ class Stubs:
         return self.meta.CommitArtifactVersion(
             pb.CommitArtifactVersionRequest(
                 uid=uid,
-                manifest=pb.ManifestRef(
-                    entity=ref.entity,
-                    manifest_id=ref.manifest_id,
-                    digest=ref.digest,
-                    digest_algorithm=ref.digest_algorithm,
-                    size=ref.size,
-                    file_count=ref.file_count,
-                    token=ref.token,
-                ),
+                manifest=manifest_ref_for_commit(ref),
                 aliases=aliases,
                 request_id=uuid.uuid4().hex,
             ),
