@@ -47,6 +47,10 @@ HASH_ALGORITHMS = ("xxh3_128", "md5")
 DEFAULT_MAX_OBJECTS = 10_000_000
 _CHUNK = 1 << 20
 _BATCH = 1000
+# Files this small ride inline in the manifest (the server's limits, see
+# ManifestEntry.content) instead of costing FindMissingBlobs + UploadBlob.
+_INLINE_FILE = 64 * 1024
+_INLINE_TOTAL = 1024 * 1024
 
 
 def _b64(raw: bytes) -> str:
@@ -66,7 +70,7 @@ class ManifestEntry:
     extra: str = ""
     local_path: str | None = None
 
-    def _pb(self) -> mpb.ManifestEntry:
+    def _pb(self, content: bytes = b"") -> mpb.ManifestEntry:
         return mpb.ManifestEntry(
             path=self.path,
             algorithm=self.algorithm,
@@ -75,6 +79,7 @@ class ManifestEntry:
             ref=self.ref,
             version_id=self.version_id,
             extra_json=self.extra,
+            content=content,
         )
 
 
@@ -545,8 +550,30 @@ def manifest_ref_for_commit(ref: mpb.ManifestRef) -> pb.ManifestRef:
 
 
 def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
-    """Creates a pending version, uploads missing blobs, stores the manifest, commits."""
+    """Uploads the blobs the server lacks, stores the manifest (small files
+    inline), then creates the version committed, in one call."""
     entity = parent.split("/")[1]
+    entries = art._manifest.sorted_entries()
+    inline = _inline_contents(entries)
+    _upload_missing(client, entity, [e for e in entries if not e.ref and e.path not in inline])
+
+    header = mpb.ManifestHeader(
+        entity=entity,
+        digest_algorithm=art._manifest.digest_algorithm,
+        references=art._server_references,
+    )
+    if len(entries) <= _BATCH:
+        entries_pb = [e._pb(inline.get(e.path, b"")) for e in entries]
+        ref = client.call(client.manifest.PutManifest, mpb.PutManifestRequest(header=header, entries=entries_pb))
+    else:
+
+        def requests() -> Iterator[mpb.CreateManifestRequest]:
+            yield mpb.CreateManifestRequest(header=header)
+            for i in range(0, len(entries), _BATCH):
+                batch = [e._pb(inline.get(e.path, b"")) for e in entries[i : i + _BATCH]]
+                yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=batch))
+
+        ref = client.upload(client.manifest.CreateManifest, requests())
     req = pb.CreateArtifactVersionRequest(
         parent=parent,
         artifact=art.name,
@@ -554,33 +581,32 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
         description=art.description,
         metadata_json=json.dumps(art.metadata) if art.metadata else "",
         run=run,
-        request_id=request_id(),
-    )
-    _ttl.to_request(req, art._ttl)
-    pending = client.call(client.metadata.CreateArtifactVersion, req)
-    entries = art._manifest.sorted_entries()
-    _upload_missing(client, entity, [e for e in entries if not e.ref])
-
-    def requests() -> Iterator[mpb.CreateManifestRequest]:
-        yield mpb.CreateManifestRequest(
-            header=mpb.ManifestHeader(
-                entity=entity,
-                digest_algorithm=art._manifest.digest_algorithm,
-                references=art._server_references,
-            )
-        )
-        for i in range(0, len(entries), _BATCH):
-            batch = [e._pb() for e in entries[i : i + _BATCH]]
-            yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=batch))
-
-    ref = client.upload(client.manifest.CreateManifest, requests())
-    commit = pb.CommitArtifactVersionRequest(
-        uid=pending.uid,
         manifest=manifest_ref_for_commit(ref),
         aliases=aliases,
         request_id=request_id(),
     )
-    return client.call(client.metadata.CommitArtifactVersion, commit)
+    _ttl.to_request(req, art._ttl)
+    return client.call(client.metadata.CreateArtifactVersion, req)
+
+
+def _inline_contents(entries: list[ManifestEntry]) -> dict[str, bytes]:
+    """The bytes of the small files sent with the manifest, by entry path.
+
+    Empty files count too: the server knows their bytes without any upload.
+    """
+    out: dict[str, bytes] = {}
+    total = 0
+    for e in entries:
+        if e.ref or e.size > _INLINE_FILE or total + e.size > _INLINE_TOTAL:
+            continue
+        assert e.local_path is not None
+        with open(e.local_path, "rb") as f:
+            data = f.read(_INLINE_FILE + 1)
+        if len(data) != e.size:
+            raise DigestMismatchError(f"{e.local_path} changed size after it was added to the artifact")
+        out[e.path] = data
+        total += e.size
+    return out
 
 
 def _upload_missing(client: Client, entity: str, entries: list[ManifestEntry]) -> None:

@@ -54,7 +54,7 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     stack.push_async_callback(pool.close)
 
     key_file = config.data_dir / "admin.key"
-    key = await Access(pool).bootstrap_admin()
+    key = await Access(db.Database(pool)).bootstrap_admin()
     if key is not None:
         _write_secret(key_file, str(key))
 

@@ -27,6 +27,8 @@ from .store import BlobStore
 BLOB_ALGORITHMS = ("xxh3_128", "md5")
 MAX_BLOB = 5 * 1024**3  # one S3 PutObject
 EXISTS_CONCURRENCY = 32
+# Small files may be sent inline with their manifest entry (see CreateManifest).
+MAX_INLINE_BLOB = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,16 @@ def blob_key(entity: str, blob: BlobId) -> str:
 
 def _hasher(algorithm: str) -> Any:
     return xxhash.xxh3_128() if algorithm == "xxh3_128" else hashlib.md5()
+
+
+def _check_digest(blob: BlobId, hasher: Any, what: str) -> None:
+    actual = base64.b64encode(hasher.digest()).decode()
+    if actual != blob.digest:
+        raise FailedPrecondition(
+            f"{what} {blob.algorithm} digest {actual}, not the claimed {blob.digest}; nothing was stored",
+            field="digest",
+            reason="DIGEST_MISMATCH",
+        )
 
 
 class Blobs:
@@ -104,19 +116,28 @@ class Blobs:
             f.flush()
             if received != size:
                 raise InvalidArgument(f"received {received} bytes, declared {size}", field="size")
-            actual = base64.b64encode(h.digest()).decode()
-            if actual != blob.digest:
-                raise FailedPrecondition(
-                    f"uploaded bytes have {blob.algorithm} digest {actual}, not the claimed "
-                    f"{blob.digest}; nothing was stored",
-                    field="digest",
-                    reason="DIGEST_MISMATCH",
-                )
+            _check_digest(blob, h, "uploaded bytes have")
             key = blob_key(entity, blob)
             if await self._store.exists(key):
                 return False
             await self._store.put_file(key, Path(f.name))
             return True
+
+    async def put_inline(self, entity: str, blobs: list[tuple[BlobId, bytes]], field: str) -> None:
+        """Stores small blobs sent with their manifest entries, after checking
+        every digest (so a bad one stores nothing of the batch)."""
+        for blob, data in blobs:
+            h = _hasher(blob.algorithm)
+            h.update(data)
+            _check_digest(blob, h, f"{field}: inline content of {len(data)} bytes has")
+        todo = dict(blobs)
+        gate = asyncio.Semaphore(EXISTS_CONCURRENCY)
+
+        async def put(blob: BlobId) -> None:
+            async with gate:
+                await self._store.put_bytes(blob_key(entity, blob), todo[blob])
+
+        await asyncio.gather(*(put(b) for b in await self.missing(entity, list(todo))))
 
     def read(self, entity: str, blob: BlobId) -> AsyncIterator[bytes]:
         return self._store.read(blob_key(entity, blob))

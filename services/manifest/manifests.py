@@ -1,9 +1,14 @@
 """Building and reading manifests stored as blobs (domain; no grpc).
 
-A manifest is written with the native codec to a temporary file as entries
-arrive (in strictly increasing path order), then stored under its SHA-256,
-so a manifest of millions of entries never sits in memory. The returned
-summary is signed so the metadata service can trust the digest and size.
+A manifest is written with the native codec as entries arrive (in strictly
+increasing path order) — in memory while small, then to a temporary file, so
+a manifest of millions of entries never sits in memory — and stored under
+its SHA-256. The returned summary is signed so the metadata service can
+trust the digest and size.
+
+Entries of small uploaded files may carry their bytes inline; they are
+checked and stored as blobs here, which spares a version of small files the
+FindMissingBlobs and UploadBlob round trips.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from depot.services.common.credentials import sign_manifest
 from depot.services.common.entry_paths import check_entry_path
 from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from .blobs import BLOB_ALGORITHMS, BlobId, Blobs, check_blob_id
+from .blobs import BLOB_ALGORITHMS, MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
 from .references import ReferencePolicy, ReferenceSpec
 from .store import BlobStore
 
@@ -40,6 +45,12 @@ REF_SCHEMES = ("s3", "gs", "file", "http", "https")
 REF_ALGORITHMS = ("etag", "md5", "sha256", "xxh3_128", "none")
 MAX_EXTRA = 16 * 1024
 _BLOB_SET_CACHE = 64
+MAX_INLINE_TOTAL = 1024 * 1024  # inline file bytes per manifest
+# A manifest up to this size is built in memory; a larger one spills to disk.
+_SPOOL_MEMORY = 4 * 1024 * 1024
+
+# One streamed entry and its inline content (b"" when uploaded separately).
+EntryIn = tuple[ManifestEntry, bytes]
 _MANIFEST_ID_HEX = frozenset("0123456789abcdef")
 
 
@@ -89,6 +100,25 @@ def _check_entry(e: ManifestEntry, i: int) -> None:
             raise InvalidArgument(f"entry {e.path!r}: extra must be a JSON object", field=f"{field}.extra") from None
 
 
+def _inline_blob(e: ManifestEntry, content: bytes, i: int, total: int) -> tuple[BlobId, bytes]:
+    field = f"entries[{i}].content"
+    if e.ref:
+        raise InvalidArgument(f"entry {e.path!r}: a reference entry carries no content", field=field)
+    if len(content) != e.size:
+        raise InvalidArgument(f"entry {e.path!r}: {len(content)} bytes of content, size says {e.size}", field=field)
+    if len(content) > MAX_INLINE_BLOB:
+        raise InvalidArgument(
+            f"entry {e.path!r}: inline content is limited to {MAX_INLINE_BLOB} bytes; upload it with UploadBlob",
+            field=field,
+        )
+    if total > MAX_INLINE_TOTAL:
+        raise InvalidArgument(
+            f"inline content is limited to {MAX_INLINE_TOTAL} bytes per manifest; upload the rest with UploadBlob",
+            field=field,
+        )
+    return BlobId(e.algorithm, e.digest), content
+
+
 def _validated(entries: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]:
     """Entries listed from a store: keys like ``a//b`` or ``../x`` are refused."""
     for i, e in enumerate(entries):
@@ -123,6 +153,44 @@ def _check_listed(path: str) -> None:
             pass
 
 
+class _Spool:
+    """A write-only file for one manifest: in memory until ``_SPOOL_MEMORY``,
+    then a temporary file; hashes what it is given (the manifest id)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._file: IO[bytes] | None = None
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        if self._file is None and self._size + len(data) > _SPOOL_MEMORY:
+            self._file = tempfile.NamedTemporaryFile(prefix="manifest-")  # noqa: SIM115 - closed by close()
+            self._file.writelines(self._parts)
+            self._parts = []
+        if self._file is None:
+            self._parts.append(bytes(data))
+        else:
+            self._file.write(data)
+        self._size += len(data)
+        return len(data)
+
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    async def save(self, store: BlobStore, key: str) -> None:
+        if self._file is None:
+            await store.put_bytes(key, b"".join(self._parts))
+        else:
+            self._file.flush()
+            await store.put_file(key, Path(self._file.name))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class Manifests:
     def __init__(
         self,
@@ -142,12 +210,13 @@ class Manifests:
         self,
         entity: str,
         digest_algorithm: str,
-        batches: AsyncIterator[Iterable[ManifestEntry]],
+        batches: AsyncIterator[Iterable[EntryIn]],
         references: list[ReferenceSpec] | None = None,
     ) -> StoredManifest:
         """Stores the streamed entries merged with the listed references.
 
-        Each source is first written as a sorted segment in a temporary
+        Without references the streamed entries are the manifest. With them,
+        each source is first written as a sorted segment in a temporary
         file; one segment is the manifest itself, several are merged.
         """
         if digest_algorithm not in ("md5", "xxh3_128"):
@@ -155,6 +224,17 @@ class Manifests:
         references = references or []
         for i, spec in enumerate(references):
             self._references.check(spec, i)
+        if not references:
+            spool = _Spool()
+            try:
+                summary = await self._write_streamed(entity, digest_algorithm, batches, spool)
+                manifest_id = spool.sha256()
+                key = manifest_key(entity, manifest_id)
+                if not await self._store.exists(key):
+                    await spool.save(self._store, key)
+            finally:
+                spool.close()
+            return self._signed(entity, manifest_id, summary)
         with tempfile.TemporaryDirectory(prefix="manifest-") as tmp:
             streamed = os.path.join(tmp, "streamed")
             with open(streamed, "wb") as f:
@@ -182,6 +262,9 @@ class Manifests:
             key = manifest_key(entity, manifest_id)
             if not await self._store.exists(key):
                 await self._store.put_file(key, Path(final))
+        return self._signed(entity, manifest_id, summary)
+
+    def _signed(self, entity: str, manifest_id: str, summary: ManifestSummary) -> StoredManifest:
         fields = (
             entity,
             manifest_id,
@@ -196,22 +279,30 @@ class Manifests:
         self,
         entity: str,
         digest_algorithm: str,
-        batches: AsyncIterator[Iterable[ManifestEntry]],
-        out: IO[bytes],
+        batches: AsyncIterator[Iterable[EntryIn]],
+        out: IO[bytes] | _Spool,
     ) -> ManifestSummary:
         writer = ManifestWriter(out, digest_algorithm)
         i = 0
+        inline_total = 0
         async for batch in batches:
             uploaded = []
-            for e in batch:
+            inline: list[tuple[BlobId, bytes]] = []
+            for e, content in batch:
                 _check_entry(e, i)
                 try:
                     writer.add(*e)
                 except ManifestError as exc:
                     raise InvalidArgument(str(exc), field=f"entries[{i}].path") from None
-                if not e.ref:
+                # An empty file is always "inline": its bytes are known.
+                if content or (e.size == 0 and not e.ref):
+                    inline_total += len(content)
+                    inline.append(_inline_blob(e, content, i, inline_total))
+                elif not e.ref:
                     uploaded.append(e)
                 i += 1
+            if inline:
+                await self._blobs.put_inline(entity, inline, "entries")
             # One concurrent existence check per batch, not one await per entry.
             ids = [check_blob_id(e.algorithm, e.digest) for e in uploaded]
             missing = set(await self._blobs.missing(entity, ids))

@@ -15,7 +15,7 @@ from depot.services.common.status import translate_errors, translate_stream_erro
 
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
-from .manifests import Manifests
+from .manifests import EntryIn, Manifests
 from .references import DEFAULT_MAX_OBJECTS, ReferenceSpec
 
 BATCH = 1000
@@ -107,17 +107,33 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("header"):
             raise InvalidArgument("the first message must be the manifest header", field="header")
-        h = first.header
-        await self._authorize(context, h.entity, WRITE)
 
-        async def batches() -> AsyncIterator[list[ManifestEntry]]:
+        async def batches() -> AsyncIterator[list[EntryIn]]:
             async for msg in request_iterator:
                 if msg.HasField("header"):
                     raise InvalidArgument("only one header per manifest", field="header")
-                yield [_entry(e) for e in msg.batch.entries]
+                yield [(_entry(e), e.content) for e in msg.batch.entries]
 
+        return await self._create_manifest(context, first.header, batches())
+
+    @translate_errors
+    async def PutManifest(self, request: pb.PutManifestRequest, context: grpc.aio.ServicerContext) -> pb.ManifestRef:
+        if len(request.entries) > BATCH:
+            raise InvalidArgument(
+                f"at most {BATCH} entries; stream larger manifests with CreateManifest", field="entries"
+            )
+
+        async def one_batch() -> AsyncIterator[list[EntryIn]]:
+            yield [(_entry(e), e.content) for e in request.entries]
+
+        return await self._create_manifest(context, request.header, one_batch())
+
+    async def _create_manifest(
+        self, context: grpc.aio.ServicerContext, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
+    ) -> pb.ManifestRef:
+        await self._authorize(context, h.entity, WRITE)
         refs = [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references]
-        m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches(), refs)
+        m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches, refs)
         return pb.ManifestRef(
             entity=m.entity,
             manifest_id=m.manifest_id,

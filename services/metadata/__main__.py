@@ -37,7 +37,7 @@ async def _bootstrap(config: Config) -> None:
     assert config.database_url
     pool = await db.create_pool(config.database_url, min_size=1, max_size=2)
     try:
-        key = await Access(pool).bootstrap_admin()
+        key = await Access(db.Database(pool)).bootstrap_admin()
         print(key if key else "a superuser already exists; nothing done")
     finally:
         await pool.close()

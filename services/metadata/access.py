@@ -23,8 +23,6 @@ import time
 from dataclasses import dataclass
 from enum import IntEnum
 
-import asyncpg
-
 from depot.services.common.credentials import ApiKey, new_api_key, parse_api_key
 from depot.services.common.errors import (
     InvalidArgument,
@@ -32,6 +30,8 @@ from depot.services.common.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+
+from .db import Database
 
 
 class Role(IntEnum):
@@ -90,8 +90,8 @@ _AUTH_CACHE_MAX = 10_000
 
 
 class Access:
-    def __init__(self, pool: asyncpg.Pool):
-        self._pool = pool
+    def __init__(self, db: Database):
+        self._db = db
         self._auth_cache: dict[str, tuple[float, Principal]] = {}
         self._role_cache: dict[tuple[int, bool, str], tuple[float, EntityAccess]] = {}
 
@@ -112,7 +112,7 @@ class Access:
 
     async def _authenticate(self, raw_key: str) -> Principal:
         key = parse_api_key(raw_key)
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             """
             SELECT k.secret_sha256, e.id, e.name, e.superuser
             FROM api_keys k JOIN entities e ON e.id = k.user_id
@@ -129,7 +129,7 @@ class Access:
     async def role(self, who: Principal, entity_id: int) -> Role | None:
         if who.superuser or who.user_id == entity_id:
             return Role.ADMIN
-        r = await self._pool.fetchval(f"SELECT {_ROLE_SQL} FROM entities e WHERE e.id = $1", entity_id, who.user_id)
+        r = await self._db.fetchval(f"SELECT {_ROLE_SQL} FROM entities e WHERE e.id = $1", entity_id, who.user_id)
         return Role(r) if r else None
 
     def forget_roles(self) -> None:
@@ -156,7 +156,7 @@ class Access:
         return found
 
     async def _lookup(self, who: Principal, entity: str) -> EntityAccess | None:
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             f"SELECT e.id, e.kind, e.ttl_policy, {_ROLE_SQL} AS role FROM entities e WHERE e.name = $1",
             entity,
             who.user_id,
@@ -178,7 +178,7 @@ class Access:
         """
         found = await self.lookup(who, entity)
         if found is None and who.superuser:
-            row = await self._pool.fetchrow(
+            row = await self._db.fetchrow(
                 """
                 INSERT INTO entities (name, kind) VALUES ($1, 'team')
                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
@@ -199,7 +199,7 @@ class Access:
         """Ids of the entities ``who`` may read; None means all (superuser)."""
         if who.superuser:
             return None
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT entity_id FROM memberships WHERE user_id = $1
             UNION SELECT t.id FROM entities t JOIN memberships m ON m.entity_id = t.org_id
@@ -215,7 +215,7 @@ class Access:
         if who.superuser or who.user_id == user_id:
             return True
         return bool(
-            await self._pool.fetchval(
+            await self._db.fetchval(
                 """
                 SELECT EXISTS (
                     SELECT 1 FROM memberships a
@@ -229,7 +229,7 @@ class Access:
         )
 
     async def create_user(self, name: str, *, superuser: bool = False) -> int:
-        uid = await self._pool.fetchval(
+        uid = await self._db.fetchval(
             "INSERT INTO entities (name, kind, superuser) VALUES ($1, 'user', $2) RETURNING id",
             name,
             superuser,
@@ -238,7 +238,7 @@ class Access:
 
     async def create_key(self, user_id: int, description: str = "", *, key: ApiKey | None = None) -> ApiKey:
         key = key or new_api_key()
-        await self._pool.execute(
+        await self._db.execute(
             "INSERT INTO api_keys (id, user_id, secret_sha256, description) VALUES ($1, $2, $3, $4)",
             key.key_id,
             user_id,
@@ -249,13 +249,13 @@ class Access:
 
     async def bootstrap_admin(self, name: str = "admin") -> ApiKey | None:
         """Creates the superuser and its first key when no superuser exists yet."""
-        if await self._pool.fetchval("SELECT 1 FROM entities WHERE superuser LIMIT 1"):
+        if await self._db.fetchval("SELECT 1 FROM entities WHERE superuser LIMIT 1"):
             return None
         uid = await self.create_user(name, superuser=True)
         return await self.create_key(uid, "bootstrap admin key")
 
     async def user_id(self, name: str) -> int:
-        uid = await self._pool.fetchval("SELECT id FROM entities WHERE name = $1", name)
+        uid = await self._db.fetchval("SELECT id FROM entities WHERE name = $1", name)
         if uid is None:
             raise NotFound(f"no user {name!r}")
         return int(uid)

@@ -32,6 +32,7 @@ from depot.services.common.errors import (
 
 from . import names
 from .access import ADMIN, READ, ROLE_NAMES, Access, Principal, Role, parse_role
+from .db import Database
 from .pages import PageTokens, page_size
 
 KINDS = ("user", "team", "org")
@@ -113,8 +114,8 @@ def _entity(row: asyncpg.Record, role: Role | None = None) -> Entity:
 
 
 class Accounts:
-    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens):
-        self._pool = pool
+    def __init__(self, db: Database, access: Access, pages: PageTokens):
+        self._db = db
         self._access = access
         self._pages = pages
 
@@ -138,7 +139,7 @@ class Accounts:
                 f"only superusers create a {kind} outside an org; org admins create teams and users inside their org",
                 field="entity.org",
             )
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             try:
                 eid = await conn.fetchval(
                     "INSERT INTO entities (name, kind, org_id) VALUES ($1, $2, $3) RETURNING id",
@@ -175,7 +176,7 @@ class Accounts:
 
     async def get_entity(self, who: Principal, name: str) -> Entity:
         found = await self._access.check(who, parse_entity(name), READ)
-        row = await self._pool.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id)
+        row = await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id)
         return _entity(row, found.role)
 
     async def list_entities(self, who: Principal, kind: str, size: int, token: str) -> tuple[list[Entity], str]:
@@ -185,7 +186,7 @@ class Accounts:
         scope = f"ListEntities|{kind}"
         cursor = self._pages.decode(scope, token)
         after = str(cursor[0]) if cursor else None
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             _ENTITY_SELECT
             + """
             WHERE ($1 OR e.id = $2 OR e.id IN (SELECT entity_id FROM memberships WHERE user_id = $2)
@@ -222,7 +223,7 @@ class Accounts:
         if "ttl_policy" in paths and ttl_policy not in TTL_POLICIES:
             raise InvalidArgument("settings.ttl_policy must be members or admins", field="settings.ttl_policy")
         found = await self._access.check(who, entity, ADMIN)
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             """
             UPDATE entities SET
                 default_ttl = CASE WHEN $2 THEN $3::interval ELSE default_ttl END,
@@ -236,14 +237,14 @@ class Accounts:
             ttl_policy,
         )
         self._access.forget_roles()
-        row = await self._pool.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", row["id"])
+        row = await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", row["id"])
         return _entity(row, found.role)
 
     # -- members -----------------------------------------------------------
 
     async def _user(self, name: str, field: str = "user") -> asyncpg.Record:
         user = parse_entity(name, field)
-        row = await self._pool.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
+        row = await self._db.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
         if row is None:
             raise NotFound(f"no user {user!r}", field=field)
         if row["kind"] != "user":
@@ -257,7 +258,7 @@ class Accounts:
         if found.kind == "user":
             raise FailedPrecondition(f"{entity} is a user; only teams and orgs have members", field="entity")
         target = await self._user(user)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             # Locks the entity's memberships so two demotions cannot race
             # past the last-admin check together.
             await conn.execute("SELECT 1 FROM entities WHERE id = $1 FOR UPDATE", found.id)
@@ -290,7 +291,7 @@ class Accounts:
         ename = parse_entity(entity, "entity")
         found = await self._access.check(who, ename, ADMIN)
         target = await self._user(user)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             await conn.execute("SELECT 1 FROM entities WHERE id = $1 FOR UPDATE", found.id)
             await self._keep_an_admin(conn, found.id, target["id"], entity)
             role = await conn.fetchval(
@@ -309,7 +310,7 @@ class Accounts:
         size = page_size(size)
         scope = f"ListMembers|{ename}"
         cursor = self._pages.decode(scope, token)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT u.name, m.role FROM memberships m JOIN entities u ON u.id = m.user_id
             WHERE m.entity_id = $1 AND ($2::text IS NULL OR u.name > $2)
@@ -337,7 +338,7 @@ class Accounts:
             raise InvalidArgument("description is longer than 256 characters", field="description")
         user_id, user_name = await self._key_owner(who, user)
         created = await self._access.create_key(user_id, description, key=key)
-        row = await self._pool.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id)
+        row = await self._db.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id)
         return KeyInfo(
             created.key_id,
             f"entities/{user_name}",
@@ -348,7 +349,7 @@ class Accounts:
         )
 
     async def revoke_key(self, who: Principal, key_id: str) -> KeyInfo:
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             "SELECT k.user_id, e.name FROM api_keys k JOIN entities e ON e.id = k.user_id WHERE k.id = $1",
             key_id,
         )
@@ -357,7 +358,7 @@ class Accounts:
         if not await self._access.may_manage_user(who, row["user_id"]):
             raise PermissionDenied(f"{who.user} may not revoke this key", field="id")
         self._access.forget_key(key_id)
-        out = await self._pool.fetchrow(
+        out = await self._db.fetchrow(
             """
             UPDATE api_keys SET revoke_time = COALESCE(revoke_time, now())
             WHERE id = $1 RETURNING *
@@ -377,7 +378,7 @@ class Accounts:
         size = page_size(size)
         scope = f"ListApiKeys|{user_name}"
         cursor = self._pages.decode(scope, token)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT * FROM api_keys WHERE user_id = $1 AND ($2::text IS NULL OR id > $2)
             ORDER BY id LIMIT $3

@@ -28,6 +28,7 @@ from depot.services.common.errors import (
 from . import names
 from .access import ADMIN, READ, WRITE, Access, EntityAccess, Principal
 from .accounts import check_ttl
+from .db import Database
 from .pages import PageTokens, page_size
 
 MAX_METADATA_BYTES = 64 * 1024
@@ -296,6 +297,43 @@ _COLLECTION_GET_OR_CREATE = """
 """
 
 
+# The same, holding the collection's row lock until the transaction ends:
+# commits of one collection serialize on it (gap-free indexes, digest dedup).
+_COLLECTION_GET_OR_CREATE_LOCKED = _COLLECTION_GET_OR_CREATE.replace(
+    "WHERE project_id = $1 AND name = $2)", "WHERE project_id = $1 AND name = $2 FOR UPDATE)"
+)
+
+# Creates a committed version in one statement, after the collection lock:
+# unless a live version has the same digest ($9), take the next index, insert
+# the version and point `latest` and the new aliases at it; if one does,
+# point only the new aliases at that one. Returns the version's id.
+_CREATE_COMMITTED = """
+    WITH existing AS (
+        SELECT id FROM versions
+        WHERE collection_id = $2 AND state = 'committed' AND digest = $9
+        ORDER BY index DESC LIMIT 1
+    ), idx AS (
+        UPDATE collections SET next_index = next_index + 1
+        WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM existing)
+        RETURNING next_index - 1 AS n
+    ), made AS (
+        INSERT INTO versions
+            (uid, collection_id, description, metadata, producer_run_id, ttl, ttl_inherit, tags,
+             state, index, digest, digest_algorithm, manifest_id, size, file_count, commit_time)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'committed', n, $9, $10, $11, $12, $13, now() FROM idx
+        RETURNING id
+    ), target AS (
+        SELECT id, false AS deduplicated FROM made UNION ALL SELECT id, true FROM existing
+    ), aliased AS (
+        INSERT INTO aliases (collection_id, alias, version_id)
+        SELECT $2, a, t.id
+        FROM target t, unnest(CASE WHEN t.deduplicated THEN $14::text[] ELSE $15::text[] END) AS a
+        ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = EXCLUDED.version_id
+    )
+    SELECT id FROM target
+"""
+
+
 async def _get_or_create(db: Any, sql: str, *args: Any, row: bool = False) -> Any:
     """Runs a found-or-made query; a lost insert race reads the winner's row."""
     for _ in range(3):
@@ -306,8 +344,8 @@ async def _get_or_create(db: Any, sql: str, *args: Any, row: bool = False) -> An
 
 
 class Artifacts:
-    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens):
-        self._pool = pool
+    def __init__(self, db: Database, access: Access, pages: PageTokens):
+        self._db = db
         self._access = access
         self._pages = pages
         # Resolves registry link names; set by the registries part.
@@ -322,9 +360,9 @@ class Artifacts:
         found = await self._access.check(who, project.entity, need)
         entity_id = found.id
         if need >= WRITE:
-            pid = await _get_or_create(self._pool, _PROJECT_GET_OR_CREATE, entity_id, project.project)
+            pid = await _get_or_create(self._db, _PROJECT_GET_OR_CREATE, entity_id, project.project)
         else:
-            pid = await self._pool.fetchval(
+            pid = await self._db.fetchval(
                 "SELECT id FROM projects WHERE entity_id = $1 AND name = $2",
                 entity_id,
                 project.project,
@@ -344,7 +382,7 @@ class Artifacts:
         config = _check_metadata(config_json)
         pid = await self._project_id(who, project, WRITE)
         try:
-            await self._pool.execute(
+            await self._db.execute(
                 "INSERT INTO runs (project_id, name, job_type, config) VALUES ($1, $2, $3, $4)",
                 pid,
                 run_id,
@@ -358,7 +396,7 @@ class Artifacts:
     async def _run_row(self, who: Principal, name: str, need: Any, field: str) -> asyncpg.Record:
         rn = names.parse_run(name, field)
         await self._access.require(who, rn.project.entity, need)
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             _RUN_SELECT + " WHERE e.name = $1 AND p.name = $2 AND r.name = $3",
             rn.project.entity,
             rn.project.project,
@@ -376,7 +414,7 @@ class Artifacts:
         if state not in ("finished", "failed"):
             raise InvalidArgument("state must be 'finished' or 'failed'", field="state")
         row = await self._run_row(who, name, WRITE, "name")
-        await self._pool.execute(
+        await self._db.execute(
             "UPDATE runs SET state = $2, finish_time = now() WHERE id = $1 AND state = 'running'",
             row["id"],
             state,
@@ -397,7 +435,11 @@ class Artifacts:
         ttl: timedelta | None,
         ttl_mode: str = "",
         tags: list[str] | None = None,
+        manifest: ManifestInfo | None = None,
+        aliases: list[str] | None = None,
     ) -> Version:
+        """A pending version; or, given its manifest, a committed one (one
+        transaction, the same digest deduplication as ``commit_version``)."""
         project = names.parse_project(parent)
         names.check_part(artifact, "artifact", "artifact name")
         names.check_part(type_, "type", "artifact type")
@@ -405,6 +447,13 @@ class Artifacts:
         metadata = _check_metadata(metadata_json)
         inherit, ttl = check_ttl_mode(ttl_mode, ttl)
         tag_list = check_tags(tags or [])
+        aliases = aliases or []
+        if aliases and manifest is None:
+            raise InvalidArgument("aliases are set when committing; this version has no manifest", field="aliases")
+        for a in aliases:
+            names.check_settable_alias(a)
+        if manifest is not None and manifest.entity != project.entity:
+            raise InvalidArgument("the manifest belongs to another entity", field="manifest.entity")
         pid, found = await self._project(who, project, WRITE)
         if not inherit:
             # Choosing a TTL (or "forever") instead of the team default.
@@ -416,8 +465,10 @@ class Artifacts:
                 raise InvalidArgument("the run belongs to another project", field="run")
             run_id = run_row["id"]
         uid = uuid.uuid4()
-        async with self._pool.acquire() as conn, conn.transaction():
-            coll = await _get_or_create(conn, _COLLECTION_GET_OR_CREATE, pid, artifact, type_, row=True)
+        fields = (description, metadata, run_id, ttl, inherit, tag_list)
+        async with self._db.transaction() as conn:
+            sql = _COLLECTION_GET_OR_CREATE if manifest is None else _COLLECTION_GET_OR_CREATE_LOCKED
+            coll = await _get_or_create(conn, sql, pid, artifact, type_, row=True)
             if coll["type"] != type_:
                 raise FailedPrecondition(
                     f"artifact {project}/artifacts/{artifact} has type {coll['type']!r}; "
@@ -425,26 +476,36 @@ class Artifacts:
                     field="type",
                     reason="TYPE_MISMATCH",
                 )
-            await conn.execute(
-                """
-                INSERT INTO versions
-                    (uid, collection_id, description, metadata, producer_run_id, ttl,
-                     ttl_inherit, tags)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                """,
+            if manifest is None:
+                await conn.execute(
+                    """
+                    INSERT INTO versions
+                        (uid, collection_id, description, metadata, producer_run_id, ttl,
+                         ttl_inherit, tags)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    """,
+                    uid,
+                    coll["id"],
+                    *fields,
+                )
+                return await self._get_by_uid(str(uid), conn)
+            version_id = await conn.fetchval(
+                _CREATE_COMMITTED,
                 uid,
                 coll["id"],
-                description,
-                metadata,
-                run_id,
-                ttl,
-                inherit,
-                tag_list,
+                *fields,
+                manifest.digest,
+                manifest.digest_algorithm,
+                manifest.manifest_id,
+                manifest.size,
+                manifest.file_count,
+                sorted(set(aliases)),
+                sorted({"latest", *aliases}),
             )
-        return await self._get_by_uid(str(uid))
+            return _version(await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", version_id))
 
     async def _get_by_uid(self, uid: str, conn: Any = None) -> Version:
-        row = await (conn or self._pool).fetchrow(_VERSION_SELECT + " WHERE v.uid = $1", uid)
+        row = await (conn or self._db).fetchrow(_VERSION_SELECT + " WHERE v.uid = $1", uid)
         if row is None:
             raise NotFound(f"version {uid} not found", field="uid")
         return _version(row)
@@ -458,7 +519,7 @@ class Artifacts:
             names.check_settable_alias(a)
         # Access is checked before taking a connection for the transaction:
         # holding one while asking the pool for another can exhaust the pool.
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             """
             SELECT v.id, v.collection_id, e.name AS entity
             FROM versions v JOIN collections c ON c.id = v.collection_id
@@ -472,7 +533,7 @@ class Artifacts:
         await self._access.require(who, row["entity"], WRITE)
         if manifest.entity != row["entity"]:
             raise InvalidArgument("the manifest belongs to another entity", field="manifest.entity")
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             # Serializes commits of this collection: index assignment and the
             # digest check below see every earlier commit.
             await conn.execute("SELECT 1 FROM collections WHERE id = $1 FOR UPDATE", row["collection_id"])
@@ -564,11 +625,11 @@ class Artifacts:
         )
         index = names.version_index(vn.ref)
         if index is not None:
-            row = await self._pool.fetchrow(
+            row = await self._db.fetchrow(
                 base + " AND v.index = $4", proj.entity, proj.project, vn.collection.artifact, index
             )
         else:
-            row = await self._pool.fetchrow(
+            row = await self._db.fetchrow(
                 base + " AND v.id = (SELECT a.version_id FROM aliases a WHERE a.collection_id = c.id AND a.alias = $4)",
                 proj.entity,
                 proj.project,
@@ -593,7 +654,7 @@ class Artifacts:
         scope = f"ListArtifactVersions|{coll}|{f.scope()}"
         cursor = self._pages.decode(scope, token)
         await self._access.require(who, proj.entity, READ)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             _VERSION_SELECT
             + """
             WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed'
@@ -632,7 +693,7 @@ class Artifacts:
         if self.links is not None and self.links.is_link(name):
             return await self.links.add_aliases(who, name, aliases)  # type: ignore[no-any-return]
         row = await self._resolve(who, name, "version", WRITE)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             await self._set_aliases(conn, row["collection_id"], row["id"], aliases)
             out = await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"])
         return _version(out)
@@ -645,7 +706,7 @@ class Artifacts:
         if self.links is not None and self.links.is_link(name):
             return await self.links.remove_aliases(who, name, aliases)  # type: ignore[no-any-return]
         row = await self._resolve(who, name, "version", WRITE)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             removed = await conn.fetch(
                 """
                 DELETE FROM aliases WHERE collection_id = $1 AND version_id = $2
@@ -690,7 +751,7 @@ class Artifacts:
         found = await self._access.check(who, row["entity_name"], WRITE)
         if "ttl" in paths:
             _ttl_permission(found)
-        await self._pool.execute(
+        await self._db.execute(
             """
             UPDATE versions SET
                 description = CASE WHEN $2 THEN $3 ELSE description END,
@@ -711,7 +772,7 @@ class Artifacts:
             own_ttl,
             inherit,
         )
-        return _version(await self._pool.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"]))
+        return _version(await self._db.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", row["id"]))
 
     # -- listing -------------------------------------------------------------
 
@@ -726,7 +787,7 @@ class Artifacts:
         scope = f"ListAliases|{coll}"
         cursor = self._pages.decode(scope, token)
         await self._access.require(who, coll.project.entity, READ)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT a.alias, v.index FROM aliases a
             JOIN versions v ON v.id = a.version_id
@@ -755,7 +816,7 @@ class Artifacts:
         scope = f"ListProjects|{entity}"
         cursor = self._pages.decode(scope, token)
         entity_id = await self._access.require(who, entity, READ)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT name, create_time FROM projects
             WHERE entity_id = $1 AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3
@@ -777,7 +838,7 @@ class Artifacts:
         scope = f"ListCollections|{project}|{type_}"
         cursor = self._pages.decode(scope, token)
         await self._access.require(who, project.entity, READ)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT c.name, c.type, c.create_time,
                    (SELECT count(*) FROM versions v
@@ -804,7 +865,7 @@ class Artifacts:
         scope = f"ListRuns|{project}"
         cursor = self._pages.decode(scope, token)
         await self._access.require(who, project.entity, READ)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             _RUN_SELECT
             + """
             WHERE e.name = $1 AND p.name = $2 AND ($3::bigint IS NULL OR r.id < $3)
@@ -821,7 +882,7 @@ class Artifacts:
     async def use_version(self, who: Principal, run: str, name: str) -> Version:
         run_row = await self._run_row(who, run, WRITE, "run")
         row = await self._resolve(who, name, "version")
-        await self._pool.execute(
+        await self._db.execute(
             "INSERT INTO run_inputs (run_id, version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             run_row["id"],
             row["id"],
@@ -832,9 +893,9 @@ class Artifacts:
         row = await self._resolve(who, name, "version")
         producer = None
         if row["producer_run_id"] is not None:
-            p = await self._pool.fetchrow(_RUN_SELECT + " WHERE r.id = $1", row["producer_run_id"])
+            p = await self._db.fetchrow(_RUN_SELECT + " WHERE r.id = $1", row["producer_run_id"])
             producer = _run(p) if p else None
-        consumers = await self._pool.fetch(
+        consumers = await self._db.fetch(
             _RUN_SELECT + " JOIN run_inputs i ON i.run_id = r.id WHERE i.version_id = $1 ORDER BY i.use_time",
             row["id"],
         )

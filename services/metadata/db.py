@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import re
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any
 
@@ -87,3 +90,61 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, init=_init_connection, reset=_reset_connection, **kwargs)
     assert pool is not None
     return pool
+
+
+# The connection of the transaction the current request runs in, if any.
+_current: ContextVar[asyncpg.Connection | None] = ContextVar("depot_transaction", default=None)
+
+
+class Database:
+    """The pool as the domain code uses it.
+
+    Inside ``transaction()`` every query of the request — access checks
+    included — runs on that transaction's connection, and a nested
+    ``transaction()`` joins it (no savepoint). So a mutation and its
+    idempotency record commit together, and a request never holds one
+    connection while waiting for a second, which could exhaust the pool
+    under load. One request must not run queries from concurrent tasks.
+    """
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    def _conn(self) -> Any:
+        return _current.get() or self.pool
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._conn().fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        return await self._conn().fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._conn().fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return await self._conn().execute(query, *args)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The current transaction's connection, or one from the pool."""
+        conn = _current.get()
+        if conn is not None:
+            yield conn
+            return
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction, or the one this request is already in."""
+        conn = _current.get()
+        if conn is not None:
+            yield conn
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            token = _current.set(conn)
+            try:
+                yield conn
+            finally:
+                _current.reset(token)

@@ -16,13 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
 from depot.services.common.errors import InvalidArgument
 
 from . import names
 from .access import READ, Access, Principal
 from .artifacts import _RUN_SELECT, _VERSION_SELECT, Artifacts, Run, Version, _run, _version
+from .db import Database
 from .pages import PageTokens, page_size
 
 MAX_DEPTH = 100
@@ -94,8 +93,8 @@ class Page:
 
 
 class Lineage:
-    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens, artifacts: Artifacts):
-        self._pool = pool
+    def __init__(self, db: Database, access: Access, pages: PageTokens, artifacts: Artifacts):
+        self._db = db
         self._access = access
         self._pages = pages
         self._artifacts = artifacts
@@ -117,7 +116,7 @@ class Lineage:
             kind, start_id = "v", row["id"]
             start_name = _version(row).name
         readable = await self._access.readable_entities(who)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             _WALK,
             kind,
             start_id,
@@ -160,10 +159,10 @@ class Lineage:
         rids = [i for k, i in keys if k == "r"]
         out: dict[tuple[str, int], Any] = {}
         if vids:
-            for r in await self._pool.fetch(_VERSION_SELECT + " WHERE v.id = ANY($1)", vids):
+            for r in await self._db.fetch(_VERSION_SELECT + " WHERE v.id = ANY($1)", vids):
                 out[("v", r["id"])] = _version(r)
         if rids:
-            for r in await self._pool.fetch(_RUN_SELECT + " WHERE r.id = ANY($1)", rids):
+            for r in await self._db.fetch(_RUN_SELECT + " WHERE r.id = ANY($1)", rids):
                 out[("r", r["id"])] = _run(r)
         return out
 

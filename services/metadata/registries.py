@@ -37,6 +37,7 @@ from . import names
 from .access import ADMIN, READ, ROLE_NAMES, WRITE, Access, Principal, Role, parse_role
 from .accounts import Member, parse_entity
 from .artifacts import _VERSION_SELECT, Artifacts, LinkRef, Version, _version
+from .db import Database
 from .pages import PageTokens, page_size
 
 VISIBILITIES = ("org", "restricted")
@@ -128,8 +129,8 @@ _VERB = {Role.VIEWER: "read", Role.MEMBER: "link into", Role.ADMIN: "administer"
 
 
 class Registries:
-    def __init__(self, pool: asyncpg.Pool, access: Access, pages: PageTokens, artifacts: Artifacts):
-        self._pool = pool
+    def __init__(self, db: Database, access: Access, pages: PageTokens, artifacts: Artifacts):
+        self._db = db
         self._access = access
         self._pages = pages
         self._artifacts = artifacts
@@ -138,7 +139,7 @@ class Registries:
     # -- registries ----------------------------------------------------------
 
     async def _registry_row(self, who: Principal, org: str, registry: str, need: Role, field: str) -> asyncpg.Record:
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             _REGISTRY_SELECT + " WHERE o.name = $1 AND r.name = $3", org, who.user_id, registry
         )
         role = _effective_role(who, row) if row is not None else None
@@ -158,7 +159,7 @@ class Registries:
         """
         if not manifest_id:
             return False
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             _REGISTRY_SELECT
             + """
             WHERE r.id IN (
@@ -197,7 +198,7 @@ class Registries:
         if found.kind != "org":
             raise FailedPrecondition(f"registries belong to orgs; {org!r} is a {found.kind}", field="parent")
         try:
-            await self._pool.execute(
+            await self._db.execute(
                 """
                 INSERT INTO registries (org_id, name, accepted_types, description, visibility)
                 VALUES ($1, $2, $3, $4, $5)
@@ -222,7 +223,7 @@ class Registries:
         scope = f"ListRegistries|{org}"
         cursor = self._pages.decode(scope, token)
         await self._access.check(who, org, READ)
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             _REGISTRY_SELECT
             + """
             WHERE o.name = $1 AND ($3::text IS NULL OR r.name > $3) ORDER BY r.name
@@ -241,7 +242,7 @@ class Registries:
         r = parse_role(role)
         row = await self._registry_row(who, org, reg, ADMIN, "registry")
         target = await self._user(user)
-        await self._pool.execute(
+        await self._db.execute(
             """
             INSERT INTO registry_members (registry_id, user_id, role) VALUES ($1, $2, $3)
             ON CONFLICT (registry_id, user_id) DO UPDATE SET role = EXCLUDED.role
@@ -256,7 +257,7 @@ class Registries:
         org, reg = parse_registry(registry, "registry")
         row = await self._registry_row(who, org, reg, ADMIN, "registry")
         target = await self._user(user)
-        role = await self._pool.fetchval(
+        role = await self._db.fetchval(
             "DELETE FROM registry_members WHERE registry_id = $1 AND user_id = $2 RETURNING role",
             row["id"],
             target,
@@ -267,7 +268,7 @@ class Registries:
 
     async def _user(self, name: str) -> int:
         user = parse_entity(name, "user")
-        row = await self._pool.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
+        row = await self._db.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
         if row is None or row["kind"] != "user":
             raise NotFound(f"no user {user!r}", field="user")
         return int(row["id"])
@@ -282,7 +283,7 @@ class Registries:
         scope = f"ListRegistryCollections|{org}/{reg}"
         cursor = self._pages.decode(scope, token)
         row = await self._registry_row(who, org, reg, READ, "parent")
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT rc.name, rc.type, rc.create_time,
                    (SELECT count(*) FROM links l WHERE l.collection_id = rc.id) AS link_count
@@ -310,7 +311,7 @@ class Registries:
                 field="version",
                 reason="TYPE_NOT_ACCEPTED",
             )
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             # The upsert locks the collection row: links into it go one at a time.
             rc = await conn.fetchrow(
                 """
@@ -353,7 +354,7 @@ class Registries:
 
     async def unlink(self, who: Principal, name: str) -> Link:
         row = await self.resolve(who, name, "name", WRITE)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             await conn.execute(
                 "SELECT 1 FROM registry_collections WHERE id = $1 FOR UPDATE",
                 row["_link_collection_id"],
@@ -399,7 +400,7 @@ class Registries:
         scope = f"ListLinks|{org}/{reg}/{coll}"
         cursor = self._pages.decode(scope, token)
         reg_row = await self._registry_row(who, org, reg, READ, "parent")
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT l.id, l.index FROM links l JOIN registry_collections rc ON rc.id = l.collection_id
             WHERE rc.registry_id = $1 AND rc.name = $2 AND ($3::int IS NULL OR l.index < $3)
@@ -411,7 +412,7 @@ class Registries:
             size + 1,
         )
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["index"]])
-        async with self._pool.acquire() as conn:
+        async with self._db.connection() as conn:
             return [await self._link(conn, r["id"]) for r in page], nxt
 
     # -- what artifacts.py delegates for link names ----------------------------
@@ -429,7 +430,7 @@ class Registries:
         org, reg, coll, ref = parse_link(name, field)
         reg_row = await self._registry_row(who, org, reg, need, field)
         index = names.version_index(ref)
-        link = await self._pool.fetchrow(
+        link = await self._db.fetchrow(
             """
             SELECT l.*, rc.id AS rc_id,
                    COALESCE((SELECT array_agg(alias ORDER BY alias) FROM link_aliases
@@ -447,7 +448,7 @@ class Registries:
         )
         if link is None:
             raise NotFound(f"registry version {name} not found", field=field)
-        row = await self._pool.fetchrow(
+        row = await self._db.fetchrow(
             _VERSION_SELECT + " WHERE v.id = $1 AND v.state = 'committed'", link["version_id"]
         )
         if row is None:
@@ -465,13 +466,13 @@ class Registries:
 
     async def add_aliases(self, who: Principal, name: str, aliases: list[str]) -> Version:
         row = await self.resolve(who, name, "version", WRITE)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             await _set_link_aliases(conn, row["_link_collection_id"], row["_link_id"], aliases)
         return await self._reread(who, row)
 
     async def remove_aliases(self, who: Principal, name: str, aliases: list[str]) -> Version:
         row = await self.resolve(who, name, "version", WRITE)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._db.transaction() as conn:
             removed = await conn.fetch(
                 "DELETE FROM link_aliases WHERE link_id = $1 AND alias = ANY($2::text[]) RETURNING alias",
                 row["_link_id"],
@@ -494,7 +495,7 @@ class Registries:
         scope = f"ListAliases|{parent}"
         cursor = self._pages.decode(scope, token)
         reg_row = await self._registry_row(who, org, reg, READ, "parent")
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             """
             SELECT la.alias, l.index FROM link_aliases la
             JOIN links l ON l.id = la.link_id

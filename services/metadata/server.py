@@ -10,6 +10,7 @@ from depot.metadata.v1 import metadata_pb2, metadata_pb2_grpc
 from .access import Access
 from .accounts import Accounts
 from .artifacts import Artifacts
+from .db import Database
 from .idempotency import Idempotency
 from .lineage import Lineage
 from .pages import PageTokens
@@ -20,18 +21,19 @@ SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_
 
 
 def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: bytes) -> str:
-    access = Access(pool)
+    db = Database(pool)
+    access = Access(db)
     pages = PageTokens(internal_secret)
-    artifacts = Artifacts(pool, access, pages)
+    artifacts = Artifacts(db, access, pages)
     servicer = MetadataServicer(
         access,
         artifacts,
-        Idempotency(pool),
+        Idempotency(db),
         internal_secret,
-        accounts=Accounts(pool, access, pages),
+        accounts=Accounts(db, access, pages),
         pages=pages,
-        registries=Registries(pool, access, pages, artifacts),
-        lineage=Lineage(pool, access, pages, artifacts),
+        registries=Registries(db, access, pages, artifacts),
+        lineage=Lineage(db, access, pages, artifacts),
     )
     metadata_pb2_grpc.add_MetadataServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -210,6 +210,12 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
 
+    def _verified_manifest(self, m: pb.ManifestRef) -> ManifestInfo:
+        """The manifest service's summary, if its signature holds."""
+        fields = (m.entity, m.manifest_id, m.digest, m.digest_algorithm, m.size, m.file_count)
+        verify_manifest(self._manifest_secret, m.token, *fields)
+        return ManifestInfo(*fields)
+
     async def _once(
         self,
         who: Principal,
@@ -278,6 +284,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.CreateArtifactVersionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ArtifactVersion:
         who = await self._who(context)
+        manifest = self._verified_manifest(request.manifest) if request.HasField("manifest") else None
 
         async def work() -> pb.ArtifactVersion:
             v = await self._artifacts.create_version(
@@ -291,6 +298,8 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
                 _ttl(request, "ttl"),
                 _ttl_mode(request.ttl_mode),
                 list(request.tags),
+                manifest,
+                list(request.aliases),
             )
             return version_pb(v)
 
@@ -301,18 +310,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.CommitArtifactVersionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ArtifactVersion:
         who = await self._who(context)
-        m = request.manifest
-        verify_manifest(
-            self._manifest_secret,
-            m.token,
-            m.entity,
-            m.manifest_id,
-            m.digest,
-            m.digest_algorithm,
-            m.size,
-            m.file_count,
-        )
-        info = ManifestInfo(m.entity, m.manifest_id, m.digest, m.digest_algorithm, m.size, m.file_count)
+        info = self._verified_manifest(request.manifest)
 
         async def work() -> pb.ArtifactVersion:
             v = await self._artifacts.commit_version(who, request.uid, info, list(request.aliases))

@@ -75,6 +75,43 @@ class Stubs:
         ref = self.manifest(entity, entries)
         return self.commit(pending.uid, ref, aliases or [])
 
+    def put_manifest(self, entity: str, entries: list[mpb.ManifestEntry]) -> mpb.ManifestRef:
+        return self.man.PutManifest(
+            mpb.PutManifestRequest(
+                header=mpb.ManifestHeader(entity=entity, digest_algorithm="xxh3_128"), entries=entries
+            ),
+            metadata=self.md,
+        )
+
+    def log_small(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        files: dict[str, bytes],
+        *,
+        aliases: list[str] | None = None,
+        request_id: str = "",
+    ) -> pb.ArtifactVersion:
+        """The SDK's path for small files: bytes inline in the manifest, then
+        one call that creates the version committed."""
+        entries = [
+            mpb.ManifestEntry(path=p, algorithm="xxh3_128", digest=b64_xxh(d), size=len(d), content=d)
+            for p, d in sorted(files.items(), key=lambda item: item[0].encode())
+        ]
+        ref = self.put_manifest(entity, entries)
+        return self.meta.CreateArtifactVersion(
+            pb.CreateArtifactVersionRequest(
+                parent=f"entities/{entity}/projects/{project}",
+                artifact=name,
+                type="dataset",
+                manifest=manifest_ref_for_commit(ref),
+                aliases=aliases or [],
+                request_id=request_id or uuid.uuid4().hex,
+            ),
+            metadata=self.md,
+        )
+
     def commit(self, uid: str, ref: mpb.ManifestRef, aliases: list[str]) -> pb.ArtifactVersion:
         return self.meta.CommitArtifactVersion(
             pb.CommitArtifactVersionRequest(

@@ -1,37 +1,87 @@
-"""A request_id whose first call died mid-way is not stuck: a later retry runs it."""
+"""request_id records commit with the work they record, or not at all."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from depot.services.metadata.db import Database
 from depot.services.metadata.idempotency import Idempotency
 
 
-def test_abandoned_claim_is_taken_over(database_url: str) -> None:
-    async def scenario() -> tuple[bytes, bytes, int]:
+def _with_db(database_url: str, scenario: Callable[[Database], Awaitable[object]]) -> object:
+    async def run() -> object:
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
         try:
-            idem = Idempotency(pool)
-            # A first call claimed the id and died before storing a response...
-            await pool.execute(
-                "INSERT INTO idempotency (caller_id, method, request_id, create_time)"
-                " VALUES (1, 'M', 'r1', now() - interval '2 minutes')"
-            )
-            calls = 0
-
-            async def work() -> bytes:
-                nonlocal calls
-                calls += 1
-                return b"done"
-
-            # ... so a retry runs the work instead of waiting forever,
-            first = await idem.once(1, "M", "r1", work)
-            # and the retry after it gets the stored answer without running again.
-            second = await idem.once(1, "M", "r1", work)
-            return first, second, calls
+            await pool.execute("CREATE TABLE effects (request text)")
+            return await scenario(Database(pool))
         finally:
             await pool.close()
 
-    assert asyncio.run(scenario()) == (b"done", b"done", 1)
+    return asyncio.run(run())
+
+
+def test_a_failed_call_leaves_nothing_and_its_retry_runs(database_url: str) -> None:
+    async def scenario(db: Database) -> tuple[object, ...]:
+        idem = Idempotency(db)
+        calls = 0
+
+        async def work() -> bytes:
+            nonlocal calls
+            calls += 1
+            await db.execute("INSERT INTO effects VALUES ('r1')")
+            if calls == 1:
+                raise RuntimeError("the first attempt dies after writing")
+            return b"done"
+
+        try:
+            await idem.once(1, "M", "r1", work)
+        except RuntimeError:
+            pass
+        after_failure = await db.fetchval("SELECT count(*) FROM effects")
+        first = await idem.once(1, "M", "r1", work)
+        second = await idem.once(1, "M", "r1", work)
+        effects = await db.fetchval("SELECT count(*) FROM effects")
+        return after_failure, first, second, calls, effects
+
+    # The failed attempt's write rolled back with its claim; the retry ran
+    # once, and the call after it got the stored answer.
+    assert _with_db(database_url, scenario) == (0, b"done", b"done", 2, 1)
+
+
+def test_concurrent_retries_have_one_effect(database_url: str) -> None:
+    async def scenario(db: Database) -> tuple[object, ...]:
+        idem = Idempotency(db)
+        calls = 0
+
+        async def work() -> bytes:
+            nonlocal calls
+            calls += 1
+            await db.execute("INSERT INTO effects VALUES ('r2')")
+            await asyncio.sleep(0.2)  # the others arrive while this one runs
+            return f"answer {calls}".encode()
+
+        results = await asyncio.gather(*(idem.once(7, "M", "r2", work) for _ in range(3)))
+        return tuple(results), calls, await db.fetchval("SELECT count(*) FROM effects")
+
+    assert _with_db(database_url, scenario) == ((b"answer 1",) * 3, 1, 1)
+
+
+def test_a_claim_left_without_response_is_taken_over(database_url: str) -> None:
+    async def scenario(db: Database) -> tuple[object, ...]:
+        # Only a Depot that claimed outside the work's transaction could leave
+        # this (its first call died before answering); a retry must not hang.
+        await db.execute("INSERT INTO idempotency (caller_id, method, request_id) VALUES (1, 'M', 'r3')")
+        calls = 0
+
+        async def work() -> bytes:
+            nonlocal calls
+            calls += 1
+            return b"done"
+
+        idem = Idempotency(db)
+        return await idem.once(1, "M", "r3", work), await idem.once(1, "M", "r3", work), calls
+
+    assert _with_db(database_url, scenario) == (b"done", b"done", 1)

@@ -38,7 +38,7 @@ class Split:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         pool = await db.create_pool(self.dsn)
-        self.admin_key = str(await Access(pool).bootstrap_admin())
+        self.admin_key = str(await Access(db.Database(pool)).bootstrap_admin())
         store = await open_store(self.blobs.as_uri())
         meta, man, gc = serving.new_server(), serving.new_server(), serving.new_server()
         self.ports["metadata"] = serving.bind(meta, "127.0.0.1:0")

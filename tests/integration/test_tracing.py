@@ -20,8 +20,10 @@ def test_rpcs_are_traced(server, monkeypatch) -> None:
         art = depot.Artifact("traced", type="dataset")
         with art.new_file("a.txt") as f:
             f.write("a")
+        with art.new_file("big.bin", mode="wb") as f:
+            f.write(b"x" * 100_000)  # above the inline limit: uploaded on its own
         run.log_artifact(art).wait()
     names = {s.name for s in exporter.get_finished_spans()}
-    assert "/depot.metadata.v1.MetadataService/CommitArtifactVersion" in names
+    assert "/depot.metadata.v1.MetadataService/CreateArtifactVersion" in names
     assert "/depot.manifest.v1.ManifestService/UploadBlob" in names
-    assert "/depot.manifest.v1.ManifestService/CreateManifest" in names
+    assert "/depot.manifest.v1.ManifestService/PutManifest" in names

@@ -11,6 +11,7 @@ import pytest
 
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.services.metadata.access import Access
+from depot.services.metadata.db import Database
 
 from .helpers import Stubs
 
@@ -89,7 +90,7 @@ def test_other_users_cannot_read_or_write_a_team(stubs: Stubs, server, channel) 
     async def make_user() -> str:
         pool = await asyncpg.create_pool(server.config.database_url, min_size=1, max_size=1)
         try:
-            access = Access(pool)
+            access = Access(Database(pool))
             uid = await access.create_user("mallory")
             return str(await access.create_key(uid))
         finally:

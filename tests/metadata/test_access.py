@@ -20,6 +20,10 @@ def _log(m: Meta) -> Any:
     return m.log(TEAM, "p", "ds", {"f": rid().encode()})
 
 
+def _log_small(m: Meta) -> Any:
+    return m.log_small(TEAM, "p", "ds", {"f": rid().encode()})
+
+
 def _read_calls(w: World) -> list[Call]:
     return [
         lambda m: m.GetArtifactVersion(pb.GetArtifactVersionRequest(name=f"{COLL}/versions/latest")),
@@ -39,6 +43,7 @@ def _write_calls(w: World) -> list[Call]:
     return [
         lambda m: m.CreateRun(pb.CreateRunRequest(parent=PROJECT, run_id=rid()[:12])),
         _log,
+        _log_small,
         lambda m: m.UseArtifactVersion(
             pb.UseArtifactVersionRequest(run=f"{PROJECT}/runs/r0", version=f"{COLL}/versions/v0", request_id=rid())
         ),

@@ -73,7 +73,7 @@ class BlobChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
 
 class ManifestEntry(_message.Message):
-    __slots__ = ("path", "algorithm", "digest", "size", "ref", "version_id", "extra_json")
+    __slots__ = ("path", "algorithm", "digest", "size", "ref", "version_id", "extra_json", "content")
     PATH_FIELD_NUMBER: _ClassVar[int]
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class ManifestEntry(_message.Message):
     REF_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
     path: str
     algorithm: str
     digest: str
@@ -88,7 +89,8 @@ class ManifestEntry(_message.Message):
     ref: str
     version_id: str
     extra_json: str
-    def __init__(self, path: _Optional[str] = ..., algorithm: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., ref: _Optional[str] = ..., version_id: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    content: bytes
+    def __init__(self, path: _Optional[str] = ..., algorithm: _Optional[str] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., ref: _Optional[str] = ..., version_id: _Optional[str] = ..., extra_json: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class EntryBatch(_message.Message):
     __slots__ = ("entries",)
@@ -123,6 +125,14 @@ class CreateManifestRequest(_message.Message):
     header: ManifestHeader
     batch: EntryBatch
     def __init__(self, header: _Optional[_Union[ManifestHeader, _Mapping]] = ..., batch: _Optional[_Union[EntryBatch, _Mapping]] = ...) -> None: ...
+
+class PutManifestRequest(_message.Message):
+    __slots__ = ("header", "entries")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    header: ManifestHeader
+    entries: _containers.RepeatedCompositeFieldContainer[ManifestEntry]
+    def __init__(self, header: _Optional[_Union[ManifestHeader, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[ManifestEntry, _Mapping]]] = ...) -> None: ...
 
 class ManifestRef(_message.Message):
     __slots__ = ("entity", "manifest_id", "digest", "digest_algorithm", "size", "file_count", "token")

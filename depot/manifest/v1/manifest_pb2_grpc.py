@@ -54,6 +54,11 @@ class ManifestServiceStub:
                 request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.CreateManifestRequest.SerializeToString,
                 response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
                 _registered_method=True)
+        self.PutManifest = channel.unary_unary(
+                '/depot.manifest.v1.ManifestService/PutManifest',
+                request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.PutManifestRequest.SerializeToString,
+                response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
+                _registered_method=True)
         self.ReadManifest = channel.unary_stream(
                 '/depot.manifest.v1.ManifestService/ReadManifest',
                 request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ReadManifestRequest.SerializeToString,
@@ -87,7 +92,16 @@ class ManifestServiceServicer:
 
     def CreateManifest(self, request_iterator, context):
         """Client-streaming: one header, then entry batches in strictly increasing
-        path order. Returns a signed reference to the stored manifest.
+        path order. Returns a signed reference to the stored manifest. Small
+        files may ride along as entry `content` instead of separate uploads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutManifest(self, request, context):
+        """CreateManifest in one message, for manifests of up to 1000 entries: one
+        round trip where a stream costs several (most versions are small).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,6 +134,11 @@ def add_ManifestServiceServicer_to_server(servicer, server):
             'CreateManifest': grpc.stream_unary_rpc_method_handler(
                     servicer.CreateManifest,
                     request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.CreateManifestRequest.FromString,
+                    response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.SerializeToString,
+            ),
+            'PutManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutManifest,
+                    request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.PutManifestRequest.FromString,
                     response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.SerializeToString,
             ),
             'ReadManifest': grpc.unary_stream_rpc_method_handler(
@@ -235,6 +254,33 @@ class ManifestService:
             target,
             '/depot.manifest.v1.ManifestService/CreateManifest',
             depot_dot_manifest_dot_v1_dot_manifest__pb2.CreateManifestRequest.SerializeToString,
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.manifest.v1.ManifestService/PutManifest',
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.PutManifestRequest.SerializeToString,
             depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
             options,
             channel_credentials,

@@ -211,7 +211,7 @@ class LinkInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., collection: _Optional[str] = ..., index: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateArtifactVersionRequest(_message.Message):
-    __slots__ = ("parent", "artifact", "type", "description", "metadata_json", "run", "ttl", "request_id", "ttl_mode", "tags")
+    __slots__ = ("parent", "artifact", "type", "description", "metadata_json", "run", "ttl", "request_id", "ttl_mode", "tags", "manifest", "aliases")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +222,8 @@ class CreateArtifactVersionRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TTL_MODE_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     parent: str
     artifact: str
     type: str
@@ -232,7 +234,9 @@ class CreateArtifactVersionRequest(_message.Message):
     request_id: str
     ttl_mode: TtlMode
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, parent: _Optional[str] = ..., artifact: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ..., metadata_json: _Optional[str] = ..., run: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., ttl_mode: _Optional[_Union[TtlMode, str]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    manifest: ManifestRef
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, parent: _Optional[str] = ..., artifact: _Optional[str] = ..., type: _Optional[str] = ..., description: _Optional[str] = ..., metadata_json: _Optional[str] = ..., run: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., ttl_mode: _Optional[_Union[TtlMode, str]] = ..., tags: _Optional[_Iterable[str]] = ..., manifest: _Optional[_Union[ManifestRef, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommitArtifactVersionRequest(_message.Message):
     __slots__ = ("uid", "manifest", "aliases", "request_id")

@@ -263,7 +263,10 @@ class MetadataServiceServicer:
 
     def CreateArtifactVersion(self, request, context):
         """Opens a pending version: the collection is created (or its type checked),
-        nothing is visible to readers until CommitArtifactVersion.
+        nothing is visible to readers until CommitArtifactVersion. With
+        `manifest` set, creates and commits in one step instead (for versions
+        whose blobs and manifest were stored first), with the same digest
+        deduplication as CommitArtifactVersion.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
