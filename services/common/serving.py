@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 
+from . import telemetry
 from .health import add_health, mark_serving
-from .telemetry import TracingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def new_server() -> grpc.aio.Server:
-    return grpc.aio.server(options=OPTIONS, interceptors=[TracingInterceptor()])
+    return grpc.aio.server(options=OPTIONS, interceptors=telemetry.server_interceptors())
 
 
 def bind(server: grpc.aio.Server, address: str) -> int:

@@ -72,12 +72,15 @@ class LocalBlobStore:
     def _write_atomically(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         # Write a temp name inside the store, then rename: atomic on POSIX.
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 fill(f)
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except FileNotFoundError:  # the first blob of its directory
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

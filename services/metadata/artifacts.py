@@ -334,6 +334,9 @@ _CREATE_COMMITTED = """
 """
 
 
+_PROJECT_CACHE = 100_000
+
+
 async def _get_or_create(db: Any, sql: str, *args: Any, row: bool = False) -> Any:
     """Runs a found-or-made query; a lost insert race reads the winner's row."""
     for _ in range(3):
@@ -348,6 +351,9 @@ class Artifacts:
         self._db = db
         self._access = access
         self._pages = pages
+        # Project ids by (entity id, name): projects are never renamed or
+        # deleted, so a committed id stays right; one query less per commit.
+        self._project_ids: dict[tuple[int, str], int] = {}
         # Resolves registry link names; set by the registries part.
         self.links: Any = None
 
@@ -359,6 +365,9 @@ class Artifacts:
     async def _project(self, who: Principal, project: names.ProjectName, need: Any) -> tuple[int, EntityAccess]:
         found = await self._access.check(who, project.entity, need)
         entity_id = found.id
+        key = (entity_id, project.project)
+        if key in self._project_ids:
+            return self._project_ids[key], found
         if need >= WRITE:
             pid = await _get_or_create(self._db, _PROJECT_GET_OR_CREATE, entity_id, project.project)
         else:
@@ -369,7 +378,13 @@ class Artifacts:
             )
             if pid is None:
                 raise NotFound(f"project {project} not found", field="parent")
+        self._db.on_commit(lambda: self._remember_project(key, int(pid)))
         return int(pid), found
+
+    def _remember_project(self, key: tuple[int, str], pid: int) -> None:
+        if len(self._project_ids) >= _PROJECT_CACHE:
+            self._project_ids.clear()
+        self._project_ids[key] = pid
 
     async def create_run(self, who: Principal, parent: str, run_id: str, job_type: str, config_json: str) -> Run:
         project = names.parse_project(parent)

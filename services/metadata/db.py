@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from importlib import resources
@@ -92,8 +92,10 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     return pool
 
 
-# The connection of the transaction the current request runs in, if any.
+# The connection of the transaction the current request runs in, if any,
+# and what to do once it commits.
 _current: ContextVar[asyncpg.Connection | None] = ContextVar("depot_transaction", default=None)
+_on_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar("depot_on_commit", default=None)
 
 
 class Database:
@@ -142,9 +144,23 @@ class Database:
         if conn is not None:
             yield conn
             return
-        async with self.pool.acquire() as conn, conn.transaction():
-            token = _current.set(conn)
-            try:
-                yield conn
-            finally:
-                _current.reset(token)
+        callbacks: list[Callable[[], None]] = []
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                tokens = _current.set(conn), _on_commit.set(callbacks)
+                try:
+                    yield conn
+                finally:
+                    _current.reset(tokens[0])
+                    _on_commit.reset(tokens[1])
+        for callback in callbacks:
+            callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` once the current transaction has committed (at
+        once outside one): for caches that must only learn committed rows."""
+        callbacks = _on_commit.get()
+        if callbacks is None:
+            callback()
+        else:
+            callbacks.append(callback)
