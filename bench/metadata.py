@@ -1,10 +1,11 @@
 """Metadata service benchmark: commits of small versions, and alias resolution.
 
-    python bench/metadata.py [--seconds 10] [--commit-clients 32] [--resolve-clients 200]
+    python bench/metadata.py [--seconds 10] [--repeat 3] [--workers 2] [--ops commit,resolve]
 
-Starts its own all-in-one server (embedded PostgreSQL, local blobs) in a
-subprocess on a temporary data dir, then drives it from worker processes
-with grpc.aio clients, and prints one JSON line per operation:
+Starts its own all-in-one server (embedded PostgreSQL, local blobs, 2
+server processes by default: one Python process serves RPCs on one core) in
+a subprocess on a temporary data dir, then drives it from client processes
+with grpc.aio clients, and prints one JSON line per run, then the medians:
 
     {"op": ..., "clients": N, "ops_per_s": ..., "p50_ms": ..., "p99_ms": ...}
 
@@ -14,8 +15,10 @@ with grpc.aio clients, and prints one JSON line per operation:
   committing it with an alias. Clients write to 8 collections.
 - ``resolve_alias``: GetArtifactVersion of ``.../versions/prod``.
 
-Latencies are per operation (a commit is all of its calls); clients run in
-a closed loop, so p99 includes queueing at the server.
+Latencies are per operation (a commit is all of its calls). Clients run in
+a closed loop (each sends again the moment it is answered), so p99 includes
+queueing at the server; ``*_paced`` lines spread the clients' requests over
+a stated total rate instead (open loop), which shows latency under a load.
 """
 
 from __future__ import annotations
@@ -175,8 +178,8 @@ def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: f
     }
 
 
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
-    env = dict(os.environ, DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN="127.0.0.1:0")
+def _start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen, str, str]:
+    env = dict(os.environ, DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN="127.0.0.1:0", DEPOT_WORKERS=str(workers))
     env.pop("DEPOT_DATABASE_URL", None)
     env.pop("DEPOT_STORAGE_URL", None)
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
@@ -191,6 +194,15 @@ def _start_server(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
     return proc, meta["address"], Path(meta["admin_key_file"]).read_text().strip()
 
 
+def _median_line(runs: list[dict]) -> dict:
+    out = {"op": runs[0]["op"], "clients": runs[0]["clients"], "offered_per_s": runs[0]["offered_per_s"]}
+    out["runs"] = len(runs)
+    for field in ("ops_per_s", "p50_ms", "p99_ms"):
+        out[field] = statistics.median(r[field] for r in runs)
+    out["median_of_runs"] = True
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -198,40 +210,39 @@ def main() -> None:
     ap.add_argument("--resolve-clients", type=int, default=200)
     ap.add_argument("--procs", type=int, default=2, help="client processes per op")
     ap.add_argument(
-        "--resolve-rate",
-        type=float,
-        default=500.0,
-        help="also resolve at this total offered rate (open loop, requests/s); 0 = skip",
+        "--resolve-rates",
+        default="500,1000",
+        help="also resolve at these total offered rates (open loop, requests/s, comma-separated); '' = skip",
     )
     ap.add_argument("--ops", default="commit,resolve", help="comma-separated: commit, resolve")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per op; with more than one, a median line follows")
+    ap.add_argument("--workers", type=int, default=2, help="server processes (DEPOT_WORKERS) of the server started")
     ap.add_argument("--address", help="use a running server instead (with --api-key)")
     ap.add_argument("--api-key")
     opts = ap.parse_args()
+    ops = set(opts.ops.split(","))
+    plan: list[tuple[str, int, float]] = []  # (op, clients, offered rate)
+    if "commit" in ops:
+        plan.append(("commit_10_files", opts.commit_clients, 0.0))
+    if "resolve" in ops:
+        plan.append(("resolve_alias", opts.resolve_clients, 0.0))
+        plan += [("resolve_alias", opts.resolve_clients, float(r)) for r in opts.resolve_rates.split(",") if r]
     with tempfile.TemporaryDirectory(prefix="depot-bench-") as tmp:
         proc = None
         if opts.address:
             address, key = opts.address, opts.api_key or os.environ["DEPOT_API_KEY"]
         else:
-            proc, address, key = _start_server(Path(tmp))
+            proc, address, key = _start_server(Path(tmp), opts.workers)
         try:
-            ops = set(opts.ops.split(","))
-            if "commit" in ops:
-                res = run_op("commit_10_files", address, key, opts.commit_clients, opts.procs, opts.seconds)
-                print(json.dumps(res), flush=True)
-            if "resolve" in ops:
-                res = run_op("resolve_alias", address, key, opts.resolve_clients, opts.procs, opts.seconds)
-                print(json.dumps(res), flush=True)
-            if "resolve" in ops and opts.resolve_rate:
-                res = run_op(
-                    "resolve_alias",
-                    address,
-                    key,
-                    opts.resolve_clients,
-                    opts.procs,
-                    opts.seconds,
-                    rate=opts.resolve_rate,
-                )
-                print(json.dumps(res), flush=True)
+            for op, clients, rate in plan:
+                runs = []
+                for _ in range(opts.repeat):
+                    res = run_op(op, address, key, clients, opts.procs, opts.seconds, rate=rate)
+                    res["server_workers"] = None if opts.address else opts.workers
+                    print(json.dumps(res), flush=True)
+                    runs.append(res)
+                if len(runs) > 1:
+                    print(json.dumps(_median_line(runs)), flush=True)
         finally:
             if proc is not None:
                 proc.terminate()

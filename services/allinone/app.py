@@ -4,17 +4,26 @@ Uses DEPOT_DATABASE_URL / DEPOT_STORAGE_URL when set, else an embedded
 PostgreSQL and a blob directory under the data dir. On first start it
 creates the superuser ``admin`` and writes its API key to
 ``<data dir>/admin.key`` (mode 0600).
+
+With DEPOT_WORKERS=N it also starts N-1 worker processes that serve the
+same services on the same port (SO_REUSEPORT: the kernel spreads incoming
+connections over them), because one Python process runs its RPCs on one
+core. The first process alone runs the embedded PostgreSQL, migrations
+and the admin bootstrap; workers stop when it does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
+import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -58,11 +67,24 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     if key is not None:
         _write_secret(key_file, str(key))
 
+    server, address = await _serve_services(config, pool, stack)
+    if config.workers > 1:
+        host, port = config.listen.rsplit(":", 1)[0], address.rsplit(":", 1)[1]
+        worker_config = dataclasses.replace(config, listen=f"{host}:{port}", database_url=dsn)
+        await _start_workers(worker_config, config.workers - 1, stack)
+    (config.data_dir / "server.json").write_text(
+        json.dumps({"address": address, "pid": os.getpid(), "admin_key_file": str(key_file)})
+    )
+    return Running(address, key_file, server)
+
+
+async def _serve_services(config: Config, pool: Any, stack: AsyncExitStack) -> tuple[grpc.aio.Server, str]:
+    """Opens the blob store and serves the three services on ``config.listen``."""
     store_kwargs = config.s3_options() if config.storage_url.startswith("s3://") else {}
     store = await open_store(config.storage_url, **store_kwargs)
     stack.push_async_callback(store.aclose)
 
-    server = serving.new_server()
+    server = serving.new_server(reuse_port=config.workers > 1)
     port = serving.bind(server, config.listen)
     host = config.listen.rsplit(":", 1)[0]
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
@@ -76,10 +98,56 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     ]
     await serving.start(server, names)
     stack.push_async_callback(server.stop, 5)
-    (config.data_dir / "server.json").write_text(
-        json.dumps({"address": address, "pid": os.getpid(), "admin_key_file": str(key_file)})
-    )
-    return Running(address, key_file, server)
+    return server, address
+
+
+async def _start_workers(config: Config, count: int, stack: AsyncExitStack) -> None:
+    """Starts ``count`` worker processes and waits until each one serves."""
+    env = {**os.environ, **config.to_env()}
+    procs = []
+    for _ in range(count):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "depot.services.allinone", WORKER_FLAG, env=env, stdout=asyncio.subprocess.PIPE
+        )
+        procs.append(proc)
+        stack.push_async_callback(_stop_worker, proc)
+    for proc in procs:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), WORKER_START_S)
+        if line.strip() != READY:
+            raise RuntimeError(f"a worker process failed to start (exit code {await proc.wait()}); see its log above")
+
+
+async def _stop_worker(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+WORKER_FLAG = "--worker"
+WORKER_START_S = 60.0
+READY = b"depot-worker-ready"
+
+
+async def serve_worker(config: Config) -> None:
+    """A worker: the services on the first process's port and database, until
+    SIGTERM or until that process is gone."""
+    parent = os.getppid()
+    async with AsyncExitStack() as stack:
+        assert config.database_url is not None, "workers get the database URL from the first process"
+        pool = await db.create_pool(config.database_url)
+        stack.push_async_callback(pool.close)
+        await _serve_services(config, pool, stack)
+        sys.stdout.buffer.write(READY + b"\n")
+        sys.stdout.flush()
+        stop = asyncio.ensure_future(serving.wait_for_signal())
+        while not stop.done() and os.getppid() == parent:
+            await asyncio.wait([stop], timeout=1.0)
+        stop.cancel()
 
 
 def _write_secret(path: Path, value: str) -> None:
@@ -98,4 +166,4 @@ async def serve(config: Config) -> None:
         print("depot: stopping", flush=True)
 
 
-__all__ = ["start", "serve", "Running"]
+__all__ = ["start", "serve", "serve_worker", "Running", "WORKER_FLAG"]

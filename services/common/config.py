@@ -36,6 +36,9 @@ class Config:
     # Buckets the manifest service may list for references ("*" = any).
     reference_buckets: str
     reference_s3_endpoint_url: str | None
+    # All-in-one: server processes sharing the port (SO_REUSEPORT), so the
+    # services use more than one core; 1 keeps everything in one process.
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, *, default_port: int = 50051) -> Config:
@@ -67,7 +70,29 @@ class Config:
             reference_s3_endpoint_url=(
                 env.get("DEPOT_REFERENCE_S3_ENDPOINT_URL") or env.get("DEPOT_S3_ENDPOINT_URL") or None
             ),
+            workers=_workers(env.get("DEPOT_WORKERS", "1")),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment ``from_env`` reads this configuration back from
+        (how the all-in-one hands its settings to its worker processes)."""
+        values = {
+            "DEPOT_LISTEN": self.listen,
+            "DEPOT_DATA_DIR": str(self.data_dir),
+            "DEPOT_DATABASE_URL": self.database_url,
+            "DEPOT_STORAGE_URL": self.storage_url,
+            "DEPOT_INTERNAL_SECRET": self.internal_secret.decode(),
+            "DEPOT_METADATA_ADDRESS": self.metadata_address,
+            "DEPOT_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "DEPOT_S3_REGION": self.s3_region,
+            "DEPOT_S3_SSE": self.s3_sse,
+            "DEPOT_S3_SSE_KMS_KEY_ID": self.s3_sse_kms_key_id,
+            "DEPOT_GC_INTERVAL_S": repr(self.gc_interval_s),
+            "DEPOT_REFERENCE_BUCKETS": self.reference_buckets,
+            "DEPOT_REFERENCE_S3_ENDPOINT_URL": self.reference_s3_endpoint_url,
+            "DEPOT_WORKERS": str(self.workers),
+        }
+        return {k: v for k, v in values.items() if v}
 
     def s3_options(self) -> dict[str, str | None]:
         return {
@@ -83,3 +108,16 @@ class Config:
 
         s3 = S3Config(endpoint_url=self.reference_s3_endpoint_url, region=self.s3_region)
         return ReferencePolicy.from_setting(self.reference_buckets, s3)
+
+
+MAX_WORKERS = 64
+
+
+def _workers(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_WORKERS:
+        raise ValueError(f"DEPOT_WORKERS must be a whole number from 1 to {MAX_WORKERS}, not {value!r}")
+    return n

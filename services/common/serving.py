@@ -39,8 +39,11 @@ def run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def new_server() -> grpc.aio.Server:
-    return grpc.aio.server(options=OPTIONS, interceptors=telemetry.server_interceptors())
+def new_server(*, reuse_port: bool = False) -> grpc.aio.Server:
+    """A server; ``reuse_port`` lets processes of this user share its port
+    (the all-in-one's workers). Off otherwise, so a taken port is an error."""
+    options = [o for o in OPTIONS if o[0] != "grpc.so_reuseport"] + [("grpc.so_reuseport", int(reuse_port))]
+    return grpc.aio.server(options=options, interceptors=telemetry.server_interceptors())
 
 
 def bind(server: grpc.aio.Server, address: str) -> int:

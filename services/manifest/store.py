@@ -9,6 +9,7 @@ object or nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -56,14 +57,15 @@ class LocalBlobStore:
     def __init__(self, root: Path):
         self.root = root.resolve()
         self.url = self.root.as_uri()
-        self.tmp = self.root / ".tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.tmp = str(self.root / ".tmp")
+        os.makedirs(self.tmp, exist_ok=True)
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> str:
         # check_key refuses absolute keys and '..'/'.'/empty components, so the
         # joined path stays under root lexically; the root itself is resolved
-        # once, and Depot never creates symlinks inside it.
-        return self.root / check_key(key)
+        # once, and Depot never creates symlinks inside it. A str, not a Path:
+        # pathlib's joins were ~5% of the server's CPU on the commit path.
+        return f"{self.root}/{check_key(key)}"
 
     async def exists(self, key: str) -> bool:
         # One stat: cheaper inline than a hop to a worker thread.
@@ -79,10 +81,11 @@ class LocalBlobStore:
             try:
                 os.replace(tmp, dest)
             except FileNotFoundError:  # the first blob of its directory
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
                 os.replace(tmp, dest)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     async def put_file(self, key: str, path: Path) -> None:
@@ -121,7 +124,8 @@ class LocalBlobStore:
             f.close()
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._path(key).unlink, True)
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(os.unlink, self._path(key))
 
     async def aclose(self) -> None:
         return None
