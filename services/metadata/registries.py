@@ -128,6 +128,26 @@ def _registry(who: Principal, row: asyncpg.Record) -> Registry:
 _VERB = {Role.VIEWER: "read", Role.MEMBER: "link into", Role.ADMIN: "administer"}
 
 
+_LINK_SELECT = """
+    SELECT l.*, rc.id AS rc_id,
+           COALESCE((SELECT array_agg(alias ORDER BY alias) FROM link_aliases
+                      WHERE link_id = l.id), '{}') AS link_aliases
+    FROM links l JOIN registry_collections rc ON rc.id = l.collection_id
+"""
+_LINK_BY_INDEX = _LINK_SELECT + " WHERE rc.registry_id = $1 AND rc.name = $2 AND l.index = $3"
+# Alias first, uncorrelated, then the link by id: see _VERSION_BY_ALIAS in
+# artifacts.py for the plan this avoids (a scan of every link of the collection).
+_LINK_BY_ALIAS = (
+    _LINK_SELECT
+    + """
+    WHERE l.id = (
+        SELECT la.link_id FROM link_aliases la
+        JOIN registry_collections arc ON arc.id = la.collection_id
+        WHERE arc.registry_id = $1 AND arc.name = $2 AND la.alias = $3)
+"""
+)
+
+
 class Registries:
     def __init__(self, db: Database, access: Access, pages: PageTokens, artifacts: Artifacts):
         self._db = db
@@ -430,22 +450,8 @@ class Registries:
         org, reg, coll, ref = parse_link(name, field)
         reg_row = await self._registry_row(who, org, reg, need, field)
         index = names.version_index(ref)
-        link = await self._db.fetchrow(
-            """
-            SELECT l.*, rc.id AS rc_id,
-                   COALESCE((SELECT array_agg(alias ORDER BY alias) FROM link_aliases
-                              WHERE link_id = l.id), '{}') AS link_aliases
-            FROM links l JOIN registry_collections rc ON rc.id = l.collection_id
-            WHERE rc.registry_id = $1 AND rc.name = $2
-              AND CASE WHEN $3::int IS NOT NULL THEN l.index = $3
-                  ELSE l.id = (SELECT link_id FROM link_aliases la
-                                WHERE la.collection_id = rc.id AND la.alias = $4) END
-            """,
-            reg_row["id"],
-            coll,
-            index,
-            ref,
-        )
+        sql = _LINK_BY_INDEX if index is not None else _LINK_BY_ALIAS
+        link = await self._db.fetchrow(sql, reg_row["id"], coll, ref if index is None else index)
         if link is None:
             raise NotFound(f"registry version {name} not found", field=field)
         row = await self._db.fetchrow(
