@@ -124,8 +124,13 @@ def _worker(
 
     async def main() -> list[float]:
         md = (("authorization", f"Bearer {key}"),)
-        # A few channels per process, so one HTTP/2 connection is not the limit.
-        channels = [grpc.aio.insecure_channel(address) for _ in range(min(clients, 4))]
+        # Several connections per process, as many clients would open: one
+        # HTTP/2 connection is not the limit, and the server's worker
+        # processes (which the kernel assigns per connection) share the load.
+        # Without a local subchannel pool, channels to one address share one
+        # connection.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(min(clients, 8))]
         stubs = [
             (metadata_pb2_grpc.MetadataServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch)) for ch in channels
         ]

@@ -200,7 +200,7 @@ _VERSION_BY_ALIAS = (
 )
 
 
-def _version(row: asyncpg.Record) -> Version:
+def _version(row: asyncpg.Record | dict[str, Any]) -> Version:
     return Version(
         collection=(f"entities/{row['entity_name']}/projects/{row['project_name']}/artifacts/{row['collection_name']}"),
         uid=str(row["uid"]),
@@ -327,7 +327,10 @@ _COLLECTION_GET_OR_CREATE_LOCKED = _COLLECTION_GET_OR_CREATE.replace(
 # Creates a committed version in one statement, after the collection lock:
 # unless a live version has the same digest ($9), take the next index, insert
 # the version and point `latest` and the new aliases at it; if one does,
-# point only the new aliases at that one. Returns the version's id.
+# point only the new aliases at that one. Returns one row: the existing
+# version's id (deduplicated), else the new version's columns and its
+# entity's default TTL ($16: the entity id) — everything its reply needs, so
+# no second query reads it back.
 _CREATE_COMMITTED = """
     WITH existing AS (
         SELECT id FROM versions
@@ -342,7 +345,7 @@ _CREATE_COMMITTED = """
             (uid, collection_id, description, metadata, producer_run_id, ttl, ttl_inherit, tags,
              state, index, digest, digest_algorithm, manifest_id, size, file_count, commit_time)
         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'committed', n, $9, $10, $11, $12, $13, now() FROM idx
-        RETURNING id
+        RETURNING *
     ), target AS (
         SELECT id, false AS deduplicated FROM made UNION ALL SELECT id, true FROM existing
     ), aliased AS (
@@ -351,7 +354,9 @@ _CREATE_COMMITTED = """
         FROM target t, unnest(CASE WHEN t.deduplicated THEN $14::text[] ELSE $15::text[] END) AS a
         ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = EXCLUDED.version_id
     )
-    SELECT id FROM target
+    SELECT (SELECT id FROM existing) AS existing_id, made.*,
+           (SELECT default_ttl FROM entities WHERE id = $16) AS entity_default_ttl
+    FROM (SELECT 1) AS one LEFT JOIN made ON true
 """
 
 
@@ -494,12 +499,12 @@ class Artifacts:
         if not inherit:
             # Choosing a TTL (or "forever") instead of the team default.
             _ttl_permission(found)
-        run_id = None
+        run_id, producer_run = None, ""
         if run:
             run_row = await self._run_row(who, run, WRITE, "run")
             if run_row["project_id"] != pid:
                 raise InvalidArgument("the run belongs to another project", field="run")
-            run_id = run_row["id"]
+            run_id, producer_run = run_row["id"], _run(run_row).name
         uid = uuid.uuid4()
         fields = (description, metadata, run_id, ttl, inherit, tag_list)
         async with self._db.transaction() as conn:
@@ -525,7 +530,7 @@ class Artifacts:
                     *fields,
                 )
                 return await self._get_by_uid(str(uid), conn)
-            version_id = await conn.fetchval(
+            got = await conn.fetchrow(
                 _CREATE_COMMITTED,
                 uid,
                 coll["id"],
@@ -537,8 +542,23 @@ class Artifacts:
                 manifest.file_count,
                 sorted(set(aliases)),
                 sorted({"latest", *aliases}),
+                found.id,
             )
-            return _version(await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", version_id))
+            if got["existing_id"] is not None:
+                return _version(await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", got["existing_id"]))
+            # A new version: what _VERSION_SELECT would join in is known here.
+            return _version(
+                {
+                    **dict(got),
+                    "entity_name": project.entity,
+                    "project_name": project.project,
+                    "collection_name": artifact,
+                    "type": type_,
+                    "producer_run": producer_run,
+                    "aliases": sorted({"latest", *aliases}),
+                    "linked": False,
+                }
+            )
 
     async def _get_by_uid(self, uid: str, conn: Any = None) -> Version:
         row = await (conn or self._db).fetchrow(_VERSION_SELECT + " WHERE v.uid = $1", uid)

@@ -166,3 +166,23 @@ def test_a_type_change_is_refused_in_the_one_call_path(stubs: Stubs) -> None:
     )
     got, details = _status(lambda: stubs.meta.CreateArtifactVersion(req, metadata=stubs.md))
     assert got == grpc.StatusCode.FAILED_PRECONDITION and "cannot be logged as 'model'" in details
+
+
+def test_the_create_reply_is_the_version_as_read_back(stubs: Stubs) -> None:
+    stubs.meta.CreateRun(pb.CreateRunRequest(parent=PROJECT, run_id="r1"), metadata=stubs.md)
+    ref = stubs.put_manifest("team", [_entry("f", b"described")])
+    req = pb.CreateArtifactVersionRequest(
+        parent=PROJECT,
+        artifact="ds",
+        type="dataset",
+        description="a version with everything set",
+        metadata_json='{"b": 1, "a": {"z": [1, 2]}}',
+        run=f"{PROJECT}/runs/r1",
+        tags=["nightly", "eu"],
+        aliases=["prod"],
+        manifest=manifest_ref_for_commit(ref),
+    )
+    req.ttl.FromSeconds(3600)
+    created = stubs.meta.CreateArtifactVersion(req, metadata=stubs.md)
+    assert created == stubs.get(created.name)
+    assert created.producer_run == f"{PROJECT}/runs/r1"
