@@ -213,7 +213,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--commit-clients", type=int, default=32)
     ap.add_argument("--resolve-clients", type=int, default=200)
-    ap.add_argument("--procs", type=int, default=2, help="client processes per op")
+    # One client process by default: on a small machine every client process
+    # takes CPU from the server it measures (2 processes: about 12% fewer
+    # commits/s here).
+    ap.add_argument("--procs", type=int, default=1, help="client processes per op (asyncio clients share them)")
     ap.add_argument(
         "--resolve-rates",
         default="500,1000",

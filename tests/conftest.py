@@ -86,7 +86,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     asyncio.run(build_template())
     yield pg
     if local is not None:
-        local.stop()
+        local.destroy()
 
 
 @pytest.fixture

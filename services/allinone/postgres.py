@@ -23,6 +23,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PG_USER = "postgres"
+# As root, clusters live here, named by the id kept in their data dir.
+CLUSTERS_DIR = Path("/var/tmp")
+CLUSTER_PREFIX = "depot-pg-"
+_OWNER_FILE = "depot-data-dir"
 
 
 def find_bindir() -> Path:
@@ -47,6 +51,43 @@ def _ensure_system_user() -> pwd.struct_passwd:
         return pwd.getpwnam(PG_USER)
 
 
+def _postmaster_alive(pgdata: Path) -> bool:
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def remove_orphan_clusters() -> list[Path]:
+    """Deletes the clusters under CLUSTERS_DIR whose data dir is gone.
+
+    A cluster that lives outside its data dir (as root) would otherwise
+    outlive it: every throwaway data dir (a benchmark's, a test session's)
+    left a few hundred MB behind. A cluster is removed only when it names
+    its data dir, that dir no longer holds its id, and no server runs on it.
+    """
+    removed = []
+    for pgdata in CLUSTERS_DIR.glob(f"{CLUSTER_PREFIX}*"):
+        try:
+            owner = Path((pgdata / _OWNER_FILE).read_text())
+        except OSError:
+            continue  # made before owners were recorded: leave it alone
+        cluster_id = pgdata.name[len(CLUSTER_PREFIX) :]
+        try:
+            still_owned = (owner / "pg-cluster-id").read_text().strip() == cluster_id
+        except OSError:
+            still_owned = False
+        if still_owned or _postmaster_alive(pgdata):
+            continue
+        shutil.rmtree(pgdata, ignore_errors=True)
+        removed.append(pgdata)
+    if removed:
+        log.info("removed %d embedded PostgreSQL clusters of deleted data dirs", len(removed))
+    return removed
+
+
 @dataclass
 class LocalPostgres:
     """One PostgreSQL cluster in ``pgdata``; ``dsn(db)`` connects over its socket."""
@@ -54,6 +95,8 @@ class LocalPostgres:
     pgdata: Path
     bindir: Path
     run_as: pwd.struct_passwd | None
+    # The data dir whose cluster this is, when the cluster lives outside it.
+    owner: Path | None = None
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> LocalPostgres:
@@ -68,7 +111,8 @@ class LocalPostgres:
             if not marker.exists():
                 data_dir.mkdir(parents=True, exist_ok=True)
                 marker.write_text(secrets.token_hex(8))
-            pgdata = Path("/var/tmp") / f"depot-pg-{marker.read_text().strip()}"
+            pgdata = CLUSTERS_DIR / f"{CLUSTER_PREFIX}{marker.read_text().strip()}"
+            return cls(pgdata, find_bindir(), run_as, owner=data_dir)
         return cls(pgdata, find_bindir(), run_as)
 
     @property
@@ -91,11 +135,16 @@ class LocalPostgres:
     def start(self) -> LocalPostgres:
         if self.running():
             return self
+        if self.owner is not None:
+            remove_orphan_clusters()
         if not (self.pgdata / "PG_VERSION").exists():
             shutil.rmtree(self.pgdata, ignore_errors=True)
             self.pgdata.mkdir(parents=True, mode=0o700)
             self._own(self.pgdata)
             self._run("initdb", "-D", str(self.pgdata), "-U", PG_USER, "--auth=trust", "--encoding=UTF8", "--locale=C")
+            if self.owner is not None:
+                # Lets a later start tell that this cluster's data dir is gone.
+                (self.pgdata / _OWNER_FILE).write_text(str(self.owner))
         self.socket_dir.mkdir(exist_ok=True)
         self._own(self.socket_dir)
         opts = (
@@ -121,19 +170,16 @@ class LocalPostgres:
         return self
 
     def running(self) -> bool:
-        pid_file = self.pgdata / "postmaster.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError, PermissionError):
-            return False
-        return (self.socket_dir / ".s.PGSQL.5432").exists()
+        return _postmaster_alive(self.pgdata) and (self.socket_dir / ".s.PGSQL.5432").exists()
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        """Stops the cluster and deletes it (for throwaway clusters: tests)."""
+        self.stop()
+        shutil.rmtree(self.pgdata, ignore_errors=True)
 
     async def create_database(self, name: str) -> str:
         """Creates database ``name`` if missing and returns its DSN."""

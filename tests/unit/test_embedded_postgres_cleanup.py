@@ -1,0 +1,45 @@
+"""Embedded clusters that outlive their data dir (as root) are removed on the next start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from depot.services.allinone import postgres
+
+
+def _cluster(root: Path, cluster_id: str, owner: Path | None, pid: int | None = None) -> Path:
+    pgdata = root / f"depot-pg-{cluster_id}"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("15\n")
+    if owner is not None:
+        (pgdata / "depot-data-dir").write_text(str(owner))
+    if pid is not None:
+        (pgdata / "postmaster.pid").write_text(f"{pid}\n")
+    return pgdata
+
+
+def _data_dir(root: Path, name: str, cluster_id: str) -> Path:
+    d = root / name
+    d.mkdir()
+    (d / "pg-cluster-id").write_text(cluster_id)
+    return d
+
+
+def test_only_clusters_of_deleted_data_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clusters = tmp_path / "clusters"
+    clusters.mkdir()
+    monkeypatch.setattr(postgres, "CLUSTERS_DIR", clusters)
+    live = _cluster(clusters, "aaaa", _data_dir(tmp_path, "live", "aaaa"))
+    orphan = _cluster(clusters, "bbbb", tmp_path / "deleted")
+    # The data dir now belongs to another cluster (deleted and made anew).
+    replaced = _cluster(clusters, "cccc", _data_dir(tmp_path, "remade", "dddd"))
+    legacy = _cluster(clusters, "eeee", None)  # no owner recorded: unknown, kept
+    running = _cluster(clusters, "ffff", tmp_path / "gone-too", pid=os.getpid())
+
+    removed = postgres.remove_orphan_clusters()
+
+    assert sorted(removed) == sorted([orphan, replaced])
+    assert [p.exists() for p in (live, orphan, replaced, legacy, running)] == [True, False, False, True, True]
