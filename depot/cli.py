@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -143,9 +144,17 @@ def _server(opts: argparse.Namespace) -> int:
     from depot.services.common import serving, telemetry
     from depot.services.common.config import Config
 
+    env = dict(os.environ)
+    if opts.workers is not None:
+        env["DEPOT_WORKERS"] = str(opts.workers)
+    try:
+        config = Config.from_env(env)
+    except ValueError as e:
+        print(f"depot: error: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
     telemetry.setup("depot")
-    serving.run(serve(Config.from_env()))
+    serving.run(serve(config))
     return 0
 
 
@@ -544,7 +553,10 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn, **kw)
         return p
 
-    cmd(sub, "server", _server, "run all services in one process")
+    p = cmd(sub, "server", _server, "run all services in one process")
+    p.add_argument(
+        "--workers", type=int, default=None, help="server processes sharing the port (default: DEPOT_WORKERS or 1)"
+    )
 
     art = sub.add_parser("artifact", help="artifact versions").add_subparsers(dest="action", required=True)
     p = cmd(art, "get", _artifact, "download and verify a version")

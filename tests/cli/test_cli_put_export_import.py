@@ -40,3 +40,12 @@ def test_errors_exit_non_zero_with_one_line(server) -> None:
     r = _depot(server, "artifact", "get", "team/p/missing:latest")
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "NotFoundError" in r.stderr
+
+
+def test_server_refuses_a_bad_worker_count_in_one_line(tmp_path: Path) -> None:
+    env = dict(os.environ, DEPOT_DATA_DIR=str(tmp_path))
+    r = subprocess.run(
+        [sys.executable, "-m", "depot", "server", "--workers", "0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == "depot: error: DEPOT_WORKERS must be a whole number from 1 to 64, not '0'"
