@@ -1,6 +1,6 @@
 """Metadata service benchmark: commits of small versions, and alias resolution.
 
-    python bench/metadata.py [--seconds 10] [--repeat 3] [--workers 2] [--ops commit,resolve]
+    python bench/metadata.py [--seconds 10] [--repeat 3] [--workers 1,2] [--ops commit_baseline,commit,resolve]
 
 Starts its own all-in-one server (embedded PostgreSQL, local blobs, 2
 server processes by default: one Python process serves RPCs on one core) in
@@ -13,6 +13,9 @@ with grpc.aio clients, and prints one JSON line per run, then the medians:
   version, one unique) end to end through gRPC, as the SDK logs small files:
   PutManifest with the files' bytes inline, then CreateArtifactVersion
   committing it with an alias. Clients write to 8 collections.
+- ``commit_10_files_5calls`` (the baseline, same run): the same versions in
+  the five calls the SDK made before: pending version, FindMissingBlobs,
+  UploadBlob of the new file, CreateManifest, CommitArtifactVersion.
 - ``resolve_alias``: GetArtifactVersion of ``.../versions/prod``.
 
 Latencies are per operation (a commit is all of its calls). Clients run in
@@ -46,25 +49,28 @@ def _b64_xxh(data: bytes) -> str:
     return base64.b64encode(xxhash.xxh3_128(data).digest()).decode()
 
 
+def _version_files(cid: int, n: int) -> dict[str, bytes]:
+    """Ten small files: nine every version shares, one new."""
+    shared = {f"f{i}.txt": f"shared file {i}\n".encode() * 10 for i in range(9)}
+    return shared | {"unique.txt": f"client {cid} version {n} {os.getpid()}\n".encode()}
+
+
 async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
+    """As the SDK logs small files: PutManifest with their bytes, then one
+    CreateArtifactVersion that commits."""
     from depot._artifact import manifest_ref_for_commit
     from depot.manifest.v1 import manifest_pb2 as mpb
     from depot.metadata.v1 import metadata_pb2 as pb
 
     meta, man = stubs
-    shared = [f"shared file {i}\n".encode() * 10 for i in range(9)]
     n = 0
     while time.monotonic() < deadline:
         t0 = time.perf_counter()
-        coll = f"c{(cid + n) % COLLECTIONS}"
-        unique = f"client {cid} version {n} {os.getpid()}\n".encode()
-        files = {f"f{i}.txt": d for i, d in enumerate(shared)} | {"unique.txt": unique}
-        # As the SDK logs small files: their bytes ride in the manifest.
+        files = _version_files(cid, n)
         entries = [
             mpb.ManifestEntry(path=p, algorithm="xxh3_128", digest=_b64_xxh(d), size=len(d), content=d)
             for p, d in sorted(files.items())
         ]
-
         ref = await man.PutManifest(
             mpb.PutManifestRequest(
                 header=mpb.ManifestHeader(entity="bench", digest_algorithm="xxh3_128"), entries=entries
@@ -74,8 +80,74 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
         await meta.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(
                 parent="entities/bench/projects/p",
-                artifact=coll,
+                artifact=f"c{(cid + n) % COLLECTIONS}",
                 type="dataset",
+                manifest=manifest_ref_for_commit(ref),
+                aliases=["prod"],
+                request_id=os.urandom(8).hex(),
+            ),
+            metadata=md,
+        )
+        lat.append(time.perf_counter() - t0)
+        n += 1
+
+
+async def _commit_client_5calls(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
+    """The baseline: the same versions the way the SDK logged them before
+    (and any client still may): a pending version, FindMissingBlobs, an
+    UploadBlob per new file, CreateManifest (stream), CommitArtifactVersion."""
+    from depot._artifact import manifest_ref_for_commit
+    from depot.manifest.v1 import manifest_pb2 as mpb
+    from depot.metadata.v1 import metadata_pb2 as pb
+
+    meta, man = stubs
+    n = 0
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        files = _version_files(cid, n)
+        pending = await meta.CreateArtifactVersion(
+            pb.CreateArtifactVersionRequest(
+                parent="entities/bench/projects/p",
+                artifact=f"c{(cid + n) % COLLECTIONS}",
+                type="dataset",
+                request_id=os.urandom(8).hex(),
+            ),
+            metadata=md,
+        )
+        digests = {p: _b64_xxh(d) for p, d in files.items()}
+        missing = await man.FindMissingBlobs(
+            mpb.FindMissingBlobsRequest(
+                entity="bench", blobs=[mpb.BlobDigest(algorithm="xxh3_128", digest=d) for d in digests.values()]
+            ),
+            metadata=md,
+        )
+        want = {b.digest for b in missing.missing}
+        for p, d in files.items():
+            if digests[p] in want:
+                header = mpb.UploadBlobHeader(
+                    entity="bench", digest=mpb.BlobDigest(algorithm="xxh3_128", digest=digests[p]), size=len(d)
+                )
+                await man.UploadBlob(
+                    iter([mpb.UploadBlobRequest(header=header), mpb.UploadBlobRequest(chunk=d)]), metadata=md
+                )
+                want.discard(digests[p])
+        entries = [
+            mpb.ManifestEntry(path=p, algorithm="xxh3_128", digest=digests[p], size=len(files[p]))
+            for p in sorted(files)
+        ]
+        header = mpb.ManifestHeader(entity="bench", digest_algorithm="xxh3_128")
+        ref = await man.CreateManifest(
+            iter(
+                [
+                    mpb.CreateManifestRequest(header=header),
+                    mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries)),
+                ]
+            ),
+            metadata=md,
+        )
+        await meta.CommitArtifactVersion(
+            pb.CommitArtifactVersionRequest(
+                uid=pending.uid,
                 manifest=manifest_ref_for_commit(ref),
                 aliases=["prod"],
                 request_id=os.urandom(8).hex(),
@@ -135,7 +207,10 @@ def _worker(
             (metadata_pb2_grpc.MetadataServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch)) for ch in channels
         ]
         lat: list[float] = []
-        fn = _commit_client if op == "commit_10_files" else functools.partial(_resolve_client, interval=interval)
+        fn = {
+            "commit_10_files": _commit_client,
+            "commit_10_files_5calls": _commit_client_5calls,
+        }.get(op) or functools.partial(_resolve_client, interval=interval)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         deadline = time.monotonic() + seconds
         await asyncio.gather(*(fn(stubs[i % len(stubs)], md, first + i, deadline, lat) for i in range(clients)))
@@ -200,7 +275,8 @@ def _start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen, str, 
 
 
 def _median_line(runs: list[dict]) -> dict:
-    out = {"op": runs[0]["op"], "clients": runs[0]["clients"], "offered_per_s": runs[0]["offered_per_s"]}
+    first = runs[0]
+    out = {k: first[k] for k in ("op", "clients", "offered_per_s", "server_workers")}
     out["runs"] = len(runs)
     for field in ("ops_per_s", "p50_ms", "p99_ms"):
         out[field] = statistics.median(r[field] for r in runs)
@@ -208,9 +284,46 @@ def _median_line(runs: list[dict]) -> dict:
     return out
 
 
+def _plan(opts: argparse.Namespace) -> list[tuple[str, int, float]]:
+    """(op, clients, offered rate or 0 for a closed loop), in run order."""
+    ops = set(opts.ops.split(","))
+    unknown = ops - {"commit", "commit_baseline", "resolve"}
+    if unknown:
+        raise SystemExit(f"unknown --ops {', '.join(sorted(unknown))}: use commit, commit_baseline, resolve")
+    plan: list[tuple[str, int, float]] = []
+    if "commit_baseline" in ops:
+        plan.append(("commit_10_files_5calls", opts.commit_clients, 0.0))
+    if "commit" in ops:
+        plan.append(("commit_10_files", opts.commit_clients, 0.0))
+    if "resolve" in ops:
+        plan.append(("resolve_alias", opts.resolve_clients, 0.0))
+        plan += [("resolve_alias", opts.resolve_clients, float(r)) for r in opts.resolve_rates.split(",") if r]
+    return plan
+
+
+def _run_plan(opts: argparse.Namespace, address: str, key: str, workers: int | None) -> list[dict]:
+    medians = []
+    for op, clients, rate in _plan(opts):
+        if opts.warmup:
+            # Not reported: the first seconds against a fresh server (cold
+            # statement caches, empty tables) are not its steady state.
+            run_op(op, address, key, clients, opts.procs, opts.warmup, rate=rate)
+        runs = []
+        for _ in range(opts.repeat):
+            res = run_op(op, address, key, clients, opts.procs, opts.seconds, rate=rate)
+            res["server_workers"] = workers
+            print(json.dumps(res), flush=True)
+            runs.append(res)
+        medians.append(_median_line(runs))
+        if len(runs) > 1:
+            print(json.dumps(medians[-1]), flush=True)
+    return medians
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of each op run first and not reported")
     ap.add_argument("--commit-clients", type=int, default=32)
     ap.add_argument("--resolve-clients", type=int, default=200)
     # One client process by default: on a small machine every client process
@@ -222,39 +335,41 @@ def main() -> None:
         default="500,1000",
         help="also resolve at these total offered rates (open loop, requests/s, comma-separated); '' = skip",
     )
-    ap.add_argument("--ops", default="commit,resolve", help="comma-separated: commit, resolve")
+    ap.add_argument(
+        "--ops",
+        default="commit_baseline,commit,resolve",
+        help="comma-separated: commit, commit_baseline (the same versions in five calls), resolve",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per op; with more than one, a median line follows")
-    ap.add_argument("--workers", type=int, default=2, help="server processes (DEPOT_WORKERS) of the server started")
+    ap.add_argument(
+        "--workers",
+        default="2",
+        help="DEPOT_WORKERS of the server started; a comma-separated list runs the plan once per value, "
+        "each on a fresh server, then prints ops_per_s ratios against the first",
+    )
     ap.add_argument("--address", help="use a running server instead (with --api-key)")
     ap.add_argument("--api-key")
     opts = ap.parse_args()
-    ops = set(opts.ops.split(","))
-    plan: list[tuple[str, int, float]] = []  # (op, clients, offered rate)
-    if "commit" in ops:
-        plan.append(("commit_10_files", opts.commit_clients, 0.0))
-    if "resolve" in ops:
-        plan.append(("resolve_alias", opts.resolve_clients, 0.0))
-        plan += [("resolve_alias", opts.resolve_clients, float(r)) for r in opts.resolve_rates.split(",") if r]
-    with tempfile.TemporaryDirectory(prefix="depot-bench-") as tmp:
-        proc = None
-        if opts.address:
-            address, key = opts.address, opts.api_key or os.environ["DEPOT_API_KEY"]
-        else:
-            proc, address, key = _start_server(Path(tmp), opts.workers)
-        try:
-            for op, clients, rate in plan:
-                runs = []
-                for _ in range(opts.repeat):
-                    res = run_op(op, address, key, clients, opts.procs, opts.seconds, rate=rate)
-                    res["server_workers"] = None if opts.address else opts.workers
-                    print(json.dumps(res), flush=True)
-                    runs.append(res)
-                if len(runs) > 1:
-                    print(json.dumps(_median_line(runs)), flush=True)
-        finally:
-            if proc is not None:
+    _plan(opts)  # refuse unknown ops before starting anything
+    if opts.address:
+        _run_plan(opts, opts.address, opts.api_key or os.environ["DEPOT_API_KEY"], None)
+        return
+    by_workers: dict[int, list[dict]] = {}
+    for workers in [int(w) for w in opts.workers.split(",")]:
+        with tempfile.TemporaryDirectory(prefix="depot-bench-") as tmp:
+            proc, address, key = _start_server(Path(tmp), workers)
+            try:
+                by_workers[workers] = _run_plan(opts, address, key, workers)
+            finally:
                 proc.terminate()
                 proc.wait(30)
+    baseline, *others = by_workers
+    for workers in others:
+        for base, line in zip(by_workers[baseline], by_workers[workers]):
+            ratio = line["ops_per_s"] / base["ops_per_s"] if base["ops_per_s"] else None
+            out = {"op": line["op"], "offered_per_s": line["offered_per_s"], "server_workers": workers}
+            out[f"ops_per_s_ratio_vs_{baseline}_workers"] = round(ratio, 2) if ratio else None
+            print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
