@@ -15,6 +15,7 @@ and the admin bootstrap; workers stop when it does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -78,13 +79,20 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     return Running(address, key_file, server)
 
 
-async def _serve_services(config: Config, pool: Any, stack: AsyncExitStack) -> tuple[grpc.aio.Server, str]:
-    """Opens the blob store and serves the three services on ``config.listen``."""
+async def _serve_services(
+    config: Config, pool: Any, stack: AsyncExitStack, *, joining: bool = False
+) -> tuple[grpc.aio.Server, str]:
+    """Opens the blob store and serves the three services on ``config.listen``
+    (``joining``: a worker, on the port its first process already serves)."""
     store_kwargs = config.s3_options() if config.storage_url.startswith("s3://") else {}
     store = await open_store(config.storage_url, **store_kwargs)
     stack.push_async_callback(store.aclose)
 
     server = serving.new_server(reuse_port=config.workers > 1)
+    if config.workers > 1 and not joining:
+        # SO_REUSEPORT would also let this server share a port another one
+        # (another data dir) already serves, and split clients between them.
+        serving.check_port_free(config.listen)
     port = serving.bind(server, config.listen)
     host = config.listen.rsplit(":", 1)[0]
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
@@ -102,20 +110,36 @@ async def _serve_services(config: Config, pool: Any, stack: AsyncExitStack) -> t
 
 
 async def _start_workers(config: Config, count: int, stack: AsyncExitStack) -> None:
-    """Starts ``count`` worker processes and waits until each one serves."""
+    """Starts ``count`` worker processes and waits until each one serves.
+
+    Settings go in the environment; the internal secret goes through the
+    worker's stdin instead, so it never shows in /proc/<pid>/environ.
+    """
     env = {**os.environ, **config.to_env()}
+    env.pop("DEPOT_INTERNAL_SECRET", None)
     procs = []
     for _ in range(count):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "depot.services.allinone", WORKER_FLAG, env=env, stdout=asyncio.subprocess.PIPE
+            sys.executable,
+            "-m",
+            "depot.services.allinone",
+            WORKER_FLAG,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         procs.append(proc)
         stack.push_async_callback(_stop_worker, proc)
+        assert proc.stdin is not None
+        proc.stdin.write(base64.b64encode(config.internal_secret) + b"\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
     for proc in procs:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), WORKER_START_S)
         if line.strip() != READY:
-            raise RuntimeError(f"a worker process failed to start (exit code {await proc.wait()}); see its log above")
+            await _stop_worker(proc)
+            raise RuntimeError(f"a worker process failed to start (exit code {proc.returncode}); see its log above")
 
 
 async def _stop_worker(proc: asyncio.subprocess.Process) -> None:
@@ -137,13 +161,18 @@ async def serve_worker(config: Config) -> None:
     """A worker: the services on the first process's port and database, until
     SIGTERM or until that process is gone."""
     parent = os.getppid()
+    secret = base64.b64decode(sys.stdin.buffer.readline())
+    config = dataclasses.replace(config, internal_secret=secret)
     async with AsyncExitStack() as stack:
         assert config.database_url is not None, "workers get the database URL from the first process"
         pool = await db.create_pool(config.database_url)
         stack.push_async_callback(pool.close)
-        await _serve_services(config, pool, stack)
+        await _serve_services(config, pool, stack, joining=True)
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()
+        # Nobody reads the pipe after this line: anything printed later (a
+        # console span exporter, say) goes to stderr instead of filling it.
+        os.dup2(2, 1)
         stop = asyncio.ensure_future(serving.wait_for_signal())
         while not stop.done() and os.getppid() == parent:
             await asyncio.wait([stop], timeout=1.0)

@@ -16,6 +16,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ PG_USER = "postgres"
 CLUSTERS_DIR = Path("/var/tmp")
 CLUSTER_PREFIX = "depot-pg-"
 _OWNER_FILE = "depot-data-dir"
+# Data dirs under here are throwaway (tests, benchmarks): their clusters are
+# removed once they are gone.
+THROWAWAY_ROOT = Path(tempfile.gettempdir())
 
 
 def find_bindir() -> Path:
@@ -61,30 +65,35 @@ def _postmaster_alive(pgdata: Path) -> bool:
 
 
 def remove_orphan_clusters() -> list[Path]:
-    """Deletes the clusters under CLUSTERS_DIR whose data dir is gone.
+    """Deletes the clusters under CLUSTERS_DIR of throwaway data dirs that are gone.
 
     A cluster that lives outside its data dir (as root) would otherwise
-    outlive it: every throwaway data dir (a benchmark's, a test session's)
-    left a few hundred MB behind. A cluster is removed only when it names
-    its data dir, that dir no longer holds its id, and no server runs on it.
+    outlive it: every temporary data dir (a benchmark's, a test session's)
+    left a few hundred MB behind. Only clusters whose recorded data dir was
+    under the system temp dir and no longer exists, and on which no server
+    runs, are removed: a data dir elsewhere may have been moved, or sit on a
+    volume not mounted yet, and its cluster is its only copy of the metadata.
     """
     removed = []
+    throwaway = THROWAWAY_ROOT.resolve()
     for pgdata in CLUSTERS_DIR.glob(f"{CLUSTER_PREFIX}*"):
         try:
             owner = Path((pgdata / _OWNER_FILE).read_text())
         except OSError:
             continue  # made before owners were recorded: leave it alone
-        cluster_id = pgdata.name[len(CLUSTER_PREFIX) :]
-        try:
-            still_owned = (owner / "pg-cluster-id").read_text().strip() == cluster_id
-        except OSError:
-            still_owned = False
-        if still_owned or _postmaster_alive(pgdata):
+        if not owner.is_relative_to(throwaway) or _postmaster_alive(pgdata):
             continue
+        try:
+            owner.stat()
+            continue  # still there
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue  # cannot tell: keep
         shutil.rmtree(pgdata, ignore_errors=True)
         removed.append(pgdata)
     if removed:
-        log.info("removed %d embedded PostgreSQL clusters of deleted data dirs", len(removed))
+        log.info("removed %d embedded PostgreSQL clusters of deleted temporary data dirs", len(removed))
     return removed
 
 

@@ -75,13 +75,13 @@ class Config:
 
     def to_env(self) -> dict[str, str]:
         """The environment ``from_env`` reads this configuration back from
-        (how the all-in-one hands its settings to its worker processes)."""
+        (how the all-in-one hands its settings to its worker processes, which
+        get the internal secret another way: it is not in the result)."""
         values = {
             "DEPOT_LISTEN": self.listen,
             "DEPOT_DATA_DIR": str(self.data_dir),
             "DEPOT_DATABASE_URL": self.database_url,
             "DEPOT_STORAGE_URL": self.storage_url,
-            "DEPOT_INTERNAL_SECRET": self.internal_secret.decode(),
             "DEPOT_METADATA_ADDRESS": self.metadata_address,
             "DEPOT_S3_ENDPOINT_URL": self.s3_endpoint_url,
             "DEPOT_S3_REGION": self.s3_region,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Any
 
@@ -44,6 +45,22 @@ def new_server(*, reuse_port: bool = False) -> grpc.aio.Server:
     (the all-in-one's workers). Off otherwise, so a taken port is an error."""
     options = [o for o in OPTIONS if o[0] != "grpc.so_reuseport"] + [("grpc.so_reuseport", int(reuse_port))]
     return grpc.aio.server(options=options, interceptors=telemetry.server_interceptors())
+
+
+def check_port_free(address: str) -> None:
+    """Raises OSError when something already listens on ``address`` (port 0: nothing to check)."""
+    host, port = address.rsplit(":", 1)
+    if int(port) == 0:
+        return
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a port with only TIME_WAIT connections left counts as free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host or "0.0.0.0", int(port)))
+        except OSError as e:
+            raise OSError(f"cannot listen on {address}: {e.strerror}") from None
 
 
 def bind(server: grpc.aio.Server, address: str) -> int:

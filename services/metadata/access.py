@@ -96,8 +96,15 @@ class Access:
         self._role_cache: dict[tuple[int, bool, str], tuple[float, EntityAccess]] = {}
 
     def forget_key(self, key_id: str) -> None:
-        for raw in [k for k in self._auth_cache if k.startswith(f"dpt_{key_id}_")]:
-            self._auth_cache.pop(raw, None)
+        """Drops a revoked key; again once the revocation commits, in case a
+        concurrent call cached it in between."""
+
+        def forget() -> None:
+            for raw in [k for k in self._auth_cache if k.startswith(f"dpt_{key_id}_")]:
+                self._auth_cache.pop(raw, None)
+
+        forget()
+        self._db.on_commit(forget)
 
     async def authenticate(self, raw_key: str) -> Principal:
         now = time.monotonic()
@@ -133,8 +140,11 @@ class Access:
         return Role(r) if r else None
 
     def forget_roles(self) -> None:
-        """Drops cached roles; called after every membership or entity change here."""
+        """Drops cached roles; called after every membership or entity change
+        here, and done again once that change commits (a concurrent call may
+        have cached the old role in between)."""
         self._role_cache.clear()
+        self._db.on_commit(self._role_cache.clear)
 
     async def lookup(self, who: Principal, entity: str) -> EntityAccess | None:
         """The entity and the caller's role there; None when it does not exist.
@@ -150,10 +160,15 @@ class Access:
             return hit[1]
         found = await self._lookup(who, entity)
         if found is not None:
-            if len(self._role_cache) >= _AUTH_CACHE_MAX:
-                self._role_cache.clear()
-            self._role_cache[ck] = (now + AUTH_CACHE_S, found)
+            # Only what is committed is cached: inside a transaction (say one
+            # that creates the entity) the answer waits for its commit.
+            self._db.on_commit(lambda: self._remember(ck, now + AUTH_CACHE_S, found))
         return found
+
+    def _remember(self, ck: tuple[int, bool, str], until: float, found: EntityAccess) -> None:
+        if len(self._role_cache) >= _AUTH_CACHE_MAX:
+            self._role_cache.clear()
+        self._role_cache[ck] = (until, found)
 
     async def _lookup(self, who: Principal, entity: str) -> EntityAccess | None:
         row = await self._db.fetchrow(

@@ -168,7 +168,7 @@ _VERSION_SELECT = """
               FROM runs r JOIN projects pp ON pp.id = r.project_id
               JOIN entities pe ON pe.id = pp.entity_id
              WHERE r.id = v.producer_run_id) AS producer_run,
-           COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM aliases a
+           COALESCE((SELECT array_agg(a.alias ORDER BY a.alias COLLATE "C") FROM aliases a
                       WHERE a.version_id = v.id), '{}') AS aliases,
            e.default_ttl AS entity_default_ttl,
            EXISTS (SELECT 1 FROM links l WHERE l.version_id = v.id) AS linked
@@ -344,7 +344,7 @@ _CREATE_COMMITTED = """
         INSERT INTO versions
             (uid, collection_id, description, metadata, producer_run_id, ttl, ttl_inherit, tags,
              state, index, digest, digest_algorithm, manifest_id, size, file_count, commit_time)
-        SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'committed', n, $9, $10, $11, $12, $13, now() FROM idx
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'committed', n, $9, $10, $11, $12, $13, clock_timestamp() FROM idx
         RETURNING *
     ), target AS (
         SELECT id, false AS deduplicated FROM made UNION ALL SELECT id, true FROM existing
@@ -632,7 +632,7 @@ class Artifacts:
                     ), committed AS (
                         UPDATE versions SET state = 'committed', index = (SELECT n FROM idx),
                             digest = $3, digest_algorithm = $4, manifest_id = $5, size = $6,
-                            file_count = $7, commit_time = now()
+                            file_count = $7, commit_time = clock_timestamp()
                         WHERE id = $1 RETURNING id
                     )
                     INSERT INTO aliases (collection_id, alias, version_id)

@@ -21,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from depot.services.common.errors import InvalidArgument
+from depot.services.common.errors import Aborted, InvalidArgument
 
 from .db import Database
 
 RETENTION = timedelta(days=1)
 MAX_REQUEST_ID = 128
+# Older Depot committed a claim before its work; such a claim without a
+# response is taken over once no call can still be running it.
+LEGACY_CLAIM_TIMEOUT = timedelta(seconds=60)
 
 
 class Idempotency:
@@ -57,13 +60,16 @@ class Idempotency:
                 ON CONFLICT (caller_id, method, request_id) DO UPDATE
                     SET create_time = now(), response = NULL
                     -- A record past the retention window counts as gone; so does
-                    -- a claim without a response, which only a version of Depot
-                    -- that claimed outside the transaction can have left.
-                    WHERE idempotency.create_time < now() - $4::interval OR idempotency.response IS NULL
+                    -- a claim without a response once it is older than any call,
+                    -- which only Depot before 2026-11 (claims committed outside
+                    -- the work's transaction) can have left.
+                    WHERE idempotency.create_time < now() - $4::interval
+                       OR (idempotency.response IS NULL AND idempotency.create_time < now() - $5::interval)
                 RETURNING true
                 """,
                 *key,
                 RETENTION,
+                LEGACY_CLAIM_TIMEOUT,
             )
             if not claimed:
                 # Committed by the first call (this statement sees its commit).
@@ -71,6 +77,8 @@ class Idempotency:
                     "SELECT response FROM idempotency WHERE caller_id = $1 AND method = $2 AND request_id = $3",
                     *key,
                 )
+                if stored is None:  # a legacy claim still running (rolling upgrade)
+                    raise Aborted("the first call with this request_id is still running; retry", field="request_id")
                 return bytes(stored)
             result = await work()
             await conn.execute(

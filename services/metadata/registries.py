@@ -130,7 +130,7 @@ _VERB = {Role.VIEWER: "read", Role.MEMBER: "link into", Role.ADMIN: "administer"
 
 _LINK_SELECT = """
     SELECT l.*, rc.id AS rc_id,
-           COALESCE((SELECT array_agg(alias ORDER BY alias) FROM link_aliases
+           COALESCE((SELECT array_agg(alias ORDER BY alias COLLATE "C") FROM link_aliases
                       WHERE link_id = l.id), '{}') AS link_aliases
     FROM links l JOIN registry_collections rc ON rc.id = l.collection_id
 """
@@ -396,7 +396,7 @@ class Registries:
         r = await conn.fetchrow(
             """
             SELECT l.*, rc.name AS coll, rg.name AS reg, o.name AS org,
-                   COALESCE((SELECT array_agg(alias ORDER BY alias) FROM link_aliases
+                   COALESCE((SELECT array_agg(alias ORDER BY alias COLLATE "C") FROM link_aliases
                               WHERE link_id = l.id), '{}') AS link_aliases
             FROM links l JOIN registry_collections rc ON rc.id = l.collection_id
             JOIN registries rg ON rg.id = rc.registry_id JOIN entities o ON o.id = rg.org_id

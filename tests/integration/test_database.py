@@ -35,3 +35,25 @@ def test_nested_transactions_join_and_on_commit_runs_after_commit_only(database_
             await pool.close()
 
     assert asyncio.run(scenario()) == (True, [], ["committed", "no transaction"], [1])
+
+
+def test_access_answers_from_a_rolled_back_transaction_are_not_cached(database_url: str) -> None:
+    from depot.services.metadata.access import Access, Principal
+
+    async def scenario() -> tuple[object, object]:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        db = Database(pool)
+        access = Access(db)
+        root = Principal(user_id=0, user="root", superuser=True)
+        try:
+            with pytest.raises(RuntimeError):
+                async with db.transaction():
+                    await db.execute("INSERT INTO entities (name, kind) VALUES ('ghost', 'team')")
+                    inside = await access.lookup(root, "ghost")
+                    raise RuntimeError("rolled back")
+            return inside is not None, await access.lookup(root, "ghost")
+        finally:
+            await pool.close()
+
+    # Seen inside its transaction; gone (not served from a cache) after the rollback.
+    assert asyncio.run(scenario()) == (True, None)

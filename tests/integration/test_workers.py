@@ -75,6 +75,7 @@ def two_workers(tmp_path: Path, database_url: str):  # noqa: ANN201
         DEPOT_STORAGE_URL=(tmp_path / "blobs").as_uri(),
         DEPOT_LISTEN="127.0.0.1:0",
         DEPOT_WORKERS="2",
+        DEPOT_INTERNAL_SECRET="worker-test-secret",
     )
     proc = subprocess.Popen([sys.executable, "-m", "depot.services.allinone"], env=env)
     info = tmp_path / "data" / "server.json"
@@ -95,8 +96,11 @@ def test_two_processes_listen_on_one_port_and_serve(two_workers) -> None:
     listening = _listening_socket_inodes(port)
     owners = [pid for pid in [proc.pid, *workers] if _sockets_of(pid) & listening]
     assert len(owners) == 2, (proc.pid, workers, owners)
+    for pid in workers:  # the secret reaches workers through a pipe, not their environment
+        assert b"DEPOT_INTERNAL_SECRET" not in Path(f"/proc/{pid}/environ").read_bytes()
     key = Path(info["admin_key_file"]).read_text().strip()
-    # Separate connections land on either process; every one of them works.
+    # Separate connections land on either process; every one of them works,
+    # also when the manifest was signed by the other process.
     for i in range(8):
         with grpc.insecure_channel(info["address"], options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
             v = Stubs(ch, key).log_small("team", "p", "ds", {"f": f"{i}".encode()})
@@ -124,7 +128,25 @@ def test_worker_count_is_checked_and_settings_round_trip(tmp_path: Path) -> None
     base = {"DEPOT_DATA_DIR": str(tmp_path), "DEPOT_INTERNAL_SECRET": "s3cret", "DEPOT_WORKERS": "3"}
     config = Config.from_env(base)
     assert config.workers == 3
-    assert Config.from_env(config.to_env()) == config
+    env = config.to_env()
+    assert "DEPOT_INTERNAL_SECRET" not in env  # workers read it from their stdin
+    assert Config.from_env({**env, "DEPOT_INTERNAL_SECRET": "s3cret"}) == config
     for bad in ("0", "65", "two"):
         with pytest.raises(ValueError, match="DEPOT_WORKERS must be a whole number from 1 to 64"):
             Config.from_env({**base, "DEPOT_WORKERS": bad})
+
+
+def test_a_second_server_cannot_join_a_served_port(two_workers, tmp_path: Path, database_url: str) -> None:
+    _, info = two_workers
+    env = dict(
+        os.environ,
+        DEPOT_DATA_DIR=str(tmp_path / "other"),
+        DEPOT_DATABASE_URL=database_url,
+        DEPOT_LISTEN=info["address"],
+        DEPOT_WORKERS="2",
+    )
+    other = subprocess.run(
+        [sys.executable, "-m", "depot.services.allinone"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert other.returncode != 0
+    assert f"cannot listen on {info['address']}" in other.stderr

@@ -1,4 +1,4 @@
-"""Embedded clusters that outlive their data dir (as root) are removed on the next start."""
+"""Embedded clusters that outlive a temporary data dir (as root) are removed on the next start."""
 
 from __future__ import annotations
 
@@ -28,18 +28,22 @@ def _data_dir(root: Path, name: str, cluster_id: str) -> Path:
     return d
 
 
-def test_only_clusters_of_deleted_data_dirs_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    clusters = tmp_path / "clusters"
-    clusters.mkdir()
+def test_only_clusters_of_deleted_temporary_data_dirs_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clusters, temp, home = tmp_path / "clusters", tmp_path / "tmp", tmp_path / "home"
+    for d in (clusters, temp, home):
+        d.mkdir()
     monkeypatch.setattr(postgres, "CLUSTERS_DIR", clusters)
-    live = _cluster(clusters, "aaaa", _data_dir(tmp_path, "live", "aaaa"))
-    orphan = _cluster(clusters, "bbbb", tmp_path / "deleted")
-    # The data dir now belongs to another cluster (deleted and made anew).
-    replaced = _cluster(clusters, "cccc", _data_dir(tmp_path, "remade", "dddd"))
+    monkeypatch.setattr(postgres, "THROWAWAY_ROOT", temp)
+    live = _cluster(clusters, "aaaa", _data_dir(temp, "live", "aaaa"))
+    orphan = _cluster(clusters, "bbbb", temp / "deleted")
+    # A data dir outside the temp dir may have been moved or not be mounted yet.
+    moved = _cluster(clusters, "cccc", home / ".depot")
     legacy = _cluster(clusters, "eeee", None)  # no owner recorded: unknown, kept
-    running = _cluster(clusters, "ffff", tmp_path / "gone-too", pid=os.getpid())
+    running = _cluster(clusters, "ffff", temp / "gone-too", pid=os.getpid())
 
     removed = postgres.remove_orphan_clusters()
 
-    assert sorted(removed) == sorted([orphan, replaced])
-    assert [p.exists() for p in (live, orphan, replaced, legacy, running)] == [True, False, False, True, True]
+    assert removed == [orphan]
+    assert [p.exists() for p in (live, orphan, moved, legacy, running)] == [True, False, True, True, True]
