@@ -179,6 +179,15 @@ _VERSION_SELECT = """
 """
 
 
+# The version an alias names, found first (uncorrelated, see _VERSION_BY_ALIAS).
+_ALIASED_VERSION_ID = """v.id = (
+        SELECT a.version_id FROM aliases a
+        JOIN collections ac ON ac.id = a.collection_id
+        JOIN projects ap ON ap.id = ac.project_id
+        JOIN entities ae ON ae.id = ap.entity_id
+        WHERE ae.name = $1 AND ap.name = $2 AND ac.name = $3 AND a.alias = {alias})"""
+
+
 _VERSION_BY_INDEX = (
     _VERSION_SELECT + " WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed' AND v.index = $4"
 )
@@ -187,17 +196,7 @@ _VERSION_BY_INDEX = (
 # the planner scanned every version of the collection once alias moves
 # outran its statistics, so resolving got slower with every commit
 # (bench/metadata.py: 1,474 -> 525 ops/s after 3,000 more commits).
-_VERSION_BY_ALIAS = (
-    _VERSION_SELECT
-    + """
-    WHERE v.state = 'committed' AND v.id = (
-        SELECT a.version_id FROM aliases a
-        JOIN collections ac ON ac.id = a.collection_id
-        JOIN projects ap ON ap.id = ac.project_id
-        JOIN entities ae ON ae.id = ap.entity_id
-        WHERE ae.name = $1 AND ap.name = $2 AND ac.name = $3 AND a.alias = $4)
-"""
-)
+_VERSION_BY_ALIAS = f"{_VERSION_SELECT} WHERE v.state = 'committed' AND {_ALIASED_VERSION_ID.format(alias='$4')}"
 
 
 def _version(row: asyncpg.Record | dict[str, Any]) -> Version:
@@ -696,32 +695,31 @@ class Artifacts:
         scope = f"ListArtifactVersions|{coll}|{f.scope()}"
         cursor = self._pages.decode(scope, token)
         await self._access.require(who, proj.entity, READ)
-        rows = await self._db.fetch(
-            _VERSION_SELECT
-            + """
-            WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed'
-              AND ($4::int IS NULL OR v.index < $4)
-              AND ($6::text = '' OR EXISTS (SELECT 1 FROM aliases a WHERE a.collection_id = c.id
-                                            AND a.alias = $6 AND a.version_id = v.id))
-              AND ($7::text = '' OR v.tags @> ARRAY[$7::text])
-              AND ($8::timestamptz IS NULL OR v.commit_time >= $8)
-              AND ($9::timestamptz IS NULL OR v.commit_time < $9)
-              AND ($10::jsonb IS NULL OR (v.metadata @> $10::jsonb
-                   AND v.metadata -> $11::text = $10::jsonb -> $11::text))
-            ORDER BY v.index DESC LIMIT $5
-            """,
-            proj.entity,
-            proj.project,
-            coll.artifact,
-            int(cursor[0]) if cursor else None,
-            size + 1,
-            f.alias,
-            f.tag,
-            f.created_after,
-            f.created_before,
-            f.metadata_match(),
-            f.metadata_key,
-        )
+        # Only the filters given become conditions (one prepared statement per
+        # combination): "$n IS NULL OR ..." forms keep the planner from using
+        # an index for any of them, so an alias filter walked the collection.
+        args: list[Any] = [proj.entity, proj.project, coll.artifact]
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        where = ["e.name = $1", "p.name = $2", "c.name = $3", "v.state = 'committed'"]
+        if cursor:
+            where.append(f"v.index < {arg(int(cursor[0]))}")
+        if f.alias:
+            where.append(_ALIASED_VERSION_ID.format(alias=arg(f.alias)))
+        if f.tag:
+            where.append(f"v.tags @> ARRAY[{arg(f.tag)}::text]")
+        if f.created_after:
+            where.append(f"v.commit_time >= {arg(f.created_after)}")
+        if f.created_before:
+            where.append(f"v.commit_time < {arg(f.created_before)}")
+        if f.metadata_key:
+            match, key = arg(f.metadata_match()), arg(f.metadata_key)
+            where.append(f"v.metadata @> {match}::jsonb AND v.metadata -> {key}::text = {match}::jsonb -> {key}::text")
+        sql = f"{_VERSION_SELECT} WHERE {' AND '.join(where)} ORDER BY v.index DESC LIMIT {arg(size + 1)}"
+        rows = await self._db.fetch(sql, *args)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["index"]])
         return [_version(r) for r in page], nxt
 

@@ -104,6 +104,10 @@ def test_tags_metadata_description_and_filters(world: World) -> None:
     before = timestamp_pb2.Timestamp()
     before.FromDatetime(t0)
     assert listed(created_before=before) == []
+    # Filters combine with AND, in any combination.
+    assert listed(tag="gold", alias="latest") == []
+    assert listed(tag="gold", created_after=after, metadata_key="split", metadata_value_json='"train"') == [0]
+    assert listed(alias="latest", created_after=after) == [3]
     bad = pb.ListArtifactVersionsRequest(parent=COLL, metadata_key="x", metadata_value_json="{")
     assert code(lambda: bob.ListArtifactVersions(bad)) == grpc.StatusCode.INVALID_ARGUMENT
     bad_mask = pb.UpdateArtifactVersionRequest(
