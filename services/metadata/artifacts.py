@@ -371,6 +371,23 @@ async def _get_or_create(db: Any, sql: str, *args: Any, row: bool = False) -> An
     raise Aborted("concurrent creation kept conflicting; retry")
 
 
+@dataclass(frozen=True)
+class _NewVersion:
+    """What a new version row gets from its create request."""
+
+    uid: uuid.UUID
+    description: str
+    metadata: dict[str, Any]
+    producer_run_id: int | None
+    ttl: timedelta | None
+    ttl_inherit: bool
+    tags: list[str]
+
+    def columns(self) -> tuple[Any, ...]:
+        """description .. tags, in the order the INSERTs list them after collection_id."""
+        return (self.description, self.metadata, self.producer_run_id, self.ttl, self.ttl_inherit, self.tags)
+
+
 class Artifacts:
     def __init__(self, db: Database, access: Access, pages: PageTokens):
         self._db = db
@@ -504,9 +521,9 @@ class Artifacts:
             if run_row["project_id"] != pid:
                 raise InvalidArgument("the run belongs to another project", field="run")
             run_id, producer_run = run_row["id"], _run(run_row).name
-        uid = uuid.uuid4()
-        fields = (description, metadata, run_id, ttl, inherit, tag_list)
+        row = _NewVersion(uuid.uuid4(), description, metadata, run_id, ttl, inherit, tag_list)
         async with self._db.transaction() as conn:
+            # Committing locks the collection row: see _CREATE_COMMITTED.
             sql = _COLLECTION_GET_OR_CREATE if manifest is None else _COLLECTION_GET_OR_CREATE_LOCKED
             coll = await _get_or_create(conn, sql, pid, artifact, type_, row=True)
             if coll["type"] != type_:
@@ -524,16 +541,16 @@ class Artifacts:
                          ttl_inherit, tags)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                     """,
-                    uid,
+                    row.uid,
                     coll["id"],
-                    *fields,
+                    *row.columns(),
                 )
-                return await self._get_by_uid(str(uid), conn)
+                return await self._get_by_uid(str(row.uid), conn)
             got = await conn.fetchrow(
                 _CREATE_COMMITTED,
-                uid,
+                row.uid,
                 coll["id"],
-                *fields,
+                *row.columns(),
                 manifest.digest,
                 manifest.digest_algorithm,
                 manifest.manifest_id,
@@ -543,21 +560,19 @@ class Artifacts:
                 sorted({"latest", *aliases}),
                 found.id,
             )
-            if got["existing_id"] is not None:
+            if got["existing_id"] is not None:  # deduplicated
                 return _version(await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", got["existing_id"]))
             # A new version: what _VERSION_SELECT would join in is known here.
-            return _version(
-                {
-                    **dict(got),
-                    "entity_name": project.entity,
-                    "project_name": project.project,
-                    "collection_name": artifact,
-                    "type": type_,
-                    "producer_run": producer_run,
-                    "aliases": sorted({"latest", *aliases}),
-                    "linked": False,
-                }
-            )
+            joined = {
+                "entity_name": project.entity,
+                "project_name": project.project,
+                "collection_name": artifact,
+                "type": type_,
+                "producer_run": producer_run,
+                "aliases": sorted({"latest", *aliases}),
+                "linked": False,
+            }
+            return _version({**dict(got), **joined})
 
     async def _get_by_uid(self, uid: str, conn: Any = None) -> Version:
         row = await (conn or self._db).fetchrow(_VERSION_SELECT + " WHERE v.uid = $1", uid)
