@@ -224,10 +224,16 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         cls: type[M],
         work: Callable[[], Awaitable[M]],
     ) -> M:
-        async def run() -> bytes:
-            return (await work()).SerializeToString()
+        fresh: list[M] = []
 
-        return cls.FromString(await self._idem.once(who.user_id, method, request_id, run))
+        async def run() -> bytes:
+            fresh.append(await work())
+            return fresh[0].SerializeToString()
+
+        stored = await self._idem.once(who.user_id, method, request_id, run)
+        # The stored bytes are parsed only for a retry; a first call answers
+        # with the message it built.
+        return fresh[0] if fresh else cls.FromString(stored)
 
     @translate_errors
     async def GetCaller(self, request: pb.GetCallerRequest, context: grpc.aio.ServicerContext) -> pb.Caller:
