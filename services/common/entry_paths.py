@@ -11,6 +11,9 @@ from pathlib import Path
 from .errors import InvalidArgument
 
 MAX_PATH = 4096
+# NAME_MAX of common filesystems (ext4, XFS, APFS): a longer component could
+# be logged but never downloaded.
+MAX_COMPONENT = 255
 
 
 def check_entry_path(path: str, field: str = "path") -> str:
@@ -29,6 +32,8 @@ def check_entry_path(path: str, field: str = "path") -> str:
             problem = "contains '..'"
         elif any(p in ("", ".") for p in parts):
             problem = "is not normalized (empty or '.' component)"
+        elif any(len(p.encode()) > MAX_COMPONENT for p in parts):
+            problem = f"has a component longer than {MAX_COMPONENT} bytes"
     if problem:
         raise InvalidArgument(f"entry path {path!r} {problem}", field=field)
     return path
