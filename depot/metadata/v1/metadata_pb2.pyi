@@ -303,14 +303,16 @@ class GetLineageRequest(_message.Message):
     def __init__(self, version: _Optional[str] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("version", "producer", "consumers")
+    __slots__ = ("version", "producer", "consumers", "hidden_run_count")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_FIELD_NUMBER: _ClassVar[int]
     CONSUMERS_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
     version: ArtifactVersion
     producer: Run
     consumers: _containers.RepeatedCompositeFieldContainer[Run]
-    def __init__(self, version: _Optional[_Union[ArtifactVersion, _Mapping]] = ..., producer: _Optional[_Union[Run, _Mapping]] = ..., consumers: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+    hidden_run_count: int
+    def __init__(self, version: _Optional[_Union[ArtifactVersion, _Mapping]] = ..., producer: _Optional[_Union[Run, _Mapping]] = ..., consumers: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., hidden_run_count: _Optional[int] = ...) -> None: ...
 
 class EntitySettings(_message.Message):
     __slots__ = ("default_ttl", "ttl_policy")
@@ -815,11 +817,13 @@ class LineageEdge(_message.Message):
     def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class WalkLineageResponse(_message.Message):
-    __slots__ = ("nodes", "edges", "next_page_token")
+    __slots__ = ("nodes", "edges", "next_page_token", "hidden_count")
     NODES_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[LineageNode]
     edges: _containers.RepeatedCompositeFieldContainer[LineageEdge]
     next_page_token: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[LineageNode, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[LineageEdge, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    hidden_count: int
+    def __init__(self, nodes: _Optional[_Iterable[_Union[LineageNode, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[LineageEdge, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., hidden_count: _Optional[int] = ...) -> None: ...
