@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from . import telemetry
+from . import decoding, telemetry
 from .health import add_health, mark_serving
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def new_server(*, reuse_port: bool = False) -> grpc.aio.Server:
     """A server; ``reuse_port`` lets processes of this user share its port
     (the all-in-one's workers). Off otherwise, so a taken port is an error."""
     options = [o for o in OPTIONS if o[0] != "grpc.so_reuseport"] + [("grpc.so_reuseport", int(reuse_port))]
-    return grpc.aio.server(options=options, interceptors=telemetry.server_interceptors())
+    interceptors = [*decoding.server_interceptors(), *telemetry.server_interceptors()]
+    return grpc.aio.server(options=options, interceptors=interceptors)
 
 
 def check_port_free(address: str) -> None:

@@ -1,0 +1,150 @@
+"""Undecodable requests answer INVALID_ARGUMENT, not UNKNOWN.
+
+grpc calls a method's request deserializer before any handler (and so before
+authentication) runs; a ``DecodeError`` there — garbage bytes, invalid UTF-8
+in a string field — surfaced as ``UNKNOWN "Unexpected DecodeError"``. The
+interceptor here wraps every method's deserializer so that a request that
+does not parse becomes a :class:`_Undecodable` marker, and wraps the handler
+so that the marker aborts with ``INVALID_ARGUMENT`` and the same ErrorInfo
+trailer as every other error (``status.py``).
+
+A parsed request whose strings hold NUL is refused the same way: PostgreSQL
+``text`` cannot store NUL, and checking every string field here covers every
+RPC (request ids, user names, entity names) in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from . import errors
+
+# status.py's own abort, so the trailer is the one every other error carries.
+from .status import _abort as abort_with
+
+_STRING = FieldDescriptor.TYPE_STRING
+_MESSAGE = FieldDescriptor.TYPE_MESSAGE
+
+
+class _Undecodable:
+    """What the wrapped deserializer returns for a request it refused."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: errors.InvalidArgument):
+        self.error = error
+
+
+def _nul_field(msg: Message, prefix: str = "") -> str | None:
+    """The path of the first string field holding NUL, or None."""
+    for fd, value in msg.ListFields():
+        name = f"{prefix}{fd.name}"
+        if fd.type == _STRING:
+            if fd.label == FieldDescriptor.LABEL_REPEATED:
+                if any("\0" in v for v in value):
+                    return name
+            elif "\0" in value:
+                return name
+        elif fd.type == _MESSAGE:
+            if fd.message_type.GetOptions().map_entry:
+                for k, v in value.items():
+                    if isinstance(k, str) and "\0" in k:
+                        return name
+                    if isinstance(v, str) and "\0" in v:
+                        return name
+                    if isinstance(v, Message) and (inner := _nul_field(v, f"{name}.")):
+                        return inner
+            elif fd.label == FieldDescriptor.LABEL_REPEATED:
+                for i, item in enumerate(value):
+                    if inner := _nul_field(item, f"{name}[{i}]."):
+                        return inner
+            elif inner := _nul_field(value, f"{name}."):
+                return inner
+    return None
+
+
+def _checked(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            msg = deserializer(data)
+        except DecodeError as e:
+            return _Undecodable(errors.InvalidArgument(f"the request is not a valid message of this RPC: {e}"))
+        except Exception:  # noqa: BLE001 - any parser failure is the caller's bytes
+            return _Undecodable(errors.InvalidArgument("the request is not a valid message of this RPC"))
+        # A string holding NUL serializes with a zero byte, so bytes without
+        # one need no walk (the common case on the hot path).
+        if b"\0" in data and isinstance(msg, Message) and (field := _nul_field(msg)):
+            return _Undecodable(errors.InvalidArgument(f"{field} contains a NUL character", field=field))
+        return msg
+
+    return deserialize
+
+
+async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, _Undecodable):
+        await abort_with(context, request.error)
+
+
+async def _checked_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async for request in requests:
+        await _refuse(request, context)
+        yield request
+
+
+class DecodingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns undecodable requests into INVALID_ARGUMENT for every method."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        deserializer = _checked(handler.request_deserializer)
+        serializer = handler.response_serializer
+
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await _refuse(request, context)
+                return await inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, deserializer, serializer)
+
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                await _refuse(request, context)
+                async for item in inner_us(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, deserializer, serializer)
+
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+                return await inner_su(_checked_stream(requests, context), context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, deserializer, serializer)
+
+        inner_ss = handler.stream_stream
+
+        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for item in inner_ss(_checked_stream(requests, context), context):
+                yield item
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, deserializer, serializer)
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    return [DecodingInterceptor()]
