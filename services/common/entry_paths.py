@@ -2,6 +2,9 @@
 
 Checked when a manifest is created and again by the SDK before it writes a
 downloaded file, so a manifest from anywhere cannot write outside ``root``.
+Control characters (C0 including tab and newline, DEL, C1) are refused: the
+artifact digest hashes ``path:digest\n`` lines, which only stay unambiguous
+while no path holds a newline.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InvalidArgument
+from .validate import control_char
 
 MAX_PATH = 4096
 # NAME_MAX of common filesystems (ext4, XFS, APFS): a longer component could
@@ -22,6 +26,10 @@ def check_entry_path(path: str, field: str = "path") -> str:
         problem = "is empty"
     elif "\0" in path:
         problem = "contains NUL"
+    elif (ch := control_char(path)) is not None:
+        # A newline let one path spell "aa:<digest>\nb", the digest input of
+        # two files; no control character is a path character.
+        problem = f"contains the control character U+{ord(ch):04X}"
     elif path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         problem = "is absolute"
     elif len(path.encode()) > MAX_PATH:
