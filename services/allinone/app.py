@@ -3,7 +3,13 @@
 Uses DEPOT_DATABASE_URL / DEPOT_STORAGE_URL when set, else an embedded
 PostgreSQL and a blob directory under the data dir. On first start it
 creates the superuser ``admin`` and writes its API key to
-``<data dir>/admin.key`` (mode 0600).
+``<data dir>/admin.key`` (mode 0600, in a 0700 data dir).
+
+One server per data dir: it holds an OS lock on ``<data dir>/server.lock``
+for its whole life, so a second ``depot server`` on the same dir exits at
+once naming the first one's pid and address (from ``server.json``) instead
+of sharing, and later stopping, the first one's embedded PostgreSQL. The
+kernel drops the lock when the process dies, however it dies.
 
 With DEPOT_WORKERS=N it also starts N-1 worker processes that serve the
 same services on the same port (SO_REUSEPORT: the kernel spreads incoming
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -30,6 +37,7 @@ import grpc
 
 from depot.services.common import serving
 from depot.services.common.config import Config
+from depot.services.common.secret_files import private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import add_gc
 from depot.services.manifest.server import add_manifest
 from depot.services.manifest.store import open_store
@@ -49,8 +57,56 @@ class Running:
     server: grpc.aio.Server
 
 
+LOCK_FILE = "server.lock"
+SERVER_FILE = "server.json"
+
+
+class DataDirBusy(RuntimeError):
+    """Another server holds the data dir's lock."""
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Takes ``<data dir>/server.lock`` (an flock) and returns its fd: the
+    lock lasts until that fd is closed or this process ends.
+
+    The fd is close-on-exec, so PostgreSQL and the worker processes never
+    hold it: a server that is gone never keeps its data dir locked.
+    """
+    fd = os.open(private_dir(data_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise DataDirBusy(_busy_message(data_dir, holder)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _busy_message(data_dir: Path, holder_pid: str) -> str:
+    where = "still starting"
+    try:
+        info = json.loads((data_dir / SERVER_FILE).read_text())
+        if str(info.get("pid")) == holder_pid:
+            where = f"serving on {info['address']}"
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    return (
+        f"another depot server (pid {holder_pid or 'unknown'}, {where}) is using data dir {data_dir};"
+        " stop it first or set DEPOT_DATA_DIR to another directory"
+    )
+
+
 async def start(config: Config, stack: AsyncExitStack) -> Running:
-    """Starts everything; ``stack`` stops it all again in reverse order."""
+    """Starts everything; ``stack`` stops it all again in reverse order.
+
+    Raises DataDirBusy when another server runs on ``config.data_dir``.
+    """
+    stack.callback(os.close, lock_data_dir(config.data_dir))
     dsn = config.database_url
     if dsn is None:
         pg = LocalPostgres.for_data_dir(config.data_dir)
@@ -66,16 +122,22 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     key_file = config.data_dir / "admin.key"
     key = await Access(db.Database(pool)).bootstrap_admin()
     if key is not None:
-        _write_secret(key_file, str(key))
+        write_secret_file(key_file, f"{key}\n")
+    elif key_file.exists():
+        tighten_secret_file(key_file)
 
     server, address = await _serve_services(config, pool, stack)
     if config.workers > 1:
         host, port = config.listen.rsplit(":", 1)[0], address.rsplit(":", 1)[1]
         worker_config = dataclasses.replace(config, listen=f"{host}:{port}", database_url=dsn)
         await _start_workers(worker_config, config.workers - 1, stack)
-    (config.data_dir / "server.json").write_text(
-        json.dumps({"address": address, "pid": os.getpid(), "admin_key_file": str(key_file)})
+    # Written whole (write then rename) so a reader (a second server naming
+    # this one, the quickstart waiting for it) never sees half of it.
+    server_file = config.data_dir / SERVER_FILE
+    write_secret_file(
+        server_file, json.dumps({"address": address, "pid": os.getpid(), "admin_key_file": str(key_file)})
     )
+    stack.callback(server_file.unlink, missing_ok=True)
     return Running(address, key_file, server)
 
 
@@ -179,20 +241,18 @@ async def serve_worker(config: Config) -> None:
         stop.cancel()
 
 
-def _write_secret(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-
-
 async def serve(config: Config) -> None:
+    """Serves until SIGTERM/SIGINT; exits 1 with one line when the data dir is taken."""
     async with AsyncExitStack() as stack:
-        running = await start(config, stack)
+        try:
+            running = await start(config, stack)
+        except DataDirBusy as e:
+            print(f"depot: error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
         print(f"depot: serving on {running.address} (metadata, manifest, gc)", flush=True)
         print(f"depot: admin API key in {running.admin_key_file}", flush=True)
         await serving.wait_for_signal()
         print("depot: stopping", flush=True)
 
 
-__all__ = ["start", "serve", "serve_worker", "Running", "WORKER_FLAG"]
+__all__ = ["start", "serve", "serve_worker", "lock_data_dir", "DataDirBusy", "Running", "WORKER_FLAG"]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .secret_files import private_dir, tighten_secret_file, write_secret_file
+
 if TYPE_CHECKING:
     from depot.services.manifest.references import ReferencePolicy
 
@@ -47,12 +49,12 @@ class Config:
         if secret:
             key = secret.encode()
         else:
-            # All-in-one: generate once and keep it with the data.
+            # All-in-one: generate once and keep it with the data (0600 from
+            # its first byte; a concurrent first start keeps the file that won).
             path = data_dir / "internal.secret"
             if not path.exists():
-                data_dir.mkdir(parents=True, exist_ok=True)
-                path.write_text(secrets.token_hex(32))
-                path.chmod(0o600)
+                write_secret_file(private_dir(data_dir) / path.name, secrets.token_hex(32), replace=False)
+            tighten_secret_file(path)
             key = path.read_text().strip().encode()
         return cls(
             listen=env.get("DEPOT_LISTEN", f"127.0.0.1:{default_port}"),

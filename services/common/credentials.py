@@ -21,6 +21,11 @@ from .errors import InvalidArgument, Unauthenticated
 
 KEY_PREFIX = "dpt_"
 
+# A revoked key is refused by every service within this many seconds of the
+# revocation's commit: the metadata service's auth cache holds a key at most
+# half of it, the manifest service's CheckAccess cache the other half.
+REVOKE_WITHIN_S = 1.0
+
 
 @dataclass(frozen=True)
 class ApiKey:

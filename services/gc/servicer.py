@@ -1,4 +1,9 @@
-"""gRPC handlers of the GC service (superusers, or admins of the entity)."""
+"""gRPC handlers of the GC service (superusers, or admins of the entity).
+
+Callers are authenticated against the database by metadata's ``Access``,
+with its per-process cache: a revoked key is refused here within
+``AUTH_CACHE_S`` (0.5 s), inside the documented ``REVOKE_WITHIN_S``.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,14 @@
 """Asks the metadata service whether a caller may touch an entity.
 
 The manifest service has no database; it forwards the caller's API key to
-metadata's CheckAccess and caches positive answers briefly, so a burst of
-uploads costs one round trip, and a revoked key stops working within TTL.
+metadata's CheckAccess and caches positive answers for CACHE_TTL_S, so a
+burst of uploads costs one round trip per half second.
+
+Revocation bound: an answer here is at most CACHE_TTL_S old, and metadata
+gave it from a key it had checked at most its AUTH_CACHE_S before, so a
+revoked key (or a removed role) is refused here, writes included, within
+``REVOKE_WITHIN_S`` (1 s) of the revocation's commit. Calls already past
+the check (an upload in progress) finish.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import grpc
 
 from depot.metadata.v1 import metadata_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2_grpc
+from depot.services.common.credentials import REVOKE_WITHIN_S
 from depot.services.common.errors import PermissionDenied, Unauthenticated, Unavailable
 
 READ = mpb.PERMISSION_READ
 WRITE = mpb.PERMISSION_WRITE
-CACHE_TTL_S = 10.0
+# Half the bound: metadata's auth cache (services/metadata/access.py
+# AUTH_CACHE_S) may hold the key for the other half.
+CACHE_TTL_S = REVOKE_WITHIN_S / 2
 
 
 class MetadataAccess:

@@ -82,10 +82,14 @@ _ROLE_SQL = """
     ) x)
 """
 
-# Successful authentications are reused this long (per process): one query
-# less per RPC. Revoking a key drops it here at once; other replicas stop
-# accepting it within this window.
-AUTH_CACHE_S = 2.0
+# Successful authentications (and roles) are reused this long per process:
+# one query less per RPC, and at hundreds of RPCs per second a key still
+# misses only twice a second. Revoking a key drops it here at once; other
+# replicas, worker processes and the gc service stop accepting it within this
+# window. It is half of credentials.REVOKE_WITHIN_S because the manifest
+# service caches CheckAccess answers (themselves up to this old) for the
+# other half: a revoked key is refused everywhere within REVOKE_WITHIN_S.
+AUTH_CACHE_S = 0.5
 _AUTH_CACHE_MAX = 10_000
 
 
