@@ -22,17 +22,18 @@ from google.protobuf import field_mask_pb2
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.native import artifact_digest, hash_file, hash_files
-from depot.services.common.entry_paths import check_entry_path, safe_join
 
 from . import _ttl
 from ._client import Client, request_id
 from ._exceptions import (
     DepotError,
     DigestMismatchError,
+    EntryNotFoundError,
     InvalidArgumentError,
     NotFoundError,
     TooManyObjectsError,
 )
+from ._paths import check_entry_path, check_name, safe_join
 from ._references import (
     ReferenceCache,
     S3Fetcher,
@@ -55,6 +56,29 @@ _INLINE_TOTAL = 1024 * 1024
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def _hash_local(paths: list[Path], algorithm: str) -> list[tuple[bytes, ...]]:
+    # A file that vanished or cannot be read since it was listed is the
+    # caller's bad argument, not an OSError from deep in the hashing.
+    try:
+        return hash_files([str(p) for p in paths], (algorithm,))
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot read {e.filename or paths[0]}: {e.strerror}", field="local_path") from None
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"metadata must be a dict, not {type(value).__name__}", field="metadata")
+    try:
+        # NaN and infinities are not JSON; the server would refuse them later,
+        # in a background log.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"metadata is not JSON-serializable: {e}", field="metadata") from None
+    return dict(value)
 
 
 @dataclass
@@ -130,10 +154,12 @@ class Artifact:
             raise InvalidArgumentError(
                 f"hash_algorithm must be one of {', '.join(HASH_ALGORITHMS)}", field="hash_algorithm"
             )
-        self.name = name
-        self.type = type
+        if description is not None and not isinstance(description, str):
+            raise InvalidArgumentError("description must be a string", field="description")
+        self.name = check_name(name, "artifact name", "name")
+        self.type = check_name(type, "artifact type", "type")
         self.description = description or ""
-        self.metadata = dict(metadata or {})
+        self.metadata = _metadata(metadata)
         self.hash_algorithm = hash_algorithm
         # timedelta, None (forever) or ArtifactTTL.INHERIT (the team default).
         self._ttl: _ttl.TTL = _ttl.ArtifactTTL.INHERIT
@@ -166,10 +192,11 @@ class Artifact:
         path = Path(local_path)
         if not path.is_file():
             raise InvalidArgumentError(f"{path} is not a file", field="local_path")
-        (raw,) = hash_file(str(path), (self.hash_algorithm,))
+        entry_path = check_entry_path(path.name if name is None else name, "name")
+        ((raw,),) = _hash_local([path], self.hash_algorithm)
         return self._put(
             ManifestEntry(
-                path=name or path.name,
+                path=entry_path,
                 digest=_b64(raw),
                 algorithm=self.hash_algorithm,
                 size=path.stat().st_size,
@@ -183,9 +210,13 @@ class Artifact:
         root = Path(local_path)
         if not root.is_dir():
             raise InvalidArgumentError(f"{root} is not a directory", field="local_path")
+        prefix = f"{check_entry_path(name.strip('/'), 'name')}/" if name else ""
         files = sorted(p for p in root.rglob("*") if p.is_file())
-        digests = hash_files([str(p) for p in files], (self.hash_algorithm,))
-        prefix = f"{name.strip('/')}/" if name else ""
+        for p in files:
+            # Every path is checked before any is added: a refused file name
+            # (too long, not UTF-8) leaves the artifact as it was.
+            check_entry_path(prefix + p.relative_to(root).as_posix())
+        digests = _hash_local(files, self.hash_algorithm)
         for p, (raw,) in zip(files, digests):
             rel = p.relative_to(root).as_posix()
             self._put(
@@ -232,9 +263,16 @@ class Artifact:
         """
         self._check_mutable()
         limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
-        if limit < 1:
-            raise InvalidArgumentError("max_objects must be at least 1", field="max_objects")
-        parts = urlsplit(uri)
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidArgumentError("max_objects must be an integer of at least 1", field="max_objects")
+        if name is not None:
+            check_entry_path(name.strip("/") if isinstance(name, str) else name, "name")
+        if not isinstance(uri, str):
+            raise InvalidArgumentError(f"uri must be a string, not {type(uri).__name__}", field="uri")
+        try:
+            parts = urlsplit(uri)
+        except ValueError as e:
+            raise InvalidArgumentError(f"invalid reference URI {uri!r}: {e}", field="uri") from None
         if parts.scheme in ("http", "https"):
             # HEAD/GET from this machine: the server never fetches user URLs.
             entries = http_reference_entries(uri, name, checksum, limit, self.hash_algorithm)
@@ -245,8 +283,6 @@ class Artifact:
         if parts.scheme == "s3":
             # Listed and checksummed by the manifest service when the
             # artifact is logged: millions of keys never cross the wire.
-            if name:
-                check_entry_path(name, "name")
             self._server_references.append(mpb.Reference(uri=uri, name=name or "", max_objects=limit))
             return []
         if parts.scheme != "file":
@@ -256,7 +292,7 @@ class Artifact:
             )
         local = Path(unquote(parts.path))
         if local.is_file():
-            (raw,) = hash_file(str(local), (self.hash_algorithm,))
+            ((raw,),) = _hash_local([local], self.hash_algorithm)
             return [
                 self._put(
                     ManifestEntry(
@@ -279,8 +315,10 @@ class Artifact:
                         f"reference {uri} has more than max_objects={limit} files",
                         field="max_objects",
                     )
-        digests = hash_files([str(p) for p in files], (self.hash_algorithm,))
         prefix = f"{name.strip('/')}/" if name else ""
+        for p in files:
+            check_entry_path(prefix + p.relative_to(local).as_posix())
+        digests = _hash_local(files, self.hash_algorithm)
         out = []
         for p, (raw,) in zip(files, digests):
             out.append(
@@ -418,6 +456,21 @@ class Artifact:
     def files(self) -> list[ManifestEntry]:
         return self.manifest.sorted_entries()
 
+    def get_entry(self, name: str) -> ManifestEntry:
+        """The entry at path ``name``, like ``wandb.Artifact.get_entry``.
+
+        Raises:
+            EntryNotFoundError: No entry has that path (also a ``KeyError``, as in W&B).
+        """
+        entry = self.manifest.entries.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise EntryNotFoundError(f"artifact {self.name} has no entry {name!r}", field="name")
+        return entry
+
+    def get_path(self, name: str) -> ManifestEntry:
+        """The entry at path ``name``; W&B's older name for :meth:`get_entry`."""
+        return self.get_entry(name)
+
     def _load_manifest(self) -> None:
         v = self._logged()
         assert self._client is not None
@@ -434,12 +487,9 @@ class Artifact:
 
     @classmethod
     def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Artifact:
-        art = cls(
-            v.collection.rsplit("/", 1)[-1],
-            v.type,
-            v.description,
-            json.loads(v.metadata_json) if v.metadata_json else None,
-        )
+        art = cls(v.collection.rsplit("/", 1)[-1], v.type, v.description)
+        # As stored: not re-checked, so an old odd value never makes a version unreadable.
+        art.metadata = json.loads(v.metadata_json) if v.metadata_json else {}
         art._client = client
         art._version = v
         art._manifest_loaded = False
@@ -451,7 +501,10 @@ class Artifact:
         v = self._logged()
         assert self._client is not None
         target = Path(root) if root is not None else Path("artifacts") / f"{self.name}:v{v.index}"
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InvalidArgumentError(f"cannot create {target}: {e.strerror}", field="root") from None
         entity = v.collection.split("/")[1]
         entries = self.files()
         cache = default_reference_cache() if any(e.ref for e in entries) else None
@@ -512,8 +565,11 @@ def _fetch(
     dest = safe_join(root, e.path)
     if dest.is_file() and local_copy_matches(e, dest):
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+    except OSError as err:
+        raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

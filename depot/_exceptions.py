@@ -4,21 +4,33 @@ DepotError
 ├── CommError                    the service could not be reached (UNAVAILABLE, deadline)
 ├── UnauthenticatedError         missing, malformed or revoked API key
 ├── PermissionDeniedError        the key's user lacks the role
-├── InvalidArgumentError         bad input; ``field`` names it
-├── NotFoundError
+│   └── TTLAdminsOnlyError       the team lets only admins set TTLs
+├── InvalidArgumentError         bad input; ``field`` names it (also a ValueError)
+├── NotFoundError                (also a LookupError)
+│   └── EntryNotFoundError       no such path in an artifact (also a KeyError, as in W&B)
 ├── AlreadyExistsError
 ├── FailedPreconditionError
 │   ├── TypeMismatchError        an artifact name logged with another type
+│   ├── LastAdminError           the change would leave a team without an admin
 │   └── DigestMismatchError      bytes that do not hash to their claimed digest
 ├── ResourceExhaustedError
 │   └── TooManyObjectsError      a reference lists more than max_objects
 └── AbortedError                 a conflict; retrying may succeed
+
+Errors of the checks the SDK shares with the services (entry paths, in
+``depot.services.common``) become these at the SDK's edge, in
+:func:`service_errors`: a user catches one tree, whatever raised.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+
+from depot.services.common import errors as _service
 
 
 class DepotError(Exception):
@@ -49,6 +61,17 @@ class InvalidArgumentError(DepotError, ValueError):
 
 class NotFoundError(DepotError, LookupError):
     """The named resource does not exist (or is not visible to the caller)."""
+
+
+class EntryNotFoundError(NotFoundError, KeyError):
+    """An artifact has no entry at the path asked for.
+
+    Also a ``KeyError``, which is what ``wandb.Artifact.get_entry`` raises.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ would print the message's repr, quotes included.
+        return self.message
 
 
 class AlreadyExistsError(DepotError):
@@ -126,3 +149,39 @@ def from_rpc_error(err: grpc.RpcError) -> DepotError:
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, DepotError)
     message = err.details() or code.name  # type: ignore[attr-defined]
     return cls(message, reason=reason, field=field)
+
+
+# Most specific first: the first isinstance match wins.
+_BY_SERVICE_ERROR: tuple[tuple[type[_service.DepotError], type[DepotError]], ...] = (
+    (_service.TooManyObjects, TooManyObjectsError),
+    (_service.InvalidArgument, InvalidArgumentError),
+    (_service.NotFound, NotFoundError),
+    (_service.AlreadyExists, AlreadyExistsError),
+    (_service.FailedPrecondition, FailedPreconditionError),
+    (_service.PermissionDenied, PermissionDeniedError),
+    (_service.Unauthenticated, UnauthenticatedError),
+    (_service.ResourceExhausted, ResourceExhaustedError),
+    (_service.Aborted, AbortedError),
+    (_service.Unavailable, CommError),
+)
+
+
+def from_service_error(err: _service.DepotError) -> DepotError:
+    """The SDK exception for an error of the code the SDK shares with the services."""
+    cls = _BY_REASON.get(err.reason)
+    if cls is None:
+        cls = next((sdk for svc, sdk in _BY_SERVICE_ERROR if isinstance(err, svc)), DepotError)
+    return cls(err.message, reason=err.reason, field=err.field or "")
+
+
+@contextlib.contextmanager
+def service_errors() -> Iterator[None]:
+    """Re-raises an error of ``depot.services.common`` as the matching SDK exception.
+
+    The one place the services' exception types stop: everything the SDK
+    calls from there runs inside this.
+    """
+    try:
+        yield
+    except _service.DepotError as e:
+        raise from_service_error(e) from None

@@ -11,11 +11,53 @@ without an org takes it from ``org=`` or ``DEPOT_ORG``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from ._exceptions import InvalidArgumentError
+from depot.services.common import entry_paths
+
+from ._exceptions import InvalidArgumentError, service_errors
 
 REGISTRY_PREFIX = "wandb-registry-"
+# The server's rule for every name part (W&B's for artifact names), checked
+# here too so a bad name fails where it is typed, not in a background log.
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+def check_name(value: object, what: str, field: str) -> str:
+    """``value`` when it is a valid name part (entity, project, artifact, type, alias...)."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or value in (".", ".."):
+        raise InvalidArgumentError(
+            f"invalid {what} {value!r}: use 1-128 characters of letters, digits, '_', '.', '-'",
+            field=field,
+        )
+    return value
+
+
+def check_entry_path(path: object, field: str = "path") -> str:
+    """The server's entry-path rule, raising the SDK's exceptions."""
+    if not isinstance(path, str):
+        raise InvalidArgumentError(f"entry path must be a string, not {type(path).__name__}", field=field)
+    _check_utf8(path, field)
+    with service_errors():
+        return entry_paths.check_entry_path(path, field)
+
+
+def safe_join(root: Path, path: str) -> Path:
+    """``root / path``, refused (InvalidArgumentError) when it would land outside ``root``."""
+    _check_utf8(path, "path")
+    with service_errors():
+        return entry_paths.safe_join(root, path)
+
+
+def _check_utf8(path: str, field: str) -> None:
+    # File names that are not UTF-8 reach Python as lone surrogates; a
+    # manifest (protobuf, JSON) cannot carry them.
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"entry path {path!r} is not valid UTF-8", field=field) from None
 
 
 @dataclass(frozen=True)
@@ -62,8 +104,12 @@ def parse_artifact_path(
     org: str | None = None,
 ) -> ArtifactPath:
     """Parses a project or registry path; missing parts come from the defaults."""
+    if not isinstance(path, str):
+        raise InvalidArgumentError(f"an artifact path is a string, not {type(path).__name__}", field="path")
     body, _, ref = path.partition(":")
     parts = body.split("/")
+    if ref:
+        check_name(ref, f"version or alias in {path!r}", "path")
     reg = _registry_parts(parts)
     if reg is not None:
         org_name = reg[0] or org or os.environ.get("DEPOT_ORG")
@@ -72,7 +118,10 @@ def parse_artifact_path(
                 f"registry path {path!r} needs an org: write {{org}}/{parts[-2]}/... or set DEPOT_ORG"
             )
         if not reg[1] or not reg[2]:
-            raise InvalidArgumentError(f"invalid registry path {path!r}")
+            raise InvalidArgumentError(f"invalid registry path {path!r}", field="path")
+        check_name(org_name, f"org in {path!r}", "path")
+        check_name(reg[1], f"registry in {path!r}", "path")
+        check_name(reg[2], f"collection in {path!r}", "path")
         return ArtifactPath(org_name, "", reg[2], ref or "latest", registry=reg[1])
     if len(parts) == 3:
         entity, project, name = parts
@@ -88,7 +137,10 @@ def parse_artifact_path(
     if not entity or not project:
         raise InvalidArgumentError(f"artifact path {path!r} needs an entity and project (give them, or use a run)")
     if not name:
-        raise InvalidArgumentError(f"artifact path {path!r} has no name")
+        raise InvalidArgumentError(f"artifact path {path!r} has no name", field="path")
+    check_name(entity, f"entity in {path!r}", "path")
+    check_name(project, f"project in {path!r}", "path")
+    check_name(name, f"artifact name in {path!r}", "path")
     return ArtifactPath(entity, project, name, ref or "latest")
 
 

@@ -23,7 +23,6 @@ import fcntl
 import hashlib
 import http.client
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -430,11 +429,19 @@ class CacheKey(NamedTuple):
         return hashlib.sha256(raw).hexdigest()
 
 
+_SUM_SUFFIX = ".xxh3"
+
+
 class ReferenceCache:
     """A bounded local cache of verified reference downloads.
 
     Files are written to a temp file and ``os.replace``-d into place, so a
-    reader never sees a partial object. Each ``get`` touches the file's mtime,
+    reader never sees a partial object. Beside each object ``put`` stores the
+    xxh3-128 of its bytes (``<name>.xxh3``), and ``get`` hashes the object
+    again before handing it out: a cached file changed since (disk error, an
+    edit through a hard link, anyone writing into the directory) is evicted
+    and reported as a miss, never served. A size check alone would pass a
+    same-size rewrite. Each ``get`` touches the file's mtime,
     and when the cached total passes ``max_bytes`` the least recently used
     files are evicted (mtime, not atime, which ``noatime`` mounts never
     update). The running total lives in a file updated under an ``flock``, so
@@ -482,33 +489,58 @@ class ReferenceCache:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def get(self, key: CacheKey, dest: str | os.PathLike[str]) -> bool:
-        """Puts the cached bytes of ``key`` at ``dest`` (replacing it); False on a miss."""
+        """Puts the cached bytes of ``key`` at ``dest`` (replacing it); False on a miss.
+
+        The bytes are hashed against the digest ``put`` recorded; an object
+        that fails (or has no recorded digest) is evicted and is a miss, and
+        ``dest`` is then left empty.
+        """
         src = self._path(key)
         dest = Path(dest)
         try:
-            if self.link:
-                tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.lnk")
-                os.link(src, tmp)
-                os.replace(tmp, dest)
-            else:
-                # Opening first means an eviction racing us unlinks a file we
-                # still read in full.
-                with open(src, "rb") as f, open(dest, "wb") as out:
-                    shutil.copyfileobj(f, out, _CHUNK)
+            want = _sum_path(src).read_bytes()
+            # Opening first means an eviction racing us unlinks a file we
+            # still read in full.
+            with open(src, "rb") as f:
+                h = xxhash.xxh3_128()
+                if self.link:
+                    while chunk := f.read(_CHUNK):
+                        h.update(chunk)
+                    ok = h.digest() == want
+                    if ok:
+                        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.lnk")
+                        os.link(src, tmp)
+                        os.replace(tmp, dest)
+                else:
+                    with open(dest, "wb") as out:
+                        _copy_hashing(f, out, [h])
+                        ok = h.digest() == want
+                        if not ok:
+                            out.truncate(0)
         except FileNotFoundError:
+            return False
+        if not ok:
+            self.discard(key)
             return False
         _touch(src)
         return True
 
     def put(self, key: CacheKey, src: str | os.PathLike[str]) -> bool:
-        """Copies ``src`` into the cache under ``key``; False when it is larger than the bound."""
+        """Copies ``src`` into the cache under ``key``; False when it is larger than the bound.
+
+        The caller vouches for ``src``: put only bytes verified against the entry.
+        """
         size = os.stat(src).st_size
         if size > self.max_bytes:
             return False
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=".put-")
+        sum_tmp = f"{tmp_name}{_SUM_SUFFIX}"
         try:
+            h = xxhash.xxh3_128()
             with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-                shutil.copyfileobj(f, out, _CHUNK)
+                _copy_hashing(f, out, [h])
+            with open(sum_tmp, "wb") as out:
+                out.write(h.digest())
             target = self._path(key)
             target.parent.mkdir(exist_ok=True)
             with self._locked():
@@ -517,15 +549,30 @@ class ReferenceCache:
                 except FileNotFoundError:
                     old = 0
                 total = self._read_total() + size - old
+                # Digest first: a reader between the two replaces sees the new
+                # digest with the old bytes of the same key (the same bytes).
+                os.replace(sum_tmp, _sum_path(target))
                 os.replace(tmp_name, target)
                 _touch(target)
                 if total > self.max_bytes:
                     total = self._evict(keep=target)
                 self._write_total(total)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+            for name in (tmp_name, sum_tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
         return True
+
+    def discard(self, key: CacheKey) -> None:
+        """Removes the object of ``key``, if cached."""
+        target = self._path(key)
+        with self._locked():
+            try:
+                size = target.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            _unlink_object(target)
+            self._write_total(max(self._read_total() - size, 0))
 
     def total_bytes(self) -> int:
         """The bytes the cache holds now (a fresh scan)."""
@@ -535,8 +582,7 @@ class ReferenceCache:
         """Removes every cached object."""
         with self._locked():
             for p, _ in self._scan():
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+                _unlink_object(p)
             self._write_total(0)
 
     def _scan(self) -> list[tuple[Path, os.stat_result]]:
@@ -547,6 +593,8 @@ class ReferenceCache:
             except (NotADirectoryError, FileNotFoundError):
                 continue
             for entry in names:
+                if entry.name.endswith(_SUM_SUFFIX):
+                    continue
                 with contextlib.suppress(FileNotFoundError):
                     out.append((Path(entry.path), entry.stat()))
         return out
@@ -562,9 +610,8 @@ class ReferenceCache:
                 break
             if p == keep:
                 continue
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                total -= st.st_size
+            _unlink_object(p)
+            total -= st.st_size
         return total
 
     def _read_total(self) -> int:
@@ -577,6 +624,16 @@ class ReferenceCache:
         tmp = self._total_path.with_name(f"total.{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(str(total))
         os.replace(tmp, self._total_path)
+
+
+def _sum_path(path: Path) -> Path:
+    return path.with_name(path.name + _SUM_SUFFIX)
+
+
+def _unlink_object(path: Path) -> None:
+    for p in (path, _sum_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 def _touch(path: Path) -> None:
@@ -722,8 +779,11 @@ def fetch_reference(
     # "none" entries were never checksummed, so their bytes may change: never cache.
     key = CacheKey(e.ref, e.version_id, e.digest) if e.algorithm != "none" else None
     if cache is not None and key is not None and cache.get(key, dest):
-        if os.stat(dest).st_size == e.size:
+        # The cache vouches for the bytes it stored; the entry's own digest,
+        # where the bytes decide it, checks what it stored was right.
+        if _hit_matches(e, dest):
             return True
+        cache.discard(key)
         # A hard-linked hit must not be truncated through the link below.
         dest.unlink()
     if not fetch(e, dest, allow_missing):
@@ -731,6 +791,16 @@ def fetch_reference(
     if cache is not None and key is not None:
         with contextlib.suppress(OSError):
             cache.put(key, dest)
+    return True
+
+
+def _hit_matches(e: ManifestEntry, path: Path) -> bool:
+    if os.stat(path).st_size != e.size:
+        return False
+    if e.algorithm in CONTENT_ALGORITHMS:
+        return local_copy_matches(e, path)
+    # An ETag may not be the md5 of the bytes (multipart, SSE-KMS, any http
+    # server): the xxh3 the cache recorded after the verified fetch decides.
     return True
 
 

@@ -10,7 +10,8 @@ from depot.metadata.v1 import metadata_pb2 as pb
 
 from ._artifact import Artifact
 from ._client import Client, request_id
-from ._paths import parse_registry_target
+from ._exceptions import InvalidArgumentError
+from ._paths import check_name, parse_registry_target
 
 
 class LinkedArtifact(Artifact):
@@ -78,6 +79,10 @@ def link_version(
 ) -> LinkedArtifact:
     """Links a committed version into ``target_path``; idempotent."""
     target = parse_registry_target(target_path)
+    if isinstance(aliases, str):
+        raise InvalidArgumentError("aliases is a list of strings, not one string", field="aliases")
+    for a in aliases or []:
+        check_name(a, "alias", "aliases")
     link = client.call(
         client.metadata.LinkArtifactVersion,
         pb.LinkArtifactVersionRequest(
