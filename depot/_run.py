@@ -13,7 +13,7 @@ from depot.metadata.v1 import metadata_pb2 as pb
 from ._artifact import Artifact, log_artifact
 from ._client import Client, request_id
 from ._exceptions import DepotError, InvalidArgumentError
-from ._paths import parse_artifact_path
+from ._paths import check_name, parse_artifact_path
 from ._registry import artifact_from_version
 
 DEFAULT_PROJECT = "uncategorized"
@@ -49,13 +49,18 @@ class Run:
 
         Identical content returns the existing version (with ``aliases`` added).
         """
+        if isinstance(aliases, str):
+            raise InvalidArgumentError("aliases is a list of strings, not one string", field="aliases")
         aliases = list(aliases or [])
         for a in aliases:
+            check_name(a, "alias", "aliases")
             if a == "latest" or (a[:1] == "v" and a[1:].isdigit()):
                 raise InvalidArgumentError(
                     f"alias {a!r} is reserved: 'latest' and 'vN' are maintained by Depot",
                     field="aliases",
                 )
+        if not isinstance(artifact, Artifact):
+            raise InvalidArgumentError(f"log_artifact takes a depot.Artifact, not {type(artifact).__name__}")
         if artifact._future is not None or artifact._version is not None:
             raise DepotError("this artifact was logged already")
         parent = f"entities/{self.entity}/projects/{self.project}"
@@ -166,18 +171,36 @@ def init(
         address: ``host:port`` of Depot; default ``DEPOT_ADDRESS``.
         api_key: Default ``DEPOT_API_KEY`` (or the file in ``DEPOT_API_KEY_FILE``).
     """
-    client = Client(address, api_key)
     entity = entity or os.environ.get("DEPOT_ENTITY")
+    if entity:
+        check_name(entity, "entity", "entity")
+    project = check_name(project or os.environ.get("DEPOT_PROJECT") or DEFAULT_PROJECT, "project", "project")
+    if name:
+        check_name(name, "run id", "name")
+    if job_type:
+        check_name(job_type, "job type", "job_type")
+    config_json = _config_json(config)
+    client = Client(address, api_key)
     if not entity:
         entity = client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user
-    project = project or os.environ.get("DEPOT_PROJECT") or DEFAULT_PROJECT
     run = client.call(
         client.metadata.CreateRun,
         pb.CreateRunRequest(
             parent=f"entities/{entity}/projects/{project}",
             run_id=name or "",
-            run=pb.Run(job_type=job_type or "", config_json=json.dumps(config) if config else ""),
+            run=pb.Run(job_type=job_type or "", config_json=config_json),
             request_id=request_id(),
         ),
     )
     return Run(client, run)
+
+
+def _config_json(config: object) -> str:
+    if not config:
+        return ""
+    if not isinstance(config, dict):
+        raise InvalidArgumentError(f"config must be a dict, not {type(config).__name__}", field="config")
+    try:
+        return json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"config is not JSON-serializable: {e}", field="config") from None
