@@ -35,7 +35,7 @@ from typing import Any
 
 import grpc
 
-from depot.services.common import serving
+from depot.services.common import serving, tls
 from depot.services.common.config import Config
 from depot.services.common.secret_files import private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import add_gc
@@ -155,20 +155,40 @@ async def _serve_services(
         # SO_REUSEPORT would also let this server share a port another one
         # (another data dir) already serves, and split clients between them.
         serving.check_port_free(config.listen)
-    port = serving.bind(server, config.listen)
+    port = serving.bind(server, config.listen, config.tls)
     host = config.listen.rsplit(":", 1)[0]
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
-    # The manifest service checks access by calling metadata, here in-process.
-    channel = grpc.aio.insecure_channel(address)
+    # The manifest service checks access by calling metadata, here in-process
+    # but still through the port, so over TLS when the port serves TLS.
+    channel = tls.internal_channel(address, config.client_tls, config.tls, to_self=True)
     stack.push_async_callback(channel.close)
     names = [
         add_metadata(server, pool, config.internal_secret),
         add_manifest(server, store, channel, config.internal_secret, config.reference_policy()),
         add_gc(server, pool),
     ]
-    await serving.start(server, names)
-    stack.push_async_callback(server.stop, 5)
+    # Workers share the first process's health port along with its database.
+    health_server = await serving.start(server, names, health_listen=None if joining else config.health_listen)
+    stack.push_async_callback(serving.stop, server, health_server, 5)
+    if config.tls is not None:
+        await _check_internal_channel(channel, address)
     return server, address
+
+
+INTERNAL_CHECK_S = 10.0
+
+
+async def _check_internal_channel(channel: grpc.aio.Channel, address: str) -> None:
+    """Fails the start, not every later upload, when the service cannot
+    verify its own certificate."""
+    try:
+        await asyncio.wait_for(channel.channel_ready(), INTERNAL_CHECK_S)
+    except TimeoutError:
+        raise RuntimeError(
+            f"the manifest service cannot reach metadata over TLS at {address}: set DEPOT_TLS_CA to the CA "
+            "that issued DEPOT_TLS_CERT, and DEPOT_TLS_SERVER_NAME if the certificate does not name "
+            f"{address.rsplit(':', 1)[0]}"
+        ) from None
 
 
 async def _start_workers(config: Config, count: int, stack: AsyncExitStack) -> None:
@@ -249,7 +269,8 @@ async def serve(config: Config) -> None:
         except DataDirBusy as e:
             print(f"depot: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
-        print(f"depot: serving on {running.address} (metadata, manifest, gc)", flush=True)
+        scheme = "grpcs://" if config.tls is not None else ""
+        print(f"depot: serving on {scheme}{running.address} (metadata, manifest, gc)", flush=True)
         print(f"depot: admin API key in {running.admin_key_file}", flush=True)
         await serving.wait_for_signal()
         print("depot: stopping", flush=True)
