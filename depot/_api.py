@@ -15,8 +15,17 @@ from ._registry import artifact_from_version
 class Api:
     """Queries Depot: ``Api().artifact("entity/project/name:alias")``."""
 
-    def __init__(self, address: str | None = None, api_key: str | None = None):
-        self.client = Client(address, api_key)
+    def __init__(
+        self,
+        address: str | None = None,
+        api_key: str | None = None,
+        *,
+        tls: bool | None = None,
+        tls_ca: str | None = None,
+        insecure: bool | None = None,
+    ):
+        """``address``, ``api_key`` and the TLS settings are those of :class:`depot.Client`."""
+        self.client = Client(address, api_key, tls=tls, tls_ca=tls_ca, insecure=insecure)
 
     def artifact(self, path: str, type: str | None = None) -> Artifact:
         """The version named by a path (``:latest`` when no ref is given).

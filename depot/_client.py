@@ -17,6 +17,7 @@ from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2_grpc
 
 from ._exceptions import UnauthenticatedError, from_rpc_error
+from ._tls import resolve
 
 T = TypeVar("T")
 
@@ -41,7 +42,14 @@ class Client:
     """Stubs for the three services, with the API key attached to every call.
 
     ``address`` serves metadata; ``manifest_address`` (default: the same)
-    serves manifests and blobs, as in the all-in-one server.
+    serves manifests and blobs, as in the all-in-one server. Either is
+    ``host:port``, ``grpcs://host:port`` (TLS) or ``grpc://host:port``.
+
+    TLS: ``tls=True`` (or a ``grpcs://`` address, or a CA from ``tls_ca`` /
+    ``DEPOT_TLS_CA``) verifies the server against that CA or the system
+    roots. Plaintext is refused for a non-loopback host, because the API
+    key would cross the network in clear, unless ``insecure=True`` or
+    ``DEPOT_INSECURE=1``. See ``depot._tls`` for every setting.
     """
 
     def __init__(
@@ -51,17 +59,22 @@ class Client:
         *,
         manifest_address: str | None = None,
         retries: int = 5,
+        tls: bool | None = None,
+        tls_ca: str | Path | None = None,
+        insecure: bool | None = None,
     ):
         self.address = address or os.environ.get("DEPOT_ADDRESS", DEFAULT_ADDRESS)
         self.manifest_address = manifest_address or os.environ.get("DEPOT_MANIFEST_ADDRESS") or self.address
+        # Resolved before the key is read: a refused plaintext address must
+        # fail before anything could send the key.
+        targets = [
+            resolve(a, tls=tls, tls_ca=tls_ca, insecure=insecure, env=os.environ)
+            for a in (self.address, self.manifest_address)
+        ]
         self._key = _read_key(api_key)
         self._metadata = (("authorization", f"Bearer {self._key}"),)
-        self._channel = grpc.insecure_channel(self.address, options=_OPTIONS)
-        self._mchannel = (
-            self._channel
-            if self.manifest_address == self.address
-            else grpc.insecure_channel(self.manifest_address, options=_OPTIONS)
-        )
+        self._channel = targets[0].channel(_OPTIONS)
+        self._mchannel = self._channel if self.manifest_address == self.address else targets[1].channel(_OPTIONS)
         self.metadata = metadata_pb2_grpc.MetadataServiceStub(self._channel)
         self.manifest = manifest_pb2_grpc.ManifestServiceStub(self._mchannel)
         self.gc = gc_pb2_grpc.GcServiceStub(self._channel)

@@ -159,6 +159,9 @@ def init(
     *,
     address: str | None = None,
     api_key: str | None = None,
+    tls: bool | None = None,
+    tls_ca: str | None = None,
+    insecure: bool | None = None,
 ) -> Run:
     """Starts a run, like ``wandb.init``.
 
@@ -168,8 +171,15 @@ def init(
         job_type: What the run does (``train``, ``eval``...).
         name: The run id; generated when omitted.
         config: JSON-serializable settings stored with the run.
-        address: ``host:port`` of Depot; default ``DEPOT_ADDRESS``.
+        address: ``host:port``, ``grpcs://host:port`` (TLS) or
+            ``grpc://host:port`` of Depot; default ``DEPOT_ADDRESS``.
         api_key: Default ``DEPOT_API_KEY`` (or the file in ``DEPOT_API_KEY_FILE``).
+        tls: Force TLS on or off; default: TLS for ``grpcs://`` or when a
+            CA is configured.
+        tls_ca: PEM file of the CA to verify the server with; default
+            ``DEPOT_TLS_CA``, else the system roots.
+        insecure: Allow plaintext to a non-loopback host (the API key then
+            crosses the network in clear); default ``DEPOT_INSECURE``.
     """
     entity = entity or os.environ.get("DEPOT_ENTITY")
     if entity:
@@ -180,7 +190,7 @@ def init(
     if job_type:
         check_name(job_type, "job type", "job_type")
     config_json = _config_json(config)
-    client = Client(address, api_key)
+    client = Client(address, api_key, tls=tls, tls_ca=tls_ca, insecure=insecure)
     if not entity:
         entity = client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user
     run = client.call(

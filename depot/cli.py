@@ -139,6 +139,18 @@ def _ttl_text(v: Any) -> str:
     return base
 
 
+_SERVER_TLS_FLAGS = {
+    "tls_cert": "DEPOT_TLS_CERT",
+    "tls_key": "DEPOT_TLS_KEY",
+    "tls_client_ca": "DEPOT_TLS_CLIENT_CA",
+    "tls_ca": "DEPOT_TLS_CA",
+    "tls_client_cert": "DEPOT_TLS_CLIENT_CERT",
+    "tls_client_key": "DEPOT_TLS_CLIENT_KEY",
+    "tls_server_name": "DEPOT_TLS_SERVER_NAME",
+    "health_listen": "DEPOT_HEALTH_LISTEN",
+}
+
+
 def _server(opts: argparse.Namespace) -> int:
     from depot.services.allinone.app import serve
     from depot.services.common import serving, telemetry
@@ -147,6 +159,11 @@ def _server(opts: argparse.Namespace) -> int:
     env = dict(os.environ)
     if opts.workers is not None:
         env["DEPOT_WORKERS"] = str(opts.workers)
+    # Flags override the variables of the same name, so workers (which read
+    # the environment) get them too.
+    for flag, variable in _SERVER_TLS_FLAGS.items():
+        if (value := getattr(opts, flag)) is not None:
+            env[variable] = value
     try:
         config = Config.from_env(env)
     except ValueError as e:
@@ -557,6 +574,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=int, default=None, help="server processes sharing the port (default: DEPOT_WORKERS or 1)"
     )
+    tls_help = {
+        "tls_cert": "PEM certificate chain to serve TLS with (DEPOT_TLS_CERT)",
+        "tls_key": "PEM private key of --tls-cert (DEPOT_TLS_KEY)",
+        "tls_client_ca": "require client certificates signed by this CA: mutual TLS (DEPOT_TLS_CLIENT_CA)",
+        "tls_ca": "CA that verifies the server's own certificate on its internal calls (DEPOT_TLS_CA)",
+        "tls_client_cert": "client certificate for internal calls (DEPOT_TLS_CLIENT_CERT; default: --tls-cert)",
+        "tls_client_key": "its key (DEPOT_TLS_CLIENT_KEY; default: --tls-key)",
+        "tls_server_name": "name to verify in the certificate on internal calls (DEPOT_TLS_SERVER_NAME)",
+        "health_listen": "also answer grpc.health.v1 alone, in plaintext, here (DEPOT_HEALTH_LISTEN)",
+    }
+    for flag in _SERVER_TLS_FLAGS:
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, help=tls_help[flag])
 
     art = sub.add_parser("artifact", help="artifact versions").add_subparsers(dest="action", required=True)
     p = cmd(art, "get", _artifact, "download and verify a version")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .secret_files import private_dir, tighten_secret_file, write_secret_file
+from .tls import ClientTLS, ServerTLS, client_tls_from_env, server_tls_from_env
 
 if TYPE_CHECKING:
     from depot.services.manifest.references import ReferencePolicy
@@ -41,6 +42,12 @@ class Config:
     # All-in-one: server processes sharing the port (SO_REUSEPORT), so the
     # services use more than one core; 1 keeps everything in one process.
     workers: int = 1
+    # None: plaintext (loopback/dev). See tls.py for what each setting does.
+    tls: ServerTLS | None = None
+    client_tls: ClientTLS | None = None
+    # A second, plaintext port answering only grpc.health.v1, for probes
+    # that cannot speak TLS (Kubernetes' grpc probes).
+    health_listen: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, *, default_port: int = 50051) -> Config:
@@ -73,6 +80,9 @@ class Config:
                 env.get("DEPOT_REFERENCE_S3_ENDPOINT_URL") or env.get("DEPOT_S3_ENDPOINT_URL") or None
             ),
             workers=_workers(env.get("DEPOT_WORKERS", "1")),
+            tls=server_tls_from_env(env),
+            client_tls=client_tls_from_env(env),
+            health_listen=env.get("DEPOT_HEALTH_LISTEN") or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -93,6 +103,9 @@ class Config:
             "DEPOT_REFERENCE_BUCKETS": self.reference_buckets,
             "DEPOT_REFERENCE_S3_ENDPOINT_URL": self.reference_s3_endpoint_url,
             "DEPOT_WORKERS": str(self.workers),
+            "DEPOT_HEALTH_LISTEN": self.health_listen,
+            **(self.tls.to_env() if self.tls else {}),
+            **(self.client_tls.to_env() if self.client_tls else {}),
         }
         return {k: v for k, v in values.items() if v}
 

@@ -10,9 +10,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from . import decoding, telemetry
 from .health import add_health, mark_serving
+from .tls import ServerTLS
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +66,44 @@ def check_port_free(address: str) -> None:
             raise OSError(f"cannot listen on {address}: {e.strerror}") from None
 
 
-def bind(server: grpc.aio.Server, address: str) -> int:
-    port = server.add_insecure_port(address)
+def bind(server: grpc.aio.Server, address: str, tls: ServerTLS | None = None) -> int:
+    """Listens on ``address``: TLS when ``tls`` is given, else plaintext."""
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, tls.credentials())
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return port
 
 
-async def start(server: grpc.aio.Server, service_names: list[str]) -> None:
+async def start(
+    server: grpc.aio.Server, service_names: list[str], *, health_listen: str | None = None
+) -> grpc.aio.Server | None:
+    """Starts ``server`` with grpc.health.v1 on it.
+
+    ``health_listen``: also answer grpc.health.v1 (and nothing else) in
+    plaintext there, for probes that cannot do TLS (Kubernetes' grpc probes);
+    returns that server, for the caller to stop with the main one.
+    """
     health = add_health(server, service_names)
+    health_server = None
+    if health_listen is not None:
+        # A server of its own: a second port on ``server`` would serve every
+        # RPC in plaintext, not just health.
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health, health_server)
+        bind(health_server, health_listen)
+        await health_server.start()
     await server.start()
     await mark_serving(health, service_names)
+    return health_server
+
+
+async def stop(server: grpc.aio.Server, health_server: grpc.aio.Server | None, grace: float) -> None:
+    await server.stop(grace)
+    if health_server is not None:
+        await health_server.stop(0)
 
 
 async def wait_for_signal() -> None:

@@ -36,15 +36,15 @@ async def _serve(config: Config) -> None:
     pool = await db.create_pool(config.database_url)
     try:
         server = serving.new_server()
-        port = serving.bind(server, config.listen)
-        await serving.start(server, [add_gc(server, pool)])
+        port = serving.bind(server, config.listen, config.tls)
+        health = await serving.start(server, [add_gc(server, pool)], health_listen=config.health_listen)
         logging.info("gc service on port %d", port)
         task = asyncio.create_task(_periodic(Collector(pool), config.gc_interval_s))
         await serving.wait_for_signal()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await server.stop(10)
+        await serving.stop(server, health, 10)
     finally:
         await pool.close()
 

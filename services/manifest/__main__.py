@@ -1,7 +1,8 @@
 """`python -m depot.services.manifest serve`.
 
 Environment: DEPOT_STORAGE_URL (file:// or s3://), DEPOT_METADATA_ADDRESS,
-DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_S3_* (endpoint, region, SSE).
+DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_S3_* (endpoint, region, SSE),
+DEPOT_TLS_* and DEPOT_HEALTH_LISTEN (see depot.services.common.tls).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import argparse
 import logging
 import sys
 
-import grpc
-
-from depot.services.common import serving, telemetry
+from depot.services.common import serving, telemetry, tls
 from depot.services.common.config import Config
 
 from .server import add_manifest
@@ -22,15 +21,15 @@ from .store import open_store
 async def _serve(config: Config) -> None:
     kwargs = config.s3_options() if config.storage_url.startswith("s3://") else {}
     store = await open_store(config.storage_url, **kwargs)
-    channel = grpc.aio.insecure_channel(config.metadata_address)
+    channel = tls.internal_channel(config.metadata_address, config.client_tls, config.tls)
     try:
         server = serving.new_server()
-        port = serving.bind(server, config.listen)
+        port = serving.bind(server, config.listen, config.tls)
         name = add_manifest(server, store, channel, config.internal_secret, config.reference_policy())
-        await serving.start(server, [name])
+        health = await serving.start(server, [name], health_listen=config.health_listen)
         logging.info("manifest service on port %d, store %s", port, store.url)
         await serving.wait_for_signal()
-        await server.stop(10)
+        await serving.stop(server, health, 10)
     finally:
         await channel.close()
         await store.aclose()

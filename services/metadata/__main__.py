@@ -24,11 +24,12 @@ async def _serve(config: Config) -> None:
     pool = await db.create_pool(config.database_url)
     try:
         server = serving.new_server()
-        port = serving.bind(server, config.listen)
-        await serving.start(server, [add_metadata(server, pool, config.internal_secret)])
+        port = serving.bind(server, config.listen, config.tls)
+        names = [add_metadata(server, pool, config.internal_secret)]
+        health = await serving.start(server, names, health_listen=config.health_listen)
         logging.info("metadata service on port %d", port)
         await serving.wait_for_signal()
-        await server.stop(10)
+        await serving.stop(server, health, 10)
     finally:
         await pool.close()
 

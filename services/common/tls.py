@@ -1,0 +1,187 @@
+"""TLS for the services: what they serve with and what they call each other with.
+
+A server is given a certificate and key (DEPOT_TLS_CERT, DEPOT_TLS_KEY);
+with a client CA (DEPOT_TLS_CLIENT_CA) it also requires every caller to
+present a certificate that CA signed (mutual TLS between services).
+
+A service's own calls to another service (the manifest service asking
+metadata about access) verify the peer against DEPOT_TLS_CA, or the system
+roots when it is unset, and present DEPOT_TLS_CLIENT_CERT/KEY — or, when
+those are unset, the service's own serving certificate, so one certificate
+per service is enough for mutual TLS. DEPOT_TLS_SERVER_NAME is the name to
+check in the peer's certificate when the address does not carry it (the
+all-in-one calls itself on 127.0.0.1).
+
+Files are read once, when the configuration is built: a missing or
+unreadable file is a one-line error naming the variable, at startup, not a
+handshake failure at the first call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from pathlib import Path
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+SERVER_VARS = ("DEPOT_TLS_CERT", "DEPOT_TLS_KEY", "DEPOT_TLS_CLIENT_CA")
+CLIENT_VARS = ("DEPOT_TLS_CA", "DEPOT_TLS_CLIENT_CERT", "DEPOT_TLS_CLIENT_KEY", "DEPOT_TLS_SERVER_NAME")
+SECURE_SCHEME = "grpcs://"
+PLAIN_SCHEME = "grpc://"
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """A server's certificate chain and key, and the CA its callers' certificates must chain to."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None
+    cert_chain: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = field(repr=False)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        values = {
+            "DEPOT_TLS_CERT": str(self.cert_file),
+            "DEPOT_TLS_KEY": str(self.key_file),
+            "DEPOT_TLS_CLIENT_CA": str(self.client_ca_file or ""),
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """How a service verifies the services it calls, and what it presents to them."""
+
+    ca_file: Path | None
+    client_cert_file: Path | None
+    client_key_file: Path | None
+    server_name: str | None
+    # None: the system roots.
+    ca: bytes | None = field(repr=False)
+    client_cert: bytes | None = field(repr=False)
+    client_key: bytes | None = field(repr=False)
+
+    def to_env(self) -> dict[str, str]:
+        values = {
+            "DEPOT_TLS_CA": str(self.ca_file or ""),
+            "DEPOT_TLS_CLIENT_CERT": str(self.client_cert_file or ""),
+            "DEPOT_TLS_CLIENT_KEY": str(self.client_key_file or ""),
+            "DEPOT_TLS_SERVER_NAME": self.server_name or "",
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+def read_pem(variable: str, value: str, what: str) -> tuple[Path, bytes]:
+    """The file a variable names, read now; ValueError with the variable's name otherwise."""
+    path = Path(value).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{variable}: cannot read {what} {str(path)!r}: {e.strerror}") from None
+    if b"-----BEGIN " not in data:
+        raise ValueError(f"{variable}: {str(path)!r} is not a PEM file ({what})")
+    return path, data
+
+
+def server_tls_from_env(env: Mapping[str, str]) -> ServerTLS | None:
+    cert, key, client_ca = (env.get(v) or "" for v in SERVER_VARS)
+    if not (cert or key or client_ca):
+        return None
+    if not (cert and key):
+        missing = "DEPOT_TLS_KEY" if cert else "DEPOT_TLS_CERT"
+        raise ValueError(f"{missing} is required with DEPOT_TLS_CERT/DEPOT_TLS_KEY/DEPOT_TLS_CLIENT_CA")
+    cert_file, cert_chain = read_pem("DEPOT_TLS_CERT", cert, "certificate chain")
+    key_file, private_key = read_pem("DEPOT_TLS_KEY", key, "private key")
+    ca_file, ca = read_pem("DEPOT_TLS_CLIENT_CA", client_ca, "client CA") if client_ca else (None, None)
+    return ServerTLS(cert_file, key_file, ca_file, cert_chain, private_key, ca)
+
+
+def client_tls_from_env(env: Mapping[str, str]) -> ClientTLS | None:
+    ca, cert, key, server_name = (env.get(v) or "" for v in CLIENT_VARS)
+    if not (ca or cert or key or server_name):
+        return None
+    if bool(cert) != bool(key):
+        missing = "DEPOT_TLS_CLIENT_KEY" if cert else "DEPOT_TLS_CLIENT_CERT"
+        raise ValueError(f"{missing} is required with the other (a client certificate needs its key)")
+    ca_file, ca_pem = read_pem("DEPOT_TLS_CA", ca, "CA") if ca else (None, None)
+    cert_file, cert_pem = read_pem("DEPOT_TLS_CLIENT_CERT", cert, "client certificate") if cert else (None, None)
+    key_file, key_pem = read_pem("DEPOT_TLS_CLIENT_KEY", key, "client key") if key else (None, None)
+    return ClientTLS(ca_file, cert_file, key_file, server_name or None, ca_pem, cert_pem, key_pem)
+
+
+def split_scheme(address: str) -> tuple[str, bool | None]:
+    """``host:port`` and whether the address chose TLS (``grpcs://``), plaintext
+    (``grpc://``) or neither."""
+    if address.startswith(SECURE_SCHEME):
+        return address[len(SECURE_SCHEME) :].rstrip("/"), True
+    if address.startswith(PLAIN_SCHEME):
+        return address[len(PLAIN_SCHEME) :].rstrip("/"), False
+    return address, None
+
+
+def is_local(target: str) -> bool:
+    """Whether a ``host:port`` (or ``unix:`` path) never leaves this machine."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = target.rsplit(":", 1)[0] if target.count(":") == 1 or target.startswith("[") else target
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        ip = ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def internal_channel(
+    address: str,
+    client: ClientTLS | None,
+    server: ServerTLS | None,
+    *,
+    to_self: bool = False,
+) -> grpc.aio.Channel:
+    """A channel from one service to another.
+
+    TLS when the address says ``grpcs://``, or when TLS is configured at all
+    (a service that serves TLS speaks it to its peers too); plaintext only
+    for ``grpc://`` or a bare address with no TLS settings, as before TLS.
+    ``to_self``: the all-in-one calling its own port, which speaks TLS
+    exactly when it serves TLS, and can trust its own (self-signed)
+    certificate when no CA is given.
+    """
+    target, scheme_tls = split_scheme(address)
+    if to_self:
+        use_tls = server is not None
+    else:
+        use_tls = scheme_tls if scheme_tls is not None else (client is not None or server is not None)
+    if not use_tls:
+        if not is_local(target):
+            # Callers' API keys are forwarded on this channel.
+            log.warning("calling %s in plaintext: API keys cross the network in clear; configure TLS", target)
+        return grpc.aio.insecure_channel(target)
+    roots = client.ca if client is not None else None
+    if roots is None and to_self and server is not None:
+        roots = server.cert_chain
+    cert, key = (client.client_cert, client.client_key) if client is not None else (None, None)
+    if cert is None and server is not None:
+        cert, key = server.cert_chain, server.private_key
+    credentials = grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=cert)
+    options = []
+    if client is not None and client.server_name:
+        options.append(("grpc.ssl_target_name_override", client.server_name))
+    return grpc.aio.secure_channel(target, credentials, options=options)
