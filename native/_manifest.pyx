@@ -23,6 +23,7 @@ from depot.native._manifest_py import (
     ManifestEntry,
     ManifestError,
     ManifestSummary,
+    check_digest_pair,
 )
 
 cdef extern from "Python.h":
@@ -109,6 +110,28 @@ cdef inline int buf_set(Buf *b, const char *s, size_t n) except -1:
 
 # ---------------------------------------------------------------- artifact digest
 
+cdef inline bint _forbidden(const unsigned char *s, size_t n) noexcept:
+    # C0 and DEL are single bytes; C1 (U+0080..U+009F) is 0xC2 0x80..0x9F in UTF-8.
+    cdef size_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = s[i]
+        if c < 0x20 or c == 0x7F:
+            return True
+        if c == 0xC2 and i + 1 < n and 0x80 <= s[i + 1] <= 0x9F:
+            return True
+    return False
+
+
+cdef int _check_pair(const char *p, size_t pl, const char *d, size_t dl) except -1:
+    """The twin's check_digest_pair on UTF-8 bytes (see the comment there)."""
+    if _forbidden(<const unsigned char *>p, pl) or _forbidden(<const unsigned char *>d, dl):
+        # The twin words the error, so both implementations raise the same message.
+        check_digest_pair(PyUnicode_DecodeUTF8(p, pl, NULL), PyUnicode_DecodeUTF8(d, dl, NULL))
+        raise ManifestError("ambiguous artifact digest input")
+    return 0
+
+
 cdef class ArtifactDigester:
     """The W&B manifest-v1 artifact digest, fed one (path, digest) pair at a time in path order."""
 
@@ -161,6 +184,7 @@ cdef class ArtifactDigester:
         cdef Py_ssize_t pl, dl
         cdef const char *p = PyUnicode_AsUTF8AndSize(path, &pl)
         cdef const char *d = PyUnicode_AsUTF8AndSize(digest, &dl)
+        _check_pair(p, pl, d, dl)
         self._pair(p, pl, d, dl)
 
     def hexdigest(self):
@@ -235,6 +259,7 @@ cdef class ManifestWriter:
                   const char *x, size_t xl) except -1:
         """Appends one checked entry (the caller has already called _check_order)."""
         cdef size_t shared = 0, limit
+        _check_pair(p, pl, dg, dl)
         if self._in_block:
             limit = self._last.len if self._last.len < pl else pl
             while shared < limit and p[shared] == self._last.p[shared]:

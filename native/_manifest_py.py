@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import re
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -51,6 +52,23 @@ _U32x2 = struct.Struct("<II")
 
 class ManifestError(ValueError):
     """The manifest bytes are malformed or the entries break the format's rules."""
+
+
+# The artifact digest hashes "path:digest\n" lines. They split back into
+# entries only while neither part holds a line break: one path could spell
+# the lines of two files and forge their digest. Every control character
+# (C0, DEL, C1) is refused, not just the newline. (A digest may hold ':' —
+# an unchecksummed reference's digest is its URI, as in W&B — so the
+# manifest service checks each algorithm's digest format instead.)
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def check_digest_pair(path: str, digest: str) -> None:
+    """Raises ManifestError unless ``path:digest\n`` is unambiguous digest input."""
+    if _FORBIDDEN.search(path):
+        raise ManifestError(f"manifest path {path!r} contains a control character")
+    if _FORBIDDEN.search(digest):
+        raise ManifestError(f"entry digest {digest!r} of {path!r} contains a control character")
 
 
 class ListPageLike(Protocol):
@@ -98,6 +116,7 @@ class ArtifactDigester:
         self._h.update(DIGEST_PREFIX)
 
     def update(self, path: str, digest: str) -> None:
+        check_digest_pair(path, digest)
         self._h.update(f"{path}:{digest}\n".encode())
 
     def hexdigest(self) -> str:
@@ -169,6 +188,7 @@ class ManifestWriter:
             d = digest.encode("ascii")
         except UnicodeEncodeError:
             raise ManifestError(f"non-ASCII digest for {path!r}") from None
+        check_digest_pair(path, digest)
         # Encode every field before touching the block, so a rejected entry
         # never leaves half of itself behind.
         r = ref.encode()

@@ -106,12 +106,13 @@ def test_add_page_all_combinations(versioned: bool) -> None:
     assert len(results) == 1
 
 
-_path = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
+# No control characters (Cc): the digest refuses them (test_digest_input.py).
+_path = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30)
 _entries = st.lists(
     st.tuples(
         _path,
         st.sampled_from(["md5", "xxh3_128", "etag", "sha256", "none"]),
-        st.text(st.characters(max_codepoint=127), max_size=40),
+        st.text(st.characters(max_codepoint=127, exclude_categories=("Cc",)), max_size=40),
         st.integers(0, 2**64 - 1),
         st.text(max_size=10).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
     ),
