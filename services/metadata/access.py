@@ -2,15 +2,21 @@
 
 Roles per entity: admin > member > viewer. A user is admin of its own user
 entity; an admin of an org is admin of the teams that belong to it; a
-superuser (the bootstrap admin) may do anything and creates entities on
-first use.
+superuser (the bootstrap admin) may do anything.
 
 What each role may do:
 
     viewer   read versions, runs, lineage, members, settings
     member   + log and commit versions, runs, aliases, tags, TTLs (unless the
              team restricts TTLs to admins), link into registries it may write
-    admin    + members and their roles, team settings, API keys of org users
+    admin    + members and their roles, team settings
+
+API keys are not a role on any entity: only the user itself and a superuser
+create, list or revoke a user's keys (see accounts.py). Nobody below a
+superuser acts on a superuser.
+
+Nothing here creates an entity: entities, orgs and registries are made only
+by their explicit create calls, never as a side effect of a check or a read.
 
 One query answers "which entity, and what is my role there", so every RPC
 pays one round trip for its access check.
@@ -191,21 +197,14 @@ class Access:
     async def check(self, who: Principal, entity: str, need: Role) -> EntityAccess:
         """The entity if ``who`` holds at least ``need`` there.
 
-        A missing entity and one the caller has no role in give the same
-        PERMISSION_DENIED, so names of other teams do not leak. Superusers
-        create missing entities (as teams) on first use.
+        For anyone but a superuser, a missing entity and one the caller has
+        no role in give the same PERMISSION_DENIED, so names of other teams do
+        not leak. A superuser may see every name anyway, so it gets NOT_FOUND
+        naming the entity: a typo is reported, never created.
         """
         found = await self.lookup(who, entity)
         if found is None and who.superuser:
-            row = await self._db.fetchrow(
-                """
-                INSERT INTO entities (name, kind) VALUES ($1, 'team')
-                ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-                RETURNING id, kind, ttl_policy
-                """,
-                entity,
-            )
-            found = EntityAccess(row["id"], entity, row["kind"], Role.ADMIN, row["ttl_policy"])
+            raise NotFound(f"no entity {entity!r}", field="entity")
         if found is None or found.role is None or found.role < need:
             raise PermissionDenied(f"{who.user} may not {_VERB[need]} entity {entity!r}", field="entity")
         return found
@@ -228,24 +227,16 @@ class Access:
         )
         return {who.user_id, *(r[0] for r in rows)}
 
-    async def may_manage_user(self, who: Principal, user_id: int) -> bool:
-        """Whether ``who`` may manage the user's keys: itself, a superuser, or an
-        admin of an org the user belongs to."""
-        if who.superuser or who.user_id == user_id:
-            return True
-        return bool(
-            await self._db.fetchval(
-                """
-                SELECT EXISTS (
-                    SELECT 1 FROM memberships a
-                    JOIN memberships u ON u.entity_id = a.entity_id
-                    JOIN entities o ON o.id = a.entity_id AND o.kind = 'org'
-                    WHERE a.user_id = $1 AND a.role = 'admin' AND u.user_id = $2)
-                """,
-                who.user_id,
-                user_id,
-            )
-        )
+    @staticmethod
+    def may_manage_keys(who: Principal, user_id: int) -> bool:
+        """Whether ``who`` may create, list or revoke the user's API keys: only
+        the user itself and a superuser.
+
+        No role on any entity implies it: org admins once could, and since an
+        admin can add any existing user to its org, that made every user's
+        keys (the superuser's included) one SetMember away.
+        """
+        return who.superuser or who.user_id == user_id
 
     async def create_user(self, name: str, *, superuser: bool = False) -> int:
         uid = await self._db.fetchval(
@@ -255,8 +246,10 @@ class Access:
         )
         return int(uid)
 
-    async def create_key(self, user_id: int, description: str = "", *, key: ApiKey | None = None) -> ApiKey:
-        key = key or new_api_key()
+    async def create_key(self, user_id: int, description: str = "") -> ApiKey:
+        # From the CSPRNG, never derived from anything a caller or a database
+        # dump holds; only SHA-256 of the secret is stored.
+        key = new_api_key()
         await self._db.execute(
             "INSERT INTO api_keys (id, user_id, secret_sha256, description) VALUES ($1, $2, $3, $4)",
             key.key_id,

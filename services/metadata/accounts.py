@@ -5,23 +5,37 @@ Who may do what:
     create an org                     superusers
     create a team or user             superusers; admins of the org named as its parent
     members, roles, team settings     admins of the entity (org admins for the org's teams)
-    API keys of a user                the user; superusers; admins of an org the user is in
+    add a user to an org or team      superusers: any user; other admins: only users
+                                      already in the org (the team's org) or the
+                                      entity itself, or any user for a team outside
+                                      an org
+    API keys of a user                the user itself; superusers. Nobody else, and
+                                      no role implies it (there are no org-owned
+                                      service accounts: an org admin does not manage
+                                      the keys of users it created or added)
+    anything acting on a superuser    superusers only (add, remove, change role)
+
+Why: membership gives the *added user* access to the entity's data; it must
+never give the *adder* power over that user. Org admins once managed the keys
+of their org's users, and since any existing user could be added to an org,
+an org admin could add the superuser and mint a superuser key. An org is a
+tenant boundary, so its admins pull in only users already inside it (a
+superuser adds a user to an org, or an org admin creates the user there);
+to anyone but a superuser, a missing user, a team or org named as the user
+and a user outside the org give the same PERMISSION_DENIED, so names of
+other tenants do not leak.
 
 Access is always checked before a transaction opens (see artifacts.py).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from depot.services.common.credentials import ApiKey
 from depot.services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -31,7 +45,7 @@ from depot.services.common.errors import (
 )
 
 from . import names
-from .access import ADMIN, READ, ROLE_NAMES, Access, Principal, Role, parse_role
+from .access import ADMIN, READ, ROLE_NAMES, Access, EntityAccess, Principal, Role, parse_role
 from .db import Database
 from .pages import PageTokens, page_size
 
@@ -84,16 +98,10 @@ def check_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta | None:
     return ttl
 
 
-def derived_key(caller_key: str, request_id: str) -> ApiKey:
-    """The key a CreateApiKey call with this request_id creates.
-
-    Derived from the caller's own key, so a retry returns the same secret
-    without Depot ever storing it (the idempotency record keeps the answer
-    with the secret blanked).
-    """
-    mac = hmac.new(caller_key.encode(), b"depot api key\0" + request_id.encode(), hashlib.sha256)
-    raw = mac.digest()
-    return ApiKey(raw[:6].hex(), base64.urlsafe_b64encode(raw[6:30]).decode().rstrip("="))
+def _not_a_superuser(who: Principal, target: asyncpg.Record, user: str) -> None:
+    """Nobody below a superuser adds, removes or re-roles one."""
+    if target["superuser"] and not who.superuser:
+        raise PermissionDenied(f"{who.user} may not act on {user}: only superusers act on a superuser", field="user")
 
 
 _ENTITY_SELECT = """
@@ -244,11 +252,40 @@ class Accounts:
 
     async def _user(self, name: str, field: str = "user") -> asyncpg.Record:
         user = parse_entity(name, field)
-        row = await self._db.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
+        row = await self._db.fetchrow("SELECT id, kind, superuser FROM entities WHERE name = $1", user)
         if row is None:
             raise NotFound(f"no user {user!r}", field=field)
         if row["kind"] != "user":
             raise FailedPrecondition(f"{name} is a {row['kind']}, not a user", field=field)
+        return row
+
+    async def _addable_user(self, who: Principal, found: EntityAccess, user: str) -> asyncpg.Record:
+        """The user ``who`` may give a role in ``found`` (see the module docstring)."""
+        if who.superuser:
+            return await self._user(user)
+        name = parse_entity(user, "user")
+        row = await self._db.fetchrow(
+            """
+            SELECT u.id, u.kind, u.superuser, t.org_id AS boundary,
+                   EXISTS (SELECT 1 FROM memberships m
+                            WHERE m.entity_id IN (t.org_id, $2) AND m.user_id = u.id) AS inside
+            FROM entities u, (SELECT CASE WHEN kind = 'org' THEN id ELSE org_id END AS org_id
+                              FROM entities WHERE id = $2) t
+            WHERE u.name = $1
+            """,
+            name,
+            found.id,
+        )
+        if row is not None and row["kind"] == "user":
+            _not_a_superuser(who, row, user)
+        if row is None or row["kind"] != "user" or (row["boundary"] is not None and not row["inside"]):
+            # One answer for "no such user", "not a user" and "a user of
+            # another tenant"; a current member's role may always change.
+            raise PermissionDenied(
+                f"{who.user} may add to {found.name!r} only users of its org; {name!r} is not one "
+                "(a superuser adds users to an org, or an org admin creates them there)",
+                field="user",
+            )
         return row
 
     async def set_member(self, who: Principal, entity: str, user: str, role: str) -> Member:
@@ -257,7 +294,7 @@ class Accounts:
         found = await self._access.check(who, ename, ADMIN)
         if found.kind == "user":
             raise FailedPrecondition(f"{entity} is a user; only teams and orgs have members", field="entity")
-        target = await self._user(user)
+        target = await self._addable_user(who, found, user)
         async with self._db.transaction() as conn:
             # Locks the entity's memberships so two demotions cannot race
             # past the last-admin check together.
@@ -291,6 +328,7 @@ class Accounts:
         ename = parse_entity(entity, "entity")
         found = await self._access.check(who, ename, ADMIN)
         target = await self._user(user)
+        _not_a_superuser(who, target, user)
         async with self._db.transaction() as conn:
             await conn.execute("SELECT 1 FROM entities WHERE id = $1 FOR UPDATE", found.id)
             await self._keep_an_admin(conn, found.id, target["id"], entity)
@@ -328,16 +366,21 @@ class Accounts:
     async def _key_owner(self, who: Principal, user: str) -> tuple[int, str]:
         if not user:
             return who.user_id, who.user
+        name = parse_entity(user, "user")
+        # Decided on the name before any lookup, so the answer says nothing
+        # about whether another user exists.
+        if not who.superuser and name != who.user:
+            raise PermissionDenied(
+                f"{who.user} may not manage API keys of {name}: only the user and a superuser do", field="user"
+            )
         row = await self._user(user)
-        if not await self._access.may_manage_user(who, row["id"]):
-            raise PermissionDenied(f"{who.user} may not manage API keys of {user}", field="user")
-        return int(row["id"]), parse_entity(user, "user")
+        return int(row["id"]), name
 
-    async def create_key(self, who: Principal, user: str, description: str, key: ApiKey | None) -> KeyInfo:
+    async def create_key(self, who: Principal, user: str, description: str) -> KeyInfo:
         if len(description) > 256:
             raise InvalidArgument("description is longer than 256 characters", field="description")
         user_id, user_name = await self._key_owner(who, user)
-        created = await self._access.create_key(user_id, description, key=key)
+        created = await self._access.create_key(user_id, description)
         row = await self._db.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id)
         return KeyInfo(
             created.key_id,
@@ -355,8 +398,8 @@ class Accounts:
         )
         if row is None:
             raise NotFound(f"no API key {key_id!r}", field="id")
-        if not await self._access.may_manage_user(who, row["user_id"]):
-            raise PermissionDenied(f"{who.user} may not revoke this key", field="id")
+        if not self._access.may_manage_keys(who, row["user_id"]):
+            raise PermissionDenied(f"{who.user} may not revoke this key: only its user and a superuser do", field="id")
         self._access.forget_key(key_id)
         out = await self._db.fetchrow(
             """

@@ -13,6 +13,16 @@ else viewer for org members when the registry's visibility is ``org``.
 Reading a linked version needs a registry role only, not one on the team
 that logged it — that is what publishing into a registry is for.
 
+Registry members follow the org's rule (see accounts.py): a superuser adds
+any user; a registry admin below superuser adds only users of the
+registry's org, and nobody below a superuser adds, removes or re-roles one.
+A registry role is access to the registry's links, never power over the
+user who holds it.
+
+Reads never create: a missing org or registry is NOT_FOUND (for callers who
+may read the org; others get the same PERMISSION_DENIED as for any entity
+they have no role in). Only linking creates a registry collection.
+
 Linking locks the registry collection row, like committing locks the
 artifact collection: link indexes are gap-free while links are only added.
 """
@@ -242,7 +252,9 @@ class Registries:
         size = page_size(size)
         scope = f"ListRegistries|{org}"
         cursor = self._pages.decode(scope, token)
-        await self._access.check(who, org, READ)
+        found = await self._access.check(who, org, READ)
+        if found.kind != "org":
+            raise FailedPrecondition(f"registries belong to orgs; {org!r} is a {found.kind}", field="parent")
         rows = await self._db.fetch(
             _REGISTRY_SELECT
             + """
@@ -261,7 +273,7 @@ class Registries:
         org, reg = parse_registry(registry, "registry")
         r = parse_role(role)
         row = await self._registry_row(who, org, reg, ADMIN, "registry")
-        target = await self._user(user)
+        target = await self._user(who, user, row["org_id"])
         await self._db.execute(
             """
             INSERT INTO registry_members (registry_id, user_id, role) VALUES ($1, $2, $3)
@@ -276,7 +288,7 @@ class Registries:
     async def remove_member(self, who: Principal, registry: str, user: str) -> Member:
         org, reg = parse_registry(registry, "registry")
         row = await self._registry_row(who, org, reg, ADMIN, "registry")
-        target = await self._user(user)
+        target = await self._user(who, user, row["org_id"], adding=False)
         role = await self._db.fetchval(
             "DELETE FROM registry_members WHERE registry_id = $1 AND user_id = $2 RETURNING role",
             row["id"],
@@ -286,9 +298,32 @@ class Registries:
             raise NotFound(f"{user} is not a member of {registry}", field="user")
         return Member(registry, user, parse_role(role))
 
-    async def _user(self, name: str) -> int:
+    async def _user(self, who: Principal, name: str, org_id: int, *, adding: bool = True) -> int:
+        """The id of a user ``who`` may give (or take) a registry role."""
         user = parse_entity(name, "user")
-        row = await self._db.fetchrow("SELECT id, kind FROM entities WHERE name = $1", user)
+        row = await self._db.fetchrow(
+            """
+            SELECT id, kind, superuser,
+                   EXISTS (SELECT 1 FROM memberships WHERE entity_id = $2 AND user_id = e.id) AS inside
+            FROM entities e WHERE name = $1
+            """,
+            user,
+            org_id,
+        )
+        if who.superuser:
+            if row is None or row["kind"] != "user":
+                raise NotFound(f"no user {user!r}", field="user")
+            return int(row["id"])
+        if row is not None and row["superuser"]:
+            raise PermissionDenied(
+                f"{who.user} may not act on {user}: only superusers act on a superuser", field="user"
+            )
+        if adding and (row is None or row["kind"] != "user" or not row["inside"]):
+            # One answer for "no such user" and "a user of another tenant".
+            raise PermissionDenied(
+                f"{who.user} may give registry roles only to users of the registry's org; {user!r} is not one",
+                field="user",
+            )
         if row is None or row["kind"] != "user":
             raise NotFound(f"no user {user!r}", field="user")
         return int(row["id"])

@@ -440,22 +440,21 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
     @translate_errors
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
-        raw = bearer_from_metadata(context.invocation_metadata())
-        who = await self._access.authenticate(raw)
-        # With a request_id the secret is derived from the caller's key, so the
-        # stored answer needs no secret and a retry still returns the key.
-        key = acc.derived_key(raw, request.request_id) if request.request_id else None
+        who = await self._who(context)
+        # The secret is random and shown once: the idempotency record stores
+        # the answer without it, so a retry with the same request_id returns
+        # the key's id and an empty `key` (documented on CreateApiKey).
+        secret: list[str] = []
 
         async def work() -> pb.ApiKey:
-            info = await self._accounts.create_key(who, request.user, request.description, key)
-            msg = key_pb(info)
-            if key is not None:
-                msg.key = ""
+            msg = key_pb(await self._accounts.create_key(who, request.user, request.description))
+            secret.append(msg.key)
+            msg.key = ""
             return msg
 
         out = await self._once(who, "CreateApiKey", request.request_id, pb.ApiKey, work)
-        if key is not None:
-            out.key = str(key)
+        if secret:
+            out.key = secret[0]
         return out
 
     @translate_errors

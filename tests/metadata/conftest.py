@@ -67,13 +67,15 @@ class World:
 @pytest.fixture
 def world(server, channel) -> World:
     """Org `acme` with team `team-a` (alice admin, bob member, carol viewer),
-    team `team-b` (dave member), and `mallory` with no role anywhere."""
+    team `team-b` (dave member), `erin` a user of the org `acme` with no team
+    role (so team admins may add her), and `mallory` with no role anywhere."""
     w = World(channel, Meta(channel, server.admin_key))
     w.admin.CreateEntity(pb.CreateEntityRequest(entity_id="acme", entity=pb.Entity(kind="org")))
     for team in ("team-a", "team-b"):
         w.admin.CreateEntity(pb.CreateEntityRequest(entity_id=team, entity=pb.Entity(kind="team", org="entities/acme")))
-    for name in ("alice", "bob", "carol", "dave", "mallory", "erin"):
+    for name in ("alice", "bob", "carol", "dave", "mallory"):
         w.user(name)
+    w.user("erin", org="entities/acme")
     w.member(TEAM, "alice", "admin")
     w.member(TEAM, "bob", "member")
     w.member(TEAM, "carol", "viewer")

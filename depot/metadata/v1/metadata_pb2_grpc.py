@@ -336,7 +336,9 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetMember(self, request, context):
-        """Adds a user to an entity or changes their role: admins only.
+        """Adds a user to an entity or changes their role: admins only. Admins below
+        superuser add only users already in the entity's org, and never act on a
+        superuser (nor remove one). Membership never gives power over the user's keys.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -355,7 +357,10 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """The key's secret is in the response only; Depot stores its SHA-256.
+        """A random key (CSPRNG) for the caller or, for a superuser, another user; only
+        the user itself and a superuser create, list or revoke a user's keys.
+        The secret is shown once: Depot stores only its SHA-256, so a retried
+        CreateApiKey (same request_id) returns the key's id with `key` empty.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
