@@ -35,7 +35,10 @@ EXTERNAL_SECRETS = {
     "depot-database": {"url"},
     "depot-internal": {"secret"},
     "depot-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    "depot-tls": {"tls.crt", "tls.key", "ca.crt"},
 }
+# Variables pointing at the PEM files each prod service reads (tls.py).
+TLS_FILES = {"DEPOT_TLS_CERT": "tls.crt", "DEPOT_TLS_KEY": "tls.key", "DEPOT_TLS_CA": "ca.crt"}
 # Kinds kustomize must not put in a namespace.
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
@@ -236,9 +239,15 @@ def test_each_service_has_a_grpc_deployment(rendered: tuple[str, str, list[Doc]]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports.get("grpc") == port, name
         # grpc.health.v1 probes. The probe's port must be the number: the
-        # Kubernetes API does not accept a port name for gRPC probes.
+        # Kubernetes API does not accept a port name for gRPC probes. The
+        # kubelet's grpc probes speak plaintext only, so a service serving
+        # TLS is probed on its plaintext health-only port.
+        values = {e["name"]: e.get("value") for e in container["env"]}
+        health = values.get("DEPOT_HEALTH_LISTEN")
+        assert health or "DEPOT_TLS_CERT" not in values, f"{name}: TLS port with no health port to probe"
+        probe_port = int(health.rsplit(":", 1)[1]) if health else port
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == port, f"{name} {probe}"
+            assert container[probe]["grpc"]["port"] == probe_port, f"{name} {probe}"
         env = {e["name"] for e in container["env"]}
         assert {"DEPOT_LISTEN", "DEPOT_LOG_FORMAT"} <= env, name
         listen = next(e["value"] for e in container["env"] if e["name"] == "DEPOT_LISTEN")
@@ -347,8 +356,11 @@ def test_network_paths(rendered: tuple[str, str, list[Doc]]) -> None:
     assert ingress_allowed(docs, "metadata", manifest_pod, SERVICES["metadata"])
     # ...but the admin-only gc API is not open to arbitrary clients,
     assert not ingress_allowed(docs, "gc", None, SERVICES["gc"])
-    # and nothing is open on other ports.
+    # and nothing is open on other ports (the plaintext health port included:
+    # the kubelet reaches it from the node, which policies always allow).
     assert not ingress_allowed(docs, "metadata", None, 8080)
+    for name in SERVICES:
+        assert not ingress_allowed(docs, name, None, PROD_HEALTH_PORT), name
 
 
 def test_database_pods_can_resolve_and_reach_postgres(
@@ -367,6 +379,107 @@ def test_database_pods_can_resolve_and_reach_postgres(
             for port in rule.get("ports", [])
         }
         assert {(53, "UDP"), (53, "TCP"), (5432, "TCP")} <= ports, name
+
+
+# --------------------------------------------------------------------------
+# TLS in prod
+# --------------------------------------------------------------------------
+
+PROD_HEALTH_PORT = 8081
+# Strategic-merge keys of the lists the prod patches touch; other lists are replaced.
+MERGE_KEYS = {
+    "containers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+}
+
+
+def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
+    """The subset of kustomize's strategic merge the prod patches use."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {**base, **{k: strategic_merge(base[k], v, k) if k in base else v for k, v in patch.items()}}
+    if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        key = MERGE_KEYS[field]
+        patched = {item[key]: item for item in patch}
+        merged = [
+            strategic_merge(item, patched.pop(item[key]), field) if item[key] in patched else item for item in base
+        ]
+        return list(patched.values()) + merged
+    return patch
+
+
+def prod_deployments_from_source() -> dict[str, Doc]:
+    """prod's Deployments with its patches applied in plain Python, so the TLS
+    invariants are checked even where kustomize is not installed."""
+    overlay = K8S / "overlays" / "prod"
+    deployments = of_kind(source_docs(overlay), "Deployment")
+    for patch in kustomization(overlay).get("patches", []):
+        if "path" not in patch:
+            continue
+        for doc in load_docs(overlay / patch["path"]):
+            if doc["kind"] == "Deployment":
+                name = doc["metadata"]["name"]
+                deployments[name] = strategic_merge(deployments[name], doc)
+    return deployments
+
+
+def prod_config_literals() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for directory in (K8S / "base", K8S / "overlays" / "prod"):
+        for generator in kustomization(directory).get("configMapGenerator", []):
+            if generator["name"] == "depot-config":
+                values.update(literal.split("=", 1) for literal in generator.get("literals", []))
+    return values
+
+
+def assert_serves_tls(deployment: Doc) -> None:
+    name = deployment["metadata"]["name"]
+    spec = pod_spec(deployment)
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+    for variable, key in TLS_FILES.items():
+        assert variable in env, f"{name}: {variable} not set"
+        directory, _, file = env[variable].rpartition("/")
+        assert file == key, f"{name}: {variable}={env[variable]}"
+        mount = mounts.get(directory)
+        assert mount is not None, f"{name}: nothing mounted at {directory}"
+        assert mount.get("readOnly") is True, name
+        secret = volumes[mount["name"]].get("secret")
+        assert secret is not None, f"{name}: {directory} is not a Secret"
+        assert key in EXTERNAL_SECRETS[secret["secretName"]], f"{name}: {secret['secretName']} has no {key}"
+        # Readable by the pod's group (fsGroup), never by others.
+        assert secret.get("defaultMode", 0o644) & 0o007 == 0, name
+    health = env.get("DEPOT_HEALTH_LISTEN")
+    assert health is not None and health.endswith(f":{PROD_HEALTH_PORT}"), name
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == PROD_HEALTH_PORT and ports["grpc"] == SERVICES[name], name
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == PROD_HEALTH_PORT, f"{name} {probe}"
+
+
+def test_prod_runs_every_service_on_tls_from_source() -> None:
+    deployments = prod_deployments_from_source()
+    for name in SERVICES:
+        assert_serves_tls(deployments[name])
+    # The manifest service's calls to metadata are TLS too.
+    assert prod_config_literals()["DEPOT_METADATA_ADDRESS"].startswith("grpcs://")
+
+
+def test_prod_runs_every_service_on_tls(kustomized: tuple[str, list[Doc]]) -> None:
+    overlay, docs = kustomized
+    deployments = of_kind(docs, "Deployment")
+    if overlay != "prod":
+        # dev stays plaintext inside its namespace, and says so by not configuring TLS.
+        assert all("DEPOT_TLS_CERT" not in str(pod_spec(deployments[n])) for n in SERVICES)
+        return
+    for name in SERVICES:
+        assert_serves_tls(deployments[name])
+    (config,) = (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("depot-config"))
+    assert config["data"]["DEPOT_METADATA_ADDRESS"].startswith("grpcs://")
 
 
 # --------------------------------------------------------------------------
