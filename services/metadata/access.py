@@ -38,6 +38,7 @@ from depot.services.common.errors import (
 )
 
 from .db import Database
+from .idempotency import granted
 
 
 class Role(IntEnum):
@@ -207,6 +208,7 @@ class Access:
             raise NotFound(f"no entity {entity!r}", field="entity")
         if found is None or found.role is None or found.role < need:
             raise PermissionDenied(f"{who.user} may not {_VERB[need]} entity {entity!r}", field="entity")
+        granted("entity", found.id, need)  # re-checked before an idempotent replay
         return found
 
     async def require(self, who: Principal, entity: str, need: Role) -> int:

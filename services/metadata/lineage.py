@@ -8,7 +8,10 @@ versions they logged -> .... Each edge is one step of depth.
 One recursive query walks the graph; nodes come out breadth-first (by
 depth, then kind and id) and page with a keyset cursor on that order.
 Nodes in entities the caller may not read are neither listed nor walked
-through, so lineage never leaks another team's runs or versions.
+through, so lineage never leaks another team's runs or versions; the walk
+only counts them (``hidden_count``). Reading the start through a registry
+link does not open the team's side of the graph: registry readers see the
+linked version, not the runs around it.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ MAX_DEPTH = 100
 DIRECTIONS = ("up", "down")
 
 _WALK = """
-WITH RECURSIVE walk(kind, id, depth, pkind, pid) AS (
-    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint
+WITH RECURSIVE walk(kind, id, depth, pkind, pid, visible) AS (
+    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint, true
   UNION
-    SELECT n.kind, n.id, w.depth + 1, w.kind, w.id
+    SELECT n.kind, n.id, w.depth + 1, w.kind, w.id,
+           ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[]))
     FROM walk w
     CROSS JOIN LATERAL (
         SELECT 'r'::text AS kind, v.producer_run_id AS id, p.entity_id
@@ -54,19 +58,30 @@ WITH RECURSIVE walk(kind, id, depth, pkind, pid) AS (
          WHERE $3 = 'down' AND w.kind = 'r' AND v.producer_run_id = w.id
            AND v.state = 'committed'
     ) n
-    WHERE w.depth < $4 AND ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[]))
+    -- A node the caller may not read is reached (to be counted) but never
+    -- walked through.
+    WHERE w.depth < $4 AND w.visible
 ),
 nodes AS (
     SELECT kind, id, min(depth) AS depth FROM walk
-    WHERE depth > 0 AND NOT (kind = $1 AND id = $2) GROUP BY kind, id
+    WHERE depth > 0 AND visible AND NOT (kind = $1 AND id = $2) GROUP BY kind, id
+),
+hidden AS (
+    SELECT count(DISTINCT (kind, id)) AS n FROM walk
+    WHERE NOT visible AND NOT (kind = $1 AND id = $2)
+),
+page AS (
+    SELECT n.kind, n.id, n.depth,
+           array_agg(DISTINCT w.pkind || ':' || w.pid) AS parents
+    FROM nodes n JOIN walk w ON w.kind = n.kind AND w.id = n.id AND w.depth = n.depth
+    WHERE $6::int IS NULL OR (n.depth, n.kind, n.id) > ($6::int, $7::text, $8::bigint)
+    GROUP BY n.kind, n.id, n.depth
+    ORDER BY n.depth, n.kind, n.id
+    LIMIT $9
 )
-SELECT n.kind, n.id, n.depth,
-       array_agg(DISTINCT w.pkind || ':' || w.pid) AS parents
-FROM nodes n JOIN walk w ON w.kind = n.kind AND w.id = n.id AND w.depth = n.depth
-WHERE $6::int IS NULL OR (n.depth, n.kind, n.id) > ($6::int, $7::text, $8::bigint)
-GROUP BY n.kind, n.id, n.depth
-ORDER BY n.depth, n.kind, n.id
-LIMIT $9
+-- The hidden count comes with every row, and alone (kind NULL) on an empty page.
+SELECT p.*, h.n AS hidden FROM hidden h LEFT JOIN page p ON true
+ORDER BY p.depth, p.kind, p.id
 """
 
 
@@ -90,6 +105,8 @@ class Page:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     next_page_token: str = ""
+    # Nodes next to the walk left out because the caller may not read them.
+    hidden_count: int = 0
 
 
 class Lineage:
@@ -126,6 +143,8 @@ class Lineage:
             *(cursor if cursor else (None, None, None)),
             size + 1,
         )
+        hidden = rows[0]["hidden"]
+        rows = [r for r in rows if r["kind"] is not None]
         page_rows, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["depth"], r["kind"], r["id"]])
         keys = {(r["kind"], r["id"]) for r in page_rows}
         for r in page_rows:
@@ -134,7 +153,7 @@ class Lineage:
                 keys.add((pk, int(pid)))
         found = await self._load(keys)
         found[(kind, start_id)] = found.get((kind, start_id)) or start_name
-        out = Page(next_page_token=nxt)
+        out = Page(next_page_token=nxt, hidden_count=hidden)
         for r in page_rows:
             obj = found.get((r["kind"], r["id"]))
             if obj is None:

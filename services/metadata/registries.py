@@ -48,6 +48,7 @@ from .access import ADMIN, READ, ROLE_NAMES, WRITE, Access, Principal, Role, par
 from .accounts import Member, parse_entity
 from .artifacts import _VERSION_SELECT, Artifacts, LinkRef, Version, _version
 from .db import Database
+from .idempotency import granted
 from .pages import PageTokens, page_size
 
 VISIBILITIES = ("org", "restricted")
@@ -179,7 +180,13 @@ class Registries:
             raise NotFound(f"no registry {registry!r} in {org!r}", field=field)
         if role is None or role < need:
             raise PermissionDenied(f"{who.user} may not {_VERB[need]} registry {org}/{registry}", field=field)
+        granted("registry", row["id"], need)  # re-checked before an idempotent replay
         return row
+
+    async def role(self, who: Principal, registry_id: int) -> Role | None:
+        """The caller's current role on a registry (by id), for idempotent replays."""
+        row = await self._db.fetchrow(_REGISTRY_SELECT + " WHERE r.id = $1", registry_id, who.user_id)
+        return _effective_role(who, row) if row is not None else None
 
     async def may_read_manifest(self, who: Principal, entity: str, manifest_id: str) -> bool:
         """Whether ``who`` reads a registry that links a live version of ``entity`` with this manifest.
@@ -405,7 +412,7 @@ class Registries:
                 )
                 aliases = ["latest", *aliases]
             await _set_link_aliases(conn, rc["id"], link_id, aliases)
-            return await self._link(conn, link_id)
+            return await self._link(who, conn, link_id)
 
     async def unlink(self, who: Principal, name: str) -> Link:
         row = await self.resolve(who, name, "name", WRITE)
@@ -414,7 +421,7 @@ class Registries:
                 "SELECT 1 FROM registry_collections WHERE id = $1 FOR UPDATE",
                 row["_link_collection_id"],
             )
-            out = await self._link(conn, row["_link_id"])
+            out = await self._link(who, conn, row["_link_id"])
             await conn.execute("DELETE FROM links WHERE id = $1", row["_link_id"])
             if "latest" in out.aliases:
                 await conn.execute(
@@ -427,7 +434,7 @@ class Registries:
                 )
         return out
 
-    async def _link(self, conn: Any, link_id: int) -> Link:
+    async def _link(self, who: Principal, conn: Any, link_id: int) -> Link:
         r = await conn.fetchrow(
             """
             SELECT l.*, rc.name AS coll, rg.name AS reg, o.name AS org,
@@ -439,7 +446,9 @@ class Registries:
             """,
             link_id,
         )
-        v = await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", r["version_id"])
+        v = dict(await conn.fetchrow(_VERSION_SELECT + " WHERE v.id = $1", r["version_id"]))
+        if not await self._artifacts.may_read(who, v["entity_name"]):
+            v["producer_run"] = None  # registry readers see the version, not the team's runs
         return Link(
             f"entities/{r['org']}/registries/{r['reg']}/collections/{r['coll']}",
             r["index"],
@@ -468,7 +477,7 @@ class Registries:
         )
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["index"]])
         async with self._db.connection() as conn:
-            return [await self._link(conn, r["id"]) for r in page], nxt
+            return [await self._link(who, conn, r["id"]) for r in page], nxt
 
     # -- what artifacts.py delegates for link names ----------------------------
 
@@ -495,6 +504,8 @@ class Registries:
         if row is None:
             raise NotFound(f"the version linked as {name} is gone", field=field)
         out = dict(row)
+        if not await self._artifacts.may_read(who, row["entity_name"]):
+            out["producer_run"] = None  # registry readers see the version, not the team's runs
         out["_link"] = LinkRef(
             f"entities/{org}/registries/{reg}/collections/{coll}",
             link["index"],

@@ -130,6 +130,12 @@ CREATE TABLE idempotency (
     -- NULL while the first call is still running.
     response bytea,
     create_time timestamptz NOT NULL DEFAULT now(),
+    -- sha256 of the request with its request_id cleared: the id is bound to
+    -- it. NULL only in rows written before migration 0003.
+    fingerprint bytea,
+    -- The access checks the first call passed, [[kind, id, role], ...],
+    -- re-run before a replay.
+    grants jsonb,
     PRIMARY KEY (caller_id, method, request_id)
 );
 

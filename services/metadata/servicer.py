@@ -24,7 +24,7 @@ from . import accounts as acc
 from .access import ROLE_NAMES, Access, Principal, Role
 from .accounts import Accounts
 from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
-from .idempotency import Idempotency
+from .idempotency import Grant, Idempotency, fingerprint
 from .lineage import Lineage
 from .pages import PageTokens
 from .registries import Link, Registries, Registry
@@ -220,17 +220,36 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self,
         who: Principal,
         method: str,
-        request_id: str,
+        request: Message,
         cls: type[M],
         work: Callable[[], Awaitable[M]],
     ) -> M:
+        """Runs ``work`` once per ``request.request_id`` (see idempotency.py).
+
+        The id is bound to the whole request (a fingerprint of it without the
+        id), and a replay re-checks the access the first call was given.
+        """
+        # Every mutation's request has a request_id (AIP-155); Message does not say so.
+        request_id: str = request.request_id  # type: ignore[attr-defined]
+        bare = type(request)()
+        bare.CopyFrom(request)
+        bare.ClearField("request_id")
         fresh: list[M] = []
 
         async def run() -> bytes:
             fresh.append(await work())
             return fresh[0].SerializeToString()
 
-        stored = await self._idem.once(who.user_id, method, request_id, run)
+        async def still_holds(grant: Grant) -> bool:
+            if grant.kind == "registry":
+                role = await self._registries.role(who, grant.id)
+            else:
+                role = await self._access.role(who, grant.id)
+            return role is not None and role >= grant.role
+
+        stored = await self._idem.once(
+            who.user_id, method, request_id, fingerprint(bare.SerializeToString(deterministic=True)), run, still_holds
+        )
         # The stored bytes are parsed only for a retry; a first call answers
         # with the message it built.
         return fresh[0] if fresh else cls.FromString(stored)
@@ -269,7 +288,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return run_pb(run)
 
-        return await self._once(who, "CreateRun", request.request_id, pb.Run, work)
+        return await self._once(who, "CreateRun", request, pb.Run, work)
 
     @translate_errors
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
@@ -283,7 +302,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.Run:
             return run_pb(await self._artifacts.finish_run(who, request.name, request.state))
 
-        return await self._once(who, "FinishRun", request.request_id, pb.Run, work)
+        return await self._once(who, "FinishRun", request, pb.Run, work)
 
     @translate_errors
     async def CreateArtifactVersion(
@@ -309,7 +328,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return version_pb(v)
 
-        return await self._once(who, "CreateArtifactVersion", request.request_id, pb.ArtifactVersion, work)
+        return await self._once(who, "CreateArtifactVersion", request, pb.ArtifactVersion, work)
 
     @translate_errors
     async def CommitArtifactVersion(
@@ -322,7 +341,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             v = await self._artifacts.commit_version(who, request.uid, info, list(request.aliases))
             return version_pb(v)
 
-        return await self._once(who, "CommitArtifactVersion", request.request_id, pb.ArtifactVersion, work)
+        return await self._once(who, "CommitArtifactVersion", request, pb.ArtifactVersion, work)
 
     @translate_errors
     async def GetArtifactVersion(
@@ -358,7 +377,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.ArtifactVersion:
             return version_pb(await self._artifacts.use_version(who, request.run, request.version))
 
-        return await self._once(who, "UseArtifactVersion", request.request_id, pb.ArtifactVersion, work)
+        return await self._once(who, "UseArtifactVersion", request, pb.ArtifactVersion, work)
 
     @translate_errors
     async def GetLineage(self, request: pb.GetLineageRequest, context: grpc.aio.ServicerContext) -> pb.Lineage:
@@ -368,6 +387,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             version=version_pb(lin.version),
             producer=run_pb(lin.producer) if lin.producer else None,
             consumers=[run_pb(r) for r in lin.consumers],
+            hidden_run_count=lin.hidden_runs,
         )
 
     # -- access ----------------------------------------------------------------
@@ -380,7 +400,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             e = await self._accounts.create_entity(who, request.entity_id, request.entity.kind, request.entity.org)
             return entity_pb(e)
 
-        return await self._once(who, "CreateEntity", request.request_id, pb.Entity, work)
+        return await self._once(who, "CreateEntity", request, pb.Entity, work)
 
     @translate_errors
     async def GetEntity(self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
@@ -409,7 +429,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return entity_pb(e)
 
-        return await self._once(who, "UpdateEntitySettings", request.request_id, pb.Entity, work)
+        return await self._once(who, "UpdateEntitySettings", request, pb.Entity, work)
 
     @translate_errors
     async def SetMember(self, request: pb.SetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
@@ -419,7 +439,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             m = await self._accounts.set_member(who, request.entity, request.user, request.role)
             return member_pb(m)
 
-        return await self._once(who, "SetMember", request.request_id, pb.Member, work)
+        return await self._once(who, "SetMember", request, pb.Member, work)
 
     @translate_errors
     async def RemoveMember(self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
@@ -428,7 +448,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.Member:
             return member_pb(await self._accounts.remove_member(who, request.entity, request.user))
 
-        return await self._once(who, "RemoveMember", request.request_id, pb.Member, work)
+        return await self._once(who, "RemoveMember", request, pb.Member, work)
 
     @translate_errors
     async def ListMembers(
@@ -452,7 +472,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             msg.key = ""
             return msg
 
-        out = await self._once(who, "CreateApiKey", request.request_id, pb.ApiKey, work)
+        out = await self._once(who, "CreateApiKey", request, pb.ApiKey, work)
         if secret:
             out.key = secret[0]
         return out
@@ -464,7 +484,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.ApiKey:
             return key_pb(await self._accounts.revoke_key(who, request.id))
 
-        return await self._once(who, "RevokeApiKey", request.request_id, pb.ApiKey, work)
+        return await self._once(who, "RevokeApiKey", request, pb.ApiKey, work)
 
     @translate_errors
     async def ListApiKeys(
@@ -535,7 +555,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             v = await self._artifacts.add_aliases(who, request.version, list(request.aliases))
             return version_pb(v)
 
-        return await self._once(who, "AddAliases", request.request_id, pb.ArtifactVersion, work)
+        return await self._once(who, "AddAliases", request, pb.ArtifactVersion, work)
 
     @translate_errors
     async def RemoveAliases(
@@ -547,7 +567,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             v = await self._artifacts.remove_aliases(who, request.version, list(request.aliases))
             return version_pb(v)
 
-        return await self._once(who, "RemoveAliases", request.request_id, pb.ArtifactVersion, work)
+        return await self._once(who, "RemoveAliases", request, pb.ArtifactVersion, work)
 
     @translate_errors
     async def UpdateArtifactVersion(
@@ -570,7 +590,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return version_pb(out)
 
-        return await self._once(who, "UpdateArtifactVersion", request.request_id, pb.ArtifactVersion, work)
+        return await self._once(who, "UpdateArtifactVersion", request, pb.ArtifactVersion, work)
 
     # -- registries --------------------------------------------------------------
 
@@ -590,7 +610,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             )
             return registry_pb(reg)
 
-        return await self._once(who, "CreateRegistry", request.request_id, pb.Registry, work)
+        return await self._once(who, "CreateRegistry", request, pb.Registry, work)
 
     @translate_errors
     async def GetRegistry(self, request: pb.GetRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
@@ -617,7 +637,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             m = await self._registries.set_member(who, request.registry, request.user, request.role)
             return member_pb(m)
 
-        return await self._once(who, "SetRegistryMember", request.request_id, pb.Member, work)
+        return await self._once(who, "SetRegistryMember", request, pb.Member, work)
 
     @translate_errors
     async def RemoveRegistryMember(
@@ -629,7 +649,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             m = await self._registries.remove_member(who, request.registry, request.user)
             return member_pb(m)
 
-        return await self._once(who, "RemoveRegistryMember", request.request_id, pb.Member, work)
+        return await self._once(who, "RemoveRegistryMember", request, pb.Member, work)
 
     @translate_errors
     async def ListRegistryCollections(
@@ -662,7 +682,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             link = await self._registries.link(who, request.version, request.target, list(request.aliases))
             return link_pb(link)
 
-        return await self._once(who, "LinkArtifactVersion", request.request_id, pb.Link, work)
+        return await self._once(who, "LinkArtifactVersion", request, pb.Link, work)
 
     @translate_errors
     async def UnlinkArtifactVersion(
@@ -673,7 +693,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.Link:
             return link_pb(await self._registries.unlink(who, request.name))
 
-        return await self._once(who, "UnlinkArtifactVersion", request.request_id, pb.Link, work)
+        return await self._once(who, "UnlinkArtifactVersion", request, pb.Link, work)
 
     @translate_errors
     async def ListLinks(self, request: pb.ListLinksRequest, context: grpc.aio.ServicerContext) -> pb.ListLinksResponse:
@@ -704,4 +724,5 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             ],
             edges=[pb.LineageEdge(source=e.source, target=e.target, kind=e.kind) for e in page.edges],
             next_page_token=page.next_page_token,
+            hidden_count=page.hidden_count,
         )
