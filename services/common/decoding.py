@@ -45,7 +45,7 @@ def _nul_field(msg: Message, prefix: str = "") -> str | None:
     for fd, value in msg.ListFields():
         name = f"{prefix}{fd.name}"
         if fd.type == _STRING:
-            if fd.label == FieldDescriptor.LABEL_REPEATED:
+            if fd.is_repeated:
                 if any("\0" in v for v in value):
                     return name
             elif "\0" in value:
@@ -59,7 +59,7 @@ def _nul_field(msg: Message, prefix: str = "") -> str | None:
                         return name
                     if isinstance(v, Message) and (inner := _nul_field(v, f"{name}.")):
                         return inner
-            elif fd.label == FieldDescriptor.LABEL_REPEATED:
+            elif fd.is_repeated:
                 for i, item in enumerate(value):
                     if inner := _nul_field(item, f"{name}[{i}]."):
                         return inner

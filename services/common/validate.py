@@ -245,3 +245,19 @@ def duration_pb(value: timedelta) -> duration_pb2.Duration:
     d = duration_pb2.Duration()
     d.FromTimedelta(min(max(value, -limit), limit))
     return d
+
+
+def interval_from_pg(value: tuple[int, int, int]) -> timedelta:
+    """Decodes a PostgreSQL interval like asyncpg does (a month is 30 days),
+    clamped to what a timedelta holds: PostgreSQL stores intervals of millions
+    of years, which asyncpg's own decoder turns into an OverflowError."""
+    months, days, microseconds = value
+    try:
+        return timedelta(days=months * 30 + days, microseconds=microseconds)
+    except OverflowError:
+        return timedelta.max if months * 30 + days > 0 else timedelta.min
+
+
+def interval_to_pg(value: timedelta) -> tuple[int, int, int]:
+    """Encodes a timedelta as a PostgreSQL interval (months, days, microseconds)."""
+    return 0, value.days, value.seconds * 1_000_000 + value.microseconds

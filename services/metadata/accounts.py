@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 
+from depot.services.common import validate
 from depot.services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -88,14 +89,9 @@ def parse_entity(name: str, field: str = "name") -> str:
 
 
 def check_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta | None:
-    """A TTL is at least one second; sub-second or non-positive ones are errors,
-    never silently "forever"."""
-    if ttl is not None and ttl < timedelta(seconds=1):
-        raise InvalidArgument(
-            f"{field} must be at least one second (got {ttl.total_seconds()}s); to keep versions forever, set no TTL",
-            field=field,
-        )
-    return ttl
+    """A TTL from one second to 100 years (validate.MAX_TTL); anything else is
+    an error, never silently "forever" or a date past the calendar."""
+    return validate.check_ttl(ttl, field)
 
 
 def _not_a_superuser(who: Principal, target: asyncpg.Record, user: str) -> None:

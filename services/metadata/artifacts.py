@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from depot.services.common import validate
 from depot.services.common.errors import (
     Aborted,
     AlreadyExists,
@@ -89,7 +90,9 @@ class Version:
     def expire_time(self) -> datetime | None:
         if self.linked or self.effective_ttl is None or self.commit_time is None:
             return None
-        return self.commit_time + self.effective_ttl
+        # Clamped: a TTL stored before TTLs were bounded (or written by hand)
+        # must not make the version unreadable for everyone.
+        return validate.add_clamped(self.commit_time, self.effective_ttl)
 
 
 @dataclass
@@ -120,11 +123,10 @@ class VersionFilter:
             names.check_part(self.tag, "tag", "tag")
         if bool(self.metadata_key) != bool(self.metadata_value_json):
             raise InvalidArgument("metadata_key and metadata_value_json go together", field="metadata_key")
+        if self.metadata_key:
+            validate.check_text(self.metadata_key, "metadata_key", MAX_DESCRIPTION)
         if self.metadata_value_json:
-            try:
-                json.loads(self.metadata_value_json)
-            except ValueError:
-                raise InvalidArgument("metadata_value_json is not valid JSON", field="metadata_value_json") from None
+            validate.parse_json(self.metadata_value_json, "metadata_value_json", max_bytes=MAX_METADATA_BYTES)
 
     def metadata_match(self) -> dict[str, Any] | None:
         if not self.metadata_key:
@@ -245,23 +247,15 @@ _RUN_SELECT = """
 """
 
 
-def _check_description(description: str) -> str:
-    if len(description) > MAX_DESCRIPTION:
-        raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters", field="description")
-    return description
+def _check_description(description: str, field: str = "description") -> str:
+    return validate.check_text(description, field, MAX_DESCRIPTION)
 
 
-def _check_metadata(metadata_json: str) -> dict[str, Any]:
+def _check_metadata(metadata_json: str, field: str = "metadata_json") -> dict[str, Any]:
+    """A JSON object that jsonb and json.dumps can hold (validate.parse_json)."""
     if not metadata_json:
         return {}
-    if len(metadata_json.encode()) > MAX_METADATA_BYTES:
-        raise InvalidArgument(f"metadata is larger than {MAX_METADATA_BYTES} bytes", field="metadata_json")
-    try:
-        value = json.loads(metadata_json)
-    except ValueError as e:
-        raise InvalidArgument(f"metadata is not valid JSON: {e}", field="metadata_json") from None
-    if not isinstance(value, dict):
-        raise InvalidArgument("metadata must be a JSON object", field="metadata_json")
+    value: dict[str, Any] = validate.parse_json(metadata_json, field, max_bytes=MAX_METADATA_BYTES, object_only=True)
     return value
 
 
@@ -438,7 +432,7 @@ class Artifacts:
             run_id = "".join(secrets.choice(_RUN_ALPHABET) for _ in range(8))
         if job_type:
             names.check_part(job_type, "run.job_type", "job type")
-        config = _check_metadata(config_json)
+        config = _check_metadata(config_json, "run.config_json")
         pid = await self._project_id(who, project, WRITE)
         try:
             await self._db.execute(

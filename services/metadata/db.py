@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 
+from depot.services.common import validate
+
 _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 _MIGRATE_LOCK = 0x6465706F74  # "depot"
 
@@ -62,6 +64,14 @@ async def migrate(dsn: str) -> list[str]:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Any stored interval reads back (clamped), whatever wrote it.
+    await conn.set_type_codec(
+        "interval",
+        encoder=validate.interval_to_pg,
+        decoder=validate.interval_from_pg,
+        schema="pg_catalog",
+        format="tuple",
+    )
 
 
 # Pooled connections that took a session-level advisory lock (see uses_session_lock).

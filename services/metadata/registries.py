@@ -35,6 +35,7 @@ from typing import Any
 
 import asyncpg
 
+from depot.services.common import validate
 from depot.services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -229,8 +230,7 @@ class Registries:
         visibility = visibility or "org"
         if visibility not in VISIBILITIES:
             raise InvalidArgument("registry.visibility must be org or restricted", field="registry.visibility")
-        if len(description) > 4096:
-            raise InvalidArgument("description is too long", field="registry.description")
+        validate.check_text(description, "registry.description", 4096)
         found = await self._access.check(who, org, ADMIN)
         if found.kind != "org":
             raise FailedPrecondition(f"registries belong to orgs; {org!r} is a {found.kind}", field="parent")

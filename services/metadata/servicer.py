@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import grpc
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
+from depot.services.common import validate
 from depot.services.common.credentials import bearer_from_metadata, verify_manifest
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.status import translate_errors
@@ -38,12 +39,9 @@ _PERMISSION = {
 }
 
 
-def _ts(value: object) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)  # type: ignore[arg-type]
-    return ts
+def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    # Clamped to the Timestamp range: a stored date never fails a read.
+    return validate.timestamp_pb(value)
 
 
 def version_pb(v: Version) -> pb.ArtifactVersion:
@@ -71,7 +69,7 @@ def version_pb(v: Version) -> pb.ArtifactVersion:
         linked=v.linked,
     )
     if v.effective_ttl is not None:
-        msg.ttl.FromTimedelta(v.effective_ttl)
+        msg.ttl.CopyFrom(validate.duration_pb(v.effective_ttl))
     if v.link is not None:
         msg.link.CopyFrom(
             pb.LinkInfo(
@@ -111,18 +109,14 @@ def run_pb(r: Run) -> pb.Run:
     )
 
 
-def _ttl(msg: Message, field: str) -> timedelta | None:
-    if not msg.HasField(field):
-        return None
-    d: duration_pb2.Duration = getattr(msg, field)
-    return d.ToTimedelta()
+def _ttl(msg: Message, field: str, name: str | None = None) -> timedelta | None:
+    """A request Duration, bounded (validate.py): never an OverflowError."""
+    return validate.optional_duration(msg, field, name)
 
 
 def _time(msg: Message, field: str) -> datetime | None:
-    if not msg.HasField(field):
-        return None
-    ts: timestamp_pb2.Timestamp = getattr(msg, field)
-    return ts.ToDatetime(tzinfo=UTC)
+    """A request Timestamp within 0001..9999 with sane nanos (validate.py)."""
+    return validate.optional_timestamp(msg, field)
 
 
 def _role(role: Role | None) -> str:
@@ -139,7 +133,7 @@ def entity_pb(e: acc.Entity) -> pb.Entity:
         caller_role=_role(e.caller_role),
     )
     if e.default_ttl is not None:
-        msg.settings.default_ttl.FromTimedelta(e.default_ttl)
+        msg.settings.default_ttl.CopyFrom(validate.duration_pb(e.default_ttl))
     return msg
 
 
@@ -425,7 +419,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
         async def work() -> pb.Entity:
             e = await self._accounts.update_settings(
-                who, request.name, paths, _ttl(request.settings, "default_ttl"), policy
+                who, request.name, paths, _ttl(request.settings, "default_ttl", "settings.default_ttl"), policy
             )
             return entity_pb(e)
 
@@ -586,7 +580,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
                 metadata_json=v.metadata_json,
                 tags=list(v.tags),
                 ttl_mode=_ttl_mode(v.ttl_mode),
-                ttl=_ttl(v, "ttl"),
+                ttl=_ttl(v, "ttl", "version.ttl"),
             )
             return version_pb(out)
 
