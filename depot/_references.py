@@ -499,6 +499,12 @@ class ReferenceCache:
         dest = Path(dest)
         try:
             want = _sum_path(src).read_bytes()
+        except FileNotFoundError:
+            if src.exists():
+                # No record of its digest (a cache from an older SDK): never trusted.
+                self.discard(key)
+            return False
+        try:
             # Opening first means an eviction racing us unlinks a file we
             # still read in full.
             with open(src, "rb") as f:
