@@ -21,7 +21,7 @@ from google.protobuf import field_mask_pb2
 
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
-from depot.native import artifact_digest, hash_file, hash_files
+from depot.native import artifact_digest, hash_bytes, hash_file, hash_files
 
 from . import _ttl
 from ._client import Client, request_id
@@ -658,8 +658,15 @@ def _inline_contents(entries: list[ManifestEntry]) -> dict[str, bytes]:
         assert e.local_path is not None
         with open(e.local_path, "rb") as f:
             data = f.read(_INLINE_FILE + 1)
+        # Hashing 64 KiB costs microseconds; a same-size edit is caught here,
+        # with the file named, instead of by the server's check of the batch.
         if len(data) != e.size:
-            raise DigestMismatchError(f"{e.local_path} changed size after it was added to the artifact")
+            raise DigestMismatchError(f"{e.local_path} changed size after it was added to the artifact", field=e.path)
+        if _b64(hash_bytes(data, (e.algorithm,))[0]) != e.digest:
+            raise DigestMismatchError(
+                f"{e.local_path} changed after it was added to the artifact: its digest is no longer {e.digest}",
+                field=e.path,
+            )
         out[e.path] = data
         total += e.size
     return out

@@ -182,3 +182,15 @@ def test_download_replaces_a_same_size_wrong_file_in_the_target(server, tmp_path
         (root / "w.bin").write_bytes(POISON)
         depot.Api(**kw).artifact(a.qualified_name).download(root)
         assert (root / "w.bin").read_bytes() == BODY
+
+
+def test_a_same_size_edit_after_add_file_is_named(server, tmp_path: Path) -> None:
+    # Small files ride inline: their bytes are re-hashed here, not trusted by size.
+    src = tmp_path / "small.txt"
+    src.write_bytes(BODY)
+    art = depot.Artifact("edited", type="dataset")
+    art.add_file(src)
+    src.write_bytes(POISON)
+    with depot.init(project="p", address=server.address, api_key=server.admin_key) as run:
+        with pytest.raises(depot.DigestMismatchError, match=f"{src.name} changed after it was added"):
+            run.log_artifact(art).wait()
