@@ -3,11 +3,17 @@
 Logs files as v0, logs identical content again (gets v0 back), changes one
 file (gets v1), resolves `latest`, downloads and verifies it, and shows the
 producing and consuming runs.
+
+Each run uses a project of its own (``quickstart-<time>``) in the API key's
+user entity, so running it again on a kept data dir starts from v0 again
+instead of deduplicating onto the previous run's versions.
 """
 
 from __future__ import annotations
 
+import secrets
 import tempfile
+import time
 from pathlib import Path
 
 import depot
@@ -21,7 +27,8 @@ def main() -> None:
     for i in range(3):
         (data / "images" / f"{i}.bin").write_bytes(bytes([i]) * 4096)
 
-    with depot.init(project="quickstart", job_type="prepare") as run:
+    project = f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    with depot.init(project=project, job_type="prepare") as run:
         first = depot.Artifact("pets", type="dataset", description="three tiny images")
         first.add_dir(data)
         run.log_artifact(first, aliases=["candidate"]).wait()
@@ -39,7 +46,7 @@ def main() -> None:
         print(f"3. changed one file        -> {changed.version}")
         producer = run.name
 
-    with depot.init(project="quickstart", job_type="train") as train:
+    with depot.init(project=project, job_type="train") as train:
         latest = train.use_artifact("pets:latest")
         print(f"4. resolved pets:latest    -> {latest.version}")
         root = latest.download(work / "download")
