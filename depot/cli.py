@@ -444,9 +444,7 @@ def _key(opts: argparse.Namespace) -> int:
     c = _client()
     user = _ent(opts.user) if getattr(opts, "user", None) else ""
     if opts.action == "create":
-        k = c.call(
-            c.metadata.CreateApiKey, pb.CreateApiKeyRequest(user=user, description=opts.description, request_id=_rid())
-        )
+        k = _create_key(c, user, opts.description)
         if not opts.json:
             print(k.key)
             print(f"(key {k.id} for {k.user.split('/')[-1]}; shown once, store it now)", file=sys.stderr)
@@ -468,6 +466,28 @@ def _key(opts: argparse.Namespace) -> int:
             k.create_time.ToJsonString()[:19],
             k.revoke_time.ToJsonString()[:19] if k.HasField("revoke_time") else "",
         ],
+    )
+
+
+def _create_key(c: Any, user: str, description: str) -> Any:
+    """A new key with its secret.
+
+    The secret is shown once: a CreateApiKey the client retried (its first
+    answer lost in transit) comes back with the key's id and no secret. That
+    key is unusable to anyone, so it is revoked and another one made.
+    """
+    from depot import DepotError
+    from depot.metadata.v1 import metadata_pb2 as pb
+
+    for _ in range(2):
+        k = c.call(
+            c.metadata.CreateApiKey, pb.CreateApiKeyRequest(user=user, description=description, request_id=_rid())
+        )
+        if k.key:
+            return k
+        c.call(c.metadata.RevokeApiKey, pb.RevokeApiKeyRequest(id=k.id, request_id=_rid()))
+    raise DepotError(
+        "the server answered CreateApiKey twice without the secret (a retried call); revoked both, try again"
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from entities import create_team  # tests/ is on sys.path (rootdir conftest)
 
 import depot
 
 
 def _log(server, art: depot.Artifact) -> depot.Artifact:  # noqa: ANN001
+    create_team(server.address, server.admin_key, "team")
     with depot.init(entity="team", project="p", address=server.address, api_key=server.admin_key) as run:
         return run.log_artifact(art).wait()
 
