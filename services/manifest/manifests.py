@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import hashlib
 import heapq
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -33,6 +32,7 @@ from depot.native import (
     ManifestSummary,
     ManifestWriter,
 )
+from depot.services.common import validate
 from depot.services.common.credentials import sign_manifest
 from depot.services.common.entry_paths import check_entry_path
 from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -76,7 +76,15 @@ def _check_entry(e: ManifestEntry, i: int) -> None:
     check_entry_path(e.path, f"{field}.path")
     if e.size < 0:
         raise InvalidArgument(f"entry {e.path!r} has a negative size", field=f"{field}.size")
+    validate.check_identifier(e.ref, f"{field}.ref", "reference")
+    validate.check_identifier(e.version_id, f"{field}.version_id", "version id")
     if e.ref:
+        validate.check_identifier(e.digest, f"{field}.digest", "digest")
+        # Only an unchecksummed reference's digest (its URI, as in W&B) holds
+        # ':'; elsewhere a ':' could move the path/digest split of the
+        # artifact digest's "path:digest" line.
+        if ":" in e.digest and not (e.algorithm == "none" and e.digest == e.ref):
+            raise InvalidArgument(f"entry {e.path!r}: digest {e.digest!r} holds ':'", field=f"{field}.digest")
         scheme = urlsplit(e.ref).scheme
         if scheme not in REF_SCHEMES:
             raise InvalidArgument(
@@ -91,13 +99,7 @@ def _check_entry(e: ManifestEntry, i: int) -> None:
     else:
         check_blob_id(e.algorithm, e.digest, f"{field}.digest")
     if e.extra:
-        if len(e.extra) > MAX_EXTRA:
-            raise InvalidArgument(f"entry {e.path!r}: extra is too large", field=f"{field}.extra")
-        try:
-            if not isinstance(json.loads(e.extra), dict):
-                raise ValueError
-        except ValueError:
-            raise InvalidArgument(f"entry {e.path!r}: extra must be a JSON object", field=f"{field}.extra") from None
+        validate.parse_json(e.extra, f"{field}.extra_json", max_bytes=MAX_EXTRA, object_only=True)
 
 
 def _inline_blob(e: ManifestEntry, content: bytes, i: int, total: int) -> tuple[BlobId, bytes]:
@@ -265,6 +267,8 @@ class Manifests:
         return self._signed(entity, manifest_id, summary)
 
     def _signed(self, entity: str, manifest_id: str, summary: ManifestSummary) -> StoredManifest:
+        # Listed references add sizes too; the sum is a bigint in the metadata.
+        validate.check_size(summary.total_size, "entries.size")
         fields = (
             entity,
             manifest_id,
@@ -285,11 +289,13 @@ class Manifests:
         writer = ManifestWriter(out, digest_algorithm)
         i = 0
         inline_total = 0
+        size_total = 0
         async for batch in batches:
             uploaded = []
             inline: list[tuple[BlobId, bytes]] = []
             for e, content in batch:
                 _check_entry(e, i)
+                size_total = validate.add_int64(size_total, e.size, f"entries[{i}].size")
                 try:
                     writer.add(*e)
                 except ManifestError as exc:
