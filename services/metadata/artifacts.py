@@ -731,6 +731,8 @@ class Artifacts:
             where.append(f"v.metadata @> {match}::jsonb AND v.metadata -> {key}::text = {match}::jsonb -> {key}::text")
         sql = f"{_VERSION_SELECT} WHERE {' AND '.join(where)} ORDER BY v.index DESC LIMIT {arg(size + 1)}"
         rows = await self._db.fetch(sql, *args)
+        if not rows and cursor is None:
+            await self._must_exist(proj, coll.artifact)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["index"]])
         return [_version(r) for r in page], nxt
 
@@ -827,6 +829,23 @@ class Artifacts:
 
     # -- listing -------------------------------------------------------------
 
+    async def _must_exist(self, project: names.ProjectName, artifact: str = "", field: str = "parent") -> None:
+        """NOT_FOUND naming what is missing: an empty listing of something that
+        does not exist would hide a typo (asked only when a first page is empty)."""
+        row = await self._db.fetchrow(
+            """
+            SELECT (SELECT c.id FROM collections c WHERE c.project_id = p.id AND c.name = $3) AS coll
+            FROM projects p JOIN entities e ON e.id = p.entity_id WHERE e.name = $1 AND p.name = $2
+            """,
+            project.entity,
+            project.project,
+            artifact,
+        )
+        if row is None:
+            raise NotFound(f"project {project} not found", field=field)
+        if artifact and row["coll"] is None:
+            raise NotFound(f"artifact {project}/artifacts/{artifact} not found", field=field)
+
     async def list_aliases(
         self, who: Principal, parent: str, size: int, token: str
     ) -> tuple[list[tuple[str, str, int]], str]:
@@ -854,6 +873,8 @@ class Artifacts:
             str(cursor[0]) if cursor else None,
             size + 1,
         )
+        if not rows and cursor is None:
+            await self._must_exist(coll.project, coll.artifact)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["alias"]])
         return [(r["alias"], f"{coll}/versions/v{r['index']}", r["index"]) for r in page], nxt
 
@@ -906,6 +927,8 @@ class Artifacts:
             str(cursor[0]) if cursor else None,
             size + 1,
         )
+        if not rows and cursor is None:
+            await self._must_exist(project)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["name"]])
         return [{**dict(r), "name": f"{project}/artifacts/{r['name']}"} for r in page], nxt
 
@@ -927,6 +950,8 @@ class Artifacts:
             int(cursor[0]) if cursor else None,
             size + 1,
         )
+        if not rows and cursor is None:
+            await self._must_exist(project)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["id"]])
         return [_run(r) for r in page], nxt
 

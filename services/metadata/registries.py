@@ -475,9 +475,18 @@ class Registries:
             int(cursor[0]) if cursor else None,
             size + 1,
         )
+        if not rows and cursor is None:
+            await self._must_exist(reg_row["id"], parent, coll)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["index"]])
         async with self._db.connection() as conn:
             return [await self._link(who, conn, r["id"]) for r in page], nxt
+
+    async def _must_exist(self, registry_id: int, name: str, coll: str) -> None:
+        """NOT_FOUND for a registry collection nothing was ever linked into."""
+        if not await self._db.fetchval(
+            "SELECT 1 FROM registry_collections WHERE registry_id = $1 AND name = $2", registry_id, coll
+        ):
+            raise NotFound(f"registry collection {name} not found", field="parent")
 
     # -- what artifacts.py delegates for link names ----------------------------
 
@@ -560,6 +569,8 @@ class Registries:
             str(cursor[0]) if cursor else None,
             size + 1,
         )
+        if not rows and cursor is None:
+            await self._must_exist(reg_row["id"], parent, coll)
         page, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["alias"]])
         return [(r["alias"], f"{parent}/versions/v{r['index']}", r["index"]) for r in page], nxt
 
