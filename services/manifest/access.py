@@ -21,7 +21,7 @@ import grpc
 from depot.metadata.v1 import metadata_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import REVOKE_WITHIN_S
-from depot.services.common.errors import PermissionDenied, Unauthenticated, Unavailable
+from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unavailable
 
 READ = mpb.PERMISSION_READ
 WRITE = mpb.PERMISSION_WRITE
@@ -49,10 +49,16 @@ class MetadataAccess:
                 timeout=10,
             )
         except grpc.aio.AioRpcError as e:
+            # Metadata's answer is the caller's answer; only a failure to get
+            # one is UNAVAILABLE (retryable).
             if e.code() == grpc.StatusCode.UNAUTHENTICATED:
                 raise Unauthenticated(e.details() or "invalid API key") from None
-            if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT):
+            if e.code() == grpc.StatusCode.PERMISSION_DENIED:
                 raise PermissionDenied(e.details() or "permission denied", field="entity") from None
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(e.details() or "no such entity", field="entity") from None
+            if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidArgument(e.details() or "invalid entity", field="entity") from None
             raise Unavailable(f"metadata service: {e.details()}") from None
         if len(self._cache) > 10_000:
             self._cache.clear()
