@@ -6,6 +6,11 @@ wheel. PostgreSQL refuses to run as root, so as root the cluster runs as the
 ``postgres`` system user (created if missing) and lives under /var/tmp,
 where that user can reach it (a root home directory is not traversable).
 It listens only on a Unix socket in its own directory: no TCP port to clash.
+
+No password exists to leak: the cluster trusts whoever reaches its socket,
+and only its owner can. The socket sits inside the cluster directory, which
+initdb needs to be 0700 (under a 0700 data dir, or as root owned by
+``postgres`` under /var/tmp), so other local users cannot connect.
 """
 
 from __future__ import annotations
