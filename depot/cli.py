@@ -667,10 +667,12 @@ def _parser() -> argparse.ArgumentParser:
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     p = cmd(key, "create", _key, "create a key (printed once)")
-    p.add_argument("--user", help="another user (admins)")
+    p.add_argument("--user", help="another user (superusers only)")
     p.add_argument("--description", default="")
     cmd(key, "revoke", _key, "revoke a key by id").add_argument("id")
-    cmd(key, "ls", _key, "list keys (never their secrets)").add_argument("--user")
+    cmd(key, "ls", _key, "list keys (never their secrets)").add_argument(
+        "--user", help="another user (superusers only)"
+    )
 
     team = sub.add_parser("team", help="teams: members, roles, settings").add_subparsers(dest="action", required=True)
     p = cmd(team, "create", _team, "create a team", kind="team")
