@@ -210,7 +210,7 @@ class Artifact:
         root = Path(local_path)
         if not root.is_dir():
             raise InvalidArgumentError(f"{root} is not a directory", field="local_path")
-        prefix = f"{check_entry_path(name.strip('/'), 'name')}/" if name else ""
+        prefix = f"{check_entry_path(name.strip('/') if isinstance(name, str) else name, 'name')}/" if name else ""
         files = sorted(p for p in root.rglob("*") if p.is_file())
         for p in files:
             # Every path is checked before any is added: a refused file name
