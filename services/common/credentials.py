@@ -75,7 +75,8 @@ def sign_manifest(secret: bytes, *fields: object) -> str:
 
 def verify_manifest(secret: bytes, token: str, *fields: object) -> None:
     expected = sign_manifest(secret, *fields)
-    if not hmac.compare_digest(expected, token):
+    # As bytes: compare_digest refuses str holding non-ASCII (a TypeError, INTERNAL).
+    if not hmac.compare_digest(expected.encode(), token.encode()):
         raise InvalidArgument(
             "manifest token does not match its fields; create the manifest through the manifest service",
             field="manifest.token",
