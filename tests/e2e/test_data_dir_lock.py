@@ -35,9 +35,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _server(data_dir: Path, port: int, **popen: object) -> subprocess.Popen[str]:
+def _server(data_dir: Path, port: int, workers: int = 1, **popen: object) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_")}
-    env.update(DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN=f"127.0.0.1:{port}")
+    env.update(DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN=f"127.0.0.1:{port}", DEPOT_WORKERS=str(workers))
     return subprocess.Popen(
         [sys.executable, "-m", "depot.cli", "server"],
         env=env,
@@ -55,7 +55,8 @@ def _caller(address: str, key: str) -> str:
 @pytest.fixture
 def first(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str], dict[str, object]]]:
     data = tmp_path / "data"
-    proc = _server(data, _free_port(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # With a worker process, which must not hold the lock itself.
+    proc = _server(data, _free_port(), workers=2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_S
         while not (data / "server.json").exists():
@@ -100,6 +101,26 @@ def test_data_dir_and_secrets_are_private(first) -> None:
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     for name in ("admin.key", "internal.secret", "server.lock"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+def _processes_holding(path: Path) -> set[int]:
+    pids = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
+                pids.add(int(fd_dir.parent.name))
+        except OSError:
+            continue  # gone, or not ours to look at
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_only_the_server_process_holds_the_lock(first) -> None:
+    # Neither its workers nor its PostgreSQL: a server that is gone, however
+    # it went, never keeps the data dir locked.
+    data, proc, _ = first
+    assert _processes_holding((data / "server.lock").resolve()) == {proc.pid}
 
 
 def test_a_stopped_server_leaves_the_data_dir_free(tmp_path: Path) -> None:
