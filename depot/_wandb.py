@@ -41,6 +41,7 @@ import xxhash
 from depot.native import hash_files
 from depot.services.common.entry_paths import check_entry_path, safe_join
 from depot.services.common.errors import DepotError as _ServiceError
+from depot.services.common.validate import control_char
 
 from ._artifact import Artifact, ManifestEntry
 from ._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError
@@ -194,6 +195,14 @@ def _is_b64_16(digest: str) -> bool:
         return False
 
 
+def _no_control(value: str, field: str) -> str:
+    # Digests and refs feed the artifact digest's "path:digest" lines too.
+    ch = control_char(value)
+    if ch is not None:
+        raise _bad(f"{field} {value!r} contains the control character U+{ord(ch):04X}", field)
+    return value
+
+
 def _entry_from_json(path: str, val: Any) -> ManifestEntry:
     field = f"contents[{path!r}]"
     _check_path(path, field)
@@ -202,6 +211,7 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
     digest = val.get("digest")
     if not isinstance(digest, str) or not digest:
         raise _bad(f"{field}.digest must be a non-empty string", f"{field}.digest")
+    _no_control(digest, f"{field}.digest")
     size = val.get("size")
     if size is None:
         size = 0
@@ -212,6 +222,7 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
         ref = ""
     elif not isinstance(ref, str) or not ref:
         raise _bad(f"{field}.ref must be a non-empty string", f"{field}.ref")
+    _no_control(ref, f"{field}.ref")
     raw_extra = val.get("extra")
     if raw_extra is None:
         raw_extra = {}
@@ -228,6 +239,7 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
     version_id = extra.pop("versionID", "")
     if not isinstance(version_id, str):
         raise _bad(f"{field}.extra.versionID must be a string", f"{field}.extra.versionID")
+    _no_control(version_id, f"{field}.extra.versionID")
 
     if ref:
         scheme = urlsplit(ref).scheme
@@ -286,6 +298,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
 def load_wandb_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Reads a ``wandb_manifest.json``, rejecting malformed JSON and duplicate keys."""
     try:
@@ -295,8 +318,10 @@ def load_wandb_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise _bad(f"{path} is not UTF-8 text", "manifest") from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as e:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise _bad(f"{path} is nested too deeply", "manifest") from None
+    except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of thousands of digits
         raise _bad(f"{path} is not valid JSON: {e}", "manifest") from None
     if not isinstance(data, dict):
         raise _bad(f"{path}: a W&B manifest must be a JSON object", "manifest")
