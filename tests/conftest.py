@@ -27,6 +27,7 @@ import asyncpg
 import boto3
 import grpc
 import pytest
+from entities import create_team  # tests/entities.py
 
 from depot.services.allinone.postgres import LocalPostgres
 from depot.services.common.config import Config
@@ -180,6 +181,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
     """A Depot server on a fresh database and a local blob directory."""
     cfg = make_config(tmp_path / "depot-data", database_url, (tmp_path / "blobs").as_uri())
     srv = ServerThread(cfg).start()
+    create_team(srv.address, srv.admin_key, "team")  # the team most tests log into: nothing creates it implicitly
     yield srv
     srv.stop()
 
@@ -195,6 +197,7 @@ def any_server(request: pytest.FixtureRequest, tmp_path: Path, database_url: str
         storage = f"s3://{request.getfixturevalue('s3_bucket')}/depot"
         env = {"DEPOT_S3_ENDPOINT_URL": endpoint}
     srv = ServerThread(make_config(tmp_path / "depot-data", database_url, storage, **env)).start()
+    create_team(srv.address, srv.admin_key, "team")
     yield srv
     srv.stop()
 
