@@ -30,9 +30,8 @@ YEAR = 365 * 86400
 
 @pytest.fixture
 def stubs(channel, server) -> Stubs:
-    s = Stubs(channel, server.admin_key)
-    s.meta.CreateEntity(pb.CreateEntityRequest(entity_id="team", entity=pb.Entity(kind="team")), metadata=s.md)
-    return s
+    # The server fixture creates the team "team" (tests/conftest.py).
+    return Stubs(channel, server.admin_key)
 
 
 def _code(fn) -> grpc.StatusCode:
