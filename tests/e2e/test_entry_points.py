@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from entities import create_team  # tests/ is on sys.path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import depot
@@ -83,6 +84,7 @@ def test_services_run_apart(services, tmp_path: Path, monkeypatch: pytest.Monkey
     ports, key = services
     assert key.startswith("dpt_")
     monkeypatch.setenv("DEPOT_MANIFEST_ADDRESS", f"127.0.0.1:{ports['manifest']}")
+    create_team(f"127.0.0.1:{ports['metadata']}", key, "team")
     with depot.init(entity="team", project="p", address=f"127.0.0.1:{ports['metadata']}", api_key=key) as run:
         art = depot.Artifact("apart", type="dataset")
         with art.new_file("x.txt") as f:

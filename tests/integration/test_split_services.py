@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from entities import create_team  # tests/ is on sys.path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import depot
@@ -91,6 +92,7 @@ def test_each_service_answers_health(split: Split) -> None:
 def test_sdk_against_separate_services(split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPOT_MANIFEST_ADDRESS", f"127.0.0.1:{split.ports['manifest']}")
     address = f"127.0.0.1:{split.ports['metadata']}"
+    create_team(address, split.admin_key, "team")
     with depot.init(entity="team", project="p", address=address, api_key=split.admin_key) as run:
         art = depot.Artifact("split", type="dataset")
         with art.new_file("x.txt") as f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import ServerThread, make_config
+from entities import create_team
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,6 +22,7 @@ def test_rpcs_are_traced(tmp_path, database_url, monkeypatch) -> None:
     monkeypatch.setattr(telemetry, "enabled", True)
     server = ServerThread(make_config(tmp_path / "data", database_url, (tmp_path / "blobs").as_uri())).start()
     try:
+        create_team(server.address, server.admin_key, "team")
         with depot.init(entity="team", project="p", address=server.address, api_key=server.admin_key) as run:
             art = depot.Artifact("traced", type="dataset")
             with art.new_file("a.txt") as f:
