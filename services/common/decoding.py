@@ -99,6 +99,11 @@ async def _checked_stream(requests: AsyncIterator[Any], context: grpc.aio.Servic
 class DecodingInterceptor(grpc.aio.ServerInterceptor):
     """Turns undecodable requests into INVALID_ARGUMENT for every method."""
 
+    def __init__(self) -> None:
+        # A method's handler is registered once, so its wrapper is built once
+        # and not on every call of the commit path.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -107,43 +112,53 @@ class DecodingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        deserializer = _checked(handler.request_deserializer)
-        serializer = handler.response_serializer
+        hit = self._wrapped.get(details.method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        wrapped = _wrap(handler)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
 
-        if handler.unary_unary:
-            inner_uu = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await _refuse(request, context)
-                return await inner_uu(request, context)
+def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The handler with its deserializer checked and the refusal raised first."""
+    deserializer = _checked(handler.request_deserializer)
+    serializer = handler.response_serializer
 
-            return grpc.unary_unary_rpc_method_handler(unary_unary, deserializer, serializer)
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
 
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await _refuse(request, context)
+            return await inner_uu(request, context)
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                await _refuse(request, context)
-                async for item in inner_us(request, context):
-                    yield item
+        return grpc.unary_unary_rpc_method_handler(unary_unary, deserializer, serializer)
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, deserializer, serializer)
+    if handler.unary_stream:
+        inner_us = handler.unary_stream
 
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
-
-            async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-                return await inner_su(_checked_stream(requests, context), context)
-
-            return grpc.stream_unary_rpc_method_handler(stream_unary, deserializer, serializer)
-
-        inner_ss = handler.stream_stream
-
-        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for item in inner_ss(_checked_stream(requests, context), context):
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await _refuse(request, context)
+            async for item in inner_us(request, context):
                 yield item
 
-        return grpc.stream_stream_rpc_method_handler(stream_stream, deserializer, serializer)
+        return grpc.unary_stream_rpc_method_handler(unary_stream, deserializer, serializer)
+
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            return await inner_su(_checked_stream(requests, context), context)
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, deserializer, serializer)
+
+    inner_ss = handler.stream_stream
+
+    async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for item in inner_ss(_checked_stream(requests, context), context):
+            yield item
+
+    return grpc.stream_stream_rpc_method_handler(stream_stream, deserializer, serializer)
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
