@@ -151,7 +151,8 @@ def timestamp(ts: timestamp_pb2.Timestamp, field: str) -> datetime:
         raise InvalidArgument(f"{field} must be between 0001-01-01 and 9999-12-31", field=field)
     if not 0 <= ts.nanos < _NANOS:
         raise InvalidArgument(f"{field}.nanos must be in 0..999999999", field=field)
-    return ts.ToDatetime(tzinfo=UTC)
+    out: datetime = ts.ToDatetime(tzinfo=UTC)
+    return out
 
 
 def optional_timestamp(msg: Message, field: str, name: str | None = None) -> datetime | None:
@@ -167,7 +168,8 @@ def duration(d: duration_pb2.Duration, field: str) -> timedelta:
         raise InvalidArgument(f"{field} must be within +-{MAX_DURATION_SECONDS} seconds", field=field)
     if not -_NANOS < d.nanos < _NANOS or (d.seconds > 0 > d.nanos) or (d.seconds < 0 < d.nanos):
         raise InvalidArgument(f"{field}.nanos must be in -999999999..999999999 with the sign of seconds", field=field)
-    return d.ToTimedelta()
+    out: timedelta = d.ToTimedelta()
+    return out
 
 
 def optional_duration(msg: Message, field: str, name: str | None = None) -> timedelta | None:
