@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 from conftest import ServerThread, make_config
+from entities import create_team
 
 import depot
 
@@ -23,6 +24,7 @@ def ref_server(tmp_path: Path, database_url: str, s3_endpoint: str, s3_bucket: s
         DEPOT_REFERENCE_BUCKETS=s3_bucket,
     )
     srv = ServerThread(cfg).start()
+    create_team(srv.address, srv.admin_key, "team")
     yield srv
     srv.stop()
 
@@ -115,6 +117,7 @@ def test_download_s3_reference_fetches_recorded_version(tmp_path, database_url, 
     )
     srv = ServerThread(cfg).start()
     try:
+        create_team(srv.address, srv.admin_key, "team")
         kw = {"address": srv.address, "api_key": srv.admin_key}
         with depot.init(entity="team", project="p", **kw) as run:
             art = depot.Artifact("model", type="model")

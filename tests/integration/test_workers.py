@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from entities import create_team  # tests/ is on sys.path
 
 from depot.services.common.config import Config
 
@@ -99,6 +100,7 @@ def test_two_processes_listen_on_one_port_and_serve(two_workers) -> None:
     for pid in workers:  # the secret reaches workers through a pipe, not their environment
         assert b"DEPOT_INTERNAL_SECRET" not in Path(f"/proc/{pid}/environ").read_bytes()
     key = Path(info["admin_key_file"]).read_text().strip()
+    create_team(info["address"], key, "team")
     # Separate connections land on either process; every one of them works,
     # also when the manifest was signed by the other process.
     for i in range(8):
