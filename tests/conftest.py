@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +26,9 @@ import boto3
 import grpc
 import pytest
 from entities import create_team  # tests/entities.py
+from servers import ServerThread, make_config
 
 from depot.services.allinone.postgres import LocalPostgres
-from depot.services.common.config import Config
 from depot.services.metadata import db
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -115,65 +113,6 @@ def s3_bucket(s3_endpoint: str) -> str:
     name = f"depot-test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
-
-
-class ServerThread:
-    """The all-in-one server in a background thread with its own event loop."""
-
-    def __init__(self, config: Config):
-        self.config = config
-        self.address = ""
-        self.admin_key = ""
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        from depot.services.allinone.app import start
-
-        async def run() -> None:
-            self._stop = asyncio.Event()
-            async with AsyncExitStack() as stack:
-                running = await start(self.config, stack)
-                self.address = running.address
-                self.admin_key = running.admin_key_file.read_text().strip()
-                self._ready.set()
-                await self._stop.wait()
-
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(run())
-        except BaseException as e:  # noqa: BLE001 - surfaced by start()
-            self._error = e
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        self._ready.wait(60)
-        if self._error:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._stop and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-
-def make_config(data_dir: Path, database_url: str, storage_url: str, **env: str) -> Config:
-    return Config.from_env(
-        {
-            "DEPOT_DATA_DIR": str(data_dir),
-            "DEPOT_DATABASE_URL": database_url,
-            "DEPOT_STORAGE_URL": storage_url,
-            "DEPOT_LISTEN": "127.0.0.1:0",
-            **env,
-        }
-    )
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import ServerThread, make_config
 from entities import create_team
+from servers import ServerThread, make_config
 
 import depot
 

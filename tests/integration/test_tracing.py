@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import ServerThread, make_config
 from entities import create_team
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from servers import ServerThread, make_config
 
 import depot
 from depot.services.common import telemetry

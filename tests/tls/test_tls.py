@@ -22,8 +22,8 @@ from pathlib import Path
 import grpc
 import pytest
 import trustme
-from conftest import ServerThread, make_config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from servers import ServerThread, make_config
 
 import depot
 from depot.metadata.v1 import metadata_pb2 as pb
