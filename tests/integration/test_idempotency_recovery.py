@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import asyncpg
-
 from depot.services.common.errors import Aborted
-from depot.services.metadata.db import Database
-from depot.services.metadata.idempotency import Idempotency
+from depot.services.metadata.db import Database, create_pool
+from depot.services.metadata.idempotency import Grant, Idempotency
+
+# These calls pass no access check, so a replay has nothing to re-check.
+FP = b"fingerprint of the request"
+
+
+async def _holds(grant: Grant) -> bool:
+    raise AssertionError(f"no access check was noted, yet {grant} is re-checked")
 
 
 def _with_db(database_url: str, scenario: Callable[[Database], Awaitable[object]]) -> object:
     async def run() -> object:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+        pool = await create_pool(database_url, min_size=1, max_size=4)  # the service's codecs
         try:
             await pool.execute("CREATE TABLE effects (request text)")
             return await scenario(Database(pool))
@@ -38,12 +43,12 @@ def test_a_failed_call_leaves_nothing_and_its_retry_runs(database_url: str) -> N
             return b"done"
 
         try:
-            await idem.once(1, "M", "r1", work)
+            await idem.once(1, "M", "r1", FP, work, _holds)
         except RuntimeError:
             pass
         after_failure = await db.fetchval("SELECT count(*) FROM effects")
-        first = await idem.once(1, "M", "r1", work)
-        second = await idem.once(1, "M", "r1", work)
+        first = await idem.once(1, "M", "r1", FP, work, _holds)
+        second = await idem.once(1, "M", "r1", FP, work, _holds)
         effects = await db.fetchval("SELECT count(*) FROM effects")
         return after_failure, first, second, calls, effects
 
@@ -64,7 +69,7 @@ def test_concurrent_retries_have_one_effect(database_url: str) -> None:
             await asyncio.sleep(0.2)  # the others arrive while this one runs
             return f"answer {calls}".encode()
 
-        results = await asyncio.gather(*(idem.once(7, "M", "r2", work) for _ in range(3)))
+        results = await asyncio.gather(*(idem.once(7, "M", "r2", FP, work, _holds) for _ in range(3)))
         return tuple(results), calls, await db.fetchval("SELECT count(*) FROM effects")
 
     assert _with_db(database_url, scenario) == ((b"answer 1",) * 3, 1, 1)
@@ -86,7 +91,7 @@ def test_a_claim_left_without_response_is_taken_over(database_url: str) -> None:
             return b"done"
 
         idem = Idempotency(db)
-        return await idem.once(1, "M", "r3", work), await idem.once(1, "M", "r3", work), calls
+        return await idem.once(1, "M", "r3", FP, work, _holds), await idem.once(1, "M", "r3", FP, work, _holds), calls
 
     assert _with_db(database_url, scenario) == (b"done", b"done", 1)
 
@@ -103,7 +108,7 @@ def test_a_recent_claim_without_response_is_not_run_twice(database_url: str) -> 
             return b"twice"
 
         try:
-            await Idempotency(db).once(1, "M", "r4", work)
+            await Idempotency(db).once(1, "M", "r4", FP, work, _holds)
         except Aborted as e:
             return "aborted", calls, e.field
         return "ran", calls, None
