@@ -301,7 +301,28 @@ def _plan(opts: argparse.Namespace) -> list[tuple[str, int, float]]:
     return plan
 
 
+def _ensure_team(address: str, key: str) -> None:
+    """Creates the team ``bench`` logs into: a server creates entities only
+    when asked to (a superuser's typo must not create one)."""
+    import grpc
+
+    from depot.metadata.v1 import metadata_pb2 as pb
+    from depot.metadata.v1 import metadata_pb2_grpc
+
+    with grpc.insecure_channel(address) as ch:
+        stub = metadata_pb2_grpc.MetadataServiceStub(ch)
+        try:
+            stub.CreateEntity(
+                pb.CreateEntityRequest(entity_id="bench", entity=pb.Entity(kind="team")),
+                metadata=(("authorization", f"Bearer {key}"),),
+            )
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+
+
 def _run_plan(opts: argparse.Namespace, address: str, key: str, workers: int | None) -> list[dict]:
+    _ensure_team(address, key)
     medians = []
     for op, clients, rate in _plan(opts):
         if opts.warmup:
