@@ -14,6 +14,7 @@ Who may do what:
                                       service accounts: an org admin does not manage
                                       the keys of users it created or added)
     anything acting on a superuser    superusers only (add, remove, change role)
+    remove a user from an org         removes them from the org's teams and registries too
 
 Why: membership gives the *added user* access to the entity's data; it must
 never give the *adder* power over that user. Org admins once managed the keys
@@ -333,10 +334,37 @@ class Accounts:
                 found.id,
                 target["id"],
             )
+            if found.kind == "org" and role is not None:
+                await self._leave_org(conn, found.id, target["id"])
         self._access.forget_roles()
         if role is None:
             raise NotFound(f"{user} is not a member of {entity}", field="user")
         return Member(f"entities/{ename}", user, parse_role(role))
+
+    @staticmethod
+    async def _leave_org(conn: Any, org_id: int, user_id: int) -> None:
+        """A user removed from an org leaves its teams and registries too.
+
+        The org is the tenant boundary (admins add only users already inside
+        it), so off-boarding someone from the org must not leave them reading
+        its teams' data through a team or registry membership that outlived it.
+        """
+        await conn.execute(
+            """
+            DELETE FROM memberships
+            WHERE user_id = $2 AND entity_id IN (SELECT id FROM entities WHERE org_id = $1)
+            """,
+            org_id,
+            user_id,
+        )
+        await conn.execute(
+            """
+            DELETE FROM registry_members
+            WHERE user_id = $2 AND registry_id IN (SELECT id FROM registries WHERE org_id = $1)
+            """,
+            org_id,
+            user_id,
+        )
 
     async def list_members(self, who: Principal, entity: str, size: int, token: str) -> tuple[list[Member], str]:
         ename = parse_entity(entity, "entity")

@@ -366,6 +366,12 @@ class Registries:
             names.check_settable_alias(a)
         reg_row = await self._registry_row(who, org, reg, WRITE, "target")
         src = await self._artifacts._resolve(who, version, "version", READ)
+        # Publishing needs a role on the team that logged the version. A
+        # registry role lets its holder read a linked version, not re-publish
+        # it: resolved through a link name, the check above asked only for
+        # the registry, and a reader of one registry could link a team's
+        # version into another registry (another org's) for anyone there.
+        await self._access.require(who, src["entity_name"], READ)
         types = list(reg_row["accepted_types"])
         if types and src["type"] not in types:
             raise FailedPrecondition(
