@@ -119,6 +119,11 @@ def _time(msg: Message, field: str) -> datetime | None:
     return validate.optional_timestamp(msg, field)
 
 
+def _is_self(who: Principal, user: str) -> bool:
+    """Whether a membership request names the caller (short or full name)."""
+    return user in (who.user, f"entities/{who.user}")
+
+
 def _role(role: Role | None) -> str:
     return ROLE_NAMES[role] if role else ""
 
@@ -217,11 +222,17 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         request: Message,
         cls: type[M],
         work: Callable[[], Awaitable[M]],
+        *,
+        changes_own_access: bool = False,
     ) -> M:
         """Runs ``work`` once per ``request.request_id`` (see idempotency.py).
 
         The id is bound to the whole request (a fingerprint of it without the
-        id), and a replay re-checks the access the first call was given.
+        id), and a replay re-checks the access the first call was given —
+        except for a call that changed the caller's own membership
+        (``changes_own_access``): an admin who demoted or removed themselves
+        lost that access by the very call being retried, and its answer holds
+        nothing but their own membership.
         """
         # Every mutation's request has a request_id (AIP-155); Message does not say so.
         request_id: str = request.request_id  # type: ignore[attr-defined]
@@ -235,6 +246,8 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             return fresh[0].SerializeToString()
 
         async def still_holds(grant: Grant) -> bool:
+            if changes_own_access:
+                return True
             if grant.kind == "registry":
                 role = await self._registries.role(who, grant.id)
             else:
@@ -433,7 +446,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             m = await self._accounts.set_member(who, request.entity, request.user, request.role)
             return member_pb(m)
 
-        return await self._once(who, "SetMember", request, pb.Member, work)
+        return await self._once(
+            who, "SetMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
+        )
 
     @translate_errors
     async def RemoveMember(self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
@@ -442,7 +457,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         async def work() -> pb.Member:
             return member_pb(await self._accounts.remove_member(who, request.entity, request.user))
 
-        return await self._once(who, "RemoveMember", request, pb.Member, work)
+        return await self._once(
+            who, "RemoveMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
+        )
 
     @translate_errors
     async def ListMembers(
@@ -631,7 +648,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             m = await self._registries.set_member(who, request.registry, request.user, request.role)
             return member_pb(m)
 
-        return await self._once(who, "SetRegistryMember", request, pb.Member, work)
+        return await self._once(
+            who, "SetRegistryMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
+        )
 
     @translate_errors
     async def RemoveRegistryMember(
@@ -643,7 +662,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             m = await self._registries.remove_member(who, request.registry, request.user)
             return member_pb(m)
 
-        return await self._once(who, "RemoveRegistryMember", request, pb.Member, work)
+        return await self._once(
+            who, "RemoveRegistryMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
+        )
 
     @translate_errors
     async def ListRegistryCollections(

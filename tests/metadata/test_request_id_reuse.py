@@ -135,3 +135,23 @@ async def _legacy_row(url: str, user: str, method: str, request_id: str, respons
         return int(uid)
     finally:
         await conn.close()
+
+
+def test_a_retried_self_demotion_answers_as_the_first_call_did(world: World) -> None:
+    # alice, admin of team-a, promotes carol, makes bob admin, then demotes
+    # herself: her retry of the demotion must not be refused for the access
+    # that very call removed.
+    alice = world["alice"]
+    promote = pb.SetMemberRequest(entity="entities/team-a", user="entities/carol", role="member", request_id=rid())
+    alice.SetMember(promote)
+    world.member("team-a", "bob", "admin")
+    demote = pb.SetMemberRequest(entity="entities/team-a", user="entities/alice", role="viewer", request_id=rid())
+    first = alice.SetMember(demote)
+    assert alice.SetMember(demote) == first
+    # A replay of a change to someone else's membership is still re-checked.
+    assert code(lambda: alice.SetMember(promote)) == grpc.StatusCode.PERMISSION_DENIED
+    # Leaving the team: the same.
+    leave = pb.RemoveMemberRequest(entity="entities/team-a", user="entities/alice", request_id=rid())
+    world.member("team-a", "alice", "admin")
+    first = alice.RemoveMember(leave)
+    assert alice.RemoveMember(leave) == first
