@@ -319,17 +319,29 @@ _COLLECTION_GET_OR_CREATE_LOCKED = _COLLECTION_GET_OR_CREATE.replace(
     "WHERE project_id = $1 AND name = $2)", "WHERE project_id = $1 AND name = $2 FOR UPDATE)"
 )
 
+# A live version of the collection holding the same content: the same
+# digest and the same stored manifest. The W&B digest alone is ambiguous
+# ("pp:s3" + "//b/k" and "pp" + "s3://b/k" both hash the line "pp:s3://b/k":
+# a path may hold ':' and a reference's digest may be a URI), so a forged
+# manifest committed first would swallow a later honest one. The manifest id
+# is the SHA-256 of the manifest's bytes, which encode every entry field
+# length-prefixed, and the writer is deterministic (entries in path order,
+# fixed blocks, one zlib level; native and twin byte-identical): the same
+# entries give the same id, different entries a different one. The digest
+# stays in the condition for the versions_digest index.
+_SAME_CONTENT = "collection_id = {coll} AND state = 'committed' AND digest = {digest} AND manifest_id = {manifest}"
+
 # Creates a committed version in one statement, after the collection lock:
-# unless a live version has the same digest ($9), take the next index, insert
-# the version and point `latest` and the new aliases at it; if one does,
-# point only the new aliases at that one. Returns one row: the existing
-# version's id (deduplicated), else the new version's columns and its
-# entity's default TTL ($16: the entity id) — everything its reply needs, so
-# no second query reads it back.
-_CREATE_COMMITTED = """
+# unless a live version holds the same content ($9 digest, $11 manifest id),
+# take the next index, insert the version and point `latest` and the new
+# aliases at it; if one does, point only the new aliases at that one. Returns
+# one row: the existing version's id (deduplicated), else the new version's
+# columns and its entity's default TTL ($16: the entity id) — everything its
+# reply needs, so no second query reads it back.
+_CREATE_COMMITTED = f"""
     WITH existing AS (
         SELECT id FROM versions
-        WHERE collection_id = $2 AND state = 'committed' AND digest = $9
+        WHERE {_SAME_CONTENT.format(coll="$2", digest="$9", manifest="$11")}
         ORDER BY index DESC LIMIT 1
     ), idx AS (
         UPDATE collections SET next_index = next_index + 1
@@ -354,6 +366,14 @@ _CREATE_COMMITTED = """
     FROM (SELECT 1) AS one LEFT JOIN made ON true
 """
 
+# The pending version's state ($1) and a live version of its collection ($2)
+# with the same content ($3 digest, $4 manifest id), for commit_version.
+_PENDING_STATE_AND_SAME_CONTENT = f"""
+    SELECT (SELECT state FROM versions WHERE id = $1) AS state,
+           (SELECT id FROM versions
+             WHERE {_SAME_CONTENT.format(coll="$2", digest="$3", manifest="$4")}
+             ORDER BY index DESC LIMIT 1) AS existing
+"""
 
 _PROJECT_CACHE = 100_000
 
@@ -606,15 +626,11 @@ class Artifacts:
             # Read after the lock, in a new statement, so both see every
             # commit that finished while this one waited.
             now = await conn.fetchrow(
-                """
-                SELECT (SELECT state FROM versions WHERE id = $1) AS state,
-                       (SELECT id FROM versions
-                         WHERE collection_id = $2 AND state = 'committed' AND digest = $3
-                         ORDER BY index DESC LIMIT 1) AS existing
-                """,
+                _PENDING_STATE_AND_SAME_CONTENT,
                 row["id"],
                 row["collection_id"],
                 manifest.digest,
+                manifest.manifest_id,
             )
             state = now["state"]
             if state is None:
