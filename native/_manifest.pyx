@@ -112,6 +112,9 @@ cdef inline int buf_set(Buf *b, const char *s, size_t n) except -1:
 
 cdef inline bint _forbidden(const unsigned char *s, size_t n) noexcept:
     # C0 and DEL are single bytes; C1 (U+0080..U+009F) is 0xC2 0x80..0x9F in UTF-8.
+    # This keeps one entry to one "path:digest" line; it does not make the
+    # digest an identity of the entries (':' may sit in a path and in a
+    # reference's URI digest): the twin's comment says why, and what does.
     cdef size_t i
     cdef unsigned char c
     for i in range(n):

@@ -54,17 +54,20 @@ class ManifestError(ValueError):
     """The manifest bytes are malformed or the entries break the format's rules."""
 
 
-# The artifact digest hashes "path:digest\n" lines. They split back into
-# entries only while neither part holds a line break: one path could spell
-# the lines of two files and forge their digest. Every control character
-# (C0, DEL, C1) is refused, not just the newline. (A digest may hold ':' —
-# an unchecksummed reference's digest is its URI, as in W&B — so the
-# manifest service checks each algorithm's digest format instead.)
+# The artifact digest hashes "path:digest\n" lines, as W&B does. Refusing
+# control characters (C0, DEL, C1; not just the newline) keeps one entry to
+# one line, so one path cannot spell the lines of two files. It does not make
+# the input unambiguous, and nothing here can while staying W&B-compatible: a
+# path may hold ':' and an unchecksummed reference's digest is its URI, so
+# "pp:s3" + "//b/k" and "pp" + "s3://b/k" hash the same line. The digest is
+# therefore no identity of a manifest's entries: the metadata service reuses
+# a version only when the manifest id (SHA-256 of these bytes, which encode
+# every field length-prefixed) is equal too.
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def check_digest_pair(path: str, digest: str) -> None:
-    """Raises ManifestError unless ``path:digest\n`` is unambiguous digest input."""
+    """Raises ManifestError unless ``path:digest\n`` is one line of digest input (see above)."""
     if _FORBIDDEN.search(path):
         raise ManifestError(f"manifest path {path!r} contains a control character")
     if _FORBIDDEN.search(digest):
