@@ -8,6 +8,8 @@ revoked, and for registry members.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 
@@ -33,11 +35,24 @@ def _add(m: Meta, entity: str, user: str, role: str = "admin") -> pb.Member:
     return m.SetMember(pb.SetMemberRequest(entity=f"entities/{entity}", user=f"entities/{user}", role=role))
 
 
+def _details(fn: Callable[[], object]) -> str:
+    try:
+        fn()
+    except grpc.RpcError as e:
+        return str(e.details())  # type: ignore[attr-defined]
+    raise AssertionError("the call succeeded")
+
+
 def test_org_admin_cannot_reach_the_superusers_keys(orgs: World) -> None:
     oscar = orgs["oscar"]
     # Step 1 of the old chain: pull the superuser into the org (or a team of it).
     assert code(lambda: _add(oscar, "acme", "admin")) == DENIED
     assert code(lambda: _add(oscar, "team-a", "admin", "viewer")) == DENIED
+    # ... and the refusal does not tell which name is the superuser: it reads
+    # as the one for a name that does not exist.
+    assert _details(lambda: _add(oscar, "acme", "admin")) == _details(lambda: _add(oscar, "acme", "nobody")).replace(
+        "'nobody'", "'admin'"
+    )
     # Step 2, even had step 1 worked: mint, list or revoke the superuser's keys.
     mint = pb.CreateApiKeyRequest(user="entities/admin")
     assert code(lambda: oscar.CreateApiKey(mint)) == DENIED
