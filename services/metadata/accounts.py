@@ -273,8 +273,6 @@ class Accounts:
             name,
             found.id,
         )
-        if row is not None and row["kind"] == "user":
-            _not_a_superuser(who, row, user)
         if row is None or row["kind"] != "user" or (row["boundary"] is not None and not row["inside"]):
             # One answer for "no such user", "not a user" and "a user of
             # another tenant"; a current member's role may always change.
@@ -283,6 +281,9 @@ class Accounts:
                 "(a superuser adds users to an org, or an org admin creates them there)",
                 field="user",
             )
+        # Only after the tenant check: refusing an outside superuser with its
+        # own message would tell any admin which name is the superuser.
+        _not_a_superuser(who, row, user)
         return row
 
     async def set_member(self, who: Principal, entity: str, user: str, role: str) -> Member:
