@@ -24,6 +24,22 @@ log = logging.getLogger(__name__)
 
 DOMAIN = "depot.dev"
 
+# An error's message goes out twice, percent-encoded in grpc-message and
+# inside the grpc-status-details-bin trailer, and the client refuses
+# trailers past its 8 KiB metadata limit (RESOURCE_EXHAUSTED "received
+# metadata size exceeds soft limit", hiding the real answer). Messages echo
+# the caller's values, so they are cut at this many UTF-8 bytes: at most 3x
+# that percent-encoded plus 4/3x in base64, well under the limit.
+MAX_MESSAGE_BYTES = 1000
+_ELLIPSIS = "…"
+
+# PostgreSQL cannot store these characters in text (NUL) or jsonb (\u0000):
+# the value was the caller's, so the answer is theirs to fix. Fields whose
+# values are known are checked before any query (validate.py); this covers
+# every other string that reaches the database.
+_UNSTORABLE = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+_UNSTORABLE_MESSAGE = "a text field contains a character PostgreSQL cannot store, such as NUL"
+
 # Most specific first: TooManyObjects is a ResourceExhausted, and so on.
 _CODES: list[tuple[type[errors.DepotError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -45,6 +61,11 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
             if isinstance(exc, cls):
                 return code, exc.message, exc.reason, exc.field
         return grpc.StatusCode.INTERNAL, exc.message, exc.reason, exc.field
+    if isinstance(exc, _UNSTORABLE):
+        return grpc.StatusCode.INVALID_ARGUMENT, _UNSTORABLE_MESSAGE, "INVALID_ARGUMENT", None
+    if isinstance(exc, asyncpg.InvalidTextRepresentationError):
+        # A caller's string cast to a typed column ("invalid input syntax for type ...").
+        return grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}", "INVALID_ARGUMENT", None
     if isinstance(exc, asyncpg.UniqueViolationError):
         return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", "ALREADY_EXISTS", None
     if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
@@ -52,6 +73,14 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
     if isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
         return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
     return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes (on a character boundary), marked with an ellipsis."""
+    raw = message.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return message
+    return raw[: limit - len(_ELLIPSIS.encode())].decode("utf-8", "ignore") + _ELLIPSIS
 
 
 def _details(code: grpc.StatusCode, message: str, reason: str, field: str | None) -> bytes:
@@ -66,6 +95,9 @@ def _details(code: grpc.StatusCode, message: str, reason: str, field: str | None
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     code, message, reason, field = to_status(exc)
+    message = bounded(message)
+    if field is not None:
+        field = bounded(field, 200)
     if code == grpc.StatusCode.INTERNAL:
         log.exception("internal error in RPC", exc_info=exc)
     context.set_trailing_metadata((("grpc-status-details-bin", _details(code, message, reason, field)),))

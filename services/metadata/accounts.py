@@ -417,6 +417,10 @@ class Accounts:
         )
 
     async def revoke_key(self, who: Principal, key_id: str) -> KeyInfo:
+        # Key ids are hex (credentials.new_api_key); anything else names no
+        # key, and echoing 6,000 characters back would only bloat the error.
+        if not key_id or len(key_id) > 64 or key_id.strip("0123456789abcdef"):
+            raise InvalidArgument("id must be an API key id (up to 64 lowercase hex digits)", field="id")
         row = await self._db.fetchrow(
             "SELECT k.user_id, e.name FROM api_keys k JOIN entities e ON e.id = k.user_id WHERE k.id = $1",
             key_id,

@@ -78,9 +78,20 @@ class RunName:
         return f"{self.project}/runs/{self.run}"
 
 
+_SINGULAR = {
+    "entities": "entity",
+    "projects": "project",
+    "artifacts": "artifact",
+    "versions": "version",
+    "runs": "run",
+    "registries": "registry",
+    "collections": "collection",
+}
+
+
 def _split(name: str, field: str, shape: tuple[str, ...]) -> list[str]:
     parts = name.split("/")
-    expected = " /".join(f"{s}/{{{s[:-1] if s.endswith('s') else s}}}" for s in shape)
+    expected = "/".join(f"{s}/{{{_SINGULAR.get(s, s)}}}" for s in shape)
     if len(parts) != 2 * len(shape) or any(parts[2 * i] != s for i, s in enumerate(shape)):
         raise InvalidArgument(f"invalid resource name {name!r}: expected {expected}", field=field)
     return parts[1::2]
