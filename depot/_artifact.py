@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import concurrent.futures
 import contextlib
 import json
@@ -22,18 +23,21 @@ from google.protobuf import field_mask_pb2
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.native import artifact_digest, hash_bytes, hash_file, hash_files
+from depot.services.common.validate import INT64_MAX, parse_json
 
 from . import _ttl
 from ._client import Client, request_id
 from ._exceptions import (
+    AlreadyExistsError,
     DepotError,
     DigestMismatchError,
     EntryNotFoundError,
     InvalidArgumentError,
     NotFoundError,
     TooManyObjectsError,
+    service_errors,
 )
-from ._paths import check_entry_path, check_name, safe_join
+from ._paths import EntryTree, check_entry_path, check_entry_size, check_entry_string, check_name, safe_join
 from ._references import (
     ReferenceCache,
     S3Fetcher,
@@ -52,6 +56,13 @@ _BATCH = 1000
 # ManifestEntry.content) instead of costing FindMissingBlobs + UploadBlob.
 _INLINE_FILE = 64 * 1024
 _INLINE_TOTAL = 1024 * 1024
+
+
+def _is_write_mode(mode: object) -> bool:
+    # new_file() writes a new file; a read or append mode has nothing to read.
+    if not isinstance(mode, str) or len(set(mode)) != len(mode) or not set(mode) <= set("wxbt+"):
+        return False
+    return len(set(mode) & set("wx")) == 1 and len(set(mode) & set("bt")) <= 1
 
 
 def _b64(raw: bytes) -> str:
@@ -164,6 +175,9 @@ class Artifact:
         # timedelta, None (forever) or ArtifactTTL.INHERIT (the team default).
         self._ttl: _ttl.TTL = _ttl.ArtifactTTL.INHERIT
         self._manifest = Manifest()
+        # Paths as files and as directories: "a" and "a/b" cannot both be entries.
+        self._tree = EntryTree()
+        self._size_total = 0
         # s3:// references the server lists when the artifact is logged.
         self._server_references: list[mpb.Reference] = []
         # new_file() writes here; removed when the artifact is garbage-collected.
@@ -182,8 +196,26 @@ class Artifact:
             raise DepotError("a logged artifact is immutable; create a new Artifact to change it")
 
     def _put(self, entry: ManifestEntry) -> ManifestEntry:
-        check_entry_path(entry.path)
-        self._manifest.entries[entry.path] = entry
+        # Every entry passes here (files, references, W&B imports), so what
+        # the manifest cannot carry fails now, not in a background log.
+        path = check_entry_path(entry.path)
+        check_entry_size(entry.size, path)
+        check_entry_string(entry.digest, f"{path}.digest", f"entry {path!r}: digest")
+        check_entry_string(entry.algorithm, f"{path}.algorithm", f"entry {path!r}: algorithm")
+        check_entry_string(entry.ref, f"{path}.ref", f"entry {path!r}: ref")
+        check_entry_string(entry.version_id, f"{path}.version_id", f"entry {path!r}: version id")
+        if entry.extra:
+            with service_errors():
+                parse_json(entry.extra, f"{path}.extra", object_only=True)
+        old = self._manifest.entries.get(path)
+        total = self._size_total + entry.size - (old.size if old else 0)
+        if total > INT64_MAX:
+            raise InvalidArgumentError(
+                f"entry {path!r}: the artifact's sizes would sum past {INT64_MAX} bytes", field=f"{path}.size"
+            )
+        self._tree.add(path)
+        self._size_total = total
+        self._manifest.entries[path] = entry
         return entry
 
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> ManifestEntry:
@@ -193,6 +225,7 @@ class Artifact:
         if not path.is_file():
             raise InvalidArgumentError(f"{path} is not a file", field="local_path")
         entry_path = check_entry_path(path.name if name is None else name, "name")
+        self._tree.check(entry_path)
         ((raw,),) = _hash_local([path], self.hash_algorithm)
         return self._put(
             ManifestEntry(
@@ -214,8 +247,9 @@ class Artifact:
         files = sorted(p for p in root.rglob("*") if p.is_file())
         for p in files:
             # Every path is checked before any is added: a refused file name
-            # (too long, not UTF-8) leaves the artifact as it was.
-            check_entry_path(prefix + p.relative_to(root).as_posix())
+            # (too long, not UTF-8, a file where a directory is) leaves the
+            # artifact as it was.
+            self._tree.check(check_entry_path(prefix + p.relative_to(root).as_posix()))
         digests = _hash_local(files, self.hash_algorithm)
         for p, (raw,) in zip(files, digests):
             rel = p.relative_to(root).as_posix()
@@ -231,17 +265,44 @@ class Artifact:
 
     @contextlib.contextmanager
     def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> Iterator[IO[Any]]:
-        """Opens a new file to write; it is added to the artifact when closed."""
+        """Opens a new file to write; it is added to the artifact when closed.
+
+        Raises:
+            InvalidArgumentError: A bad name, a mode that does not write a new
+                file (``w``/``x``, optionally ``b``/``t``/``+``), an unknown
+                encoding, or a name that is a file where another entry needs
+                a directory (or the reverse).
+        """
         self._check_mutable()
-        check_entry_path(name)
-        if self._staging is None:
-            self._staging = tempfile.mkdtemp(prefix="depot-staging-")
-            weakref.finalize(self, shutil.rmtree, self._staging, True)
-        target = Path(self._staging) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if "b" not in mode and encoding is None:
-            encoding = "utf-8"
-        with open(target, mode, encoding=encoding) as f:
+        check_entry_path(name, "name")
+        self._tree.check(name)
+        if isinstance(mode, str) and "x" in mode and name in self._manifest.entries:
+            # "x" is exclusive creation, as in open() and wandb's new_file.
+            raise AlreadyExistsError(f"the artifact has an entry {name!r} already", field="name")
+        if not _is_write_mode(mode):
+            raise InvalidArgumentError(
+                f"new_file mode must write a new file ('w', 'x', with 'b', 't' or '+'), not {mode!r}", field="mode"
+            )
+        if "b" in mode:
+            if encoding is not None:
+                raise InvalidArgumentError("a binary mode takes no encoding", field="encoding")
+        else:
+            encoding = encoding or "utf-8"
+            try:
+                codecs.lookup(encoding)
+            except (LookupError, TypeError):
+                raise InvalidArgumentError(f"unknown encoding {encoding!r}", field="encoding") from None
+        try:
+            if self._staging is None:
+                self._staging = tempfile.mkdtemp(prefix="depot-staging-")
+                weakref.finalize(self, shutil.rmtree, self._staging, True)
+            # A directory of its own per call: the staged file never meets
+            # another call's file or directory, whatever the entry names.
+            target = Path(tempfile.mkdtemp(dir=self._staging)) / "file"
+            f = open(target, mode, encoding=encoding)
+        except OSError as e:
+            raise DepotError(f"new_file {name!r}: cannot stage it: {e.strerror or e}", field="name") from None
+        with f:
             yield f
         self.add_file(target, name=name)
 
@@ -317,7 +378,7 @@ class Artifact:
                     )
         prefix = f"{name.strip('/')}/" if name else ""
         for p in files:
-            check_entry_path(prefix + p.relative_to(local).as_posix())
+            self._tree.check(check_entry_path(prefix + p.relative_to(local).as_posix()))
         digests = _hash_local(files, self.hash_algorithm)
         out = []
         for p, (raw,) in zip(files, digests):
@@ -563,9 +624,9 @@ def _fetch(
     read the blobs of the linked version (and only those).
     """
     dest = safe_join(root, e.path)
-    if dest.is_file() and local_copy_matches(e, dest):
-        return
     try:
+        if dest.is_file() and local_copy_matches(e, dest):
+            return
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
     except OSError as err:
@@ -587,7 +648,12 @@ def _fetch(
                     out.write(chunk.data)
             if _digest_of(tmp, e.algorithm) != e.digest:
                 raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError as err:
+            # A name this filesystem refuses (a component past its NAME_MAX),
+            # or a directory where the file goes.
+            raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depot.services.common import entry_paths
+from depot.services.common.validate import INT64_MAX, control_char
 
-from ._exceptions import InvalidArgumentError, service_errors
+from ._exceptions import DepotError, InvalidArgumentError, service_errors
 
 REGISTRY_PREFIX = "wandb-registry-"
 # The server's rule for every name part (W&B's for artifact names), checked
@@ -45,10 +46,41 @@ def check_entry_path(path: object, field: str = "path") -> str:
 
 
 def safe_join(root: Path, path: str) -> Path:
-    """``root / path``, refused (InvalidArgumentError) when it would land outside ``root``."""
+    """Where a downloaded entry goes: ``root / path``, refused when it would land outside ``root``.
+
+    Only the rules that keep a write inside ``root`` apply here (relative,
+    no ``..``, no NUL, normalized, no symlink out of ``root``). The other
+    write rules (control characters, 255-byte components) are checked when
+    an entry is added: a version committed before a rule existed must stay
+    downloadable, and a name the filesystem refuses fails at the write,
+    as a DepotError naming the entry.
+    """
+    if not isinstance(path, str):
+        raise InvalidArgumentError(f"entry path must be a string, not {type(path).__name__}", field="path")
     _check_utf8(path, "path")
-    with service_errors():
-        return entry_paths.safe_join(root, path)
+    problem = None
+    if not path:
+        problem = "is empty"
+    elif "\0" in path:
+        problem = "contains NUL"
+    elif path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        problem = "is absolute"
+    else:
+        parts = path.split("/")
+        if ".." in parts:
+            problem = "contains '..'"
+        elif any(p in ("", ".") for p in parts):
+            problem = "is not normalized (empty or '.' component)"
+    if problem:
+        raise InvalidArgumentError(f"entry path {path!r} {problem}", field="path")
+    try:
+        base = root.resolve()
+        target = (base / path).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python 3.11)
+        raise DepotError(f"entry path {path!r}: cannot resolve it under {root}: {e}", field=path) from None
+    if not target.is_relative_to(base):
+        raise InvalidArgumentError(f"entry path {path!r} escapes {base}", field="path")
+    return target
 
 
 def _check_utf8(path: str, field: str) -> None:
@@ -58,6 +90,75 @@ def _check_utf8(path: str, field: str) -> None:
         path.encode()
     except UnicodeEncodeError:
         raise InvalidArgumentError(f"entry path {path!r} is not valid UTF-8", field=field) from None
+
+
+def check_entry_size(size: object, path: str) -> int:
+    """An entry's size in bytes: an integer in 0 .. 2**63-1 (the manifest's int64)."""
+    if type(size) is not int or not 0 <= size <= INT64_MAX:
+        raise InvalidArgumentError(
+            f"entry {path!r}: size must be an integer from 0 to {INT64_MAX}, not {size!r}", field=f"{path}.size"
+        )
+    return size
+
+
+def check_entry_string(value: object, field: str, what: str) -> str:
+    """A digest, reference URI or version id of an entry: UTF-8, no control characters.
+
+    Digests and refs feed the artifact digest's ``path:digest`` lines, and a
+    manifest (protobuf) cannot carry a lone surrogate.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{what} must be a string, not {type(value).__name__}", field=field)
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{what} {value!r} is not valid UTF-8", field=field) from None
+    ch = control_char(value)
+    if ch is not None:
+        raise InvalidArgumentError(f"{what} {value!r} contains the control character U+{ord(ch):04X}", field=field)
+    return value
+
+
+class EntryTree:
+    """The file paths of an artifact being built and the directories they imply.
+
+    One path may not be both: ``a`` and ``a/b`` in one artifact cannot both
+    be downloaded (``a`` would have to be a file and a directory). Each check
+    and add costs O(components of the path).
+    """
+
+    def __init__(self) -> None:
+        self._files: set[str] = set()
+        # Each directory prefix -> one file under it, to name in the error.
+        self._dirs: dict[str, str] = {}
+
+    def conflict(self, path: str) -> str | None:
+        """An entry that ``path`` cannot live beside, or None."""
+        if path in self._dirs:
+            return self._dirs[path]
+        end = path.find("/")
+        while end != -1:
+            if path[:end] in self._files:
+                return path[:end]
+            end = path.find("/", end + 1)
+        return None
+
+    def check(self, path: str, field: str = "name") -> None:
+        other = self.conflict(path)
+        if other is not None:
+            raise InvalidArgumentError(
+                f"entry {path!r} conflicts with entry {other!r}: one path cannot be both a file and a directory",
+                reason="ENTRY_PATH_CONFLICT",
+                field=field,
+            )
+
+    def add(self, path: str) -> None:
+        self.check(path)
+        self._files.add(path)
+        end = path.find("/")
+        while end != -1:
+            self._dirs.setdefault(path[:end], path)
+            end = path.find("/", end + 1)
 
 
 @dataclass(frozen=True)

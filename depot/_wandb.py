@@ -39,12 +39,11 @@ from urllib.parse import urlsplit
 import xxhash
 
 from depot.native import hash_files
-from depot.services.common.entry_paths import check_entry_path, safe_join
-from depot.services.common.errors import DepotError as _ServiceError
-from depot.services.common.validate import control_char
+from depot.services.common.validate import INT64_MAX, parse_json
 
 from ._artifact import Artifact, ManifestEntry
-from ._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError
+from ._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError, service_errors
+from ._paths import EntryTree, check_entry_path, check_entry_string, safe_join
 
 __all__ = [
     "STORAGE_POLICY",
@@ -162,10 +161,9 @@ def wandb_manifest_digest(data: Mapping[str, Any], digest_algorithm: str = "md5"
 
 
 def _check_path(path: str, field: str) -> None:
-    try:
-        check_entry_path(path, field)
-    except _ServiceError as e:
-        raise _bad(e.message, field) from None
+    # The SDK's check: a lone surrogate (legal as a JSON escape) is refused
+    # as not UTF-8 before the shared rule would try to encode it.
+    check_entry_path(path, field)
 
 
 def _contents(data: Any) -> dict[str, Any]:
@@ -196,11 +194,23 @@ def _is_b64_16(digest: str) -> bool:
 
 
 def _no_control(value: str, field: str) -> str:
-    # Digests and refs feed the artifact digest's "path:digest" lines too.
-    ch = control_char(value)
-    if ch is not None:
-        raise _bad(f"{field} {value!r} contains the control character U+{ord(ch):04X}", field)
-    return value
+    # Digests and refs feed the artifact digest's "path:digest" lines too,
+    # and a manifest cannot carry a lone surrogate in any of them.
+    return check_entry_string(value, field, field)
+
+
+def _extra_json(extra: dict[str, Any], field: str) -> str:
+    # A parsed file was bounded by load_wandb_manifest; a dict passed in
+    # directly may hold anything, and the server's JSON rule applies to both.
+    try:
+        text = json.dumps(extra, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise _bad(f"{field} is nested too deeply", field) from None
+    except (TypeError, ValueError) as e:
+        raise _bad(f"{field} is not JSON: {e}", field) from None
+    with service_errors():
+        parse_json(text, field, object_only=True)
+    return text
 
 
 def _entry_from_json(path: str, val: Any) -> ManifestEntry:
@@ -215,8 +225,9 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
     size = val.get("size")
     if size is None:
         size = 0
-    elif type(size) is not int or size < 0:
-        raise _bad(f"{field}.size must be a non-negative integer, not {size!r}", f"{field}.size")
+    elif type(size) is not int or not 0 <= size <= INT64_MAX:
+        # A manifest size is an int64: 2**64 was a raw "Value out of range" from protobuf.
+        raise _bad(f"{field}.size must be an integer from 0 to {INT64_MAX}, not {size!r}", f"{field}.size")
     ref = val.get("ref")
     if ref is None:
         ref = ""
@@ -271,7 +282,7 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
         size=size,
         ref=ref,
         version_id=version_id,
-        extra=json.dumps(extra, sort_keys=True, separators=(",", ":")) if extra else "",
+        extra=_extra_json(extra, f"{field}.extra") if extra else "",
     )
 
 
@@ -280,12 +291,19 @@ def from_wandb_manifest(data: Mapping[str, Any]) -> list[ManifestEntry]:
 
     Raises:
         InvalidArgumentError: A version other than 1, a malformed field (named
-            in ``field``), an unsafe path (``..``, absolute, NUL), or a
-            reference scheme Depot cannot hold (``wandb-artifact://``).
+            in ``field``), an unsafe path (``..``, absolute, NUL, control
+            characters), a path that is both a file and a directory (``a``
+            and ``a/b``), a size outside int64, or a reference scheme Depot
+            cannot hold (``wandb-artifact://``).
     """
     contents = _contents(data)
     entries = [_entry_from_json(path, val) for path, val in contents.items()]
     entries.sort(key=lambda e: _sort_key(e.path))
+    # "a" and "a/b" both imported would log, then fail at every download.
+    tree = EntryTree()
+    for e in entries:
+        tree.check(e.path, f"contents[{e.path!r}]")
+        tree.add(e.path)
     return entries
 
 
@@ -379,10 +397,7 @@ def artifact_from_wandb_manifest(
 def _attach_files(files: list[ManifestEntry], root: Path) -> None:
     locals_: list[Path] = []
     for e in files:
-        try:
-            p = safe_join(root, e.path)
-        except _ServiceError as err:
-            raise _bad(err.message, e.path) from None
+        p = safe_join(root, e.path)
         if not p.is_file():
             raise NotFoundError(
                 f"{e.path}: not a reference in the W&B manifest, and {p} does not exist",
