@@ -17,17 +17,78 @@ import hashlib
 import time
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 from depot.metadata.v1 import metadata_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import REVOKE_WITHIN_S
-from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unavailable
+from depot.services.common.errors import (
+    DepotError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
 
 READ = mpb.PERMISSION_READ
 WRITE = mpb.PERMISSION_WRITE
 # Half the bound: metadata's auth cache (services/metadata/access.py
 # AUTH_CACHE_S) may hold the key for the other half.
 CACHE_TTL_S = REVOKE_WITHIN_S / 2
+
+
+# Metadata's answer is the caller's answer, with its message: these codes
+# say something about the request or the caller, and a client must see them
+# as such (retrying a PERMISSION_DENIED, or a bug hidden as an outage, helps
+# nobody).
+_PASSED_ON: dict[grpc.StatusCode, tuple[type[DepotError], str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (InvalidArgument, "invalid entity"),
+    grpc.StatusCode.NOT_FOUND: (NotFound, "no such entity"),
+    grpc.StatusCode.PERMISSION_DENIED: (PermissionDenied, "permission denied"),
+    grpc.StatusCode.UNAUTHENTICATED: (Unauthenticated, "invalid API key"),
+    grpc.StatusCode.FAILED_PRECONDITION: (FailedPrecondition, "failed precondition"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (ResourceExhausted, "resource exhausted"),
+}
+# Only a failure to get an answer is retryable.
+_TRANSPORT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _caller_error(e: grpc.aio.AioRpcError) -> DepotError:
+    """The error the manifest service answers for metadata's CheckAccess failure ``e``."""
+    code = e.code()
+    passed = _PASSED_ON.get(code)
+    if passed is not None:
+        cls, default = passed
+        reason, field = _error_info(e)
+        if field is None and code != grpc.StatusCode.UNAUTHENTICATED:
+            field = "entity"
+        return cls(e.details() or default, field=field, reason=reason)
+    if code in _TRANSPORT:
+        return Unavailable(f"metadata service: {e.details()}")
+    # INTERNAL, UNKNOWN, anything unexpected: a bug behind the answer, not an
+    # outage. A plain DepotError is INTERNAL at the edge (status.py), logged
+    # there, and not retried by clients.
+    return DepotError(f"metadata service failed ({code.name}): {e.details()}", reason="METADATA_FAILED")
+
+
+def _error_info(e: grpc.aio.AioRpcError) -> tuple[str | None, str | None]:
+    """The reason and field metadata put in its ErrorInfo (status.py), so they reach the caller too."""
+    for key, value in e.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return None, None
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return info.reason or None, info.metadata.get("field") or None
+    return None, None
 
 
 class MetadataAccess:
@@ -49,17 +110,7 @@ class MetadataAccess:
                 timeout=10,
             )
         except grpc.aio.AioRpcError as e:
-            # Metadata's answer is the caller's answer; only a failure to get
-            # one is UNAVAILABLE (retryable).
-            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
-                raise Unauthenticated(e.details() or "invalid API key") from None
-            if e.code() == grpc.StatusCode.PERMISSION_DENIED:
-                raise PermissionDenied(e.details() or "permission denied", field="entity") from None
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(e.details() or "no such entity", field="entity") from None
-            if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise InvalidArgument(e.details() or "invalid entity", field="entity") from None
-            raise Unavailable(f"metadata service: {e.details()}") from None
+            raise _caller_error(e) from None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[ck] = (now + CACHE_TTL_S, resp.via_registry)
