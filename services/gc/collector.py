@@ -23,14 +23,24 @@ SAMPLE = 20
 
 # A version expires when its TTL (its own, or the team default it inherits)
 # has run out since commit, unless it is linked into a registry.
+#
+# The TTL is clamped to 0 .. 100 years (validate.MAX_TTL) before it is added:
+# migration 0004 bounds stored TTLs, but one row outside them (written by
+# hand, or with the constraint dropped) must not make the addition overflow
+# ("timestamp out of range") and so stop every pass, expiring nothing for
+# anyone. Past 100 years the clamp changes no answer for a version committed
+# in this century.
 _EXPIRED = """
     FROM versions v
     JOIN collections c ON c.id = v.collection_id
     JOIN projects p ON p.id = c.project_id
     JOIN entities e ON e.id = p.entity_id
+    -- The version's own TTL, or its entity's default when it inherits.
+    CROSS JOIN LATERAL (SELECT CASE WHEN v.ttl_inherit THEN e.default_ttl ELSE v.ttl END AS ttl) t
     WHERE v.state = 'committed'
-      -- The version's own TTL, or its entity's default when it inherits.
-      AND v.commit_time + CASE WHEN v.ttl_inherit THEN e.default_ttl ELSE v.ttl END < now()
+      -- NULL is forever; said here because LEAST and GREATEST skip NULLs.
+      AND t.ttl IS NOT NULL
+      AND v.commit_time + LEAST(GREATEST(t.ttl, interval '0'), interval '36525 days') < now()
       -- Versions linked into a registry never expire.
       AND NOT EXISTS (SELECT 1 FROM links l WHERE l.version_id = v.id)
       AND ($1::text = '' OR e.name = $1)

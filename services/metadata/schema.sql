@@ -17,7 +17,10 @@ CREATE TABLE entities (
     org_id bigint REFERENCES entities (id) ON DELETE SET NULL,
     -- Team settings: the TTL of versions that inherit it (NULL: forever) and
     -- who may set TTLs.
-    default_ttl interval,
+    -- Bounded as the API bounds it (validate.MAX_TTL): commit_time + ttl
+    -- must stay a date PostgreSQL can compute.
+    default_ttl interval CONSTRAINT entities_default_ttl_range
+        CHECK (default_ttl BETWEEN interval '1 second' AND interval '36525 days'),
     ttl_policy text NOT NULL DEFAULT 'members' CHECK (ttl_policy IN ('members', 'admins'))
 );
 
@@ -87,7 +90,8 @@ CREATE TABLE versions (
     description text NOT NULL DEFAULT '',
     metadata jsonb NOT NULL DEFAULT '{}',
     producer_run_id bigint REFERENCES runs (id) ON DELETE SET NULL,
-    ttl interval,
+    -- 1 second .. 100 years, as entities.default_ttl.
+    ttl interval CONSTRAINT versions_ttl_range CHECK (ttl BETWEEN interval '1 second' AND interval '36525 days'),
     create_time timestamptz NOT NULL DEFAULT now(),
     commit_time timestamptz,
     delete_time timestamptz,
