@@ -12,6 +12,12 @@ per service is enough for mutual TLS. DEPOT_TLS_SERVER_NAME is the name to
 check in the peer's certificate when the address does not carry it (the
 all-in-one calls itself on 127.0.0.1).
 
+Plaintext between services only when chosen: a ``grpc://`` address, or
+DEPOT_INSECURE=1, or a loopback address. A bare ``host:port`` of another
+host with no TLS settings is refused at startup, because the manifest
+service forwards its callers' API keys on that channel (the SDK refuses the
+same).
+
 Files are read once, when the configuration is built: a missing or
 unreadable file is a one-line error naming the variable, at startup, not a
 handshake failure at the first call.
@@ -20,6 +26,7 @@ handshake failure at the first call.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -33,6 +40,7 @@ SERVER_VARS = ("DEPOT_TLS_CERT", "DEPOT_TLS_KEY", "DEPOT_TLS_CLIENT_CA")
 CLIENT_VARS = ("DEPOT_TLS_CA", "DEPOT_TLS_CLIENT_CERT", "DEPOT_TLS_CLIENT_KEY", "DEPOT_TLS_SERVER_NAME")
 SECURE_SCHEME = "grpcs://"
 PLAIN_SCHEME = "grpc://"
+_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,44 @@ def is_local(target: str) -> bool:
         ip = ip_address(host)
     except ValueError:
         return False
-    return ip.is_loopback or ip.is_unspecified
+    # Not is_unspecified: 0.0.0.0 and :: are listening addresses, not
+    # destinations, and what a connect() to them reaches is not ours to say.
+    return ip.is_loopback
+
+
+def insecure_from_env(env: Mapping[str, str]) -> bool:
+    """DEPOT_INSECURE=1: plaintext to another host is meant (as for the SDK)."""
+    return env.get("DEPOT_INSECURE", "").strip().lower() in _TRUE
+
+
+def plaintext_target(
+    address: str,
+    client: ClientTLS | None,
+    server: ServerTLS | None,
+    *,
+    to_self: bool = False,
+    insecure: bool = False,
+) -> str | None:
+    """The ``host:port`` to call in plaintext, or None for TLS.
+
+    Raises ValueError (one line, for startup) when plaintext would carry
+    callers' API keys off this machine without being asked for: a bare
+    address to another host with no TLS settings.
+    """
+    target, scheme_tls = split_scheme(address)
+    if to_self:
+        use_tls = server is not None
+    else:
+        use_tls = scheme_tls if scheme_tls is not None else (client is not None or server is not None)
+    if use_tls:
+        return None
+    if scheme_tls is None and not to_self and not insecure and not is_local(target):
+        raise ValueError(
+            f"DEPOT_METADATA_ADDRESS={address}: refusing to forward API keys in plaintext to {target}; "
+            f"use grpcs://{target} with DEPOT_TLS_CA (TLS), or grpc://{target} or DEPOT_INSECURE=1 "
+            "if this network is trusted"
+        )
+    return target
 
 
 def internal_channel(
@@ -154,26 +199,25 @@ def internal_channel(
     server: ServerTLS | None,
     *,
     to_self: bool = False,
+    env: Mapping[str, str] = os.environ,
 ) -> grpc.aio.Channel:
     """A channel from one service to another.
 
     TLS when the address says ``grpcs://``, or when TLS is configured at all
-    (a service that serves TLS speaks it to its peers too); plaintext only
-    for ``grpc://`` or a bare address with no TLS settings, as before TLS.
-    ``to_self``: the all-in-one calling its own port, which speaks TLS
-    exactly when it serves TLS, and can trust its own (self-signed)
-    certificate when no CA is given.
+    (a service that serves TLS speaks it to its peers too). Plaintext for
+    ``grpc://``, or a bare address on loopback with no TLS settings; a bare
+    address to another host with none is refused (callers' API keys are
+    forwarded on this channel) unless DEPOT_INSECURE=1. ``to_self``: the
+    all-in-one calling its own port, which speaks TLS exactly when it
+    serves TLS, and can trust its own (self-signed) certificate when no CA
+    is given.
     """
-    target, scheme_tls = split_scheme(address)
-    if to_self:
-        use_tls = server is not None
-    else:
-        use_tls = scheme_tls if scheme_tls is not None else (client is not None or server is not None)
-    if not use_tls:
-        if not is_local(target):
-            # Callers' API keys are forwarded on this channel.
-            log.warning("calling %s in plaintext: API keys cross the network in clear; configure TLS", target)
-        return grpc.aio.insecure_channel(target)
+    plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure_from_env(env))
+    if plain is not None:
+        if not to_self and not is_local(plain):
+            log.warning("calling %s in plaintext, as configured: API keys cross the network in clear", plain)
+        return grpc.aio.insecure_channel(plain)
+    target, _ = split_scheme(address)
     roots = client.ca if client is not None else None
     if roots is None and to_self and server is not None:
         roots = server.cert_chain

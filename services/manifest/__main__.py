@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from depot.services.common import serving, telemetry, tls
@@ -41,7 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
     telemetry.setup("depot-manifest")
-    serving.run(_serve(Config.from_env(default_port=50052)))
+    try:
+        config = Config.from_env(default_port=50052)
+        # Refused here, in one line, rather than as a traceback from _serve.
+        tls.plaintext_target(
+            config.metadata_address, config.client_tls, config.tls, insecure=tls.insecure_from_env(os.environ)
+        )
+    except ValueError as e:
+        print(f"depot-manifest: error: {e}", file=sys.stderr)
+        return 2
+    serving.run(_serve(config))
     return 0
 
 
