@@ -417,27 +417,16 @@ class Artifacts:
 
     # -- projects and runs -------------------------------------------------
 
-    async def _project_id(self, who: Principal, project: names.ProjectName, need: Any) -> int:
-        return (await self._project(who, project, need))[0]
-
-    async def _project(self, who: Principal, project: names.ProjectName, need: Any) -> tuple[int, EntityAccess]:
-        found = await self._access.check(who, project.entity, need)
-        entity_id = found.id
-        key = (entity_id, project.project)
+    async def _made_project(self, found: EntityAccess, project: names.ProjectName) -> int:
+        """The project's id, created if missing (logging into a project makes
+        it). Call it after every other check, inside the transaction of the
+        work that needs it, so that a refused request leaves no project."""
+        key = (found.id, project.project)
         if key in self._project_ids:
-            return self._project_ids[key], found
-        if need >= WRITE:
-            pid = await _get_or_create(self._db, _PROJECT_GET_OR_CREATE, entity_id, project.project)
-        else:
-            pid = await self._db.fetchval(
-                "SELECT id FROM projects WHERE entity_id = $1 AND name = $2",
-                entity_id,
-                project.project,
-            )
-            if pid is None:
-                raise NotFound(f"project {project} not found", field="parent")
-        self._db.on_commit(lambda: self._remember_project(key, int(pid)))
-        return int(pid), found
+            return self._project_ids[key]
+        pid = int(await _get_or_create(self._db, _PROJECT_GET_OR_CREATE, found.id, project.project))
+        self._db.on_commit(lambda: self._remember_project(key, pid))
+        return pid
 
     def _remember_project(self, key: tuple[int, str], pid: int) -> None:
         if len(self._project_ids) >= _PROJECT_CACHE:
@@ -453,15 +442,17 @@ class Artifacts:
         if job_type:
             names.check_part(job_type, "run.job_type", "job type")
         config = _check_metadata(config_json, "run.config_json")
-        pid = await self._project_id(who, project, WRITE)
+        found = await self._access.check(who, project.entity, WRITE)
         try:
-            await self._db.execute(
-                "INSERT INTO runs (project_id, name, job_type, config) VALUES ($1, $2, $3, $4)",
-                pid,
-                run_id,
-                job_type,
-                config,
-            )
+            # One transaction: a run that cannot be made leaves no project.
+            async with self._db.transaction():
+                await self._db.execute(
+                    "INSERT INTO runs (project_id, name, job_type, config) VALUES ($1, $2, $3, $4)",
+                    await self._made_project(found, project),
+                    run_id,
+                    job_type,
+                    config,
+                )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(f"run {project}/runs/{run_id} already exists", field="run_id") from None
         return await self.get_run(who, f"{project}/runs/{run_id}")
@@ -527,18 +518,23 @@ class Artifacts:
             names.check_settable_alias(a)
         if manifest is not None and manifest.entity != project.entity:
             raise InvalidArgument("the manifest belongs to another entity", field="manifest.entity")
-        pid, found = await self._project(who, project, WRITE)
+        # Every check comes before anything is created: the project of a first
+        # log is made below, in the version's transaction, so a refusal (here,
+        # or a type mismatch there) leaves nothing behind.
+        found = await self._access.check(who, project.entity, WRITE)
         if not inherit:
             # Choosing a TTL (or "forever") instead of the team default.
             _ttl_permission(found)
         run_id, producer_run = None, ""
         if run:
             run_row = await self._run_row(who, run, WRITE, "run")
-            if run_row["project_id"] != pid:
+            # By name: the project may not exist yet (names are unique per entity).
+            if (run_row["entity_name"], run_row["project_name"]) != (project.entity, project.project):
                 raise InvalidArgument("the run belongs to another project", field="run")
             run_id, producer_run = run_row["id"], _run(run_row).name
         row = _NewVersion(uuid.uuid4(), description, metadata, run_id, ttl, inherit, tag_list)
         async with self._db.transaction() as conn:
+            pid = await self._made_project(found, project)
             # Committing locks the collection row: see _CREATE_COMMITTED.
             sql = _COLLECTION_GET_OR_CREATE if manifest is None else _COLLECTION_GET_OR_CREATE_LOCKED
             coll = await _get_or_create(conn, sql, pid, artifact, type_, row=True)
