@@ -24,11 +24,18 @@ from depot.services.common.errors import InvalidArgument, NotFound
 
 CHUNK = 1 << 20
 _WRITE_INLINE = 64 * 1024
+# Where LocalBlobStore stages writes before their atomic rename. Keys start
+# with an entity name ([A-Za-z0-9_.-]{1,128}); '~' is outside that rule, so
+# no entity's directory can be the staging area (it was ".tmp", a valid
+# entity name: that entity's blobs sat inside it, and clearing stale staged
+# files deleted them). Stores made before keep their old ".tmp": it holds at
+# most stale staged files, or an entity of that name, and is left alone.
+STAGING = "~staging"
 
 
 def check_key(key: str) -> str:
     parts = key.split("/")
-    if not key or key.startswith("/") or "\0" in key or any(p in ("", ".", "..") for p in parts):
+    if not key or key.startswith("/") or "\0" in key or any(p in ("", ".", "..") for p in parts) or parts[0] == STAGING:
         raise InvalidArgument(f"invalid blob key {key!r}")
     return key
 
@@ -57,7 +64,7 @@ class LocalBlobStore:
     def __init__(self, root: Path):
         self.root = root.resolve()
         self.url = self.root.as_uri()
-        self.tmp = str(self.root / ".tmp")
+        self.tmp = str(self.root / STAGING)
         os.makedirs(self.tmp, exist_ok=True)
 
     def _path(self, key: str) -> str:
