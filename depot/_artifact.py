@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import weakref
 from collections.abc import Iterator
@@ -76,6 +77,25 @@ def _hash_local(paths: list[Path], algorithm: str) -> list[tuple[bytes, ...]]:
         return hash_files([str(p) for p in paths], (algorithm,))
     except OSError as e:
         raise InvalidArgumentError(f"cannot read {e.filename or paths[0]}: {e.strerror}", field="local_path") from None
+
+
+def _local_kind(value: object, field: str) -> tuple[Path, str]:
+    """``value`` as a Path and what is there: ``file``, ``dir``, ``other`` or ``""`` (nothing)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidArgumentError(f"{field} must be a path, not {type(value).__name__}", field=field)
+    try:
+        path = Path(value)
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return Path(value), ""
+    except (OSError, TypeError, ValueError) as e:
+        # A name too long for the filesystem, a NUL, a bytes path: the
+        # caller's argument, not an OSError from deep in pathlib.
+        reason = getattr(e, "strerror", None) or str(e)
+        raise InvalidArgumentError(f"cannot use {value!r} as {field}: {reason}", field=field) from None
+    if stat.S_ISREG(st.st_mode):
+        return path, "file"
+    return path, "dir" if stat.S_ISDIR(st.st_mode) else "other"
 
 
 def _metadata(value: object) -> dict[str, Any]:
@@ -221,8 +241,8 @@ class Artifact:
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> ManifestEntry:
         """Adds one local file, stored under ``name`` (default: its file name)."""
         self._check_mutable()
-        path = Path(local_path)
-        if not path.is_file():
+        path, kind = _local_kind(local_path, "local_path")
+        if kind != "file":
             raise InvalidArgumentError(f"{path} is not a file", field="local_path")
         entry_path = check_entry_path(path.name if name is None else name, "name")
         self._tree.check(entry_path)
@@ -240,8 +260,8 @@ class Artifact:
     def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
         """Adds every file under a directory, keeping relative paths (under ``name``)."""
         self._check_mutable()
-        root = Path(local_path)
-        if not root.is_dir():
+        root, kind = _local_kind(local_path, "local_path")
+        if kind != "dir":
             raise InvalidArgumentError(f"{root} is not a directory", field="local_path")
         prefix = f"{check_entry_path(name.strip('/') if isinstance(name, str) else name, 'name')}/" if name else ""
         files = sorted(p for p in root.rglob("*") if p.is_file())
@@ -324,12 +344,17 @@ class Artifact:
         """
         self._check_mutable()
         limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidArgumentError("max_objects must be an integer of at least 1", field="max_objects")
+        if type(limit) is not int or not 1 <= limit <= INT64_MAX:
+            raise InvalidArgumentError(
+                f"max_objects must be an integer from 1 to {INT64_MAX}, not {limit!r}", field="max_objects"
+            )
+        if not isinstance(checksum, bool):
+            raise InvalidArgumentError(f"checksum must be True or False, not {checksum!r}", field="checksum")
         if name is not None:
             check_entry_path(name.strip("/") if isinstance(name, str) else name, "name")
-        if not isinstance(uri, str):
-            raise InvalidArgumentError(f"uri must be a string, not {type(uri).__name__}", field="uri")
+        # The URI is recorded as the entry's ref (s3:// as the server's listing
+        # prefix): UTF-8 without control characters, like every ref.
+        check_entry_string(uri, "uri", "reference URI")
         try:
             parts = urlsplit(uri)
         except ValueError as e:
@@ -351,8 +376,8 @@ class Artifact:
                 f"unsupported reference scheme {parts.scheme!r} (this SDK handles file://)",
                 field="uri",
             )
-        local = Path(unquote(parts.path))
-        if local.is_file():
+        local, kind = _local_kind(unquote(parts.path), "uri")
+        if kind == "file":
             ((raw,),) = _hash_local([local], self.hash_algorithm)
             return [
                 self._put(
@@ -365,7 +390,7 @@ class Artifact:
                     )
                 )
             ]
-        if not local.is_dir():
+        if kind != "dir":
             raise NotFoundError(f"reference {uri} does not exist")
         files = []
         for p in sorted(local.rglob("*")):
@@ -561,6 +586,8 @@ class Artifact:
         """Fetches every file into ``root`` and verifies each digest; returns ``root``."""
         v = self._logged()
         assert self._client is not None
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise InvalidArgumentError(f"root must be a path, not {type(root).__name__}", field="root")
         target = Path(root) if root is not None else Path("artifacts") / f"{self.name}:v{v.index}"
         try:
             target.mkdir(parents=True, exist_ok=True)

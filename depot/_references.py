@@ -826,7 +826,10 @@ def _fetch_file(e: ManifestEntry, dest: Path, allow_missing: bool) -> bool:
     except OSError as err:
         if err.errno == errno.ENOTDIR:
             return _missing(e, allow_missing, f"{src} does not exist")
-        raise DepotError(f"{e.path}: cannot read {src}: {err.strerror}") from None
+        raise DepotError(f"{e.path}: cannot read {src}: {err.strerror}", field=e.path) from None
+    except ValueError:
+        # file:///a%00b: no file can have that name (open() raises ValueError).
+        raise InvalidArgumentError(f"{e.path}: {e.ref} is not a local file name", field=e.path) from None
     check.content(size)
     return True
 

@@ -197,10 +197,43 @@ def test_add_file_dir_and_reference_conflicts(tmp_path: Path) -> None:
     assert sorted(art.manifest.entries) == ["a", "t/sub/g.txt"]
 
 
-def test_reference_without_checksum_keeps_its_size_in_range(tmp_path: Path) -> None:
+# -- local paths and reference arguments -----------------------------------------------
+
+
+def test_local_paths_the_os_refuses_are_invalid_arguments(tmp_path: Path) -> None:
     art = depot.Artifact("ok", type="dataset")
-    (e,) = art.add_reference("http://127.0.0.1:9/data/x.bin", checksum=False)
-    assert e.path == "x.bin" and e.size == 0
+    long_name = str(tmp_path / ("x" * 300))  # ENAMETOOLONG from stat(), not "missing"
+    for bad in (123, b"/etc/passwd", "a\0b", long_name, "y" * 5000):
+        assert _refused(lambda: art.add_file(bad)).field == "local_path"
+        assert _refused(lambda: art.add_dir(bad)).field == "local_path"
+    for uri in (f"file://{long_name}", "file:///tmp/a%00b"):
+        assert _refused(lambda: art.add_reference(uri)).field == "uri"
+    assert not art.manifest.entries
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"uri": "s3://bucket/k\ud800"}, "uri"),
+        ({"uri": "s3://bucket/a\nb"}, "uri"),
+        ({"uri": "gs://bucket/a\x85", "checksum": False}, "uri"),
+        ({"uri": "s3://bucket/p/", "max_objects": True}, "max_objects"),
+        ({"uri": "s3://bucket/p/", "max_objects": 2**63}, "max_objects"),
+        ({"uri": "s3://bucket/p/", "checksum": "no"}, "checksum"),
+    ],
+    ids=["surrogate", "newline", "c1-unchecked", "bool-limit", "limit-past-int64", "checksum-str"],
+)
+def test_reference_arguments_a_manifest_cannot_carry(kw: dict[str, Any], field: str) -> None:
+    art = depot.Artifact("ok", type="dataset")
+    assert _refused(lambda: art.add_reference(**kw)).field == field
+    assert not art.manifest.entries and not art._server_references
+
+
+def test_fetching_a_file_reference_no_file_can_have(tmp_path: Path) -> None:
+    from depot._references import fetch_reference
+
+    e = ManifestEntry("a", MD5, "md5", 1, ref="file:///tmp/a%00b")
+    assert _refused(lambda: fetch_reference(e, tmp_path / "dest")).field == "a"
 
 
 # -- downloads of older data ------------------------------------------------------------
@@ -243,3 +276,4 @@ def test_download_of_a_version_with_a_control_character_in_a_path(server, tmp_pa
     got._manifest = Manifest({long_name: ManifestEntry(long_name, blob.digest, blob.algorithm, blob.size)})
     err = _refused(lambda: got.download(tmp_path / "out2"), depot.DepotError)
     assert err.field == long_name
+    assert _refused(lambda: got.download(5)).field == "root"  # type: ignore[arg-type]
