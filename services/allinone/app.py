@@ -37,7 +37,7 @@ import grpc
 
 from depot.services.common import serving, tls
 from depot.services.common.config import Config
-from depot.services.common.secret_files import private_dir, tighten_secret_file, write_secret_file
+from depot.services.common.secret_files import DataDirError, private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import add_gc
 from depot.services.manifest.server import add_manifest
 from depot.services.manifest.store import open_store
@@ -72,13 +72,22 @@ def lock_data_dir(data_dir: Path) -> int:
     The fd is close-on-exec, so PostgreSQL and the worker processes never
     hold it: a server that is gone never keeps its data dir locked.
     """
-    fd = os.open(private_dir(data_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock_file = private_dir(data_dir) / LOCK_FILE
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        raise DataDirError(f"cannot open {lock_file}: {e.strerror or e}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
         os.close(fd)
         raise DataDirBusy(_busy_message(data_dir, holder)) from None
+    except OSError as e:
+        # ENOLCK (NFS without a lock manager), EACCES, ...: the lock that
+        # keeps two servers apart cannot be had, so do not start without it.
+        os.close(fd)
+        raise DataDirError(f"cannot lock data dir {data_dir} ({LOCK_FILE}): {e.strerror or e}") from None
     except BaseException:
         os.close(fd)
         raise
@@ -104,7 +113,8 @@ def _busy_message(data_dir: Path, holder_pid: str) -> str:
 async def start(config: Config, stack: AsyncExitStack) -> Running:
     """Starts everything; ``stack`` stops it all again in reverse order.
 
-    Raises DataDirBusy when another server runs on ``config.data_dir``.
+    Raises DataDirBusy when another server runs on ``config.data_dir``, and
+    DataDirError when it cannot be used or locked.
     """
     stack.callback(os.close, lock_data_dir(config.data_dir))
     dsn = config.database_url
@@ -266,7 +276,7 @@ async def serve(config: Config) -> None:
     async with AsyncExitStack() as stack:
         try:
             running = await start(config, stack)
-        except DataDirBusy as e:
+        except (DataDirBusy, DataDirError) as e:
             print(f"depot: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
         scheme = "grpcs://" if config.tls is not None else ""

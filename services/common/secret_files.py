@@ -11,7 +11,8 @@ one value.
 
 The data dir holding them is made 0700 by :func:`private_dir`; one that
 exists with looser bits and belongs to us is tightened (with a warning),
-because blobs and the embedded PostgreSQL live there too.
+because blobs and the embedded PostgreSQL live there too; one that belongs
+to another user is refused (DataDirError, one line).
 """
 
 from __future__ import annotations
@@ -28,17 +29,29 @@ SECRET_MODE = 0o600
 DIR_MODE = 0o700
 
 
+class DataDirError(ValueError):
+    """The data dir cannot be used safely (or at all); the message is one line naming it."""
+
+
 def private_dir(path: Path) -> Path:
-    """Creates ``path`` (mode 0700) or tightens an existing one we own."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    st = path.stat()
-    loose = stat.S_IMODE(st.st_mode) & 0o077
-    if loose:
-        if st.st_uid == os.geteuid():
-            log.warning("data dir %s was mode %o; setting 0700 (it holds secrets)", path, stat.S_IMODE(st.st_mode))
-            path.chmod(DIR_MODE)
-        else:
-            log.warning("data dir %s is mode %o and not ours: others may read its files", path, st.st_mode & 0o777)
+    """Creates ``path`` (mode 0700) or tightens an existing one we own.
+
+    Raises DataDirError when it belongs to another user: its owner could
+    read our secrets or replace files under us whatever its mode says.
+    """
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        st = path.stat()
+    except OSError as e:
+        raise DataDirError(f"data dir {path}: {e.strerror or e}") from None
+    if st.st_uid != os.geteuid():
+        raise DataDirError(
+            f"data dir {path} belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()}): "
+            "its owner could read or replace the secrets kept there; use a directory of your own"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        log.warning("data dir %s was mode %o; setting 0700 (it holds secrets)", path, stat.S_IMODE(st.st_mode))
+        path.chmod(DIR_MODE)
     return path
 
 
@@ -95,4 +108,4 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["private_dir", "tighten_secret_file", "write_secret_file", "SECRET_MODE", "DIR_MODE"]
+__all__ = ["DataDirError", "private_dir", "tighten_secret_file", "write_secret_file", "SECRET_MODE", "DIR_MODE"]
