@@ -322,6 +322,8 @@ class Artifact:
             f = open(target, mode, encoding=encoding)
         except OSError as e:
             raise DepotError(f"new_file {name!r}: cannot stage it: {e.strerror or e}", field="name") from None
+        except LookupError as e:  # a codec that is not a text encoding (rot13)
+            raise InvalidArgumentError(f"encoding {encoding!r}: {e}", field="encoding") from None
         with f:
             yield f
         self.add_file(target, name=name)

@@ -153,6 +153,8 @@ def test_new_file_write_modes(mode: str) -> None:
 def test_new_file_encoding_and_exclusive_mode() -> None:
     art = depot.Artifact("ok", type="dataset")
     assert _refused(lambda: _write(art, "f", encoding="no-such-codec")).field == "encoding"
+    assert _refused(lambda: _write(art, "f", encoding="rot13")).field == "encoding"
+    assert _refused(lambda: _write(art, "f", encoding=5)).field == "encoding"
     assert _refused(lambda: _write(art, "f", "wb", encoding="utf-8")).field == "encoding"
     _write(art, "f", "x")
     assert _refused(lambda: _write(art, "f", "x"), depot.AlreadyExistsError).field == "name"
