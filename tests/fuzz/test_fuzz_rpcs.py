@@ -10,8 +10,14 @@ all-in-one server, with an admin key and with none. The answer may be any
 status but INTERNAL or UNKNOWN; afterwards the server still serves and an
 artifact committed before the fuzzing still downloads and verifies.
 
+The fuzzer's team ``fz`` is seeded with a project, a committed version
+(``fz/p/ds:v0``, alias ``best``) and the run that logged it (``fz/p/runs/r1``), and
+generated names point at them often, so mutations carrying hostile values
+reach the database and later reads return what they stored; afterwards every
+seeded thing still reads back without INTERNAL.
+
 Bounded: a few examples per method (DEPOT_FUZZ_EXAMPLES to raise it), so the
-file runs in well under a minute on two cores.
+file runs in about a minute on two cores.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from depot.manifest.v1 import manifest_pb2
 from depot.metadata.v1 import metadata_pb2, metadata_pb2_grpc
 from depot.metadata.v1 import metadata_pb2 as pb
 
-EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "20"))
 BAD = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 # The fuzzer's own team: names it may guess. The guarded artifact lives in
 # another entity, so no generated request (a TTL, a purge) targets it on purpose.
@@ -57,6 +63,12 @@ _NAMES = [
     f"entities/{TEAM}/projects/p/artifacts/ds",
     f"entities/{TEAM}/projects/p/artifacts/ds/versions/v0",
     f"entities/{TEAM}/projects/p/artifacts/ds/versions/latest",
+    f"entities/{TEAM}/projects/p/artifacts/ds/versions/best",
+    f"{TEAM}/p/ds:v0",
+    f"{TEAM}/p/runs/r1",
+    "r1",
+    "best",
+    "entities/admin",
     f"entities/{TEAM}/projects/p/runs/r1",
     f"entities/{TEAM}/registries/reg",
     TEAM,
@@ -88,7 +100,10 @@ _HOSTILE = [
     "entities/../projects/x",
     "AAAAAAAAAAAAAAAAAAAAAA==",
 ]
+# Real names weigh double (one_of picks a branch uniformly): most calls
+# should get past "not found" and store or read something.
 _strings = st.one_of(
+    st.sampled_from(_NAMES),
     st.sampled_from(_NAMES),
     st.sampled_from(_HOSTILE),
     st.text(max_size=40),
@@ -260,7 +275,37 @@ def guarded(server, tmp_path: Path) -> Iterator[depot.Artifact]:
         art = depot.Artifact("ds", type="dataset")
         art.add_dir(data)
         logged = run.log_artifact(art).wait()
+    # What the fuzzer's names point at: fz/p/ds:v0 (alias best) logged by run r1.
+    with depot.init(entity=TEAM, project="p", name="r1", job_type="seed", **kw) as run:
+        seed = depot.Artifact("ds", type="dataset")
+        seed.add_file(data / "a.txt")
+        run.log_artifact(seed, aliases=["best"]).wait()
     yield logged
+
+
+def _assert_seed_reads_back(server) -> None:
+    """Whatever the fuzzing stored on the seeded things reads back: no INTERNAL."""
+    channel = grpc.insecure_channel(server.address)
+    meta = metadata_pb2_grpc.MetadataServiceStub(channel)
+    md = (("authorization", f"Bearer {server.admin_key}"),)
+    project = f"entities/{TEAM}/projects/p"
+    reads = [
+        lambda: meta.GetArtifactVersion(
+            pb.GetArtifactVersionRequest(name=f"{project}/artifacts/ds/versions/v0"), metadata=md
+        ),
+        lambda: meta.ListArtifactVersions(
+            pb.ListArtifactVersionsRequest(parent=f"{project}/artifacts/ds"), metadata=md
+        ),
+        lambda: meta.GetRun(pb.GetRunRequest(name=f"{project}/runs/r1"), metadata=md),
+        lambda: meta.ListCollections(pb.ListCollectionsRequest(parent=project), metadata=md),
+        lambda: meta.ListProjects(pb.ListProjectsRequest(parent=f"entities/{TEAM}"), metadata=md),
+    ]
+    for read in reads:
+        try:
+            read()
+        except grpc.RpcError as e:
+            # Fuzzed deletes may have removed a thing: gone is fine, broken is not.
+            assert e.code() not in BAD, e.details()  # type: ignore[attr-defined]
 
 
 def _assert_still_serving(server, tmp_path: Path, logged: Any) -> None:
@@ -314,6 +359,7 @@ def test_fuzz_every_rpc(server, guarded, tmp_path: Path) -> None:
     _assert_still_serving(server, tmp_path, guarded)
     for m in METHODS:
         _fuzz_messages(channel, m, keys)
+    _assert_seed_reads_back(server)
     _assert_still_serving(server, tmp_path, guarded)
 
 
