@@ -39,7 +39,7 @@ from depot.services.common import serving, tls
 from depot.services.common.config import Config
 from depot.services.common.secret_files import DataDirError, private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import add_gc
-from depot.services.manifest.server import add_manifest
+from depot.services.manifest.server import add_manifest, sweep_staging
 from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
@@ -156,9 +156,10 @@ async def _serve_services(
 ) -> tuple[grpc.aio.Server, str]:
     """Opens the blob store and serves the three services on ``config.listen``
     (``joining``: a worker, on the port its first process already serves)."""
-    store_kwargs = config.s3_options() if config.storage_url.startswith("s3://") else {}
-    store = await open_store(config.storage_url, **store_kwargs)
+    store = await open_store(config.storage_url, **config.store_options())
     stack.push_async_callback(store.aclose)
+    # What a crash left staged is swept before serving, then periodically.
+    stack.callback((await sweep_staging(store)).cancel)
 
     server = serving.new_server(reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:
@@ -174,7 +175,14 @@ async def _serve_services(
     stack.push_async_callback(channel.close)
     names = [
         add_metadata(server, pool, config.internal_secret),
-        add_manifest(server, store, channel, config.internal_secret, config.reference_policy()),
+        add_manifest(
+            server,
+            store,
+            channel,
+            config.internal_secret,
+            config.reference_policy(),
+            idle_timeout_s=config.upload_idle_timeout_s,
+        ),
         add_gc(server, pool),
     ]
     # Workers share the first process's health port along with its database.

@@ -48,6 +48,10 @@ class Config:
     # A second, plaintext port answering only grpc.health.v1, for probes
     # that cannot speak TLS (Kubernetes' grpc probes).
     health_listen: str | None = None
+    # Manifest service: staged files untouched this long are a crash's
+    # leftovers and are swept; a client stream idle this long is closed.
+    staging_grace_s: float = 3600.0
+    upload_idle_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, *, default_port: int = 50051) -> Config:
@@ -83,6 +87,8 @@ class Config:
             tls=server_tls_from_env(env),
             client_tls=client_tls_from_env(env),
             health_listen=env.get("DEPOT_HEALTH_LISTEN") or None,
+            staging_grace_s=float(env.get("DEPOT_STAGING_GRACE_S", "3600")),
+            upload_idle_timeout_s=float(env.get("DEPOT_UPLOAD_IDLE_TIMEOUT_S", "60")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -104,10 +110,19 @@ class Config:
             "DEPOT_REFERENCE_S3_ENDPOINT_URL": self.reference_s3_endpoint_url,
             "DEPOT_WORKERS": str(self.workers),
             "DEPOT_HEALTH_LISTEN": self.health_listen,
+            "DEPOT_STAGING_GRACE_S": repr(self.staging_grace_s),
+            "DEPOT_UPLOAD_IDLE_TIMEOUT_S": repr(self.upload_idle_timeout_s),
             **(self.tls.to_env() if self.tls else {}),
             **(self.client_tls.to_env() if self.client_tls else {}),
         }
         return {k: v for k, v in values.items() if v}
+
+    def store_options(self) -> dict[str, object]:
+        """``open_store``'s keyword arguments for this configuration."""
+        options: dict[str, object] = {"staging_dir": self.data_dir / "staging", "staging_grace_s": self.staging_grace_s}
+        if self.storage_url.startswith("s3://"):
+            options.update(self.s3_options())
+        return options
 
     def s3_options(self) -> dict[str, str | None]:
         return {

@@ -75,3 +75,24 @@ class TooManyObjects(ResourceExhausted):
         )
         self.uri = uri
         self.limit = limit
+
+
+class StorageFull(ResourceExhausted):
+    """The blob store's disk is full or over quota (ENOSPC, EDQUOT, EFBIG):
+    retrying does not help until an operator frees space."""
+
+    reason = "STORAGE_FULL"
+
+
+class StorageNotWritable(FailedPrecondition):
+    """The blob store's disk refuses writes (EROFS, EACCES, EPERM): an
+    operator must fix the mount or its permissions."""
+
+    reason = "STORAGE_NOT_WRITABLE"
+
+
+class IdleTimeout(Aborted):
+    """A client stream sent nothing for the server's idle timeout and was
+    closed; nothing of it was stored, so sending it again is safe."""
+
+    reason = "IDLE_TIMEOUT"

@@ -15,23 +15,31 @@ import sys
 from depot.services.common import serving, telemetry, tls
 from depot.services.common.config import Config
 
-from .server import add_manifest
+from .server import add_manifest, sweep_staging
 from .store import open_store
 
 
 async def _serve(config: Config) -> None:
-    kwargs = config.s3_options() if config.storage_url.startswith("s3://") else {}
-    store = await open_store(config.storage_url, **kwargs)
+    store = await open_store(config.storage_url, **config.store_options())
+    sweeper = await sweep_staging(store)
     channel = tls.internal_channel(config.metadata_address, config.client_tls, config.tls)
     try:
         server = serving.new_server()
         port = serving.bind(server, config.listen, config.tls)
-        name = add_manifest(server, store, channel, config.internal_secret, config.reference_policy())
+        name = add_manifest(
+            server,
+            store,
+            channel,
+            config.internal_secret,
+            config.reference_policy(),
+            idle_timeout_s=config.upload_idle_timeout_s,
+        )
         health = await serving.start(server, [name], health_listen=config.health_listen)
         logging.info("manifest service on port %d, store %s", port, store.url)
         await serving.wait_for_signal()
         await serving.stop(server, health, 10)
     finally:
+        sweeper.cancel()
         await channel.close()
         await store.aclose()
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
-import tempfile
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import xxhash
 
 from depot.services.common.errors import FailedPrecondition, InvalidArgument
 
+from .staging import storage_errors
 from .store import BlobStore
 
 BLOB_ALGORITHMS = ("xxh3_128", "md5")
@@ -78,9 +79,8 @@ def _check_digest(blob: BlobId, hasher: Any, what: str) -> None:
 
 
 class Blobs:
-    def __init__(self, store: BlobStore, tmp_dir: Path | None = None):
+    def __init__(self, store: BlobStore):
         self._store = store
-        self._tmp = tmp_dir
 
     async def missing(self, entity: str, blobs: list[BlobId]) -> list[BlobId]:
         """The blobs not stored yet, in the order given (duplicates checked once).
@@ -106,22 +106,27 @@ class Blobs:
             raise InvalidArgument(f"blob size must be between 0 and {MAX_BLOB}", field="size")
         h = _hasher(blob.algorithm)
         received = 0
-        with tempfile.NamedTemporaryFile(dir=self._tmp, prefix="upload-") as f:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > size:
-                    raise InvalidArgument(f"received more than the declared {size} bytes", field="size")
-                h.update(chunk)
-                f.write(chunk)
-            f.flush()
+        # Staged beside the blobs (see staging.py); put_staged consumes it.
+        path = self._store.staging.new_file("upload-")
+        try:
+            with storage_errors(path), open(path, "wb") as f:
+                async for chunk in chunks:
+                    received += len(chunk)
+                    if received > size:
+                        raise InvalidArgument(f"received more than the declared {size} bytes", field="size")
+                    h.update(chunk)
+                    f.write(chunk)
             if received != size:
                 raise InvalidArgument(f"received {received} bytes, declared {size}", field="size")
             _check_digest(blob, h, "uploaded bytes have")
             key = blob_key(entity, blob)
             if await self._store.exists(key):
                 return False
-            await self._store.put_file(key, Path(f.name))
+            await self._store.put_staged(key, path)
             return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     async def put_inline(self, entity: str, blobs: list[tuple[BlobId, bytes]], field: str) -> None:
         """Stores small blobs sent with their manifest entries, after checking

@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import heapq
 import os
-import tempfile
+import shutil
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from depot.services.common.errors import FailedPrecondition, InvalidArgument, No
 
 from .blobs import BLOB_ALGORITHMS, MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
 from .references import ReferencePolicy, ReferenceSpec
+from .staging import Staging, storage_errors
 from .store import BlobStore
 
 REF_SCHEMES = ("s3", "gs", "file", "http", "https")
@@ -157,24 +158,29 @@ def _check_listed(path: str) -> None:
 
 class _Spool:
     """A write-only file for one manifest: in memory until ``_SPOOL_MEMORY``,
-    then a temporary file; hashes what it is given (the manifest id)."""
+    then a file in the staging dir; hashes what it is given (the manifest id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, staging: Staging) -> None:
+        self._staging = staging
         self._parts: list[bytes] = []
         self._size = 0
+        self._path: str | None = None
         self._file: IO[bytes] | None = None
         self._sha = hashlib.sha256()
 
     def write(self, data: bytes) -> int:
         self._sha.update(data)
         if self._file is None and self._size + len(data) > _SPOOL_MEMORY:
-            self._file = tempfile.NamedTemporaryFile(prefix="manifest-")  # noqa: SIM115 - closed by close()
-            self._file.writelines(self._parts)
+            self._path = self._staging.new_file("manifest-")
+            self._file = open(self._path, "wb")  # noqa: SIM115 - closed by close()
+            with storage_errors(self._path):
+                self._file.writelines(self._parts)
             self._parts = []
         if self._file is None:
             self._parts.append(bytes(data))
         else:
-            self._file.write(data)
+            with storage_errors(self._path or ""):
+                self._file.write(data)
         self._size += len(data)
         return len(data)
 
@@ -185,12 +191,18 @@ class _Spool:
         if self._file is None:
             await store.put_bytes(key, b"".join(self._parts))
         else:
-            self._file.flush()
-            await store.put_file(key, Path(self._file.name))
+            assert self._path is not None
+            with storage_errors(self._path):
+                self._file.close()
+            await store.put_staged(key, self._path)
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
 
 
 class Manifests:
@@ -226,8 +238,9 @@ class Manifests:
         references = references or []
         for i, spec in enumerate(references):
             self._references.check(spec, i)
+        staging = self._store.staging
         if not references:
-            spool = _Spool()
+            spool = _Spool(staging)
             try:
                 summary = await self._write_streamed(entity, digest_algorithm, batches, spool)
                 manifest_id = spool.sha256()
@@ -237,14 +250,15 @@ class Manifests:
             finally:
                 spool.close()
             return self._signed(entity, manifest_id, summary)
-        with tempfile.TemporaryDirectory(prefix="manifest-") as tmp:
+        tmp = staging.new_dir("manifest-")
+        try:
             streamed = os.path.join(tmp, "streamed")
-            with open(streamed, "wb") as f:
+            with storage_errors(streamed), open(streamed, "wb") as f:
                 summary = await self._write_streamed(entity, digest_algorithm, batches, f)
             segments = [(streamed, summary)] if summary.count or not references else []
             for i, spec in enumerate(references):
                 seg = os.path.join(tmp, f"ref{i}")
-                with open(seg, "wb") as f:
+                with storage_errors(seg), open(seg, "wb") as f:
                     writer = ManifestWriter(f, digest_algorithm)
                     await self._references.write(spec, writer)
                     ref_summary = writer.close()
@@ -258,12 +272,14 @@ class Manifests:
                     await asyncio.to_thread(_check_listed, final)
             else:
                 final = os.path.join(tmp, "merged")
-                with open(final, "wb") as f:
+                with storage_errors(final), open(final, "wb") as f:
                     summary = await asyncio.to_thread(_merge, [p for p, _ in segments], f, digest_algorithm)
             manifest_id = await asyncio.to_thread(_sha256_file, final)
             key = manifest_key(entity, manifest_id)
             if not await self._store.exists(key):
-                await self._store.put_file(key, Path(final))
+                await self._store.put_staged(key, final)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, tmp, True)
         return self._signed(entity, manifest_id, summary)
 
     def _signed(self, entity: str, manifest_id: str, summary: ManifestSummary) -> StoredManifest:
@@ -336,17 +352,32 @@ class Manifests:
 
     async def read(self, entity: str, manifest_id: str) -> AsyncIterator[list[ManifestEntry]]:
         key = manifest_key(entity, manifest_id)
-        with tempfile.NamedTemporaryFile(prefix="manifest-read-") as f:
+        # A local store's file is read in place: no copy, and reads keep
+        # working when its disk is full. Otherwise the manifest is fetched
+        # into the staging dir first.
+        local = self._store.local_path(key)
+        staged = None
+        try:
+            if local is None:
+                staged = local = self._store.staging.new_file("manifest-read-")
+                try:
+                    await self._store.get_to_file(key, Path(staged))
+                except NotFound:
+                    raise NotFound(f"manifest {manifest_id} not found", field="manifest_id") from None
             try:
-                await self._store.get_to_file(key, Path(f.name))
-            except NotFound:
+                inp = open(local, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
                 raise NotFound(f"manifest {manifest_id} not found", field="manifest_id") from None
-            with open(f.name, "rb") as inp:
+            with inp:
                 try:
                     for batch in ManifestReader(inp).batches():
                         yield batch
                 except ManifestError as exc:
                     raise FailedPrecondition(f"stored manifest is corrupt: {exc}") from None
+        finally:
+            if staged is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staged)
 
 
 __all__ = ["Manifests", "StoredManifest", "manifest_key", "BLOB_ALGORITHMS"]

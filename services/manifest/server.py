@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from depot.manifest.v1 import manifest_pb2, manifest_pb2_grpc
@@ -10,7 +12,7 @@ from .access import MetadataAccess
 from .blobs import Blobs
 from .manifests import Manifests
 from .references import ReferencePolicy
-from .servicer import ManifestServicer
+from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer
 from .store import BlobStore
 
 SERVICE_NAME = manifest_pb2.DESCRIPTOR.services_by_name["ManifestService"].full_name
@@ -22,9 +24,18 @@ def add_manifest(
     metadata_channel: grpc.aio.Channel,
     internal_secret: bytes,
     references: ReferencePolicy | None = None,
+    *,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
 ) -> str:
     blobs = Blobs(store)
     manifests = Manifests(store, blobs, internal_secret, references)
-    servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests)
+    servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s)
     manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, server)
     return SERVICE_NAME
+
+
+async def sweep_staging(store: BlobStore) -> asyncio.Task[None]:
+    """Sweeps what a crash left in the store's staging dir, now and then
+    periodically (the task runs until cancelled)."""
+    await asyncio.to_thread(store.staging.sweep)
+    return asyncio.create_task(store.staging.sweep_periodically(), name="depot-staging-sweep")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 
@@ -10,7 +12,7 @@ from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
-from depot.services.common.errors import InvalidArgument, PermissionDenied
+from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
 from depot.services.common.status import translate_errors, translate_stream_errors
 from depot.services.metadata import names
 
@@ -21,6 +23,30 @@ from .references import DEFAULT_MAX_OBJECTS, ReferenceSpec
 
 BATCH = 1000
 MAX_FIND = 10_000
+# A client stream that sends nothing for this long is closed with ABORTED
+# (IDLE_TIMEOUT): a stalled uploader otherwise held its staged file and a
+# server task until its own deadline (the SDK's is 3,600 s). ABORTED, not
+# DEADLINE_EXCEEDED, so it is not mistaken for the caller's own deadline;
+# nothing was stored, so sending again is safe.
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+
+T = TypeVar("T")
+
+
+async def _until_idle(messages: AsyncIterator[T], idle_s: float, what: str) -> AsyncIterator[T]:
+    """``messages``, ended with IdleTimeout when the next one takes over ``idle_s``."""
+    it = aiter(messages)
+    while True:
+        try:
+            msg = await asyncio.wait_for(anext(it), idle_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise IdleTimeout(
+                f"{what}: no message for {idle_s:g} s (the server's idle timeout); the stream was closed "
+                "and nothing of it was stored"
+            ) from None
+        yield msg
 
 
 def _entry(e: pb.ManifestEntry) -> ManifestEntry:
@@ -40,10 +66,17 @@ def _entry_pb(e: ManifestEntry) -> pb.ManifestEntry:
 
 
 class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
-    def __init__(self, access: MetadataAccess, blobs: Blobs, manifests: Manifests):
+    def __init__(
+        self,
+        access: MetadataAccess,
+        blobs: Blobs,
+        manifests: Manifests,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    ):
         self._access = access
         self._blobs = blobs
         self._manifests = manifests
+        self._idle_s = idle_timeout_s
 
     async def _authorize(
         self, context: grpc.aio.ServicerContext, entity: str, perm: int, manifest_id: str = ""
@@ -72,7 +105,8 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
     async def UploadBlob(
         self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: grpc.aio.ServicerContext
     ) -> pb.Blob:
-        first = await anext(aiter(request_iterator), None)
+        request_iterator = _until_idle(request_iterator, self._idle_s, "UploadBlob")
+        first = await anext(request_iterator, None)
         if first is None or not first.HasField("header"):
             raise InvalidArgument("the first message must be the upload header", field="header")
         h = first.header
@@ -106,7 +140,8 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         request_iterator: AsyncIterator[pb.CreateManifestRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.ManifestRef:
-        first = await anext(aiter(request_iterator), None)
+        request_iterator = _until_idle(request_iterator, self._idle_s, "CreateManifest")
+        first = await anext(request_iterator, None)
         if first is None or not first.HasField("header"):
             raise InvalidArgument("the first message must be the manifest header", field="header")
 

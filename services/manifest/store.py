@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 from depot.services.common.errors import InvalidArgument, NotFound
 
+from .staging import DEFAULT_GRACE_S, Staging, storage_errors
+
 CHUNK = 1 << 20
 _WRITE_INLINE = 64 * 1024
 # Where LocalBlobStore stages writes before their atomic rename. Keys start
@@ -42,10 +44,20 @@ def check_key(key: str) -> str:
 
 class BlobStore(Protocol):
     url: str
+    # Where uploads and manifests are spooled before they are stored.
+    staging: Staging
 
     async def exists(self, key: str) -> bool: ...
 
     async def put_file(self, key: str, path: Path) -> None: ...
+
+    async def put_staged(self, key: str, path: str) -> None:
+        """Stores a file of ``staging`` under ``key``, consuming it."""
+        ...
+
+    def local_path(self, key: str) -> str | None:
+        """The file holding ``key`` when the store is a directory, else None."""
+        ...
 
     async def put_bytes(self, key: str, data: bytes) -> None: ...
 
@@ -61,11 +73,11 @@ class BlobStore(Protocol):
 class LocalBlobStore:
     """A directory; the default for laptops and tests."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, staging_grace_s: float = DEFAULT_GRACE_S):
         self.root = root.resolve()
         self.url = self.root.as_uri()
-        self.tmp = str(self.root / STAGING)
-        os.makedirs(self.tmp, exist_ok=True)
+        self.staging = Staging(self.root / STAGING, staging_grace_s)
+        self.tmp = str(self.staging.path)
 
     def _path(self, key: str) -> str:
         # check_key refuses absolute keys and '..'/'.'/empty components, so the
@@ -78,21 +90,39 @@ class LocalBlobStore:
         # One stat: cheaper inline than a hop to a worker thread.
         return os.path.isfile(self._path(key))
 
+    def local_path(self, key: str) -> str | None:
+        return self._path(key)
+
     def _write_atomically(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         # Write a temp name inside the store, then rename: atomic on POSIX.
         dest = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp)
+        with storage_errors(self.tmp):
+            fd, tmp = tempfile.mkstemp(dir=self.tmp)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with storage_errors(tmp), os.fdopen(fd, "wb") as f:
                 fill(f)
+            self._rename(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def _rename(self, tmp: str, dest: str) -> None:
+        with storage_errors(dest):
             try:
                 os.replace(tmp, dest)
             except FileNotFoundError:  # the first blob of its directory
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 os.replace(tmp, dest)
+
+    async def put_staged(self, key: str, path: str) -> None:
+        # The staging dir is on the blobs' filesystem: one rename, no copy.
+        dest = self._path(key)
+        try:
+            await asyncio.to_thread(self._rename, path, dest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                os.unlink(path)
             raise
 
     async def put_file(self, key: str, path: Path) -> None:
@@ -114,7 +144,8 @@ class LocalBlobStore:
     async def get_to_file(self, key: str, path: Path) -> None:
         src = self._path(key)
         try:
-            await asyncio.to_thread(shutil.copyfile, src, path)
+            with storage_errors(path):
+                await asyncio.to_thread(shutil.copyfile, src, path)
         except FileNotFoundError:
             raise NotFound(f"blob {key} not found") from None
 
@@ -152,14 +183,15 @@ class S3Settings:
 class S3BlobStore:
     """An S3 bucket (AWS, MinIO, Ceph, ...) through aiobotocore."""
 
-    def __init__(self, settings: S3Settings, client: Any, stack: AsyncExitStack):
+    def __init__(self, settings: S3Settings, client: Any, stack: AsyncExitStack, staging: Staging):
         self.settings = settings
         self.url = f"s3://{settings.bucket}/{settings.prefix}".rstrip("/")
+        self.staging = staging
         self._client = client
         self._stack = stack
 
     @classmethod
-    async def open(cls, settings: S3Settings) -> S3BlobStore:
+    async def open(cls, settings: S3Settings, staging: Staging) -> S3BlobStore:
         from aiobotocore.session import get_session
 
         stack = AsyncExitStack()
@@ -168,7 +200,7 @@ class S3BlobStore:
                 "s3", endpoint_url=settings.endpoint_url, region_name=settings.region or "us-east-1"
             )
         )
-        return cls(settings, client, stack)
+        return cls(settings, client, stack, staging)
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -198,6 +230,16 @@ class S3BlobStore:
     async def put_bytes(self, key: str, data: bytes) -> None:
         await self._client.put_object(Bucket=self.settings.bucket, Key=self._key(key), Body=data, **self._sse())
 
+    async def put_staged(self, key: str, path: str) -> None:
+        try:
+            await self.put_file(key, Path(path))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def local_path(self, key: str) -> str | None:
+        return None
+
     async def _get(self, key: str) -> Any:
         try:
             return await self._client.get_object(Bucket=self.settings.bucket, Key=self._key(key))
@@ -207,7 +249,7 @@ class S3BlobStore:
     async def get_to_file(self, key: str, path: Path) -> None:
         resp = await self._get(key)
         async with resp["Body"] as body:
-            with open(path, "wb") as f:
+            with storage_errors(path), open(path, "wb") as f:
                 while chunk := await body.read(CHUNK):
                     f.write(chunk)
 
@@ -224,14 +266,22 @@ class S3BlobStore:
         await self._stack.aclose()
 
 
-async def open_store(url: str, **s3: Any) -> BlobStore:
-    """``file:///path`` or a plain path → local; ``s3://bucket/prefix`` → S3."""
+async def open_store(
+    url: str, *, staging_dir: Path | None = None, staging_grace_s: float = DEFAULT_GRACE_S, **s3: Any
+) -> BlobStore:
+    """``file:///path`` or a plain path → local; ``s3://bucket/prefix`` → S3.
+
+    A local store stages under its root; an S3 store in ``staging_dir``
+    (``<data dir>/staging`` as the services wire it).
+    """
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
-        return LocalBlobStore(Path(parts.path if parts.scheme else url))
+        return LocalBlobStore(Path(parts.path if parts.scheme else url), staging_grace_s)
     if parts.scheme == "s3":
         if not parts.netloc:
             raise InvalidArgument(f"storage URL {url!r} has no bucket")
         settings = S3Settings(parts.netloc, parts.path.strip("/"), **s3)
-        return await S3BlobStore.open(settings)
+        if staging_dir is None:
+            staging_dir = Path(tempfile.gettempdir()) / f"depot-staging-{os.getuid()}"
+        return await S3BlobStore.open(settings, Staging(staging_dir, staging_grace_s))
     raise InvalidArgument(f"unsupported storage URL {url!r}: use file:// or s3://")
