@@ -69,7 +69,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     url = os.environ.get("DEPOT_TEST_DATABASE_URL")
     local = None
     if not url:
-        local = LocalPostgres.for_data_dir(tmp_path_factory.mktemp("pg")).start()
+        # The suite's own throwaway cluster: fast, not crash-safe (never `depot server`'s setting).
+        local = LocalPostgres.for_data_dir(tmp_path_factory.mktemp("pg"), durable=False).start()
         url = local.dsn("postgres")
     pg = Postgres(url, f"depot_template_{os.getpid()}")
 

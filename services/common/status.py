@@ -40,6 +40,24 @@ _ELLIPSIS = "…"
 _UNSTORABLE = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 _UNSTORABLE_MESSAGE = "a text field contains a character PostgreSQL cannot store, such as NUL"
 
+# A database stopping, starting, crashing, failing over or out of
+# connections: the same call succeeds once it is back, so UNAVAILABLE
+# (retried by the SDK), never INTERNAL. By SQLSTATE class: 08 connection
+# exception, 57P operator intervention (admin/crash shutdown, "the database
+# system is starting up / shutting down"), 53 insufficient resources (too
+# many connections, out of memory; disk full is handled apart), 25006 a
+# standby after failover; plus asyncpg's client-side errors on a connection
+# that broke mid-protocol ("cannot switch to state ...", a stale statement
+# cache after a restart).
+_DB_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InternalClientError,
+    asyncpg.InterfaceError,
+)
+
 # Most specific first: TooManyObjects is a ResourceExhausted, and so on.
 _CODES: list[tuple[type[errors.DepotError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -70,6 +88,19 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
         return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", "ALREADY_EXISTS", None
     if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
         return grpc.StatusCode.ABORTED, "concurrent update conflict; retry", "ABORTED", None
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        # statement_timeout (db.QUERY_TIMEOUT_S): the same statement would
+        # likely run as long again, so not "retry".
+        return grpc.StatusCode.DEADLINE_EXCEEDED, f"database statement timed out: {exc}", "DEADLINE_EXCEEDED", None
+    if isinstance(exc, asyncpg.DiskFullError):
+        # Retrying cannot help until an operator frees space.
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"database disk full: {exc}", "RESOURCE_EXHAUSTED", None
+    if isinstance(exc, TimeoutError):
+        # Mostly asyncpg's connect, pool or command timeout (db.py): a
+        # database that did not answer. Without its own message: it has none.
+        return grpc.StatusCode.UNAVAILABLE, "backend did not answer in time", "UNAVAILABLE", None
+    if isinstance(exc, _DB_TRANSIENT):
+        return grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}", "UNAVAILABLE", None
     if isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
         return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
     return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None

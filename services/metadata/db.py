@@ -94,9 +94,39 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("SELECT pg_advisory_unlock_all()")
 
 
+# Bounds on a database that stops answering (frozen, partitioned, overloaded).
+# Without them a request waited forever on a SIGSTOPped PostgreSQL: asyncpg's
+# connect waits 60 s, queries and pool waits not at all. With them a request
+# gets UNAVAILABLE within ACQUIRE_TIMEOUT_S + QUERY_TIMEOUT_S (15 s) at most,
+# QUERY_TIMEOUT_S (10 s) when a pooled connection was free.
+#
+# Opening a connection (TCP/socket + startup + init codecs).
+CONNECT_TIMEOUT_S = 5.0
+# Waiting for a pooled connection, connecting included; also bounds the release.
+ACQUIRE_TIMEOUT_S = 5.0
+# One statement, on both sides: PostgreSQL cancels it (statement_timeout,
+# which also ends lock waits behind a stuck transaction), and asyncpg gives
+# up when no answer comes at all (command_timeout, a frozen server). Every
+# query a request runs is keyed or paged and takes milliseconds; the longest
+# legitimate one, the GC's expiry pass over a large backlog, is to override
+# both for its statement (SET LOCAL statement_timeout, and timeout=).
+QUERY_TIMEOUT_S = 10.0
+# A transaction left open by a frozen or partitioned server process holds
+# row locks (a collection's, during a commit) that every writer of that
+# collection waits for; PostgreSQL ends such a session after this long.
+IDLE_IN_TRANSACTION_TIMEOUT_S = 30.0
+
+
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     kwargs.setdefault("min_size", 2)
     kwargs.setdefault("max_size", 20)
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT_S)
+    kwargs.setdefault("command_timeout", QUERY_TIMEOUT_S)
+    settings = {
+        "statement_timeout": f"{int(QUERY_TIMEOUT_S * 1000)}",
+        "idle_in_transaction_session_timeout": f"{int(IDLE_IN_TRANSACTION_TIMEOUT_S * 1000)}",
+    }
+    kwargs["server_settings"] = {**settings, **kwargs.get("server_settings", {})}
     pool = await asyncpg.create_pool(dsn, init=_init_connection, reset=_reset_connection, **kwargs)
     assert pool is not None
     return pool
@@ -122,20 +152,34 @@ class Database:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
-    def _conn(self) -> Any:
-        return _current.get() or self.pool
-
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        return await self._conn().fetch(query, *args)
+        async with self.connection() as conn:
+            return await conn.fetch(query, *args)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        return await self._conn().fetchrow(query, *args)
+        async with self.connection() as conn:
+            return await conn.fetchrow(query, *args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self._conn().fetchval(query, *args)
+        async with self.connection() as conn:
+            return await conn.fetchval(query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        return await self._conn().execute(query, *args)
+        async with self.connection() as conn:
+            return await conn.execute(query, *args)
+
+    @asynccontextmanager
+    async def _checkout(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            try:
+                yield conn
+            except TimeoutError:
+                # asyncpg gave up waiting for the database (command_timeout).
+                # Rolling back or resetting would wait as long again for a
+                # server that may be frozen; closing the session makes
+                # PostgreSQL roll back by itself, and the pool opens a new one.
+                conn.terminate()
+                raise
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -144,7 +188,7 @@ class Database:
         if conn is not None:
             yield conn
             return
-        async with self.pool.acquire() as conn:
+        async with self._checkout() as conn:
             yield conn
 
     @asynccontextmanager
@@ -155,14 +199,25 @@ class Database:
             yield conn
             return
         callbacks: list[Callable[[], None]] = []
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                tokens = _current.set(conn), _on_commit.set(callbacks)
-                try:
-                    yield conn
-                finally:
-                    _current.reset(tokens[0])
-                    _on_commit.reset(tokens[1])
+        async with self._checkout() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            tokens = _current.set(conn), _on_commit.set(callbacks)
+            try:
+                yield conn
+            except TimeoutError:
+                raise  # no rollback on a stalled connection: _checkout closes it
+            except BaseException:
+                # A session that is gone rolled back with it; asking would
+                # only replace the cause with "the connection is closed".
+                if not conn.is_closed():
+                    await tx.rollback()
+                raise
+            else:
+                await tx.commit()
+            finally:
+                _current.reset(tokens[0])
+                _on_commit.reset(tokens[1])
         for callback in callbacks:
             callback()
 
