@@ -29,8 +29,13 @@ GetObject (with a simple ``Range: bytes=a-b``), HeadBucket,
 GetBucketVersioning, GetBucketLocation.
 
 Knobs: per-request latency, a global concurrency cap (requests beyond it
-queue), and seeded injected faults: 503 SlowDown, 500 InternalError, and
-connection resets (the socket is aborted without a response).
+queue), and seeded injected faults: 503 SlowDown, 500 InternalError, 403
+AccessDenied, and connection resets (the socket is aborted without a
+response). Each rate is a per-request probability; 1.0 makes the fault
+permanent. ``fault_after`` lets that many requests through untouched first
+(a bucket that fails mid-listing). ``slowdown_above`` throttles by load, as
+S3 does: a request arriving while more than that many are in flight gets
+SlowDown.
 
 Use::
 
@@ -185,6 +190,9 @@ class SimConfig:
     slowdown_rate: float = 0.0
     error500_rate: float = 0.0
     reset_rate: float = 0.0
+    access_denied_rate: float = 0.0
+    fault_after: int = 0  # requests served before faults start
+    slowdown_above: int = 0  # 0 = off; SlowDown when more than this many requests are in flight
     seed: int = 0
     host: str = "127.0.0.1"
     port: int = 0
@@ -197,7 +205,10 @@ class _Stats:
         self.slowdowns = 0
         self.errors500 = 0
         self.resets = 0
+        self.denied = 0
         self.list_pages = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
 
 def _xml(body: str) -> bytes:
@@ -300,16 +311,23 @@ class Simulator:
         sem = self._sem
         if sem is not None:
             await sem.acquire()
+        st = self.stats
+        st.in_flight += 1
+        st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
+        overloaded = 0 < c.slowdown_above < st.in_flight
         try:
             if c.latency_ms > 0:
                 await asyncio.sleep(c.latency_ms / 1000.0)
-            r = self._rng.random() if (c.slowdown_rate or c.error500_rate or c.reset_rate) else 1.0
+            faulty = c.slowdown_rate or c.error500_rate or c.reset_rate or c.access_denied_rate
+            r = self._rng.random() if faulty and st.requests > c.fault_after else 1.0
+            if overloaded:
+                r = c.reset_rate  # falls into the SlowDown branch below
             if r < c.reset_rate:
                 self.stats.resets += 1
                 writer.transport.abort()
                 return False
             r -= c.reset_rate
-            if r < c.slowdown_rate:
+            if overloaded or r < c.slowdown_rate:
                 self.stats.slowdowns += 1
                 status, hdrs, body = (
                     503,
@@ -323,6 +341,13 @@ class Simulator:
                     {"Content-Type": "application/xml"},
                     _error_xml("InternalError", "We encountered an internal error. Please try again."),
                 )
+            elif r - c.slowdown_rate - c.error500_rate < c.access_denied_rate:
+                self.stats.denied += 1
+                status, hdrs, body = (
+                    403,
+                    {"Content-Type": "application/xml"},
+                    _error_xml("AccessDenied", "Access Denied"),
+                )
             else:
                 try:
                     status, hdrs, body = self._handle(method, target, headers)
@@ -333,6 +358,7 @@ class Simulator:
                         _error_xml("InternalError", f"simulator: {e!r}"),
                     )
         finally:
+            st.in_flight -= 1
             if sem is not None:
                 sem.release()
         out = [
@@ -677,6 +703,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slowdown-rate", type=float, default=0.0)
     ap.add_argument("--error500-rate", type=float, default=0.0)
     ap.add_argument("--reset-rate", type=float, default=0.0)
+    ap.add_argument("--access-denied-rate", type=float, default=0.0)
+    ap.add_argument("--fault-after", type=int, default=0)
+    ap.add_argument("--slowdown-above", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
@@ -691,6 +720,9 @@ def main(argv: list[str] | None = None) -> None:
         slowdown_rate=a.slowdown_rate,
         error500_rate=a.error500_rate,
         reset_rate=a.reset_rate,
+        access_denied_rate=a.access_denied_rate,
+        fault_after=a.fault_after,
+        slowdown_above=a.slowdown_above,
         seed=a.seed,
         host=a.host,
         port=a.port,

@@ -96,3 +96,21 @@ class IdleTimeout(Aborted):
     closed; nothing of it was stored, so sending it again is safe."""
 
     reason = "IDLE_TIMEOUT"
+
+
+class S3Unavailable(Unavailable):
+    """S3 kept failing a reference listing after the server's own retries.
+
+    Raised when no request to the bucket succeeded for the stall timeout, or
+    one request failed past its budget; ``code`` is the last S3 error code
+    (``InternalError``, ``SlowDown``, ``ClientConnectorError``, ...). The
+    server has already retried, so a client retrying at once only repeats
+    the listing: the reason lets it tell this apart from a server restart.
+    """
+
+    reason = "S3_UNAVAILABLE"
+
+    def __init__(self, message: str, *, bucket: str, code: str):
+        super().__init__(message, field="uri")
+        self.bucket = bucket
+        self.code = code

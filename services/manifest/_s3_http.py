@@ -5,6 +5,29 @@ region and endpoint resolution, and runs the one-off calls (HeadObject,
 GetBucketVersioning) with its own retries. Listing pages are sent as plain
 GETs over aiohttp, signed with botocore's ``S3SigV4Auth`` and *not* parsed by
 botocore: the caller gets the raw body and the native ``ListPage``.
+
+Faults
+------
+Every request of one reference (listing pages and the one-off calls alike)
+goes through one retry policy, because botocore's own (12 attempts, backoff
+up to 20 s each) turned a dead bucket into the client's 60 s deadline with
+the cause lost:
+
+- *Throttling* (503 SlowDown, 429) is S3 asking for a lower request rate, so
+  it lowers the number of requests in flight (AIMD, as TCP does: halve on a
+  throttle, at most once per "generation" of requests sent at the old
+  limit; grow by one per limit's worth of successes) and backs off. A
+  throttled request is retried until it has been throttled for
+  ``throttle_budget`` seconds: throttling alone never aborts a listing that
+  is making progress.
+- *Errors* (500/502/504, resets, refused connections, unparseable bodies)
+  are retried with backoff up to ``max_attempts`` in a row per request.
+- *A dead bucket*: when no request of the reference has succeeded for
+  ``stall_timeout`` seconds (every answer a 5xx, a throttle or a reset), the
+  reference fails with :class:`S3Unavailable` naming the last S3 error code
+  and the bucket, well inside any client deadline.
+- 403 and NoSuchBucket are answers, not faults: they fail at once
+  (PermissionDenied / NotFound, naming the S3 code and the bucket).
 """
 
 from __future__ import annotations
@@ -14,20 +37,27 @@ import dataclasses
 import random
 import re
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 from yarl import URL
 
-from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, S3Unavailable, Unavailable
 
 __all__ = ["S3Config", "S3HttpClient", "S3RequestError"]
 
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
+_THROTTLE_STATUS = frozenset({429, 503})
+_THROTTLE_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+)
 _CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
 _MSG_RE = re.compile(rb"<Message>([^<]*)</Message>")
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +76,18 @@ class S3Config:
     verify_tls: bool = True
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    max_attempts: int = 12  # per request, including the first
+    max_attempts: int = 12  # errors in a row per request, including the first (throttles do not count)
     backoff_base: float = 0.05  # seconds; full jitter over base * 2**attempt
     backoff_max: float = 8.0
+    # A throttle is retried sooner than an error: the lower concurrency is
+    # what slows the request rate down, and at 50% SlowDown an 8 s cap made
+    # a 1M listing spend most of its time asleep.
+    throttle_backoff_max: float = 1.0
+    throttle_budget: float = 120.0  # seconds one request may stay throttled before the reference fails
+    # No successful request for this long = the bucket is failing, not slow:
+    # fail with the S3 error well before the SDK's 60 s call deadline.
+    stall_timeout: float = 10.0
+    min_concurrency: int = 1  # the AIMD floor
     page_size: int = 1000  # max-keys per listing page (S3 caps it at 1000)
 
     def __post_init__(self) -> None:
@@ -58,10 +97,63 @@ class S3Config:
             raise InvalidArgument("page_size must be in [1, 1000]")
         if self.max_attempts < 1:
             raise InvalidArgument("max_attempts must be >= 1")
+        if self.stall_timeout <= 0 or self.throttle_budget <= 0:
+            raise InvalidArgument("stall_timeout and throttle_budget must be > 0")
+        if self.min_concurrency < 1:
+            raise InvalidArgument("min_concurrency must be >= 1")
 
 
 class S3RequestError(Exception):
     """One failed listing request (transport error, 5xx, or an unparseable body); retryable."""
+
+
+class _Limit:
+    """An AIMD limit on the requests in flight (S3's answer to SlowDown: fewer, slower requests).
+
+    A throttle halves the limit only when the throttled request was sent
+    under the current generation; throttles of requests sent before the last
+    cut are the same congestion signal and must not halve it again (TCP cuts
+    once per window). Each success adds ``1/limit``: one more request in
+    flight per limit's worth of successes.
+    """
+
+    def __init__(self, limit: int, floor: int) -> None:
+        self.max = limit
+        self.floor = min(floor, limit)
+        self.limit = float(limit)
+        self.lowest = limit
+        self.cuts = 0
+        self.in_flight = 0
+        self.generation = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> int:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
+            self.in_flight += 1
+            return self.generation
+
+    async def release(self, generation: int, outcome: str) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            if outcome == "ok":
+                self.limit = min(float(self.max), self.limit + 1.0 / self.limit)
+            elif outcome == "throttle" and generation == self.generation:
+                self.limit = max(float(self.floor), self.limit / 2.0)
+                self.generation += 1
+                self.cuts += 1
+                self.lowest = min(self.lowest, int(self.limit))
+            self._cond.notify_all()
+
+
+class _Outcome(Exception):
+    """One failed attempt, classified for the retry policy."""
+
+    def __init__(self, kind: str, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.kind = kind  # "throttle" | "error"
+        self.detail = detail
+        self.code = code
 
 
 def _error_code(body: bytes) -> tuple[str, str]:
@@ -79,13 +171,15 @@ class S3HttpClient:
         self.concurrency = concurrency
         self.requests = 0
         self.retries = 0
+        self.throttles = 0
+        self.limit = _Limit(concurrency, config.min_concurrency)
+        self._last_ok = time.monotonic()
         self._client: Any = None
         self._client_cm: Any = None
         self._http: aiohttp.ClientSession | None = None
         self._creds: Any = None
         self._frozen: Any = None
         self._frozen_at = 0.0
-        self._sem = asyncio.Semaphore(concurrency)
         self.region = ""
         self._base = ""
 
@@ -100,7 +194,8 @@ class S3HttpClient:
         cfg_kw: dict[str, Any] = dict(
             connect_timeout=c.connect_timeout,
             read_timeout=c.read_timeout,
-            retries={"max_attempts": c.max_attempts, "mode": "standard"},
+            # One attempt: retries are ours (_retrying), bounded by the stall timeout.
+            retries={"total_max_attempts": 1, "mode": "standard"},
             s3={"addressing_style": style},
         )
         if c.anonymous:
@@ -170,21 +265,101 @@ class S3HttpClient:
         code = str(resp.get("Error", {}).get("Code", ""))
         status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("NoSuchBucket",):
-            return NotFound(f"s3://{self.bucket}: no such bucket", field="uri")
+            return NotFound(f"s3://{self.bucket}: no such bucket (S3 NoSuchBucket)", field="uri")
         if status == 403 or code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return PermissionDenied(f"{what}: access denied by S3 ({code or status})")
         return Unavailable(f"{what}: S3 error {code or status}: {e}")
 
+    # -- the retry policy (see the module docstring) ---------------------------------------
+
+    async def _retrying(self, what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:
+        """``attempt_fn()`` under the AIMD limit, retried until it succeeds or the policy gives up.
+
+        ``attempt_fn`` raises :class:`_Outcome` for a retryable failure; any
+        other exception is S3's final answer and propagates at once.
+        """
+        c = self.config
+        errors_in_row = 0
+        retry = 0
+        throttled_since: float | None = None
+        while True:
+            generation = await self.limit.acquire()
+            self.requests += 1
+            outcome = "answer"
+            try:
+                result = await attempt_fn()
+                outcome = "ok"
+                self._last_ok = time.monotonic()
+                return result
+            except _Outcome as o:
+                outcome = o.kind
+                failure = o
+            finally:
+                await self.limit.release(generation, outcome)
+            now = time.monotonic()
+            if failure.kind == "throttle":
+                self.throttles += 1
+                if throttled_since is None:
+                    throttled_since = now
+                if now - throttled_since >= c.throttle_budget:
+                    raise self._unavailable(what, failure, f"throttled this request for {now - throttled_since:.0f} s")
+                cap = c.throttle_backoff_max
+            else:
+                errors_in_row += 1
+                if errors_in_row >= c.max_attempts:
+                    raise self._unavailable(what, failure, f"failed this request {errors_in_row} times in a row")
+                cap = c.backoff_max
+            stalled = now - self._last_ok
+            if stalled >= c.stall_timeout:
+                raise self._unavailable(what, failure, f"answered no request successfully for {stalled:.1f} s")
+            retry += 1
+            self.retries += 1
+            delay = random.random() * min(cap, c.backoff_base * 2 ** min(retry, 30))
+            # Wake up by the stall deadline at the latest, so a dead bucket is reported on time.
+            await asyncio.sleep(min(delay, c.stall_timeout - stalled + 0.01))
+
+    def _unavailable(self, what: str, failure: _Outcome, why: str) -> S3Unavailable:
+        return S3Unavailable(
+            f"{what}: S3 {why} (bucket {self.bucket!r}, last error {failure.code}: {failure.detail}); "
+            f"{self.requests} requests, {self.throttles} throttled",
+            bucket=self.bucket,
+            code=failure.code,
+        )
+
+    async def _botocore(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """A one-off botocore call under the retry policy; S3's final answers raise ``ClientError``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        async def attempt() -> Any:
+            try:
+                return await call()
+            except ClientError as e:
+                resp = e.response
+                status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+                code = str(resp.get("Error", {}).get("Code", "")) or str(status)
+                detail = f"HTTP {status} {code}: {resp.get('Error', {}).get('Message', '')}"
+                if status in _THROTTLE_STATUS or code in _THROTTLE_CODES:
+                    raise _Outcome("throttle", detail, code) from None
+                if status in _RETRY_STATUS:
+                    raise _Outcome("error", detail, code) from None
+                raise
+            except BotoCoreError as e:
+                raise _Outcome("error", f"{type(e).__name__}: {e}", type(e).__name__) from None
+
+        return await self._retrying(what, attempt)
+
+    # -- one-off calls through botocore ---------------------------------------------------
+
     async def head_object(self, key: str, version_id: str | None) -> tuple[str, int, str] | None:
         """(etag, size, version id) of the object, or None when it (or that version) does not exist."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id is not None:
             kw["VersionId"] = version_id
-        self.requests += 1
+        what = f"s3://{self.bucket}/{key}"
         try:
-            r = await self._client.head_object(**kw)
+            r = await self._botocore(what, lambda: self._client.head_object(**kw))
         except ClientError as e:
             resp = e.response
             status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -193,28 +368,24 @@ class S3HttpClient:
                 return None
             if status == 400 and version_id is not None:
                 return None  # a malformed version id names no version
-            raise self._map_client_error(e, f"s3://{self.bucket}/{key}") from None
-        except BotoCoreError as e:
-            raise Unavailable(f"s3://{self.bucket}/{key}: {e}") from None
+            raise self._map_client_error(e, what) from None
         etag = str(r.get("ETag", "")).strip('"')
         return etag, int(r.get("ContentLength", 0)), str(r.get("VersionId") or "")
 
     async def bucket_versioned(self) -> bool:
         """Whether listing should use ListObjectVersions (versioning Enabled or Suspended)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
-        self.requests += 1
+        what = f"s3://{self.bucket}"
         try:
-            r = await self._client.get_bucket_versioning(Bucket=self.bucket)
+            r = await self._botocore(what, lambda: self._client.get_bucket_versioning(Bucket=self.bucket))
         except ClientError as e:
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = str(e.response.get("Error", {}).get("Code", ""))
             if status == 403 and code != "NoSuchBucket":
                 # May list but not read the versioning state: record no version ids.
                 return False
-            raise self._map_client_error(e, f"s3://{self.bucket}") from None
-        except BotoCoreError as e:
-            raise Unavailable(f"s3://{self.bucket}: {e}") from None
+            raise self._map_client_error(e, what) from None
         return r.get("Status") in ("Enabled", "Suspended")
 
     # -- listing pages ---------------------------------------------------------------------
@@ -247,8 +418,8 @@ class S3HttpClient:
     ) -> tuple[Any, bytes]:
         """One ListObjectsV2 (or ListObjectVersions) page of ``prefix`` after ``after``.
 
-        Retries transport errors, 5xx and unparseable bodies with backoff;
-        raises domain errors for 4xx.
+        Retried under the policy of the module docstring (the same ``after``:
+        a retry resumes from the last listed key); raises domain errors for 4xx.
         """
         from depot.native import S3PageError, parse_list_page
 
@@ -264,46 +435,41 @@ class S3HttpClient:
             if after:
                 params.append(("start-after", after))
         c = self.config
-        last_err = ""
-        for attempt in range(c.max_attempts):
-            if attempt:
-                self.retries += 1
-                await asyncio.sleep(random.random() * min(c.backoff_max, c.backoff_base * (2**attempt)))
+        where = f"s3://{self.bucket}/{prefix}"
+
+        async def attempt() -> tuple[Any, bytes]:
             url = self._url(params)
             creds = await self._credentials()
             headers = self._sign(url, creds)
             assert self._http is not None
-            async with self._sem:
-                self.requests += 1
-                try:
-                    async with self._http.get(URL(url, encoded=True), headers=headers) as resp:
-                        body = await resp.read()
-                        status = resp.status
-                        bucket_region = resp.headers.get("x-amz-bucket-region")
-                except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
-                    last_err = f"{type(e).__name__}: {e}"
-                    continue
+            try:
+                async with self._http.get(URL(url, encoded=True), headers=headers) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    bucket_region = resp.headers.get("x-amz-bucket-region")
+            except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
+                raise _Outcome("error", f"{type(e).__name__}: {e}", type(e).__name__) from None
             if status == 200:
                 try:
                     return parse_list_page(body), body
                 except S3PageError as e:
-                    last_err = f"bad listing page: {e}"
-                    continue
+                    raise _Outcome("error", f"bad listing page: {e}", "MalformedListing") from None
             code, msg = _error_code(body)
+            detail = f"HTTP {status} {code}: {msg}"
+            if status in _THROTTLE_STATUS or code in _THROTTLE_CODES:
+                raise _Outcome("throttle", detail, code or str(status))
             if status in _RETRY_STATUS:
-                last_err = f"HTTP {status} {code}"
-                continue
+                raise _Outcome("error", detail, code or str(status))
             if status in (301, 307, 400) and bucket_region and bucket_region != self.region and c.endpoint_url is None:
                 self.region = bucket_region
                 self._set_base(f"https://s3.{bucket_region}.amazonaws.com", self._style)
-                last_err = f"redirected to region {bucket_region}"
-                continue
-            where = f"s3://{self.bucket}/{prefix}"
+                raise _Outcome("error", f"redirected to region {bucket_region}", "PermanentRedirect")
             if status == 404 and code == "NoSuchBucket":
-                raise NotFound(f"s3://{self.bucket}: no such bucket", field="uri")
+                raise NotFound(f"s3://{self.bucket}: no such bucket (S3 NoSuchBucket)", field="uri")
             if status == 403:
-                raise PermissionDenied(f"{where}: S3 denied listing ({code or status}: {msg})")
+                raise PermissionDenied(f"{where}: S3 denied listing bucket {self.bucket!r} ({code or status}: {msg})")
             if status == 400:
                 raise InvalidArgument(f"{where}: S3 rejected the listing ({code}: {msg})", field="uri")
             raise Unavailable(f"{where}: S3 answered HTTP {status} {code}: {msg}")
-        raise Unavailable(f"s3://{self.bucket}/{prefix}: listing failed after {c.max_attempts} attempts ({last_err})")
+
+        return await self._retrying(where, attempt)

@@ -30,6 +30,15 @@ memory stays bounded whatever the skew.
 Every request is retried with exponential backoff and full jitter on
 SlowDown/503, 500/502/504, timeouts and dropped connections; a unit resumes
 from its last listed key (StartAfter / key-marker), never from scratch.
+
+Faults (policy in ``_s3_http.py``): throttling lowers the number of requests
+in flight (AIMD: halve on SlowDown, grow back by one per limit's worth of
+successes) and never aborts a listing that is still making progress: at 50%
+SlowDown a 1M listing completes in one pass instead of aborting on a page's
+12th failure and being listed again by the SDK. A bucket that answers
+nothing successfully for ``stall_timeout`` (10 s) fails the reference with
+``S3Unavailable`` naming the S3 error code and the bucket; 403 and
+NoSuchBucket fail at once.
 """
 
 from __future__ import annotations
@@ -90,6 +99,8 @@ class ReferenceStats:
     retries: int
     spilled_pages: int
     wall_s: float
+    throttles: int = 0  # requests answered SlowDown/503/429
+    lowest_concurrency: int = 0  # the AIMD limit's low point (= concurrency when never throttled)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
@@ -268,7 +279,9 @@ async def write_s3_reference(
         NotFound: the bucket, or a pinned object/version, does not exist.
         PermissionDenied: the credentials may not read or list it.
         TooManyObjects: more than ``max_objects`` objects (nothing is truncated).
-        Unavailable: S3 kept failing after all retries.
+        S3Unavailable: S3 kept failing (no success for ``stall_timeout``, or
+            one request past its budget); names the S3 error code and bucket.
+        Unavailable: S3 answered something unexpected.
     """
     if max_objects < 0:
         raise InvalidArgument("max_objects must be >= 0", field="max_objects")
@@ -290,6 +303,8 @@ async def write_s3_reference(
             span.set_attribute("depot.requests", stats.requests)
             span.set_attribute("depot.retries", stats.retries)
             span.set_attribute("depot.units", stats.units)
+            span.set_attribute("depot.throttles", stats.throttles)
+            span.set_attribute("depot.lowest_concurrency", stats.lowest_concurrency)
         return stats
 
 
@@ -314,7 +329,19 @@ async def _write(
         writer.add(path, "etag", etag, size, ref=ref_prefix + key, version_id=vid)
         if _objects_counter is not None:
             _objects_counter.add(1)
-        return ReferenceStats(uri, 1, True, bool(vid), 0, http.requests, http.retries, 0, time.perf_counter() - t0)
+        return ReferenceStats(
+            uri,
+            1,
+            True,
+            bool(vid),
+            0,
+            http.requests,
+            http.retries,
+            0,
+            time.perf_counter() - t0,
+            http.throttles,
+            http.limit.lowest,
+        )
 
     if version_id is not None:
         head = await http.head_object(key, version_id)
@@ -363,6 +390,8 @@ async def _write(
         http.retries,
         ordered.spilled,
         time.perf_counter() - t0,
+        http.throttles,
+        http.limit.lowest,
     )
 
 
