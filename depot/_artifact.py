@@ -563,14 +563,19 @@ class Artifact:
         v = self._logged()
         assert self._client is not None
         entity = v.collection.split("/")[1]
-        entries = {}
         req = mpb.ReadManifestRequest(entity=entity, manifest_id=v.manifest_id)
-        for batch in self._client.stream(self._client.manifest.ReadManifest, req):
-            for e in batch.entries:
-                entries[e.path] = ManifestEntry(
-                    e.path, e.digest, e.algorithm, e.size, e.ref, e.version_id, e.extra_json
-                )
-        self._manifest = Manifest(entries)
+
+        def collect(batches: Iterator[mpb.EntryBatch]) -> dict[str, ManifestEntry]:
+            # From scratch on each attempt: a retried read starts over.
+            entries = {}
+            for batch in batches:
+                for e in batch.entries:
+                    entries[e.path] = ManifestEntry(
+                        e.path, e.digest, e.algorithm, e.size, e.ref, e.version_id, e.extra_json
+                    )
+            return entries
+
+        self._manifest = Manifest(self._client.read(self._client.manifest.ReadManifest, req, collect))
         self._manifest_loaded = True
 
     @classmethod
@@ -672,9 +677,14 @@ def _fetch(
                 digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
                 manifest_id=manifest_id,
             )
-            with open(tmp, "wb") as out:
-                for chunk in client.stream(client.manifest.ReadBlob, req):
-                    out.write(chunk.data)
+
+            def write(chunks: Iterator[mpb.BlobChunk]) -> None:
+                # "wb" truncates: a read retried after a restart starts over.
+                with open(tmp, "wb") as out:
+                    for chunk in chunks:
+                        out.write(chunk.data)
+
+            client.read(client.manifest.ReadBlob, req, write)
             if _digest_of(tmp, e.algorithm) != e.digest:
                 raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
         try:
@@ -724,7 +734,7 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
                 batch = [e._pb(inline.get(e.path, b"")) for e in entries[i : i + _BATCH]]
                 yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=batch))
 
-        ref = client.upload(client.manifest.CreateManifest, requests())
+        ref = client.upload(client.manifest.CreateManifest, requests)
     req = pb.CreateArtifactVersionRequest(
         parent=parent,
         artifact=art.name,
@@ -804,4 +814,4 @@ def _upload_one(client: Client, entity: str, e: ManifestEntry) -> None:
             while chunk := f.read(_CHUNK):
                 yield mpb.UploadBlobRequest(chunk=chunk)
 
-    client.upload(client.manifest.UploadBlob, requests())
+    client.upload(client.manifest.UploadBlob, requests)

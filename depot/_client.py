@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,10 +23,28 @@ from ._tls import resolve
 T = TypeVar("T")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+# How long a call keeps retrying after its first transient failure: covers a
+# server restart (0.35 s with the database up; a few seconds when the
+# embedded PostgreSQL starts too) and a database failover, with room to spare.
+DEFAULT_RETRY_WINDOW_S = 30.0
+# Backoff between attempts: the first retry is quick (an ABORTED conflict
+# or a dropped connection is usually gone at once), then it doubles to at
+# most 0.5 s. Jittered, so writers that failed together do not retry together.
+_BACKOFF_FIRST_S = 0.05
+_BACKOFF_MAX_S = 0.5
+# A call that failed this close to its own deadline was cut by the client's
+# deadline, not answered DEADLINE_EXCEEDED by a server giving up early.
+_DEADLINE_SLACK_S = 0.05
 _OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    # gRPC's default reconnect backoff (1 s, x1.6, up to 120 s) kept a
+    # channel blind to a restarted server for 1.5-2.1 s after it was back
+    # in 0.35 s, and the retries ran out meanwhile. Reconnecting to a
+    # refused port costs nothing; a restarted server is seen within ~1 s.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 
@@ -50,6 +69,13 @@ class Client:
     roots. Plaintext is refused for a non-loopback host, because the API
     key would cross the network in clear, unless ``insecure=True`` or
     ``DEPOT_INSECURE=1``. See ``depot._tls`` for every setting.
+
+    Retries: a call that fails transiently (the server restarting, a
+    dropped connection, a conflict) is tried again, with jittered backoff,
+    for up to ``retry_window`` seconds (30) after its first failure; a
+    server that is gone for longer is a :class:`CommError` then.
+    ``retries`` also caps the number of retries (``0``: none), which
+    tests that want the first error at once use.
     """
 
     def __init__(
@@ -58,7 +84,8 @@ class Client:
         api_key: str | None = None,
         *,
         manifest_address: str | None = None,
-        retries: int = 5,
+        retry_window: float = DEFAULT_RETRY_WINDOW_S,
+        retries: int | None = None,
         tls: bool | None = None,
         tls_ca: str | Path | None = None,
         insecure: bool | None = None,
@@ -78,6 +105,7 @@ class Client:
         self.metadata = metadata_pb2_grpc.MetadataServiceStub(self._channel)
         self.manifest = manifest_pb2_grpc.ManifestServiceStub(self._mchannel)
         self.gc = gc_pb2_grpc.GcServiceStub(self._channel)
+        self.retry_window = retry_window
         self.retries = retries
 
     @property
@@ -85,32 +113,91 @@ class Client:
         return self._metadata
 
     def call(self, method: Callable[..., T], request: Any, *, timeout: float = 60) -> T:
-        """A unary call with auth, retried with backoff on UNAVAILABLE/ABORTED.
+        """A unary call with auth, retried over transient failures (see :meth:`retrying`).
 
         Mutations carry a ``request_id`` set once by the caller, so a retry
         after a lost answer returns the first result instead of redoing it.
         """
-        for attempt in range(self.retries + 1):
+        return self.retrying(lambda: method(request, metadata=self._metadata, timeout=timeout), timeout=timeout)
+
+    def upload(self, method: Callable[..., T], requests: Callable[[], Iterator[Any]], *, timeout: float = 3600) -> T:
+        """A client-streaming call, sent again from the start after a transient failure.
+
+        ``requests`` makes a fresh request iterator for each attempt. Only
+        for idempotent uploads: a blob is stored under its digest and a
+        manifest is content-addressed, so an upload cut by a server restart
+        (whose partial bytes the server drops) is simply sent again.
+        """
+        return self.retrying(lambda: method(requests(), metadata=self._metadata, timeout=timeout), timeout=timeout)
+
+    def read(
+        self,
+        method: Callable[..., Iterator[Any]],
+        request: Any,
+        consume: Callable[[Iterator[Any]], T],
+        *,
+        timeout: float = 3600,
+    ) -> T:
+        """A server-streaming call read whole by ``consume``, started over after a transient failure.
+
+        Neither ReadBlob nor ReadManifest can resume from a position, and
+        the chunks of a blob read from S3 need not split the same way twice:
+        so ``consume`` sees the whole stream again and must start over
+        (open its output anew, reset what it collected).
+        """
+        return self.retrying(
+            lambda: consume(method(request, metadata=self._metadata, timeout=timeout)), timeout=timeout
+        )
+
+    def stream(self, method: Callable[..., Iterator[Any]], request: Any, *, timeout: float = 3600) -> Iterator[Any]:
+        """A server-streaming call's messages; retried only until the first one arrives.
+
+        After that a transient failure is raised: the caller holds part of
+        the stream. Use :meth:`read` to have the whole stream retried.
+        """
+        it = self.retrying(lambda: _first(method(request, metadata=self._metadata, timeout=timeout)), timeout=timeout)
+        try:
+            yield from it
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def retrying(self, attempt: Callable[[], T], *, timeout: float) -> T:
+        """Runs ``attempt`` until it succeeds, fails for good, or the retry window closes.
+
+        Retried: UNAVAILABLE (server down or restarting, database blip),
+        ABORTED (a conflict), a stream cut by a dropped connection, and a
+        DEADLINE_EXCEEDED the server sent before the call's own ``timeout``
+        ran out (a statement timeout: the work was rolled back). A call cut
+        by its own deadline is not: the caller bounded it, and the server
+        may still be doing the work. Every call the SDK makes is idempotent
+        (a ``request_id`` on mutations, content addresses on uploads), so
+        these retries never do the work twice.
+
+        The budget is time, not a count: retries go on for
+        ``retry_window`` seconds after the first failure, enough for a
+        restart, so gRPC's reconnect backoff can no longer use them up.
+        """
+        first_failure: float | None = None
+        delay = _BACKOFF_FIRST_S
+        for tries in itertools.count():
+            started = time.monotonic()
             try:
-                return method(request, metadata=self._metadata, timeout=timeout)
+                return attempt()
             except grpc.RpcError as e:
-                if e.code() in _RETRYABLE and attempt < self.retries:  # type: ignore[attr-defined]
-                    time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
-                    continue
-                raise from_rpc_error(e) from None
+                now = time.monotonic()
+                if first_failure is None:
+                    first_failure = now
+                cut_by_own_deadline = now - started >= timeout - _DEADLINE_SLACK_S
+                pause = delay * (0.5 + 0.5 * random.random())
+                if (
+                    not _transient(e, cut_by_own_deadline)
+                    or (self.retries is not None and tries >= self.retries)
+                    or now + pause - first_failure > self.retry_window
+                ):
+                    raise from_rpc_error(e) from None
+                time.sleep(pause)
+                delay = min(_BACKOFF_MAX_S, delay * 2)
         raise AssertionError("unreachable")
-
-    def stream(self, method: Callable[..., Any], request: Any, *, timeout: float = 3600) -> Any:
-        try:
-            yield from method(request, metadata=self._metadata, timeout=timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-
-    def upload(self, method: Callable[..., T], requests: Any, *, timeout: float = 3600) -> T:
-        try:
-            return method(requests, metadata=self._metadata, timeout=timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
 
     def close(self) -> None:
         self._channel.close()
@@ -118,5 +205,31 @@ class Client:
             self._mchannel.close()
 
 
+def _first(it: Iterator[T]) -> Iterator[T]:
+    """``it`` with its first message already received (errors before it raise here)."""
+    try:
+        head = next(it)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((head,), it)
+
+
+# A connection dropped mid-call: grpc reports the stream the server never
+# finished as "Stream removed (...)", usually UNAVAILABLE but UNKNOWN on some
+# paths. Retried like UNAVAILABLE, which is safe only because every call the
+# SDK makes is idempotent.
+_STREAM_CUT = "Stream removed"
+
+
+def _transient(err: grpc.RpcError, cut_by_own_deadline: bool) -> bool:
+    code = err.code()  # type: ignore[attr-defined]
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED):
+        return True
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return not cut_by_own_deadline
+    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)  # type: ignore[attr-defined]
+
+
 def request_id() -> str:
+    """A new idempotency key: set once per logical mutation, kept across its retries."""
     return uuid.uuid4().hex
