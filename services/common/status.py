@@ -8,6 +8,7 @@ the ``grpc-status-details-bin`` trailer, so clients can branch on it.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -58,6 +59,9 @@ _DB_TRANSIENT = (
     asyncpg.InterfaceError,
 )
 
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
 # Most specific first: TooManyObjects is a ResourceExhausted, and so on.
 _CODES: list[tuple[type[errors.DepotError], grpc.StatusCode]] = [
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -101,6 +105,12 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
         return grpc.StatusCode.UNAVAILABLE, "backend did not answer in time", "UNAVAILABLE", None
     if isinstance(exc, _DB_TRANSIENT):
         return grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}", "UNAVAILABLE", None
+    # A full or read-only disk is not "try again"; the blob store raises
+    # StorageFull / StorageNotWritable itself, this catches any write it missed.
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"storage full: {exc}", "STORAGE_FULL", None
+    if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
+        return grpc.StatusCode.FAILED_PRECONDITION, f"storage not writable: {exc}", "STORAGE_NOT_WRITABLE", None
     if isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
         return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
     return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None

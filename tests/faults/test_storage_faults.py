@@ -27,6 +27,7 @@ from integration.helpers import Stubs, b64_xxh
 from servers import ServerThread, make_config
 
 from depot.manifest.v1 import manifest_pb2 as mpb
+from depot.services.common.status import to_status
 from depot.services.manifest.blobs import BlobId, blob_key
 from depot.services.manifest.store import STAGING
 
@@ -157,3 +158,21 @@ def test_a_read_only_blob_disk_is_failed_precondition_naming_path_and_errno(
             _mount("-o", "remount,rw", str(small_disk))
         assert not _blob_path(root, data).exists()
         assert s.upload("team", data).created
+
+
+@pytest.mark.parametrize(
+    ("err", "code", "reason"),
+    [
+        (errno.ENOSPC, grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL"),
+        (errno.EDQUOT, grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL"),
+        (errno.EROFS, grpc.StatusCode.FAILED_PRECONDITION, "STORAGE_NOT_WRITABLE"),
+        (errno.EACCES, grpc.StatusCode.FAILED_PRECONDITION, "STORAGE_NOT_WRITABLE"),
+        (errno.ECONNRESET, grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"),
+    ],
+)
+def test_a_disk_error_the_store_did_not_translate_is_still_not_try_again(
+    err: int, code: grpc.StatusCode, reason: str
+) -> None:
+    got, message, got_reason, _ = to_status(OSError(err, os.strerror(err), "/data/blobs/x"))
+    assert (got, got_reason) == (code, reason)
+    assert "/data/blobs/x" in message
