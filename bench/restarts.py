@@ -23,6 +23,8 @@ mismatches, kills, restart_s (median time for the port to answer again).
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -207,20 +209,24 @@ def run_once(
         out.acked = len(acked)
         verify_started = time.monotonic()
         api = depot.Api(server.address, key)
-        per_collection: dict[str, int] = {}
-        for qualified, files in acked:
-            per_collection[qualified.split(":")[0]] = per_collection.get(qualified.split(":")[0], 0) + 1
+
+        def verify(item: tuple[str, dict[str, str]]) -> str | None:
+            qualified, files = item
             root = work / "verify" / qualified.replace("/", "_")
             try:
                 api.artifact(qualified).download(root)
                 got = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir()}
             except Exception as e:  # noqa: BLE001 - a version that does not download is a mismatch
-                out.mismatches.append(f"{qualified}: {type(e).__name__}: {e}")
-                continue
-            if got != files:
-                out.mismatches.append(f"{qualified}: downloaded files differ from the ones logged")
-            else:
-                out.verified += 1
+                return f"{qualified}: {type(e).__name__}: {e}"
+            return None if got == files else f"{qualified}: downloaded files differ from the ones logged"
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for problem in pool.map(verify, acked):
+                if problem is None:
+                    out.verified += 1
+                else:
+                    out.mismatches.append(problem)
+        per_collection = collections.Counter(qualified.split(":")[0] for qualified, _ in acked)
         for collection, count in per_collection.items():
             stored = len(api.artifact_versions(collection))
             if stored != count:

@@ -17,7 +17,7 @@ from depot.gc.v1 import gc_pb2_grpc
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2_grpc
 
-from ._exceptions import UnauthenticatedError, from_rpc_error
+from ._exceptions import InvalidArgumentError, UnauthenticatedError, from_rpc_error, is_transient
 from ._tls import resolve
 
 T = TypeVar("T")
@@ -32,9 +32,6 @@ DEFAULT_RETRY_WINDOW_S = 30.0
 # most 0.5 s. Jittered, so writers that failed together do not retry together.
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 0.5
-# A call that failed this close to its own deadline was cut by the client's
-# deadline, not answered DEADLINE_EXCEEDED by a server giving up early.
-_DEADLINE_SLACK_S = 0.05
 _OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -57,6 +54,22 @@ def _read_key(api_key: str | None) -> str:
     return key
 
 
+def _retry_window(value: float | None) -> float:
+    if value is None:
+        raw = os.environ.get("DEPOT_RETRY_WINDOW")
+        try:
+            value = float(raw) if raw else DEFAULT_RETRY_WINDOW_S
+        except ValueError:
+            raise InvalidArgumentError(
+                f"DEPOT_RETRY_WINDOW must be seconds, not {raw!r}", field="retry_window"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise InvalidArgumentError(
+            f"retry_window must be a number of seconds >= 0, not {value!r}", field="retry_window"
+        )
+    return float(value)
+
+
 class Client:
     """Stubs for the three services, with the API key attached to every call.
 
@@ -72,7 +85,8 @@ class Client:
 
     Retries: a call that fails transiently (the server restarting, a
     dropped connection, a conflict) is tried again, with jittered backoff,
-    for up to ``retry_window`` seconds (30) after its first failure; a
+    for up to ``retry_window`` seconds (default ``DEPOT_RETRY_WINDOW``, else
+    30) after its first failure; a
     server that is gone for longer is a :class:`CommError` then.
     ``retries`` also caps the number of retries (``0``: none), which
     tests that want the first error at once use.
@@ -84,7 +98,7 @@ class Client:
         api_key: str | None = None,
         *,
         manifest_address: str | None = None,
-        retry_window: float = DEFAULT_RETRY_WINDOW_S,
+        retry_window: float | None = None,
         retries: int | None = None,
         tls: bool | None = None,
         tls_ca: str | Path | None = None,
@@ -105,7 +119,7 @@ class Client:
         self.metadata = metadata_pb2_grpc.MetadataServiceStub(self._channel)
         self.manifest = manifest_pb2_grpc.ManifestServiceStub(self._mchannel)
         self.gc = gc_pb2_grpc.GcServiceStub(self._channel)
-        self.retry_window = retry_window
+        self.retry_window = _retry_window(retry_window)
         self.retries = retries
 
     @property
@@ -118,7 +132,7 @@ class Client:
         Mutations carry a ``request_id`` set once by the caller, so a retry
         after a lost answer returns the first result instead of redoing it.
         """
-        return self.retrying(lambda: method(request, metadata=self._metadata, timeout=timeout), timeout=timeout)
+        return self.retrying(lambda: method(request, metadata=self._metadata, timeout=timeout))
 
     def upload(self, method: Callable[..., T], requests: Callable[[], Iterator[Any]], *, timeout: float = 3600) -> T:
         """A client-streaming call, sent again from the start after a transient failure.
@@ -128,7 +142,7 @@ class Client:
         manifest is content-addressed, so an upload cut by a server restart
         (whose partial bytes the server drops) is simply sent again.
         """
-        return self.retrying(lambda: method(requests(), metadata=self._metadata, timeout=timeout), timeout=timeout)
+        return self.retrying(lambda: method(requests(), metadata=self._metadata, timeout=timeout))
 
     def read(
         self,
@@ -145,9 +159,7 @@ class Client:
         so ``consume`` sees the whole stream again and must start over
         (open its output anew, reset what it collected).
         """
-        return self.retrying(
-            lambda: consume(method(request, metadata=self._metadata, timeout=timeout)), timeout=timeout
-        )
+        return self.retrying(lambda: consume(method(request, metadata=self._metadata, timeout=timeout)))
 
     def stream(self, method: Callable[..., Iterator[Any]], request: Any, *, timeout: float = 3600) -> Iterator[Any]:
         """A server-streaming call's messages; retried only until the first one arrives.
@@ -155,23 +167,20 @@ class Client:
         After that a transient failure is raised: the caller holds part of
         the stream. Use :meth:`read` to have the whole stream retried.
         """
-        it = self.retrying(lambda: _first(method(request, metadata=self._metadata, timeout=timeout)), timeout=timeout)
+        it = self.retrying(lambda: _first(method(request, metadata=self._metadata, timeout=timeout)))
         try:
             yield from it
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    def retrying(self, attempt: Callable[[], T], *, timeout: float) -> T:
+    def retrying(self, attempt: Callable[[], T]) -> T:
         """Runs ``attempt`` until it succeeds, fails for good, or the retry window closes.
 
-        Retried: UNAVAILABLE (server down or restarting, database blip),
-        ABORTED (a conflict), a stream cut by a dropped connection, and a
-        DEADLINE_EXCEEDED the server sent before the call's own ``timeout``
-        ran out (a statement timeout: the work was rolled back). A call cut
-        by its own deadline is not: the caller bounded it, and the server
-        may still be doing the work. Every call the SDK makes is idempotent
-        (a ``request_id`` on mutations, content addresses on uploads), so
-        these retries never do the work twice.
+        What is retried is :func:`~depot._exceptions.is_transient`'s to
+        say: a server restarting or a connection cut, never a deadline.
+        Every call the SDK makes is idempotent (a ``request_id`` on
+        mutations, content addresses on uploads), so a retry never does the
+        work twice.
 
         The budget is time, not a count: retries go on for
         ``retry_window`` seconds after the first failure, enough for a
@@ -180,17 +189,15 @@ class Client:
         first_failure: float | None = None
         delay = _BACKOFF_FIRST_S
         for tries in itertools.count():
-            started = time.monotonic()
             try:
                 return attempt()
             except grpc.RpcError as e:
                 now = time.monotonic()
                 if first_failure is None:
                     first_failure = now
-                cut_by_own_deadline = now - started >= timeout - _DEADLINE_SLACK_S
                 pause = delay * (0.5 + 0.5 * random.random())
                 if (
-                    not _transient(e, cut_by_own_deadline)
+                    not is_transient(e)
                     or (self.retries is not None and tries >= self.retries)
                     or now + pause - first_failure > self.retry_window
                 ):
@@ -212,22 +219,6 @@ def _first(it: Iterator[T]) -> Iterator[T]:
     except StopIteration:
         return iter(())
     return itertools.chain((head,), it)
-
-
-# A connection dropped mid-call: grpc reports the stream the server never
-# finished as "Stream removed (...)", usually UNAVAILABLE but UNKNOWN on some
-# paths. Retried like UNAVAILABLE, which is safe only because every call the
-# SDK makes is idempotent.
-_STREAM_CUT = "Stream removed"
-
-
-def _transient(err: grpc.RpcError, cut_by_own_deadline: bool) -> bool:
-    code = err.code()  # type: ignore[attr-defined]
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED):
-        return True
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return not cut_by_own_deadline
-    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)  # type: ignore[attr-defined]
 
 
 def request_id() -> str:

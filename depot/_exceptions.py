@@ -1,7 +1,8 @@
 """The SDK's exceptions: one tree, chosen by the server's status and reason.
 
 DepotError
-├── CommError                    the service could not be reached (UNAVAILABLE, deadline)
+├── CommError                    the service could not be reached (UNAVAILABLE after the
+│                                retry window, a deadline)
 ├── UnauthenticatedError         missing, malformed or revoked API key
 ├── PermissionDeniedError        the key's user lacks the role
 │   └── TTLAdminsOnlyError       the team lets only admins set TTLs
@@ -149,6 +150,34 @@ def from_rpc_error(err: grpc.RpcError) -> DepotError:
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, DepotError)
     message = err.details() or code.name  # type: ignore[attr-defined]
     return cls(message, reason=reason, field=field)
+
+
+# Reasons of an UNAVAILABLE the server sends only after retrying itself for
+# its own bound (S3 failing a listing for the stall timeout): an SDK retry
+# would repeat all of that and hide the cause behind the caller's deadline.
+_RETRIED_BY_SERVER = frozenset({"S3_UNAVAILABLE"})
+# What grpc reports for a call whose connection dropped mid-stream, with
+# UNKNOWN on some paths ("Stream removed (recvmsg:Connection reset by peer)").
+_STREAM_CUT = "Stream removed"
+
+
+def is_transient(err: grpc.RpcError) -> bool:
+    """Whether the same call, sent again, may succeed once the server is back.
+
+    UNAVAILABLE (the server is down, restarting, or lost its database for a
+    moment; a stream cut by a dropped connection) and ABORTED (a conflict, or
+    an upload closed idle with nothing stored) are. DEADLINE_EXCEEDED is
+    not: either the caller's own deadline ran out, which bounds the call,
+    or the server's statement timeout did, and the same statement would
+    run as long again; retrying it only multiplies load on a struggling
+    server. Safe only for idempotent calls, which every SDK call is.
+    """
+    code = err.code()  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return _error_info(err)[0] not in _RETRIED_BY_SERVER
+    if code == grpc.StatusCode.ABORTED:
+        return True
+    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)  # type: ignore[attr-defined]
 
 
 # Most specific first: the first isinstance match wins.

@@ -1,7 +1,7 @@
 """The SDK rides over server restarts: SIGKILL under concurrent writers.
 
 A real ``depot server`` process on a fixed data dir and port is SIGKILLed
-and started again every ~2.5 s while 12 writer threads log small (inline)
+and started again every ~2.5 s while 8 writer threads log small (inline)
 and medium (UploadBlob-streamed) artifacts. No error may reach a writer,
 every acknowledged version must download and match its bytes, and a
 retried commit must not become a second version. The harness is
@@ -27,11 +27,10 @@ import restarts  # noqa: E402 - bench/restarts.py, the harness this test shares 
 def test_writers_see_no_error_across_server_kills_and_every_acked_version_verifies(
     tmp_path: Path, database_url: str
 ) -> None:
-    out = restarts.run_once(tmp_path / "data", writers=12, kills=4, interval_s=2.5, database_url=database_url)
-    print(out.summary())
+    out = restarts.run_once(tmp_path / "data", writers=8, kills=4, interval_s=2.5, database_url=database_url)
     assert out.kills == 4
     assert out.errors == []
     assert out.mismatches == []
     # Each writer kept logging through the kills, not just before the first.
-    assert out.acked >= 4 * 12
+    assert out.acked >= 4 * 8
     assert out.verified == out.acked
