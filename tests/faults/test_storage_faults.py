@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from google.rpc import error_details_pb2, status_pb2
 from integration.helpers import Stubs, b64_xxh
 from servers import ServerThread, make_config
 
+import depot
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.services.common.status import to_status
 from depot.services.manifest.blobs import BlobId, blob_key
@@ -176,3 +178,20 @@ def test_a_disk_error_the_store_did_not_translate_is_still_not_try_again(
     got, message, got_reason, _ = to_status(OSError(err, os.strerror(err), "/data/blobs/x"))
     assert (got, got_reason) == (code, reason)
     assert "/data/blobs/x" in message
+
+
+def test_the_sdk_reports_a_full_disk_at_once_instead_of_retrying(
+    disk_server: ServerThread, small_disk: Path, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * MIB))
+    start = time.monotonic()
+    with depot.init(entity="team", project="p", address=disk_server.address, api_key=disk_server.admin_key) as run:
+        art = depot.Artifact("too-big", type="dataset")
+        art.add_file(big)
+        with pytest.raises(depot.ResourceExhaustedError) as caught:
+            run.log_artifact(art).wait()
+    # Not retried: the SDK's retry window for transient errors is 30 s.
+    assert time.monotonic() - start < 15
+    assert "ENOSPC" in str(caught.value)
+    assert _staged(small_disk / "blobs") == []
