@@ -38,12 +38,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 START_S = 60.0
 ENTITY = "faults"
 CALL_TIMEOUT_S = 60.0  # longer than any server-side bound: the server must answer first
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -54,7 +58,7 @@ def free_port() -> int:
 
 @dataclass
 class Call:
-    kind: str  # "commit" | "resolve"
+    kind: str  # "put_manifest" | "commit" | "resolve"
     start: float  # monotonic
     end: float
     code: str  # "OK" or the grpc status name
@@ -174,6 +178,24 @@ def _b64_xxh(data: bytes) -> str:
     return base64.b64encode(xxhash.xxh3_128(data).digest()).decode()
 
 
+async def _timed(out: Outcome, kind: str, call: Awaitable[T]) -> T:
+    """Awaits one RPC, recording how long it took and how it ended."""
+    import grpc
+
+    t0 = time.monotonic()
+    try:
+        result = await call
+    except grpc.aio.AioRpcError as e:
+        code = e.code().name
+        # NOT_FOUND for `latest` before the first commit is an answer, not a fault.
+        out.calls.append(Call(kind, t0, time.monotonic(), "OK" if code == "NOT_FOUND" else code))
+        if code != "NOT_FOUND" and len(out.error_details) < 20:
+            out.error_details.append(f"{kind} {code}: {e.details()}")
+        raise
+    out.calls.append(Call(kind, t0, time.monotonic(), "OK"))
+    return result
+
+
 async def _writer(i: int, stubs: tuple, md: tuple, stop: list[float], out: Outcome) -> None:
     import grpc
 
@@ -186,38 +208,39 @@ async def _writer(i: int, stubs: tuple, md: tuple, stop: list[float], out: Outco
     while time.monotonic() < stop[0]:
         data = f"writer {i} version {n} {os.urandom(8).hex()}\n".encode()
         n += 1
-        t0 = time.monotonic()
+        entry = mpb.ManifestEntry(
+            path="f.txt", algorithm="xxh3_128", digest=_b64_xxh(data), size=len(data), content=data
+        )
         try:
-            ref = await man.PutManifest(
-                mpb.PutManifestRequest(
-                    header=mpb.ManifestHeader(entity=ENTITY, digest_algorithm="xxh3_128"),
-                    entries=[
-                        mpb.ManifestEntry(
-                            path="f.txt", algorithm="xxh3_128", digest=_b64_xxh(data), size=len(data), content=data
-                        )
-                    ],
+            ref = await _timed(
+                out,
+                "put_manifest",
+                man.PutManifest(
+                    mpb.PutManifestRequest(
+                        header=mpb.ManifestHeader(entity=ENTITY, digest_algorithm="xxh3_128"), entries=[entry]
+                    ),
+                    metadata=md,
+                    timeout=CALL_TIMEOUT_S,
                 ),
-                metadata=md,
-                timeout=CALL_TIMEOUT_S,
             )
-            version = await meta.CreateArtifactVersion(
-                pb.CreateArtifactVersionRequest(
-                    parent=f"entities/{ENTITY}/projects/p",
-                    artifact=f"c{i}",
-                    type="dataset",
-                    manifest=manifest_ref_for_commit(ref),
-                    request_id=os.urandom(8).hex(),
+            version = await _timed(
+                out,
+                "commit",
+                meta.CreateArtifactVersion(
+                    pb.CreateArtifactVersionRequest(
+                        parent=f"entities/{ENTITY}/projects/p",
+                        artifact=f"c{i}",
+                        type="dataset",
+                        manifest=manifest_ref_for_commit(ref),
+                        request_id=os.urandom(8).hex(),
+                    ),
+                    metadata=md,
+                    timeout=CALL_TIMEOUT_S,
                 ),
-                metadata=md,
-                timeout=CALL_TIMEOUT_S,
             )
-        except grpc.aio.AioRpcError as e:
-            out.calls.append(Call("commit", t0, time.monotonic(), e.code().name))
-            if len(out.error_details) < 20:
-                out.error_details.append(f"{e.code().name}: {e.details()}")
+        except grpc.aio.AioRpcError:
             await asyncio.sleep(0.05)
             continue
-        out.calls.append(Call("commit", t0, time.monotonic(), "OK"))
         out.acked.append((f"c{i}", version.index, version.digest))
 
 
@@ -228,21 +251,18 @@ async def _reader(stubs: tuple, md: tuple, stop: list[float], out: Outcome) -> N
 
     meta, _ = stubs
     while time.monotonic() < stop[0]:
-        t0 = time.monotonic()
         try:
-            await meta.GetArtifactVersion(
-                pb.GetArtifactVersionRequest(name=f"entities/{ENTITY}/projects/p/artifacts/c0/versions/latest"),
-                metadata=md,
-                timeout=CALL_TIMEOUT_S,
+            await _timed(
+                out,
+                "resolve",
+                meta.GetArtifactVersion(
+                    pb.GetArtifactVersionRequest(name=f"entities/{ENTITY}/projects/p/artifacts/c0/versions/latest"),
+                    metadata=md,
+                    timeout=CALL_TIMEOUT_S,
+                ),
             )
-        except grpc.aio.AioRpcError as e:
-            # NOT_FOUND before the first commit is an answer, not a fault.
-            code = e.code().name
-            out.calls.append(Call("resolve", t0, time.monotonic(), "OK" if code == "NOT_FOUND" else code))
-            if code != "NOT_FOUND" and len(out.error_details) < 20:
-                out.error_details.append(f"{code}: {e.details()}")
-        else:
-            out.calls.append(Call("resolve", t0, time.monotonic(), "OK"))
+        except grpc.aio.AioRpcError:
+            pass
         await asyncio.sleep(0.02)
 
 
