@@ -132,6 +132,13 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     return pool
 
 
+def _gone(conn: Any) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True  # closed, and already taken back by the pool
+
+
 # The connection of the transaction the current request runs in, if any,
 # and what to do once it commits.
 _current: ContextVar[asyncpg.Connection | None] = ContextVar("depot_transaction", default=None)
@@ -178,7 +185,8 @@ class Database:
                 # Rolling back or resetting would wait as long again for a
                 # server that may be frozen; closing the session makes
                 # PostgreSQL roll back by itself, and the pool opens a new one.
-                conn.terminate()
+                if not _gone(conn):
+                    conn.terminate()
                 raise
 
     @asynccontextmanager
@@ -210,7 +218,7 @@ class Database:
             except BaseException:
                 # A session that is gone rolled back with it; asking would
                 # only replace the cause with "the connection is closed".
-                if not conn.is_closed():
+                if not _gone(conn):
                     await tx.rollback()
                 raise
             else:
