@@ -53,6 +53,9 @@ _THROTTLE_STATUS = frozenset({429, 503})
 _THROTTLE_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 )
+# A HEAD answer has no body, so botocore's error code is the bare status;
+# these are the codes S3 documents for those statuses.
+_BODYLESS_CODES = {500: "InternalError", 503: "SlowDown", 403: "AccessDenied", 404: "NoSuchKey"}
 _CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
 _MSG_RE = re.compile(rb"<Message>([^<]*)</Message>")
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -267,7 +270,9 @@ class S3HttpClient:
         if code in ("NoSuchBucket",):
             return NotFound(f"s3://{self.bucket}: no such bucket (S3 NoSuchBucket)", field="uri")
         if status == 403 or code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return PermissionDenied(f"{what}: access denied by S3 ({code or status})")
+            if not code or code == "403":
+                code = "AccessDenied"
+            return PermissionDenied(f"{what}: access to bucket {self.bucket!r} denied by S3 ({code}, HTTP 403)")
         return Unavailable(f"{what}: S3 error {code or status}: {e}")
 
     # -- the retry policy (see the module docstring) ---------------------------------------
@@ -336,7 +341,9 @@ class S3HttpClient:
             except ClientError as e:
                 resp = e.response
                 status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-                code = str(resp.get("Error", {}).get("Code", "")) or str(status)
+                code = str(resp.get("Error", {}).get("Code", ""))
+                if not code or code == str(status):
+                    code = _BODYLESS_CODES.get(status, str(status))
                 detail = f"HTTP {status} {code}: {resp.get('Error', {}).get('Message', '')}"
                 if status in _THROTTLE_STATUS or code in _THROTTLE_CODES:
                     raise _Outcome("throttle", detail, code) from None
