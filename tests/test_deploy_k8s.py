@@ -553,6 +553,7 @@ def test_objects_match_the_kubernetes_schema(kustomized: tuple[str, list[Doc]]) 
     # (or, with client-side apply, silently drop). The schemas come with the
     # kubernetes-validate package (a dev dependency).
     import kubernetes_validate
+
     _, docs = kustomized
     for doc in docs:
         if doc["apiVersion"].endswith("cnpg.io/v1"):
