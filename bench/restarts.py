@@ -60,6 +60,23 @@ class Outcome:
     restart_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     verify_s: float = 0.0
+    kill_times: list[float] = field(default_factory=list)
+    up_times: list[float] = field(default_factory=list)
+    ack_times: list[float] = field(default_factory=list)
+
+    def acks_per_interval(self) -> list[int]:
+        """Acknowledged logs before the first kill, between kills, after the last."""
+        edges = [float("-inf"), *self.kill_times, float("inf")]
+        return [sum(lo <= t < hi for t in self.ack_times) for lo, hi in zip(edges, edges[1:])]
+
+    def recovery_s(self) -> list[float]:
+        """Per restart: from the port answering again to the next acknowledged log."""
+        out = []
+        for up in self.up_times:
+            after = [t for t in self.ack_times if t >= up]
+            if after:
+                out.append(min(after) - up)
+        return out
 
     def summary(self) -> dict[str, object]:
         return {
@@ -72,6 +89,9 @@ class Outcome:
             "restart_s_median": round(statistics.median(self.restart_s), 3) if self.restart_s else None,
             "wall_s": round(self.wall_s, 1),
             "verify_s": round(self.verify_s, 1),
+            "acks_per_interval": self.acks_per_interval(),
+            "recovery_s_median": round(statistics.median(self.recovery_s()), 3) if self.recovery_s() else None,
+            "recovery_s_max": round(max(self.recovery_s()), 3) if self.recovery_s() else None,
         }
 
 
@@ -162,6 +182,7 @@ def _writer(
             out.errors.append(f"writer {i} log {n}: {type(e).__name__}: {e}")
         else:
             acked.append((art.qualified_name, {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}))
+            out.ack_times.append(time.monotonic())
         n += 1
     try:
         run.finish()
@@ -199,8 +220,10 @@ def run_once(
         for _ in range(kills):
             time.sleep(interval_s * (0.8 + 0.4 * random.random()))
             server.kill()
+            out.kill_times.append(time.monotonic())
             out.kills += 1
             out.restart_s.append(server.start())
+            out.up_times.append(time.monotonic())
         time.sleep(interval_s)
         stop.set()
         for t in threads:

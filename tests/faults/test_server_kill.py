@@ -31,6 +31,6 @@ def test_writers_see_no_error_across_server_kills_and_every_acked_version_verifi
     assert out.kills == 4
     assert out.errors == []
     assert out.mismatches == []
-    # Each writer kept logging through the kills, not just before the first.
-    assert out.acked >= 4 * 8
+    # Writers kept logging through every kill, not just before the first.
+    assert all(n > 0 for n in out.acks_per_interval()), out.acks_per_interval()
     assert out.verified == out.acked
