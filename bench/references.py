@@ -15,6 +15,12 @@ Prints one JSON object per line: one per run (``"run": k``), then the medians
 objects/s.
 
     python bench/references.py --objects 10000000 --latency-ms 0 --layout nested --repeat 3
+
+Faults (issue 9): ``--slowdown-rate 0.5`` (or ``--error500-rate``,
+``--reset-rate``, ``--access-denied-rate``; 1.0 = permanent) injects them in
+the simulator. The Depot run then also reports ``throttles``,
+``lowest_concurrency`` and, when the listing fails, ``error`` (the domain
+error's class, reason and message) with ``wall_s`` = time to that error.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def _usage() -> tuple[float, float]:
 
 async def _child_depot(a: argparse.Namespace) -> dict:
     from depot.native import MANIFEST_COMPILED, S3PAGE_COMPILED, ManifestWriter
+    from depot.services.common.errors import DepotError
     from depot.services.manifest.s3_listing import S3Config, write_s3_reference
 
     cfg = S3Config(
@@ -51,13 +58,24 @@ async def _child_depot(a: argparse.Namespace) -> dict:
         cpu0 = _usage()[0]
         t0 = time.perf_counter()
         writer = ManifestWriter(f, "md5")
-        stats = await write_s3_reference(
-            f"s3://bench/{ROOTS[a.layout]}",
-            writer,
-            session_config=cfg,
-            concurrency=a.concurrency,
-            max_objects=max(a.objects, 1),
-        )
+        try:
+            stats = await write_s3_reference(
+                f"s3://bench/{ROOTS[a.layout]}",
+                writer,
+                session_config=cfg,
+                concurrency=a.concurrency,
+                max_objects=max(a.objects, 1),
+            )
+        except DepotError as e:
+            return {
+                "impl": "depot",
+                "objects": 0,
+                "wall_s": round(time.perf_counter() - t0, 3),
+                "objects_per_s": 0,
+                "peak_rss_mib": round(_usage()[1], 1),
+                "cpu_s": round(_usage()[0] - cpu0, 2),
+                "error": f"{type(e).__name__} {e.reason}: {e.message}",
+            }
         summary = writer.close()
         wall = time.perf_counter() - t0
         cpu1, rss = _usage()
@@ -72,6 +90,8 @@ async def _child_depot(a: argparse.Namespace) -> dict:
         "digest": summary.digest,
         "requests": stats.requests,
         "retries": stats.retries,
+        "throttles": stats.throttles,
+        "lowest_concurrency": stats.lowest_concurrency,
         "units": stats.units,
         "spilled_pages": stats.spilled_pages,
         "manifest_bytes": size,
@@ -120,6 +140,17 @@ async def _child_baseline(a: argparse.Namespace) -> dict:
     }
 
 
+_FAULTS = ("slowdown_rate", "error500_rate", "reset_rate", "access_denied_rate")
+
+
+def _fault_args(a: argparse.Namespace) -> list[str]:
+    out = []
+    for f in _FAULTS:
+        if getattr(a, f):
+            out += ["--" + f.replace("_", "-"), str(getattr(a, f))]
+    return out + ["--seed", str(a.seed)]
+
+
 def _start_sim(a: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     p = subprocess.Popen(
         [
@@ -133,6 +164,7 @@ def _start_sim(a: argparse.Namespace) -> tuple[subprocess.Popen, str]:
             str(a.latency_ms),
             "--port",
             "0",
+            *_fault_args(a),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -185,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--baseline-max", type=int, default=50_000)
     ap.add_argument("--concurrency", type=int, default=32)
+    for f in _FAULTS:
+        ap.add_argument("--" + f.replace("_", "-"), type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0, help="simulator fault seed; run k uses seed + k")
     ap.add_argument(
         "--verify", action="store_true", help="also check Depot's digest against the one computed from the key formula"
     )
@@ -197,9 +232,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(asyncio.run(fn(a))), flush=True)
         return
 
-    common = {"latency_ms": a.latency_ms, "layout": a.layout}
+    common = {"latency_ms": a.latency_ms, "layout": a.layout, **{f: getattr(a, f) for f in _FAULTS if getattr(a, f)}}
     depot_runs, base_runs = [], []
+    seed0 = a.seed
     for k in range(a.repeat):
+        a.seed = seed0 + k
         sim, endpoint = _start_sim(a)
         try:
             d = _run_child(a, "depot", endpoint)
@@ -218,8 +255,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def median(runs: list[dict]) -> dict:
         m = dict(runs[0])
-        for f in ("wall_s", "objects_per_s", "peak_rss_mib", "cpu_s"):
-            m[f] = statistics.median(r[f] for r in runs)
+        for f in ("wall_s", "objects_per_s", "peak_rss_mib", "cpu_s", "requests", "retries", "throttles"):
+            if all(f in r for r in runs):
+                m[f] = statistics.median(r[f] for r in runs)
+        if all("lowest_concurrency" in r for r in runs):
+            m["lowest_concurrency"] = min(r["lowest_concurrency"] for r in runs)
         m["run"] = "median"
         m["repeats"] = len(runs)
         return m
@@ -241,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         h = hashlib.md5(b"wandb-artifact-manifest-v1\n")
         for key, etag, _s, _v in space.expected_entries():
             h.update(f"{key[strip:]}:{etag}\n".encode())
-        dm["digest_verified"] = all(r["digest"] == h.hexdigest() for r in depot_runs)
+        dm["digest_verified"] = all(r.get("digest") == h.hexdigest() for r in depot_runs)
     print(json.dumps(dm), flush=True)
 
 

@@ -60,7 +60,9 @@ async def test_load_based_throttling_settles_near_the_limit() -> None:
     # S3 throttles by load: more than 4 requests in flight get SlowDown.
     # Halving on each throttle brings the listing down to what S3 accepts.
     async with s3sim.Simulator(objects=20_000, layout="flat", latency_ms=2, slowdown_above=4) as sim:
-        summary, _, stats = await list_reference("s3://bk/flat", _config(sim, max_attempts=3), concurrency=32)
+        summary, _, stats = await list_reference(
+            "s3://bk/flat", _config(sim, max_attempts=3, min_concurrency=1), concurrency=32
+        )
         assert (summary.digest, summary.count) == expected_digest(sim.space, "flat/")
         assert stats.throttles > 0
         assert stats.lowest_concurrency <= 4
@@ -85,7 +87,7 @@ async def test_permanent_fault_fails_with_the_s3_error_after_the_stall_timeout(
         with pytest.raises(S3Unavailable) as exc:
             await list_reference("s3://bk/dataset", _config(sim, stall_timeout=2.0), concurrency=8)
         elapsed = time.monotonic() - t0
-    assert 2.0 <= elapsed < 6.0
+    assert elapsed < 6.0  # stall_timeout (2 s) or 12 errors in a row, whichever comes first
     assert exc.value.bucket == "bk"
     assert exc.value.reason == "S3_UNAVAILABLE"
     assert "'bk'" in exc.value.message
