@@ -17,7 +17,7 @@ Underneath, PostgreSQL is
   restarting the server.
 - ``freeze``: SIGSTOPped (postmaster and backends) for ``--freeze`` s, then
   SIGCONT. Every call must end within the documented bound
-  (db.ACQUIRE_TIMEOUT_S + db.QUERY_TIMEOUT_S) with UNAVAILABLE or
+  (db.ACQUIRE_TIMEOUT_S + db.CLIENT_TIMEOUT_S) with UNAVAILABLE or
   DEADLINE_EXCEEDED, instead of hanging for the whole freeze.
 
     python bench/pg_faults.py --mode crash --runs 5 --writers 28

@@ -167,7 +167,12 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         if self.running():
-            return self
+            if not (self.durable and self._started_fast()):
+                return self
+            # A cluster left running fast (by a test harness, or a build
+            # before durable defaults) must not be taken over as it is:
+            # restart it with the durable settings.
+            self.stop()
         if self.owner is not None:
             remove_orphan_clusters()
         if not (self.pgdata / "PG_VERSION").exists():
@@ -201,6 +206,15 @@ class LocalPostgres:
             "start",
         )
         return self
+
+    def _started_fast(self) -> bool:
+        """Whether the running postmaster was started with fsync off
+        (postmaster.opts records the command line it was started with)."""
+        try:
+            opts = (self.pgdata / "postmaster.opts").read_text()
+        except OSError:
+            return False
+        return "fsync=off" in opts.replace(" ", "")
 
     def running(self) -> bool:
         return _postmaster_alive(self.pgdata) and (self.socket_dir / ".s.PGSQL.5432").exists()

@@ -51,7 +51,7 @@ class Config:
     # Manifest service: staged files untouched this long are a crash's
     # leftovers and are swept; a client stream idle this long is closed.
     staging_grace_s: float = 3600.0
-    upload_idle_timeout_s: float = 60.0
+    upload_idle_timeout_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, *, default_port: int = 50051) -> Config:
@@ -87,8 +87,7 @@ class Config:
             tls=server_tls_from_env(env),
             client_tls=client_tls_from_env(env),
             health_listen=env.get("DEPOT_HEALTH_LISTEN") or None,
-            staging_grace_s=float(env.get("DEPOT_STAGING_GRACE_S", "3600")),
-            upload_idle_timeout_s=float(env.get("DEPOT_UPLOAD_IDLE_TIMEOUT_S", "60")),
+            **_staging(env.get("DEPOT_STAGING_GRACE_S", "3600"), env.get("DEPOT_UPLOAD_IDLE_TIMEOUT_S", "300")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -141,6 +140,33 @@ class Config:
 
 
 MAX_WORKERS = 64
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        n = 0.0
+    if not 0 < n < 10**9:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return n
+
+
+def _staging(grace: str, idle: str) -> dict[str, float]:
+    """The staging grace period and the upload idle timeout, checked together.
+
+    A live upload writes its staged file at least once per idle timeout (or
+    the server closes it), so a grace longer than the idle timeout never
+    sweeps a file that is still being written; a shorter one would.
+    """
+    grace_s = _seconds("DEPOT_STAGING_GRACE_S", grace)
+    idle_s = _seconds("DEPOT_UPLOAD_IDLE_TIMEOUT_S", idle)
+    if grace_s <= idle_s:
+        raise ValueError(
+            f"DEPOT_STAGING_GRACE_S ({grace_s:g}) must be longer than DEPOT_UPLOAD_IDLE_TIMEOUT_S ({idle_s:g}): "
+            "a shorter grace sweeps uploads still in flight"
+        )
+    return {"staging_grace_s": grace_s, "upload_idle_timeout_s": idle_s}
 
 
 def _workers(value: str) -> int:

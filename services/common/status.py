@@ -59,6 +59,28 @@ _DB_TRANSIENT = (
     asyncpg.InterfaceError,
 )
 
+# asyncpg's client-side refusals (a query argument of the wrong type, a bad
+# client setting): our bug, the same on every retry, so not "unavailable".
+_DB_CLIENT_BUG = (asyncpg.exceptions._base.DataError, asyncpg.exceptions._base.ClientConfigurationError)
+
+# OS errors that a retry can outlive: a peer or backend that dropped or
+# refused a connection, a timeout, a staged file a sweep removed under a
+# stalled call. Any other OSError (EIO, ENAMETOOLONG, EISDIR, ...) is the
+# same on every retry and is INTERNAL, so the SDK does not resend for 30 s.
+_OS_TRANSIENT = frozenset(
+    {
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.EAGAIN,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENOENT,
+    }
+)
+
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
@@ -92,6 +114,9 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
         return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", "ALREADY_EXISTS", None
     if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
         return grpc.StatusCode.ABORTED, "concurrent update conflict; retry", "ABORTED", None
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        # lock_timeout (db.LOCK_TIMEOUT_S): the row's holder ends soon; retry.
+        return grpc.StatusCode.ABORTED, "waited too long for a row lock; retry", "ABORTED", None
     if isinstance(exc, asyncpg.QueryCanceledError):
         # statement_timeout (db.QUERY_TIMEOUT_S): the same statement would
         # likely run as long again, so not "retry".
@@ -103,6 +128,9 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
         # Mostly asyncpg's connect, pool or command timeout (db.py): a
         # database that did not answer. Without its own message: it has none.
         return grpc.StatusCode.UNAVAILABLE, "backend did not answer in time", "UNAVAILABLE", None
+    if isinstance(exc, _DB_CLIENT_BUG):
+        log.exception("database client refused a query", exc_info=exc)
+        return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
     if isinstance(exc, _DB_TRANSIENT):
         return grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}", "UNAVAILABLE", None
     # A full or read-only disk is not "try again"; the blob store raises
@@ -111,7 +139,7 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"storage full: {exc}", "STORAGE_FULL", None
     if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
         return grpc.StatusCode.FAILED_PRECONDITION, f"storage not writable: {exc}", "STORAGE_NOT_WRITABLE", None
-    if isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
+    if isinstance(exc, ConnectionError) or (isinstance(exc, OSError) and exc.errno in _OS_TRANSIENT):
         return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
     return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
 

@@ -20,6 +20,8 @@ from depot.services.metadata.idempotency import RETENTION
 
 _LEADER_LOCK = 0x6465706F7467  # "depotg"
 SAMPLE = 20
+# A GC statement may take this long (the request path is bounded far tighter).
+GC_STATEMENT_TIMEOUT_S = 600.0
 
 # A version expires when its TTL (its own, or the team default it inherits)
 # has run out since commit, unless it is linked into a registry.
@@ -81,10 +83,15 @@ class Collector:
             report.versions_expired = await conn.fetchval("SELECT count(*) " + _EXPIRED, entity)
             return report
         async with conn.transaction():
+            # A pass over a large backlog may run longer than the per-request
+            # bounds (db.QUERY_TIMEOUT_S, asyncpg's command timeout): only
+            # this transaction gets GC_STATEMENT_TIMEOUT_S.
+            await conn.execute(f"SET LOCAL statement_timeout = {int(GC_STATEMENT_TIMEOUT_S * 1000)}")
             expired = await conn.fetch(
                 "UPDATE versions SET state = 'deleted', delete_time = now()"
                 " WHERE id IN (SELECT v.id " + _EXPIRED + ") RETURNING id, collection_id",
                 entity,
+                timeout=GC_STATEMENT_TIMEOUT_S,
             )
             ids = [r["id"] for r in expired]
             # A deleted version keeps no aliases; `latest` moves to the newest live one.
@@ -98,7 +105,16 @@ class Collector:
                 ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = EXCLUDED.version_id
                 """,
                 list({r["collection_id"] for r in expired}),
+                timeout=GC_STATEMENT_TIMEOUT_S,
             )
-            await conn.execute("DELETE FROM idempotency WHERE create_time < now() - $1::interval", RETENTION)
+        # Apart from the expiry, so a failed expiry pass does not also keep
+        # the idempotency table growing.
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {int(GC_STATEMENT_TIMEOUT_S * 1000)}")
+            await conn.execute(
+                "DELETE FROM idempotency WHERE create_time < now() - $1::interval",
+                RETENTION,
+                timeout=GC_STATEMENT_TIMEOUT_S,
+            )
         report.versions_expired = len(ids)
         return report

@@ -27,8 +27,11 @@ MAX_FIND = 10_000
 # (IDLE_TIMEOUT): a stalled uploader otherwise held its staged file and a
 # server task until its own deadline (the SDK's is 3,600 s). ABORTED, not
 # DEADLINE_EXCEEDED, so it is not mistaken for the caller's own deadline;
-# nothing was stored, so sending again is safe.
-DEFAULT_IDLE_TIMEOUT_S = 60.0
+# nothing was stored, so sending again is safe. Five minutes, because the
+# timer runs per message: the SDK sends 1 MiB chunks, up to four uploads
+# share a connection, and a slow uplink (~100 KiB/s) must still get each
+# chunk through before the timer ends.
+DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 T = TypeVar("T")
 

@@ -122,7 +122,10 @@ class Staging:
         """Sweeps every :meth:`sweep_interval_s` until cancelled."""
         while True:
             await asyncio.sleep(self.sweep_interval_s())
-            await asyncio.to_thread(self.sweep)
+            try:
+                await asyncio.to_thread(self.sweep)
+            except Exception:  # noqa: BLE001 - one failed sweep must not end the sweeping
+                log.exception("sweeping %s failed; trying again in %.0f s", self.path, self.sweep_interval_s())
 
 
 def _newest_mtime(entry: os.DirEntry[str]) -> float:

@@ -97,8 +97,8 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
 # Bounds on a database that stops answering (frozen, partitioned, overloaded).
 # Without them a request waited forever on a SIGSTOPped PostgreSQL: asyncpg's
 # connect waits 60 s, queries and pool waits not at all. With them a request
-# gets UNAVAILABLE within ACQUIRE_TIMEOUT_S + QUERY_TIMEOUT_S (15 s) at most,
-# QUERY_TIMEOUT_S (10 s) when a pooled connection was free.
+# gets UNAVAILABLE within ACQUIRE_TIMEOUT_S + CLIENT_TIMEOUT_S (20 s) at most,
+# CLIENT_TIMEOUT_S (15 s) when a pooled connection was free.
 #
 # Opening a connection (TCP/socket + startup + init codecs).
 CONNECT_TIMEOUT_S = 5.0
@@ -108,9 +108,19 @@ ACQUIRE_TIMEOUT_S = 5.0
 # which also ends lock waits behind a stuck transaction), and asyncpg gives
 # up when no answer comes at all (command_timeout, a frozen server). Every
 # query a request runs is keyed or paged and takes milliseconds; the longest
-# legitimate one, the GC's expiry pass over a large backlog, is to override
-# both for its statement (SET LOCAL statement_timeout, and timeout=).
+# legitimate one, the GC's expiry pass over a large backlog, overrides both
+# for its own statements (services/gc/collector.py: SET LOCAL
+# statement_timeout, and timeout=).
 QUERY_TIMEOUT_S = 10.0
+# asyncpg's own timer runs a little longer, so a statement PostgreSQL
+# cancelled answers DEADLINE_EXCEEDED (57014: the same query would run as
+# long again, so not retried), and only a server that answers nothing at all
+# trips the client timer (TimeoutError: UNAVAILABLE, retried).
+CLIENT_TIMEOUT_S = QUERY_TIMEOUT_S + 5.0
+# Row-lock waits end sooner than the statement: the holder is a live commit
+# (milliseconds) or a stuck session PostgreSQL ends within
+# IDLE_IN_TRANSACTION_TIMEOUT_S, so a wait past this is ABORTED (retryable).
+LOCK_TIMEOUT_S = 5.0
 # A transaction left open by a frozen or partitioned server process holds
 # row locks (a collection's, during a commit) that every writer of that
 # collection waits for; PostgreSQL ends such a session after this long.
@@ -121,9 +131,10 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     kwargs.setdefault("min_size", 2)
     kwargs.setdefault("max_size", 20)
     kwargs.setdefault("timeout", CONNECT_TIMEOUT_S)
-    kwargs.setdefault("command_timeout", QUERY_TIMEOUT_S)
+    kwargs.setdefault("command_timeout", CLIENT_TIMEOUT_S)
     settings = {
         "statement_timeout": f"{int(QUERY_TIMEOUT_S * 1000)}",
+        "lock_timeout": f"{int(LOCK_TIMEOUT_S * 1000)}",
         "idle_in_transaction_session_timeout": f"{int(IDLE_IN_TRANSACTION_TIMEOUT_S * 1000)}",
     }
     kwargs["server_settings"] = {**settings, **kwargs.get("server_settings", {})}

@@ -25,6 +25,7 @@ import pg_faults  # noqa: E402 - bench/pg_faults.py, the harness this test share
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # server and PostgreSQL starts on a busy 2-core machine
 def test_postgres_crash_under_writers_loses_no_acknowledged_commit(tmp_path: Path) -> None:
     out = pg_faults.run_once(tmp_path / "data", mode="crash", writers=28, before_s=2.0, after_s=2.0)
     summary = out.summary()

@@ -24,6 +24,7 @@ import restarts  # noqa: E402 - bench/restarts.py, the harness this test shares 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # server and PostgreSQL starts on a busy 2-core machine
 def test_writers_see_no_error_across_server_kills_and_every_acked_version_verifies(
     tmp_path: Path, database_url: str
 ) -> None:

@@ -91,7 +91,9 @@ def test_the_s3_backend_stages_under_the_data_dir_and_is_swept_too(
 def test_staged_files_are_swept_periodically_while_serving(tmp_path: Path, database_url: str) -> None:
     blobs = tmp_path / "blobs"
     # A 2 s grace sweeps every second (grace / 4, at least 1 s).
-    srv = ServerThread(make_config(tmp_path / "data", database_url, blobs.as_uri(), DEPOT_STAGING_GRACE_S="2")).start()
+    # The grace must outlast the idle timeout (config checks it).
+    env = {"DEPOT_STAGING_GRACE_S": "2", "DEPOT_UPLOAD_IDLE_TIMEOUT_S": "1"}
+    srv = ServerThread(make_config(tmp_path / "data", database_url, blobs.as_uri(), **env)).start()
     try:
         leftover = blobs / STAGING / "upload-leftover"
         leftover.write_bytes(b"x")

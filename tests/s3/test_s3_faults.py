@@ -87,7 +87,9 @@ async def test_permanent_fault_fails_with_the_s3_error_after_the_stall_timeout(
         with pytest.raises(S3Unavailable) as exc:
             await list_reference("s3://bk/dataset", _config(sim, stall_timeout=2.0), concurrency=8)
         elapsed = time.monotonic() - t0
-    assert elapsed < 6.0  # stall_timeout (2 s) or 12 errors in a row, whichever comes first
+    # stall_timeout (2 s) or 12 errors in a row, whichever comes first; the
+    # slack is for a busy 2-core CI machine, still short of the 10 s default.
+    assert elapsed < 8.0
     assert exc.value.bucket == "bk"
     assert exc.value.reason == "S3_UNAVAILABLE"
     assert "'bk'" in exc.value.message
@@ -101,7 +103,7 @@ async def test_permanent_access_denied_fails_at_once() -> None:
         t0 = time.monotonic()
         with pytest.raises(PermissionDenied, match="AccessDenied") as exc:
             await list_reference("s3://bk/dataset/", _config(sim))
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # no retries: far short of the stall bound
         assert "'bk'" in exc.value.message
         assert sim.stats.denied == sim.stats.requests  # no retries of an answer
 

@@ -7,6 +7,8 @@ drives them end to end); here each is checked on its own.
 
 from __future__ import annotations
 
+import errno
+
 import asyncpg
 import grpc
 import pytest
@@ -53,4 +55,25 @@ def test_database_disk_full_is_resource_exhausted_not_retried() -> None:
 
 def test_a_real_server_fault_stays_internal() -> None:
     code, _, _, _ = to_status(asyncpg.InternalServerError("could not open relation"))  # XX000: a bug, not a blip
+    assert code == grpc.StatusCode.INTERNAL
+
+
+def test_a_lock_wait_past_lock_timeout_is_aborted_and_retried() -> None:
+    code, _, reason, _ = to_status(asyncpg.LockNotAvailableError("canceling statement due to lock timeout"))
+    assert (code, reason) == (grpc.StatusCode.ABORTED, "ABORTED")
+
+
+PERMANENT = [
+    # asyncpg refusing our own query argument: the same on every retry.
+    asyncpg.exceptions._base.DataError("invalid input for query argument $1: 'x' (an integer is required)"),
+    OSError(errno.EIO, "Input/output error"),
+    OSError(errno.ENAMETOOLONG, "File name too long"),
+    IsADirectoryError(errno.EISDIR, "Is a directory"),
+]
+
+
+@pytest.mark.parametrize("exc", PERMANENT, ids=lambda e: type(e).__name__ + str(getattr(e, "errno", "")))
+def test_errors_a_retry_cannot_outlive_are_not_unavailable(exc: BaseException) -> None:
+    # UNAVAILABLE would have the SDK resend for its whole retry window.
+    code, _, _, _ = to_status(exc)
     assert code == grpc.StatusCode.INTERNAL
