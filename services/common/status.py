@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import botocore.exceptions
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -81,6 +82,15 @@ _OS_TRANSIENT = frozenset(
     }
 )
 
+# The S3 blob store (aiobotocore) failing mid-call: a connection dropped,
+# refused or timed out, or S3 answering 5xx/SlowDown, clears on a retry.
+_S3_TRANSIENT = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+)
+
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
@@ -139,8 +149,27 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"storage full: {exc}", "STORAGE_FULL", None
     if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
         return grpc.StatusCode.FAILED_PRECONDITION, f"storage not writable: {exc}", "STORAGE_NOT_WRITABLE", None
+    if isinstance(exc, _S3_TRANSIENT):
+        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: {exc}", "UNAVAILABLE", None
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return _s3_status(exc)
     if isinstance(exc, ConnectionError) or (isinstance(exc, OSError) and exc.errno in _OS_TRANSIENT):
         return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
+    return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
+
+
+def _s3_status(exc: botocore.exceptions.ClientError) -> tuple[grpc.StatusCode, str, str, str | None]:
+    """An S3 error answer from the blob store: 5xx and throttling are
+    UNAVAILABLE (retried); a refusal is the operator's to fix, not the
+    caller's to retry; anything else is a bug (INTERNAL)."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    http = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if http >= 500 or code in ("SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError"):
+        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: S3 {code or http}", "UNAVAILABLE", None
+    if http == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        message = f"the blob store refused Depot's credentials: S3 {code or http}"
+        return grpc.StatusCode.FAILED_PRECONDITION, message, "STORAGE_NOT_WRITABLE", None
+    log.error("unexpected S3 answer from the blob store: %s", exc)
     return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 
 import asyncpg
+import botocore.exceptions
 import grpc
 import pytest
 
@@ -77,3 +78,24 @@ def test_errors_a_retry_cannot_outlive_are_not_unavailable(exc: BaseException) -
     # UNAVAILABLE would have the SDK resend for its whole retry window.
     code, _, _, _ = to_status(exc)
     assert code == grpc.StatusCode.INTERNAL
+
+
+def _s3_error(code: str, http: int) -> botocore.exceptions.ClientError:
+    response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": http}}
+    return botocore.exceptions.ClientError(response, "PutObject")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (_s3_error("SlowDown", 503), grpc.StatusCode.UNAVAILABLE),
+        (_s3_error("InternalError", 500), grpc.StatusCode.UNAVAILABLE),
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), grpc.StatusCode.UNAVAILABLE),
+        (_s3_error("AccessDenied", 403), grpc.StatusCode.FAILED_PRECONDITION),
+        (_s3_error("MalformedXML", 400), grpc.StatusCode.INTERNAL),
+    ],
+    ids=lambda v: getattr(v, "name", type(v).__name__),
+)
+def test_blob_store_s3_errors_are_retried_only_when_transient(exc: BaseException, expected: grpc.StatusCode) -> None:
+    # An S3 blip on an upload was INTERNAL (never retried) before.
+    assert to_status(exc)[0] == expected
