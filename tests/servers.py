@@ -9,9 +9,16 @@ whichever was imported last.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import threading
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from depot.services.common.config import Config
 
@@ -73,3 +80,25 @@ def make_config(data_dir: Path, database_url: str, storage_url: str, **env: str)
             **env,
         }
     )
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server process the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[Any], deadline: float) -> None:
+    """Waits until the service process on ``port`` answers grpc.health SERVING."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while True:
+            assert proc.poll() is None, f"service on {port} exited with {proc.returncode}"
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            assert time.monotonic() < deadline, f"service on {port} did not become healthy"
+            time.sleep(0.2)

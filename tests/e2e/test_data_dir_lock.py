@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -21,18 +20,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from servers import free_port  # tests/ is on sys.path
 
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.allinone.postgres import LocalPostgres
 
 START_S = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _server(data_dir: Path, port: int, workers: int = 1, **popen: object) -> subprocess.Popen[str]:
@@ -56,7 +50,7 @@ def _caller(address: str, key: str) -> str:
 def first(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str], dict[str, object]]]:
     data = tmp_path / "data"
     # With a worker process, which must not hold the lock itself.
-    proc = _server(data, _free_port(), workers=2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _server(data, free_port(), workers=2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_S
         while not (data / "server.json").exists():
@@ -76,7 +70,7 @@ def test_second_server_on_the_same_data_dir_exits_and_the_first_keeps_serving(fi
     key = (data / "admin.key").read_text().strip()
     assert _caller(str(info["address"]), key) == "admin"
 
-    second = _server(data, _free_port(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = _server(data, free_port(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = second.communicate(timeout=60)
     finally:

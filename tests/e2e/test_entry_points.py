@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from entities import create_team  # tests/ is on sys.path
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from servers import free_port, wait_healthy  # tests/ is on sys.path
 
 import depot
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_serving(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while True:
-            assert proc.poll() is None, f"service on {port} exited with {proc.returncode}"
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            assert time.monotonic() < deadline, f"service on {port} did not become healthy"
-            time.sleep(0.2)
-
-
 @pytest.fixture
 def services(database_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, int], str]]:
-    ports = {name: _free_port() for name in ("metadata", "manifest", "gc")}
+    ports = {name: free_port() for name in ("metadata", "manifest", "gc")}
     env = dict(
         os.environ,
         DEPOT_DATABASE_URL=database_url,
@@ -71,7 +49,7 @@ def services(database_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, int]
     try:
         deadline = time.monotonic() + 60
         for name, port in ports.items():
-            _wait_serving(port, procs[name], deadline)
+            wait_healthy(port, procs[name], deadline)
         yield ports, key
     finally:
         for p in procs.values():

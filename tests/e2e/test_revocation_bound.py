@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import grpc
 import pytest
 import xxhash
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from servers import free_port, wait_healthy  # tests/ is on sys.path
 
 from depot.gc.v1 import gc_pb2, gc_pb2_grpc
 from depot.manifest.v1 import manifest_pb2 as mpb
@@ -138,30 +137,10 @@ def test_revoked_key_is_refused_everywhere_in_the_all_in_one_server(server) -> N
     assert_revocation_bound(a, server.admin_key)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_serving(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while True:
-            assert proc.poll() is None, f"service on {port} exited with {proc.returncode}"
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            assert time.monotonic() < deadline, f"service on {port} did not become healthy"
-            time.sleep(0.2)
-
-
 @pytest.fixture
 def split(database_url: str, tmp_path: Path) -> Iterator[tuple[Addresses, str]]:
     """metadata ×2, manifest (asking the second metadata), gc: four processes."""
-    ports = {name: _free_port() for name in ("metadata", "metadata-b", "manifest", "gc")}
+    ports = {name: free_port() for name in ("metadata", "metadata-b", "manifest", "gc")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_")}
     env.update(
         DEPOT_DATABASE_URL=database_url,
@@ -191,7 +170,7 @@ def split(database_url: str, tmp_path: Path) -> Iterator[tuple[Addresses, str]]:
     try:
         deadline = time.monotonic() + 90
         for name, port in ports.items():
-            _wait_serving(port, procs[name], deadline)
+            wait_healthy(port, procs[name], deadline)
         addr = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         yield Addresses(addr["metadata"], addr["metadata-b"], addr["manifest"], addr["gc"]), admin_key
     finally:

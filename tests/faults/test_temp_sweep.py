@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,11 @@ import pytest
 from entities import create_team
 from google.rpc import error_details_pb2, status_pb2
 from integration.helpers import Stubs, b64_xxh
-from servers import ServerThread, make_config
+from servers import (
+    ServerThread,
+    free_port,  # tests/ is on sys.path
+    make_config,
+)
 
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
@@ -193,12 +196,6 @@ def test_a_stalled_upload_is_closed_after_the_idle_timeout(tmp_path: Path, datab
         srv.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _server(data: Path, port: int, database_url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPOT_")}
     env.update(DEPOT_DATA_DIR=str(data), DEPOT_LISTEN=f"127.0.0.1:{port}", DEPOT_DATABASE_URL=database_url)
@@ -222,7 +219,7 @@ def _wait_serving(data: Path, proc: subprocess.Popen[bytes]) -> None:
 def test_a_sigkilled_servers_staged_upload_is_swept_on_restart(tmp_path: Path, database_url: str) -> None:
     data = tmp_path / "data"
     staging = data / "blobs" / STAGING
-    port = _free_port()
+    port = free_port()
     proc = _server(data, port, database_url)
     upload = None
     try:

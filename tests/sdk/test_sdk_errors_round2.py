@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +25,12 @@ import depot
 from depot._artifact import Manifest, ManifestEntry
 from depot._paths import safe_join
 from depot._wandb import from_wandb_manifest
-from depot.services.common import errors as service_errors
+
+from .test_sdk_errors import _refused
 
 MD5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
 INT64_MAX = 2**63 - 1
 OFFLINE_ENV = {"DEPOT_ADDRESS": "127.0.0.1:9", "DEPOT_API_KEY": "not-a-key"}
-
-
-def _refused(fn: Callable[[], Any], cls: type[depot.DepotError] = depot.InvalidArgumentError) -> depot.DepotError:
-    with pytest.raises(Exception) as info:
-        fn()
-    err = info.value
-    assert isinstance(err, cls), f"{type(err).__module__}.{type(err).__name__}: {err}"
-    assert not isinstance(err, service_errors.DepotError), "a service exception type leaked out of the SDK"
-    return err
 
 
 def _manifest(contents: dict[str, Any]) -> dict[str, Any]:
