@@ -58,7 +58,6 @@ def _version_files(cid: int, n: int) -> dict[str, bytes]:
 async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat: list[float]) -> None:
     """As the SDK logs small files: PutManifest with their bytes, then one
     CreateArtifactVersion that commits."""
-    from depot._artifact import manifest_ref_for_commit
     from depot.manifest.v1 import manifest_pb2 as mpb
     from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -82,7 +81,7 @@ async def _commit_client(stubs: tuple, md: tuple, cid: int, deadline: float, lat
                 parent="entities/bench/projects/p",
                 artifact=f"c{(cid + n) % COLLECTIONS}",
                 type="dataset",
-                manifest=manifest_ref_for_commit(ref),
+                manifest=ref,
                 aliases=["prod"],
                 request_id=os.urandom(8).hex(),
             ),
@@ -96,7 +95,6 @@ async def _commit_client_5calls(stubs: tuple, md: tuple, cid: int, deadline: flo
     """The baseline: the same versions the way the SDK logged them before
     (and any client still may): a pending version, FindMissingBlobs, an
     UploadBlob per new file, CreateManifest (stream), CommitArtifactVersion."""
-    from depot._artifact import manifest_ref_for_commit
     from depot.manifest.v1 import manifest_pb2 as mpb
     from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -148,7 +146,7 @@ async def _commit_client_5calls(stubs: tuple, md: tuple, cid: int, deadline: flo
         await meta.CommitArtifactVersion(
             pb.CommitArtifactVersionRequest(
                 uid=pending.uid,
-                manifest=manifest_ref_for_commit(ref),
+                manifest=ref,
                 aliases=["prod"],
                 request_id=os.urandom(8).hex(),
             ),
@@ -204,7 +202,7 @@ def _worker(
         options = [("grpc.use_local_subchannel_pool", 1)]
         channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(min(clients, 8))]
         stubs = [
-            (metadata_pb2_grpc.MetadataServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch)) for ch in channels
+            (metadata_pb2_grpc.ArtifactServiceStub(ch), manifest_pb2_grpc.ManifestServiceStub(ch)) for ch in channels
         ]
         lat: list[float] = []
         fn = {
@@ -310,7 +308,7 @@ def _ensure_team(address: str, key: str) -> None:
     from depot.metadata.v1 import metadata_pb2_grpc
 
     with grpc.insecure_channel(address) as ch:
-        stub = metadata_pb2_grpc.MetadataServiceStub(ch)
+        stub = metadata_pb2_grpc.AccessServiceStub(ch)
         try:
             stub.CreateEntity(
                 pb.CreateEntityRequest(entity_id="bench", entity=pb.Entity(kind="team")),

@@ -199,7 +199,6 @@ async def _timed(out: Outcome, kind: str, call: Awaitable[T]) -> T:
 async def _writer(i: int, stubs: tuple, md: tuple, stop: list[float], out: Outcome) -> None:
     import grpc
 
-    from depot._artifact import manifest_ref_for_commit
     from depot.manifest.v1 import manifest_pb2 as mpb
     from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -231,7 +230,7 @@ async def _writer(i: int, stubs: tuple, md: tuple, stop: list[float], out: Outco
                         parent=f"entities/{ENTITY}/projects/p",
                         artifact=f"c{i}",
                         type="dataset",
-                        manifest=manifest_ref_for_commit(ref),
+                        manifest=ref,
                         request_id=os.urandom(8).hex(),
                     ),
                     metadata=md,
@@ -295,7 +294,7 @@ async def _drive(server: EmbeddedServer, out: Outcome, writers: int, before_s: f
 
     md = (("authorization", f"Bearer {server.key}"),)
     async with grpc.aio.insecure_channel(server.address) as channel:
-        stubs = (metadata_pb2_grpc.MetadataServiceStub(channel), manifest_pb2_grpc.ManifestServiceStub(channel))
+        stubs = (metadata_pb2_grpc.ArtifactServiceStub(channel), manifest_pb2_grpc.ManifestServiceStub(channel))
         # Far enough ahead for the fault and its recovery; moved once the fault is over.
         stop = [time.monotonic() + 3600.0]
         tasks = [asyncio.ensure_future(_writer(i, stubs, md, stop, out)) for i in range(writers)]
@@ -338,7 +337,7 @@ def create_entity(address: str, key: str, name: str) -> None:
     from depot.metadata.v1 import metadata_pb2_grpc
 
     with grpc.insecure_channel(address) as ch:
-        metadata_pb2_grpc.MetadataServiceStub(ch).CreateEntity(
+        metadata_pb2_grpc.AccessServiceStub(ch).CreateEntity(
             pb.CreateEntityRequest(entity_id=name, entity=pb.Entity(kind="team")),
             metadata=(("authorization", f"Bearer {key}"),),
             timeout=30,

@@ -8,6 +8,7 @@ from depot.metadata.v1 import metadata_pb2 as pb
 
 from ._artifact import Artifact
 from ._client import Client
+from ._lineage import Lineage, around
 from ._paths import parse_artifact_path
 from ._registry import artifact_from_version
 
@@ -37,7 +38,7 @@ class Api:
         """
         p = parse_artifact_path(path, entity=os.environ.get("DEPOT_ENTITY"), project=os.environ.get("DEPOT_PROJECT"))
         v = self.client.call(
-            self.client.metadata.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
+            self.client.artifacts.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
         )
         if type is not None and v.type != type:
             from ._exceptions import InvalidArgumentError
@@ -52,7 +53,7 @@ class Api:
         token = ""
         while True:
             resp = self.client.call(
-                self.client.metadata.ListArtifactVersions,
+                self.client.artifacts.ListArtifactVersions,
                 pb.ListArtifactVersionsRequest(parent=p.collection_resource, page_size=100, page_token=token),
             )
             out += [artifact_from_version(self.client, v) for v in resp.versions]
@@ -60,7 +61,6 @@ class Api:
             if not token:
                 return out
 
-    def lineage(self, path: str) -> pb.Lineage:
+    def lineage(self, path: str) -> Lineage:
         """The producing run and consuming runs of a version."""
-        p = parse_artifact_path(path)
-        return self.client.call(self.client.metadata.GetLineage, pb.GetLineageRequest(version=p.version_resource))
+        return around(self.client, parse_artifact_path(path).version_resource)

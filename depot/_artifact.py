@@ -465,7 +465,7 @@ class Artifact:
         upd = pb.ArtifactVersion(name=self._version.name)
         _ttl.to_request(upd, value)
         self._version = self._client.call(
-            self._client.metadata.UpdateArtifactVersion,
+            self._client.artifacts.UpdateArtifactVersion,
             pb.UpdateArtifactVersionRequest(
                 version=upd,
                 update_mask=field_mask_pb2.FieldMask(paths=["ttl"]),
@@ -697,19 +697,6 @@ def _fetch(
         tmp.unlink(missing_ok=True)
 
 
-def manifest_ref_for_commit(ref: mpb.ManifestRef) -> pb.ManifestRef:
-    """The manifest service's signed reference, as CommitArtifactVersion takes it."""
-    return pb.ManifestRef(
-        entity=ref.entity,
-        manifest_id=ref.manifest_id,
-        digest=ref.digest,
-        digest_algorithm=ref.digest_algorithm,
-        size=ref.size,
-        file_count=ref.file_count,
-        token=ref.token,
-    )
-
-
 def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
     """Uploads the blobs the server lacks, stores the manifest (small files
     inline), then creates the version committed, in one call."""
@@ -742,12 +729,12 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
         description=art.description,
         metadata_json=json.dumps(art.metadata) if art.metadata else "",
         run=run,
-        manifest=manifest_ref_for_commit(ref),
+        manifest=ref,
         aliases=aliases,
         request_id=request_id(),
     )
     _ttl.to_request(req, art._ttl)
-    return client.call(client.metadata.CreateArtifactVersion, req)
+    return client.call(client.artifacts.CreateArtifactVersion, req)
 
 
 def _inline_contents(entries: list[ManifestEntry]) -> dict[str, bytes]:

@@ -71,7 +71,7 @@ def _retry_window(value: float | None) -> float:
 
 
 class Client:
-    """Stubs for the three services, with the API key attached to every call.
+    """Stubs for the services, with the API key attached to every call.
 
     ``address`` serves metadata; ``manifest_address`` (default: the same)
     serves manifests and blobs, as in the all-in-one server. Either is
@@ -116,7 +116,11 @@ class Client:
         self._metadata = (("authorization", f"Bearer {self._key}"),)
         self._channel = targets[0].channel(_OPTIONS)
         self._mchannel = self._channel if self.manifest_address == self.address else targets[1].channel(_OPTIONS)
-        self.metadata = metadata_pb2_grpc.MetadataServiceStub(self._channel)
+        # One stub per resource family of the metadata service (one channel).
+        self.artifacts = metadata_pb2_grpc.ArtifactServiceStub(self._channel)
+        self.registries = metadata_pb2_grpc.RegistryServiceStub(self._channel)
+        self.access = metadata_pb2_grpc.AccessServiceStub(self._channel)
+        self.lineage = metadata_pb2_grpc.LineageServiceStub(self._channel)
         self.manifest = manifest_pb2_grpc.ManifestServiceStub(self._mchannel)
         self.gc = gc_pb2_grpc.GcServiceStub(self._channel)
         self.retry_window = _retry_window(retry_window)

@@ -19,7 +19,11 @@ from ._client import Client
 if TYPE_CHECKING:
     from ._artifact import Artifact
 
-_DIRECTIONS = {"upstream": pb.DIRECTION_UPSTREAM, "downstream": pb.DIRECTION_DOWNSTREAM}
+_DIRECTIONS = {
+    "upstream": pb.DIRECTION_UPSTREAM,
+    "downstream": pb.DIRECTION_DOWNSTREAM,
+    "both": pb.DIRECTION_BOTH,
+}
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,11 @@ def walk(
     if direction not in _DIRECTIONS:
         from ._exceptions import InvalidArgumentError
 
-        raise InvalidArgumentError("direction must be 'upstream' or 'downstream'", field="direction")
+        raise InvalidArgumentError("direction must be 'upstream', 'downstream' or 'both'", field="direction")
     token = ""
     while True:
         page = client.call(
-            client.metadata.WalkLineage,
+            client.lineage.WalkLineage,
             pb.WalkLineageRequest(
                 start=start,
                 direction=_DIRECTIONS[direction],
@@ -76,6 +80,33 @@ def walk(
         token = page.next_page_token
         if not token:
             return
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """A version with the run that logged it and the runs that used it.
+
+    Runs of entities the caller may not read are left out and counted in
+    ``hidden_run_count``.
+    """
+
+    version: pb.ArtifactVersion
+    producer: pb.Run | None
+    consumers: list[pb.Run]
+    hidden_run_count: int
+
+
+def around(client: Client, version: str) -> Lineage:
+    """The lineage one step both ways from a version resource name."""
+    pages = list(walk(client, version, "both"))
+    start = pages[0].start
+    # The producer is the run with a "logged" edge into the version; every
+    # other run one step away used it.
+    logged_by = {e.source for p in pages for e in p.edges if e.kind == "logged" and e.target == start.name}
+    runs = [n.run for p in pages for n in p.nodes]
+    producer = next((r for r in runs if r.name in logged_by), None)
+    consumers = [r for r in runs if r.name not in logged_by]
+    return Lineage(start.version, producer, consumers, pages[0].hidden_count)
 
 
 def _neighbours(client: Client, start: str, direction: str) -> list[Artifact | RunInfo]:

@@ -60,7 +60,7 @@ class LinkedArtifact(Artifact):
         """Removes this link from its registry collection (the version stays)."""
         assert self._client is not None
         self._client.call(
-            self._client.metadata.UnlinkArtifactVersion,
+            self._client.registries.UnlinkArtifactVersion,
             pb.UnlinkArtifactVersionRequest(name=self._link.name, request_id=request_id()),
         )
 
@@ -84,7 +84,7 @@ def link_version(
     for a in aliases or []:
         check_name(a, "alias", "aliases")
     link = client.call(
-        client.metadata.LinkArtifactVersion,
+        client.registries.LinkArtifactVersion,
         pb.LinkArtifactVersionRequest(
             version=version.name,
             target=target.collection_resource,

@@ -86,7 +86,7 @@ class Run:
             path = artifact_or_path
         p = parse_artifact_path(path, entity=self.entity, project=self.project, org=self.org)
         v = self._client.call(
-            self._client.metadata.UseArtifactVersion,
+            self._client.artifacts.UseArtifactVersion,
             pb.UseArtifactVersionRequest(run=self.name, version=p.version_resource, request_id=request_id()),
         )
         if type is not None and v.type != type:
@@ -132,7 +132,7 @@ class Run:
         self._pool.shutdown()
         state = "finished" if exit_code == 0 and not failed else "failed"
         self._client.call(
-            self._client.metadata.FinishRun,
+            self._client.artifacts.FinishRun,
             pb.FinishRunRequest(name=self.name, state=state, request_id=request_id()),
         )
         if errors:
@@ -192,9 +192,9 @@ def init(
     config_json = _config_json(config)
     client = Client(address, api_key, tls=tls, tls_ca=tls_ca, insecure=insecure)
     if not entity:
-        entity = client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user
+        entity = client.call(client.access.GetCaller, pb.GetCallerRequest()).user
     run = client.call(
-        client.metadata.CreateRun,
+        client.artifacts.CreateRun,
         pb.CreateRunRequest(
             parent=f"entities/{entity}/projects/{project}",
             run_id=name or "",

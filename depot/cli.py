@@ -195,7 +195,7 @@ def _artifact(opts: argparse.Namespace) -> int:
         p = parse_artifact_path(opts.path)
         versions = _paged(
             lambda t: c.call(
-                c.metadata.ListArtifactVersions,
+                c.artifacts.ListArtifactVersions,
                 pb.ListArtifactVersionsRequest(
                     parent=p.collection_resource,
                     page_size=200,
@@ -223,12 +223,12 @@ def _artifact(opts: argparse.Namespace) -> int:
         p = parse_artifact_path(opts.path)
         if opts.op == "add":
             v = c.call(
-                c.metadata.AddAliases,
+                c.artifacts.AddAliases,
                 pb.AddAliasesRequest(version=p.version_resource, aliases=opts.aliases, request_id=_rid()),
             )
         else:
             v = c.call(
-                c.metadata.RemoveAliases,
+                c.artifacts.RemoveAliases,
                 pb.RemoveAliasesRequest(version=p.version_resource, aliases=opts.aliases, request_id=_rid()),
             )
         shown = v.link.aliases if v.HasField("link") else v.aliases
@@ -236,7 +236,7 @@ def _artifact(opts: argparse.Namespace) -> int:
     if opts.action == "ttl":
         p = parse_artifact_path(opts.path)
         if opts.set is None:
-            v = c.call(c.metadata.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource))
+            v = c.call(c.artifacts.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource))
         else:
             upd = pb.ArtifactVersion(name=p.version_resource)
             if opts.set == "never":
@@ -247,7 +247,7 @@ def _artifact(opts: argparse.Namespace) -> int:
                 upd.ttl_mode = pb.TTL_MODE_DURATION
                 upd.ttl.FromTimedelta(parse_duration(opts.set))
             v = c.call(
-                c.metadata.UpdateArtifactVersion,
+                c.artifacts.UpdateArtifactVersion,
                 pb.UpdateArtifactVersionRequest(
                     version=upd, update_mask=field_mask_pb2.FieldMask(paths=["ttl"]), request_id=_rid()
                 ),
@@ -373,7 +373,8 @@ def _registry(opts: argparse.Namespace) -> int:
     if opts.action == "ls":
         regs = _paged(
             lambda t: c.call(
-                c.metadata.ListRegistries, pb.ListRegistriesRequest(parent=_ent(opts.org), page_size=200, page_token=t)
+                c.registries.ListRegistries,
+                pb.ListRegistriesRequest(parent=_ent(opts.org), page_size=200, page_token=t),
             ),
             "registries",
         )
@@ -385,7 +386,7 @@ def _registry(opts: argparse.Namespace) -> int:
         )
     if opts.action == "create":
         r = c.call(
-            c.metadata.CreateRegistry,
+            c.registries.CreateRegistry,
             pb.CreateRegistryRequest(
                 parent=_ent(opts.org),
                 registry_id=opts.name,
@@ -401,7 +402,7 @@ def _registry(opts: argparse.Namespace) -> int:
     if opts.action == "collections":
         cols = _paged(
             lambda t: c.call(
-                c.metadata.ListRegistryCollections,
+                c.registries.ListRegistryCollections,
                 pb.ListRegistryCollectionsRequest(parent=_registry_name(opts.path), page_size=200, page_token=t),
             ),
             "collections",
@@ -412,7 +413,7 @@ def _registry(opts: argparse.Namespace) -> int:
     if opts.action == "links":
         target = parse_registry_target(opts.path).collection_resource
         links = _paged(
-            lambda t: c.call(c.metadata.ListLinks, pb.ListLinksRequest(parent=target, page_size=200, page_token=t)),
+            lambda t: c.call(c.registries.ListLinks, pb.ListLinksRequest(parent=target, page_size=200, page_token=t)),
             "links",
         )
         return _out(
@@ -423,7 +424,7 @@ def _registry(opts: argparse.Namespace) -> int:
         )
     if opts.action == "member":
         m = c.call(
-            c.metadata.SetRegistryMember,
+            c.registries.SetRegistryMember,
             pb.SetRegistryMemberRequest(
                 registry=_registry_name(opts.path), user=_ent(opts.user), role=opts.role, request_id=_rid()
             ),
@@ -431,7 +432,7 @@ def _registry(opts: argparse.Namespace) -> int:
         return _one(opts, m, f"{opts.user} is {m.role} of {opts.path}")
     if opts.action == "unmember":
         m = c.call(
-            c.metadata.RemoveRegistryMember,
+            c.registries.RemoveRegistryMember,
             pb.RemoveRegistryMemberRequest(registry=_registry_name(opts.path), user=_ent(opts.user), request_id=_rid()),
         )
         return _one(opts, m, f"removed {opts.user} from {opts.path}")
@@ -451,10 +452,10 @@ def _key(opts: argparse.Namespace) -> int:
             return 0
         return _one(opts, k, k.key)
     if opts.action == "revoke":
-        k = c.call(c.metadata.RevokeApiKey, pb.RevokeApiKeyRequest(id=opts.id, request_id=_rid()))
+        k = c.call(c.access.RevokeApiKey, pb.RevokeApiKeyRequest(id=opts.id, request_id=_rid()))
         return _one(opts, k, f"revoked {k.id}")
     keys = _paged(
-        lambda t: c.call(c.metadata.ListApiKeys, pb.ListApiKeysRequest(user=user, page_size=200, page_token=t)), "keys"
+        lambda t: c.call(c.access.ListApiKeys, pb.ListApiKeysRequest(user=user, page_size=200, page_token=t)), "keys"
     )
     return _out(
         opts,
@@ -480,12 +481,10 @@ def _create_key(c: Any, user: str, description: str) -> Any:
     from depot.metadata.v1 import metadata_pb2 as pb
 
     for _ in range(2):
-        k = c.call(
-            c.metadata.CreateApiKey, pb.CreateApiKeyRequest(user=user, description=description, request_id=_rid())
-        )
+        k = c.call(c.access.CreateApiKey, pb.CreateApiKeyRequest(user=user, description=description, request_id=_rid()))
         if k.key:
             return k
-        c.call(c.metadata.RevokeApiKey, pb.RevokeApiKeyRequest(id=k.id, request_id=_rid()))
+        c.call(c.access.RevokeApiKey, pb.RevokeApiKeyRequest(id=k.id, request_id=_rid()))
     raise DepotError(
         "the server answered CreateApiKey twice without the secret (a retried call); revoked both, try again"
     )
@@ -510,7 +509,7 @@ def _team(opts: argparse.Namespace) -> int:
     if opts.action == "create":
         kind = opts.kind
         e = c.call(
-            c.metadata.CreateEntity,
+            c.access.CreateEntity,
             pb.CreateEntityRequest(
                 entity_id=opts.name,
                 request_id=_rid(),
@@ -519,25 +518,25 @@ def _team(opts: argparse.Namespace) -> int:
         )
         return _one(opts, e, f"created {kind} {opts.name}")
     if opts.action == "show":
-        e = c.call(c.metadata.GetEntity, pb.GetEntityRequest(name=_ent(opts.name)))
+        e = c.call(c.access.GetEntity, pb.GetEntityRequest(name=_ent(opts.name)))
         return _one(opts, e, _entity_text(e))
     if opts.action == "members":
         ms = _paged(
             lambda t: c.call(
-                c.metadata.ListMembers, pb.ListMembersRequest(entity=_ent(opts.name), page_size=200, page_token=t)
+                c.access.ListMembers, pb.ListMembersRequest(entity=_ent(opts.name), page_size=200, page_token=t)
             ),
             "members",
         )
         return _out(opts, ms, ["USER", "ROLE"], lambda m: [m.user.split("/")[-1], m.role])
     if opts.action == "member":
         m = c.call(
-            c.metadata.SetMember,
+            c.access.SetMember,
             pb.SetMemberRequest(entity=_ent(opts.name), user=_ent(opts.user), role=opts.role, request_id=_rid()),
         )
         return _one(opts, m, f"{opts.user} is {m.role} of {opts.name}")
     if opts.action == "unmember":
         m = c.call(
-            c.metadata.RemoveMember,
+            c.access.RemoveMember,
             pb.RemoveMemberRequest(entity=_ent(opts.name), user=_ent(opts.user), request_id=_rid()),
         )
         return _one(opts, m, f"removed {opts.user} from {opts.name}")
@@ -551,10 +550,10 @@ def _team(opts: argparse.Namespace) -> int:
             paths.append("ttl_policy")
             settings.ttl_policy = pb.TTL_POLICY_ADMINS if opts.ttl_policy == "admins" else pb.TTL_POLICY_MEMBERS
         if not paths:
-            e = c.call(c.metadata.GetEntity, pb.GetEntityRequest(name=_ent(opts.name)))
+            e = c.call(c.access.GetEntity, pb.GetEntityRequest(name=_ent(opts.name)))
         else:
             e = c.call(
-                c.metadata.UpdateEntitySettings,
+                c.access.UpdateEntitySettings,
                 pb.UpdateEntitySettingsRequest(
                     name=_ent(opts.name),
                     settings=settings,
@@ -565,7 +564,7 @@ def _team(opts: argparse.Namespace) -> int:
         return _one(opts, e, _entity_text(e))
     if opts.action == "ls":
         es = _paged(
-            lambda t: c.call(c.metadata.ListEntities, pb.ListEntitiesRequest(page_size=200, page_token=t)), "entities"
+            lambda t: c.call(c.access.ListEntities, pb.ListEntitiesRequest(page_size=200, page_token=t)), "entities"
         )
         return _out(
             opts, es, ["ENTITY", "KIND", "ORG"], lambda e: [e.name.split("/")[-1], e.kind, e.org.split("/")[-1]]

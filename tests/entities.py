@@ -15,7 +15,7 @@ from depot.metadata.v1 import metadata_pb2_grpc
 def create_team(address: str, admin_key: str, name: str, *, kind: str = "team") -> None:
     """Creates the entity ``name`` (a team by default) unless it exists."""
     with grpc.insecure_channel(address) as ch:
-        stub = metadata_pb2_grpc.MetadataServiceStub(ch)
+        stub = metadata_pb2_grpc.AccessServiceStub(ch)
         try:
             stub.CreateEntity(
                 pb.CreateEntityRequest(entity_id=name, entity=pb.Entity(kind=kind)),

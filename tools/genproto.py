@@ -3,8 +3,11 @@
     python tools/genproto.py           # write generated files
     python tools/genproto.py --check   # exit 1 if the committed files differ
 
-The generated modules land at depot/<service>/v1/, the import path protoc
+The generated modules land at depot/<package>/v1/, the import path protoc
 derives from the proto package, so they live inside the one `depot` root.
+mypy-protobuf (the dev extra's protoc-gen-mypy and protoc-gen-mypy_grpc)
+writes the `.pyi` stubs, typed stubs and servicers included, so mypy --strict
+checks every call through them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-SERVICES = ("metadata", "manifest", "gc")
+PACKAGES = ("common", "metadata", "manifest", "gc")
+
+
+def _plugin(name: str) -> str:
+    # The plugins are console scripts of the interpreter's environment, which
+    # need not be on PATH (a venv used without activating it).
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install the dev extra (mypy-protobuf)")
+    return found
 
 
 def generate(out: Path) -> list[Path]:
@@ -31,16 +44,19 @@ def generate(out: Path) -> list[Path]:
         "protoc",
         f"-I{PROTOS}",
         f"-I{include}",
+        f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+        f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
         f"--python_out={out}",
-        f"--pyi_out={out}",
+        f"--mypy_out=quiet:{out}",
         f"--grpc_python_out={out}",
+        f"--mypy_grpc_out=quiet:{out}",
         *files,
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     generated = []
-    for svc in SERVICES:
-        pkg = out / "depot" / svc
+    for name in PACKAGES:
+        pkg = out / "depot" / name
         for d in (pkg, pkg / "v1"):
             init = d / "__init__.py"
             init.write_text('"""Generated from protos/; do not edit."""\n')

@@ -174,7 +174,7 @@ async def _serve_services(
     channel = tls.internal_channel(address, config.client_tls, config.tls, to_self=True)
     stack.push_async_callback(channel.close)
     names = [
-        add_metadata(server, pool, config.internal_secret),
+        *add_metadata(server, pool, config.internal_secret),
         add_manifest(
             server,
             store,

@@ -93,7 +93,7 @@ def _error_info(e: grpc.aio.AioRpcError) -> tuple[str | None, str | None]:
 
 class MetadataAccess:
     def __init__(self, channel: grpc.aio.Channel):
-        self._stub = metadata_pb2_grpc.MetadataServiceStub(channel)
+        self._stub = metadata_pb2_grpc.AccessServiceStub(channel)
         self._cache: dict[tuple[bytes, str, int, str], tuple[float, bool]] = {}
 
     async def check(self, api_key: str, entity: str, permission: int, manifest_id: str = "") -> bool:

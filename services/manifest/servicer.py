@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import grpc
 
+from depot.common.v1 import common_pb2
 from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
@@ -142,7 +143,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         self,
         request_iterator: AsyncIterator[pb.CreateManifestRequest],
         context: grpc.aio.ServicerContext,
-    ) -> pb.ManifestRef:
+    ) -> common_pb2.ManifestRef:
         request_iterator = _until_idle(request_iterator, self._idle_s, "CreateManifest")
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("header"):
@@ -157,7 +158,9 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         return await self._create_manifest(context, first.header, batches())
 
     @translate_errors
-    async def PutManifest(self, request: pb.PutManifestRequest, context: grpc.aio.ServicerContext) -> pb.ManifestRef:
+    async def PutManifest(
+        self, request: pb.PutManifestRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.ManifestRef:
         if len(request.entries) > BATCH:
             raise InvalidArgument(
                 f"at most {BATCH} entries; stream larger manifests with CreateManifest", field="entries"
@@ -170,11 +173,11 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
     async def _create_manifest(
         self, context: grpc.aio.ServicerContext, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
-    ) -> pb.ManifestRef:
+    ) -> common_pb2.ManifestRef:
         await self._authorize(context, h.entity, WRITE)
         refs = [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references]
         m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches, refs)
-        return pb.ManifestRef(
+        return common_pb2.ManifestRef(
             entity=m.entity,
             manifest_id=m.manifest_id,
             digest=m.digest,

@@ -25,7 +25,7 @@ async def _serve(config: Config) -> None:
     try:
         server = serving.new_server()
         port = serving.bind(server, config.listen, config.tls)
-        names = [add_metadata(server, pool, config.internal_secret)]
+        names = add_metadata(server, pool, config.internal_secret)
         health = await serving.start(server, names, health_listen=config.health_listen)
         logging.info("metadata service on port %d", port)
         await serving.wait_for_signal()

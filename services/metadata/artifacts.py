@@ -156,15 +156,6 @@ class Run:
     finish_time: datetime | None
 
 
-@dataclass
-class Lineage:
-    version: Version
-    producer: Run | None
-    consumers: list[Run]
-    # Producer and consumer runs left out: the caller may not read their entity.
-    hidden_runs: int = 0
-
-
 _VERSION_SELECT = """
     SELECT v.*, c.name AS collection_name, c.type, p.name AS project_name,
            e.name AS entity_name,
@@ -981,39 +972,3 @@ class Artifacts:
         """Whether ``who`` holds a role on ``entity`` (a registry role is not one)."""
         found = await self._access.lookup(who, entity)
         return found is not None and found.role is not None
-
-    async def lineage(self, who: Principal, name: str) -> Lineage:
-        """The version, its producer and consumers, as far as ``who`` may read them.
-
-        Reading a version (directly, or as a registry reader through a link)
-        does not make its runs readable: runs of entities the caller has no
-        role in are left out and counted, so lineage shows no more than
-        GetRun would.
-        """
-        row = await self._resolve(who, name, "version")
-        readable = await self._access.readable_entities(who)
-        out = Lineage(_version(row), None, [])
-        for r in await self._db.fetch(_LINEAGE_RUNS, row["producer_run_id"], row["id"]):
-            if readable is not None and r["entity_id"] not in readable:
-                out.hidden_runs += 1
-                if r["producer"]:
-                    out.version.producer_run = ""
-            elif r["producer"]:
-                out.producer = _run(r)
-            else:
-                out.consumers.append(_run(r))
-        return out
-
-
-# The producer ($1) and the consumers of a version ($2), each with its entity
-# so that the caller's view can be filtered: producer first, then by use.
-_LINEAGE_RUNS = """
-    SELECT r.*, p.name AS project_name, e.name AS entity_name, e.id AS entity_id, x.producer
-    FROM (SELECT $1::bigint AS run_id, true AS producer, NULL::timestamptz AS use_time
-          UNION ALL
-          SELECT run_id, false, use_time FROM run_inputs WHERE version_id = $2) x
-    JOIN runs r ON r.id = x.run_id
-    JOIN projects p ON p.id = r.project_id
-    JOIN entities e ON e.id = p.entity_id
-    ORDER BY x.producer DESC, x.use_time, r.id
-"""

@@ -3,7 +3,9 @@
 A run that logged a version is its producer; a run that used a version is
 a consumer. Walking upstream goes version -> producer run -> the versions
 that run used -> ...; downstream goes version -> consumer runs -> the
-versions they logged -> .... Each edge is one step of depth.
+versions they logged -> .... Each edge is one step of depth. A walk both
+ways is the two walks together (each stays in its direction), so depth 1
+from a version is its producer and consumers.
 
 One recursive query walks the graph; nodes come out breadth-first (by
 depth, then kind and id) and page with a keyset cursor on that order.
@@ -28,34 +30,35 @@ from .db import Database
 from .pages import PageTokens, page_size
 
 MAX_DEPTH = 100
-DIRECTIONS = ("up", "down")
+DIRECTIONS = ("up", "down", "both")
 
 _WALK = """
-WITH RECURSIVE walk(kind, id, depth, pkind, pid, visible) AS (
-    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint, true
+WITH RECURSIVE walk(kind, id, depth, pkind, pid, visible, dir) AS (
+    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint, true, d
+    FROM unnest(CASE WHEN $3 = 'both' THEN ARRAY['up', 'down'] ELSE ARRAY[$3::text] END) d
   UNION
     SELECT n.kind, n.id, w.depth + 1, w.kind, w.id,
-           ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[]))
+           ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[])), w.dir
     FROM walk w
     CROSS JOIN LATERAL (
         SELECT 'r'::text AS kind, v.producer_run_id AS id, p.entity_id
           FROM versions v JOIN runs r ON r.id = v.producer_run_id
           JOIN projects p ON p.id = r.project_id
-         WHERE $3 = 'up' AND w.kind = 'v' AND v.id = w.id
+         WHERE w.dir = 'up' AND w.kind = 'v' AND v.id = w.id
         UNION ALL
         SELECT 'v', i.version_id, p.entity_id
           FROM run_inputs i JOIN versions v ON v.id = i.version_id
           JOIN collections c ON c.id = v.collection_id JOIN projects p ON p.id = c.project_id
-         WHERE $3 = 'up' AND w.kind = 'r' AND i.run_id = w.id AND v.state = 'committed'
+         WHERE w.dir = 'up' AND w.kind = 'r' AND i.run_id = w.id AND v.state = 'committed'
         UNION ALL
         SELECT 'r', i.run_id, p.entity_id
           FROM run_inputs i JOIN runs r ON r.id = i.run_id JOIN projects p ON p.id = r.project_id
-         WHERE $3 = 'down' AND w.kind = 'v' AND i.version_id = w.id
+         WHERE w.dir = 'down' AND w.kind = 'v' AND i.version_id = w.id
         UNION ALL
         SELECT 'v', v.id, p.entity_id
           FROM versions v JOIN collections c ON c.id = v.collection_id
           JOIN projects p ON p.id = c.project_id
-         WHERE $3 = 'down' AND w.kind = 'r' AND v.producer_run_id = w.id
+         WHERE w.dir = 'down' AND w.kind = 'r' AND v.producer_run_id = w.id
            AND v.state = 'committed'
     ) n
     -- A node the caller may not read is reached (to be counted) but never
@@ -72,7 +75,7 @@ hidden AS (
 ),
 page AS (
     SELECT n.kind, n.id, n.depth,
-           array_agg(DISTINCT w.pkind || ':' || w.pid) AS parents
+           array_agg(DISTINCT w.dir || ':' || w.pkind || ':' || w.pid) AS parents
     FROM nodes n JOIN walk w ON w.kind = n.kind AND w.id = n.id AND w.depth = n.depth
     WHERE $6::int IS NULL OR (n.depth, n.kind, n.id) > ($6::int, $7::text, $8::bigint)
     GROUP BY n.kind, n.id, n.depth
@@ -102,6 +105,8 @@ class Edge:
 
 @dataclass
 class Page:
+    # The start as the caller may see it (depth 0).
+    start: Node
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     next_page_token: str = ""
@@ -118,7 +123,7 @@ class Lineage:
 
     async def walk(self, who: Principal, start: str, direction: str, depth: int, size: int, token: str) -> Page:
         if direction not in DIRECTIONS:
-            raise InvalidArgument("direction must be UPSTREAM or DOWNSTREAM", field="direction")
+            raise InvalidArgument("direction must be UPSTREAM, DOWNSTREAM or BOTH", field="direction")
         depth = depth or 1
         if not 1 <= depth <= MAX_DEPTH:
             raise InvalidArgument(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
@@ -127,11 +132,11 @@ class Lineage:
         cursor = self._pages.decode(scope, token)
         if "/runs/" in start:
             row = await self._artifacts._run_row(who, start, READ, "start")
-            kind, start_id, start_name = "r", row["id"], str(names.parse_run(start, "start"))
+            kind, start_id, first = "r", row["id"], Node(str(names.parse_run(start, "start")), 0, run=_run(row))
         else:
             row = await self._artifacts._resolve(who, start, "start", READ)
-            kind, start_id = "v", row["id"]
-            start_name = _version(row).name
+            version = _version(row)
+            kind, start_id, first = "v", row["id"], Node(version.name, 0, version=version)
         readable = await self._access.readable_entities(who)
         rows = await self._db.fetch(
             _WALK,
@@ -149,11 +154,11 @@ class Lineage:
         keys = {(r["kind"], r["id"]) for r in page_rows}
         for r in page_rows:
             for p in r["parents"]:
-                pk, _, pid = p.partition(":")
+                _, pk, pid = p.split(":")
                 keys.add((pk, int(pid)))
         found = await self._load(keys)
-        found[(kind, start_id)] = found.get((kind, start_id)) or start_name
-        out = Page(next_page_token=nxt, hidden_count=hidden)
+        found[(kind, start_id)] = first.name
+        out = Page(first, next_page_token=nxt, hidden_count=hidden)
         for r in page_rows:
             obj = found.get((r["kind"], r["id"]))
             if obj is None:
@@ -165,12 +170,12 @@ class Lineage:
                 node.run = obj
             out.nodes.append(node)
             for p in sorted(r["parents"]):
-                pk, _, pid = p.partition(":")
+                walked, pk, pid = p.split(":")
                 parent = found.get((pk, int(pid)))
                 if parent is None:
                     continue
                 pname = parent if isinstance(parent, str) else parent.name
-                out.edges.append(_edge(direction, pk, pname, r["kind"], node.name))
+                out.edges.append(_edge(walked, pk, pname, r["kind"], node.name))
         return out
 
     async def _load(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Any]:

@@ -1,4 +1,4 @@
-"""gRPC handlers of the metadata service: authenticate, call the domain, convert.
+"""gRPC handlers of the metadata service, one servicer per resource family: authenticate, call the domain, convert.
 
 Each handler is thin; errors are translated in one place (common/status.py).
 """
@@ -14,6 +14,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
+from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common import validate
@@ -26,8 +27,7 @@ from .access import ROLE_NAMES, Access, Principal, Role
 from .accounts import Accounts
 from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
 from .idempotency import Grant, Idempotency, fingerprint
-from .lineage import Lineage
-from .pages import PageTokens
+from .lineage import Lineage, Node
 from .registries import Link, Registries, Registry
 
 M = TypeVar("M", bound=Message)
@@ -184,36 +184,17 @@ def link_pb(link: Link) -> pb.Link:
     )
 
 
-class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
-    def __init__(
-        self,
-        access: Access,
-        artifacts: Artifacts,
-        idempotency: Idempotency,
-        manifest_secret: bytes,
-        *,
-        accounts: Accounts,
-        pages: PageTokens,
-        registries: Registries,
-        lineage: Lineage,
-    ):
+class _Family:
+    """What the handlers of every resource family share: the caller, and
+    running a mutation once per request_id."""
+
+    def __init__(self, access: Access, idempotency: Idempotency, registries: Registries):
         self._access = access
-        self._artifacts = artifacts
         self._idem = idempotency
-        self._manifest_secret = manifest_secret
-        self._accounts = accounts
-        self._pages = pages
         self._registries = registries
-        self._lineage = lineage
 
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
-
-    def _verified_manifest(self, m: pb.ManifestRef) -> ManifestInfo:
-        """The manifest service's summary, if its signature holds."""
-        fields = (m.entity, m.manifest_id, m.digest, m.digest_algorithm, m.size, m.file_count)
-        verify_manifest(self._manifest_secret, m.token, *fields)
-        return ManifestInfo(*fields)
 
     async def _once(
         self,
@@ -261,29 +242,25 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         # with the message it built.
         return fresh[0] if fresh else cls.FromString(stored)
 
-    @translate_errors
-    async def GetCaller(self, request: pb.GetCallerRequest, context: grpc.aio.ServicerContext) -> pb.Caller:
-        who = await self._who(context)
-        return pb.Caller(user=who.user, superuser=who.superuser)
 
-    @translate_errors
-    async def CheckAccess(
-        self, request: pb.CheckAccessRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CheckAccessResponse:
-        await self._who(context)  # the calling service authenticates too
-        need = _PERMISSION.get(request.permission)
-        if need is None:
-            raise InvalidArgument("permission is required", field="permission")
-        user = await self._access.authenticate(request.api_key)
-        try:
-            await self._access.require(user, request.entity, need)
-        except PermissionDenied:
-            if need == Role.VIEWER and await self._registries.may_read_manifest(
-                user, request.entity, request.manifest_id
-            ):
-                return pb.CheckAccessResponse(user=user.user, via_registry=True)
-            raise
-        return pb.CheckAccessResponse(user=user.user)
+class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
+    def __init__(
+        self,
+        access: Access,
+        idempotency: Idempotency,
+        registries: Registries,
+        artifacts: Artifacts,
+        manifest_secret: bytes,
+    ):
+        super().__init__(access, idempotency, registries)
+        self._artifacts = artifacts
+        self._manifest_secret = manifest_secret
+
+    def _verified_manifest(self, m: common_pb2.ManifestRef) -> ManifestInfo:
+        """The manifest service's summary, if its signature holds."""
+        fields = (m.entity, m.manifest_id, m.digest, m.digest_algorithm, m.size, m.file_count)
+        verify_manifest(self._manifest_secret, m.token, *fields)
+        return ManifestInfo(*fields)
 
     @translate_errors
     async def CreateRun(self, request: pb.CreateRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
@@ -387,127 +364,6 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return await self._once(who, "UseArtifactVersion", request, pb.ArtifactVersion, work)
 
     @translate_errors
-    async def GetLineage(self, request: pb.GetLineageRequest, context: grpc.aio.ServicerContext) -> pb.Lineage:
-        who = await self._who(context)
-        lin = await self._artifacts.lineage(who, request.version)
-        return pb.Lineage(
-            version=version_pb(lin.version),
-            producer=run_pb(lin.producer) if lin.producer else None,
-            consumers=[run_pb(r) for r in lin.consumers],
-            hidden_run_count=lin.hidden_runs,
-        )
-
-    # -- access ----------------------------------------------------------------
-
-    @translate_errors
-    async def CreateEntity(self, request: pb.CreateEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
-        who = await self._who(context)
-
-        async def work() -> pb.Entity:
-            e = await self._accounts.create_entity(who, request.entity_id, request.entity.kind, request.entity.org)
-            return entity_pb(e)
-
-        return await self._once(who, "CreateEntity", request, pb.Entity, work)
-
-    @translate_errors
-    async def GetEntity(self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
-        who = await self._who(context)
-        return entity_pb(await self._accounts.get_entity(who, request.name))
-
-    @translate_errors
-    async def ListEntities(
-        self, request: pb.ListEntitiesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListEntitiesResponse:
-        who = await self._who(context)
-        items, token = await self._accounts.list_entities(who, request.kind, request.page_size, request.page_token)
-        return pb.ListEntitiesResponse(entities=[entity_pb(e) for e in items], next_page_token=token)
-
-    @translate_errors
-    async def UpdateEntitySettings(
-        self, request: pb.UpdateEntitySettingsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Entity:
-        who = await self._who(context)
-        paths = [p.removeprefix("settings.") for p in request.update_mask.paths]
-        policy = _TTL_POLICY_NAME.get(request.settings.ttl_policy, "")
-
-        async def work() -> pb.Entity:
-            e = await self._accounts.update_settings(
-                who, request.name, paths, _ttl(request.settings, "default_ttl", "settings.default_ttl"), policy
-            )
-            return entity_pb(e)
-
-        return await self._once(who, "UpdateEntitySettings", request, pb.Entity, work)
-
-    @translate_errors
-    async def SetMember(self, request: pb.SetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
-        who = await self._who(context)
-
-        async def work() -> pb.Member:
-            m = await self._accounts.set_member(who, request.entity, request.user, request.role)
-            return member_pb(m)
-
-        return await self._once(
-            who, "SetMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
-        )
-
-    @translate_errors
-    async def RemoveMember(self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
-        who = await self._who(context)
-
-        async def work() -> pb.Member:
-            return member_pb(await self._accounts.remove_member(who, request.entity, request.user))
-
-        return await self._once(
-            who, "RemoveMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
-        )
-
-    @translate_errors
-    async def ListMembers(
-        self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListMembersResponse:
-        who = await self._who(context)
-        items, token = await self._accounts.list_members(who, request.entity, request.page_size, request.page_token)
-        return pb.ListMembersResponse(members=[member_pb(m) for m in items], next_page_token=token)
-
-    @translate_errors
-    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
-        who = await self._who(context)
-        # The secret is random and shown once: the idempotency record stores
-        # the answer without it, so a retry with the same request_id returns
-        # the key's id and an empty `key` (documented on CreateApiKey).
-        secret: list[str] = []
-
-        async def work() -> pb.ApiKey:
-            msg = key_pb(await self._accounts.create_key(who, request.user, request.description))
-            secret.append(msg.key)
-            msg.key = ""
-            return msg
-
-        out = await self._once(who, "CreateApiKey", request, pb.ApiKey, work)
-        if secret:
-            out.key = secret[0]
-        return out
-
-    @translate_errors
-    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
-        who = await self._who(context)
-
-        async def work() -> pb.ApiKey:
-            return key_pb(await self._accounts.revoke_key(who, request.id))
-
-        return await self._once(who, "RevokeApiKey", request, pb.ApiKey, work)
-
-    @translate_errors
-    async def ListApiKeys(
-        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListApiKeysResponse:
-        who = await self._who(context)
-        items, token = await self._accounts.list_keys(who, request.user, request.page_size, request.page_token)
-        return pb.ListApiKeysResponse(keys=[key_pb(k) for k in items], next_page_token=token)
-
-    # -- listing ---------------------------------------------------------------
-
-    @translate_errors
     async def ListProjects(
         self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProjectsResponse:
@@ -556,8 +412,6 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             next_page_token=token,
         )
 
-    # -- aliases, tags, updates ------------------------------------------------
-
     @translate_errors
     async def AddAliases(self, request: pb.AddAliasesRequest, context: grpc.aio.ServicerContext) -> pb.ArtifactVersion:
         who = await self._who(context)
@@ -603,8 +457,8 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
 
         return await self._once(who, "UpdateArtifactVersion", request, pb.ArtifactVersion, work)
 
-    # -- registries --------------------------------------------------------------
 
+class RegistryServicer(_Family, metadata_pb2_grpc.RegistryServiceServicer):
     @translate_errors
     async def CreateRegistry(self, request: pb.CreateRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
         who = await self._who(context)
@@ -716,28 +570,173 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         items, token = await self._registries.list_links(who, request.parent, request.page_size, request.page_token)
         return pb.ListLinksResponse(links=[link_pb(x) for x in items], next_page_token=token)
 
-    # -- lineage graph -----------------------------------------------------------
+
+class AccessServicer(_Family, metadata_pb2_grpc.AccessServiceServicer):
+    def __init__(self, access: Access, idempotency: Idempotency, registries: Registries, accounts: Accounts):
+        super().__init__(access, idempotency, registries)
+        self._accounts = accounts
+
+    @translate_errors
+    async def GetCaller(self, request: pb.GetCallerRequest, context: grpc.aio.ServicerContext) -> pb.Caller:
+        who = await self._who(context)
+        return pb.Caller(user=who.user, superuser=who.superuser)
+
+    @translate_errors
+    async def CheckAccess(
+        self, request: pb.CheckAccessRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckAccessResponse:
+        await self._who(context)  # the calling service authenticates too
+        need = _PERMISSION.get(request.permission)
+        if need is None:
+            raise InvalidArgument("permission is required", field="permission")
+        user = await self._access.authenticate(request.api_key)
+        try:
+            await self._access.require(user, request.entity, need)
+        except PermissionDenied:
+            if need == Role.VIEWER and await self._registries.may_read_manifest(
+                user, request.entity, request.manifest_id
+            ):
+                return pb.CheckAccessResponse(user=user.user, via_registry=True)
+            raise
+        return pb.CheckAccessResponse(user=user.user)
+
+    @translate_errors
+    async def CreateEntity(self, request: pb.CreateEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
+        who = await self._who(context)
+
+        async def work() -> pb.Entity:
+            e = await self._accounts.create_entity(who, request.entity_id, request.entity.kind, request.entity.org)
+            return entity_pb(e)
+
+        return await self._once(who, "CreateEntity", request, pb.Entity, work)
+
+    @translate_errors
+    async def GetEntity(self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
+        who = await self._who(context)
+        return entity_pb(await self._accounts.get_entity(who, request.name))
+
+    @translate_errors
+    async def ListEntities(
+        self, request: pb.ListEntitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListEntitiesResponse:
+        who = await self._who(context)
+        items, token = await self._accounts.list_entities(who, request.kind, request.page_size, request.page_token)
+        return pb.ListEntitiesResponse(entities=[entity_pb(e) for e in items], next_page_token=token)
+
+    @translate_errors
+    async def UpdateEntitySettings(
+        self, request: pb.UpdateEntitySettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Entity:
+        who = await self._who(context)
+        paths = [p.removeprefix("settings.") for p in request.update_mask.paths]
+        policy = _TTL_POLICY_NAME.get(request.settings.ttl_policy, "")
+
+        async def work() -> pb.Entity:
+            e = await self._accounts.update_settings(
+                who, request.name, paths, _ttl(request.settings, "default_ttl", "settings.default_ttl"), policy
+            )
+            return entity_pb(e)
+
+        return await self._once(who, "UpdateEntitySettings", request, pb.Entity, work)
+
+    @translate_errors
+    async def SetMember(self, request: pb.SetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        who = await self._who(context)
+
+        async def work() -> pb.Member:
+            m = await self._accounts.set_member(who, request.entity, request.user, request.role)
+            return member_pb(m)
+
+        return await self._once(
+            who, "SetMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
+        )
+
+    @translate_errors
+    async def RemoveMember(self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        who = await self._who(context)
+
+        async def work() -> pb.Member:
+            return member_pb(await self._accounts.remove_member(who, request.entity, request.user))
+
+        return await self._once(
+            who, "RemoveMember", request, pb.Member, work, changes_own_access=_is_self(who, request.user)
+        )
+
+    @translate_errors
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMembersResponse:
+        who = await self._who(context)
+        items, token = await self._accounts.list_members(who, request.entity, request.page_size, request.page_token)
+        return pb.ListMembersResponse(members=[member_pb(m) for m in items], next_page_token=token)
+
+    @translate_errors
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
+        who = await self._who(context)
+        # The secret is random and shown once: the idempotency record stores
+        # the answer without it, so a retry with the same request_id returns
+        # the key's id and an empty `key` (documented on CreateApiKey).
+        secret: list[str] = []
+
+        async def work() -> pb.ApiKey:
+            msg = key_pb(await self._accounts.create_key(who, request.user, request.description))
+            secret.append(msg.key)
+            msg.key = ""
+            return msg
+
+        out = await self._once(who, "CreateApiKey", request, pb.ApiKey, work)
+        if secret:
+            out.key = secret[0]
+        return out
+
+    @translate_errors
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
+        who = await self._who(context)
+
+        async def work() -> pb.ApiKey:
+            return key_pb(await self._accounts.revoke_key(who, request.id))
+
+        return await self._once(who, "RevokeApiKey", request, pb.ApiKey, work)
+
+    @translate_errors
+    async def ListApiKeys(
+        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListApiKeysResponse:
+        who = await self._who(context)
+        items, token = await self._accounts.list_keys(who, request.user, request.page_size, request.page_token)
+        return pb.ListApiKeysResponse(keys=[key_pb(k) for k in items], next_page_token=token)
+
+
+class LineageServicer(_Family, metadata_pb2_grpc.LineageServiceServicer):
+    def __init__(self, access: Access, idempotency: Idempotency, registries: Registries, lineage: Lineage):
+        super().__init__(access, idempotency, registries)
+        self._lineage = lineage
 
     @translate_errors
     async def WalkLineage(
         self, request: pb.WalkLineageRequest, context: grpc.aio.ServicerContext
     ) -> pb.WalkLineageResponse:
         who = await self._who(context)
-        direction = {pb.DIRECTION_UPSTREAM: "up", pb.DIRECTION_DOWNSTREAM: "down"}.get(request.direction, "")
+        direction = _DIRECTION.get(request.direction, "")
         page = await self._lineage.walk(
             who, request.start, direction, request.depth, request.page_size, request.page_token
         )
         return pb.WalkLineageResponse(
-            nodes=[
-                pb.LineageNode(
-                    name=n.name,
-                    depth=n.depth,
-                    version=version_pb(n.version) if n.version else None,
-                    run=run_pb(n.run) if n.run else None,
-                )
-                for n in page.nodes
-            ],
+            start=_node_pb(page.start),
+            nodes=[_node_pb(n) for n in page.nodes],
             edges=[pb.LineageEdge(source=e.source, target=e.target, kind=e.kind) for e in page.edges],
             next_page_token=page.next_page_token,
             hidden_count=page.hidden_count,
         )
+
+
+_DIRECTION = {pb.DIRECTION_UPSTREAM: "up", pb.DIRECTION_DOWNSTREAM: "down", pb.DIRECTION_BOTH: "both"}
+
+
+def _node_pb(n: Node) -> pb.LineageNode:
+    return pb.LineageNode(
+        name=n.name,
+        depth=n.depth,
+        version=version_pb(n.version) if n.version else None,
+        run=run_pb(n.run) if n.run else None,
+    )

@@ -42,7 +42,7 @@ def _server(data_dir: Path, port: int, workers: int = 1, **popen: object) -> sub
 
 def _caller(address: str, key: str) -> str:
     with grpc.insecure_channel(address) as ch:
-        stub = metadata_pb2_grpc.MetadataServiceStub(ch)
+        stub = metadata_pb2_grpc.AccessServiceStub(ch)
         return stub.GetCaller(pb.GetCallerRequest(), metadata=(("authorization", f"Bearer {key}"),), timeout=30).user
 
 

@@ -67,7 +67,7 @@ def _probes(a: Addresses, key: str, stack: list[grpc.Channel]) -> dict[str, Call
         stack.append(grpc.insecure_channel(address))
         return stack[-1]
 
-    meta = metadata_pb2_grpc.MetadataServiceStub(channel(a.metadata_user))
+    meta = metadata_pb2_grpc.AccessServiceStub(channel(a.metadata_user))
     man = manifest_pb2_grpc.ManifestServiceStub(channel(a.manifest))
     gc = gc_pb2_grpc.GcServiceStub(channel(a.gc))
     md = _md(key)
@@ -97,7 +97,7 @@ def assert_revocation_bound(a: Addresses, admin_key: str) -> None:
     channels: list[grpc.Channel] = []
     try:
         channels.append(grpc.insecure_channel(a.metadata))
-        admin = metadata_pb2_grpc.MetadataServiceStub(channels[-1])
+        admin = metadata_pb2_grpc.AccessServiceStub(channels[-1])
         admin.CreateEntity(
             pb.CreateEntityRequest(entity_id="bob", entity=pb.Entity(kind="user")), metadata=_md(admin_key)
         )

@@ -262,7 +262,7 @@ def _check(channel: grpc.Channel, m: MethodDescriptor, requests: list[bytes], ke
 @pytest.fixture
 def guarded(server, tmp_path: Path) -> Iterator[depot.Artifact]:
     """An artifact committed (and downloaded once) before any fuzzing."""
-    admin = metadata_pb2_grpc.MetadataServiceStub(grpc.insecure_channel(server.address))
+    admin = metadata_pb2_grpc.AccessServiceStub(grpc.insecure_channel(server.address))
     md = (("authorization", f"Bearer {server.admin_key}"),)
     for entity in ("keep", TEAM):
         admin.CreateEntity(pb.CreateEntityRequest(entity_id=entity, entity=pb.Entity(kind="team")), metadata=md)
@@ -286,7 +286,7 @@ def guarded(server, tmp_path: Path) -> Iterator[depot.Artifact]:
 def _assert_seed_reads_back(server) -> None:
     """Whatever the fuzzing stored on the seeded things reads back: no INTERNAL."""
     channel = grpc.insecure_channel(server.address)
-    meta = metadata_pb2_grpc.MetadataServiceStub(channel)
+    meta = metadata_pb2_grpc.ArtifactServiceStub(channel)
     md = (("authorization", f"Bearer {server.admin_key}"),)
     project = f"entities/{TEAM}/projects/p"
     reads = [
@@ -313,7 +313,7 @@ def _assert_still_serving(server, tmp_path: Path, logged: Any) -> None:
     md = (("authorization", f"Bearer {server.admin_key}"),)
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
-    caller = metadata_pb2_grpc.MetadataServiceStub(channel).GetCaller(pb.GetCallerRequest(), metadata=md, timeout=10)
+    caller = metadata_pb2_grpc.AccessServiceStub(channel).GetCaller(pb.GetCallerRequest(), metadata=md, timeout=10)
     assert caller.superuser
     art = depot.Api(server.address, server.admin_key).artifact("keep/proj/ds:v0")
     assert art.digest == logged.digest
@@ -327,7 +327,7 @@ def _assert_still_serving(server, tmp_path: Path, logged: Any) -> None:
 
 def test_every_method_is_enumerated() -> None:
     names = {_path(m) for m in METHODS}
-    assert "/depot.metadata.v1.MetadataService/CreateArtifactVersion" in names
+    assert "/depot.metadata.v1.ArtifactService/CreateArtifactVersion" in names
     assert "/depot.manifest.v1.ManifestService/CreateManifest" in names
     assert "/depot.gc.v1.GcService/RunCollection" in names
     assert len(names) >= 45

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import grpc
 import xxhash
 
-from depot._artifact import manifest_ref_for_commit
+from depot.common.v1 import common_pb2
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2 as pb
@@ -22,7 +22,10 @@ def b64_xxh(data: bytes) -> str:
 
 class Stubs:
     def __init__(self, channel: grpc.Channel, key: str):
-        self.meta = metadata_pb2_grpc.MetadataServiceStub(channel)
+        self.artifacts = metadata_pb2_grpc.ArtifactServiceStub(channel)
+        self.registries = metadata_pb2_grpc.RegistryServiceStub(channel)
+        self.access = metadata_pb2_grpc.AccessServiceStub(channel)
+        self.lineage = metadata_pb2_grpc.LineageServiceStub(channel)
         self.man = manifest_pb2_grpc.ManifestServiceStub(channel)
         self.md = (("authorization", f"Bearer {key}"),)
 
@@ -39,7 +42,9 @@ class Stubs:
 
         return self.man.UploadBlob(reqs(), metadata=self.md)
 
-    def manifest(self, entity: str, entries: list[mpb.ManifestEntry], algorithm: str = "xxh3_128") -> mpb.ManifestRef:
+    def manifest(
+        self, entity: str, entries: list[mpb.ManifestEntry], algorithm: str = "xxh3_128"
+    ) -> common_pb2.ManifestRef:
         def reqs() -> Iterator[mpb.CreateManifestRequest]:
             yield mpb.CreateManifestRequest(header=mpb.ManifestHeader(entity=entity, digest_algorithm=algorithm))
             yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries))
@@ -57,7 +62,7 @@ class Stubs:
         aliases: list[str] | None = None,
     ) -> pb.ArtifactVersion:
         """Pending version → uploads → manifest → commit, as the SDK does."""
-        pending = self.meta.CreateArtifactVersion(
+        pending = self.artifacts.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(parent=f"entities/{entity}/projects/{project}", artifact=name, type=type_),
             metadata=self.md,
         )
@@ -75,7 +80,7 @@ class Stubs:
         ref = self.manifest(entity, entries)
         return self.commit(pending.uid, ref, aliases or [])
 
-    def put_manifest(self, entity: str, entries: list[mpb.ManifestEntry]) -> mpb.ManifestRef:
+    def put_manifest(self, entity: str, entries: list[mpb.ManifestEntry]) -> common_pb2.ManifestRef:
         return self.man.PutManifest(
             mpb.PutManifestRequest(
                 header=mpb.ManifestHeader(entity=entity, digest_algorithm="xxh3_128"), entries=entries
@@ -100,23 +105,23 @@ class Stubs:
             for p, d in sorted(files.items(), key=lambda item: item[0].encode())
         ]
         ref = self.put_manifest(entity, entries)
-        return self.meta.CreateArtifactVersion(
+        return self.artifacts.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(
                 parent=f"entities/{entity}/projects/{project}",
                 artifact=name,
                 type="dataset",
-                manifest=manifest_ref_for_commit(ref),
+                manifest=ref,
                 aliases=aliases or [],
                 request_id=request_id or uuid.uuid4().hex,
             ),
             metadata=self.md,
         )
 
-    def commit(self, uid: str, ref: mpb.ManifestRef, aliases: list[str]) -> pb.ArtifactVersion:
-        return self.meta.CommitArtifactVersion(
+    def commit(self, uid: str, ref: common_pb2.ManifestRef, aliases: list[str]) -> pb.ArtifactVersion:
+        return self.artifacts.CommitArtifactVersion(
             pb.CommitArtifactVersionRequest(
                 uid=uid,
-                manifest=manifest_ref_for_commit(ref),
+                manifest=ref,
                 aliases=aliases,
                 request_id=uuid.uuid4().hex,
             ),
@@ -124,4 +129,4 @@ class Stubs:
         )
 
     def get(self, name: str) -> pb.ArtifactVersion:
-        return self.meta.GetArtifactVersion(pb.GetArtifactVersionRequest(name=name), metadata=self.md)
+        return self.artifacts.GetArtifactVersion(pb.GetArtifactVersionRequest(name=name), metadata=self.md)

@@ -25,7 +25,7 @@ def _code(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
 @pytest.mark.parametrize("name", ["bad name", "a/b", "x" * 129, "", "é", ".."])
 def test_invalid_artifact_name(stubs: Stubs, name: str) -> None:
     with pytest.raises(grpc.RpcError) as e:
-        stubs.meta.CreateArtifactVersion(
+        stubs.artifacts.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(parent="entities/team/projects/p", artifact=name, type="dataset"),
             metadata=stubs.md,
         )
@@ -94,7 +94,7 @@ def test_manifest_referencing_a_missing_blob_is_refused(stubs: Stubs) -> None:
 @pytest.mark.parametrize("alias", ["latest", "v0", "v12"])
 def test_reserved_aliases_cannot_be_set(stubs: Stubs, alias: str) -> None:
     stubs.log("team", "p", "ds", {"f": b"1"})
-    pending = stubs.meta.CreateArtifactVersion(
+    pending = stubs.artifacts.CreateArtifactVersion(
         pb.CreateArtifactVersionRequest(parent="entities/team/projects/p", artifact="ds", type="dataset"),
         metadata=stubs.md,
     )
@@ -108,7 +108,7 @@ def test_reserved_aliases_cannot_be_set(stubs: Stubs, alias: str) -> None:
 
 
 def test_forged_manifest_token_is_refused(stubs: Stubs) -> None:
-    pending = stubs.meta.CreateArtifactVersion(
+    pending = stubs.artifacts.CreateArtifactVersion(
         pb.CreateArtifactVersionRequest(parent="entities/team/projects/p", artifact="ds", type="dataset"),
         metadata=stubs.md,
     )
@@ -125,7 +125,7 @@ def test_calls_without_a_valid_key_are_unauthenticated(channel) -> None:
         stubs = Stubs(channel, key)
         md = stubs.md if key else ()
         with pytest.raises(grpc.RpcError) as e:
-            stubs.meta.GetCaller(pb.GetCallerRequest(), metadata=md)
+            stubs.access.GetCaller(pb.GetCallerRequest(), metadata=md)
         assert _code(e) == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as e:
             stubs.man.FindMissingBlobs(mpb.FindMissingBlobsRequest(entity="team"), metadata=md)

@@ -44,7 +44,7 @@ def _code(fn) -> grpc.StatusCode:
 
 def _create(stubs: Stubs, **kw) -> pb.ArtifactVersion:
     req = pb.CreateArtifactVersionRequest(parent=PROJECT, artifact="ds", type="dataset", **kw)
-    return stubs.meta.CreateArtifactVersion(req, metadata=stubs.md)
+    return stubs.artifacts.CreateArtifactVersion(req, metadata=stubs.md)
 
 
 # -- item 4: bounded TTLs, timestamps and durations; reads survive any stored value
@@ -68,13 +68,13 @@ def test_out_of_range_ttls_are_invalid_argument(stubs: Stubs, ttl: duration_pb2.
     update = pb.UpdateArtifactVersionRequest(
         version=pb.ArtifactVersion(name=v.name, ttl=ttl), update_mask=field_mask_pb2.FieldMask(paths=["ttl"])
     )
-    assert _code(lambda: stubs.meta.UpdateArtifactVersion(update, metadata=stubs.md)) == INVALID
+    assert _code(lambda: stubs.artifacts.UpdateArtifactVersion(update, metadata=stubs.md)) == INVALID
     settings = pb.UpdateEntitySettingsRequest(
         name="entities/team",
         settings=pb.EntitySettings(default_ttl=ttl),
         update_mask=field_mask_pb2.FieldMask(paths=["default_ttl"]),
     )
-    assert _code(lambda: stubs.meta.UpdateEntitySettings(settings, metadata=stubs.md)) == INVALID
+    assert _code(lambda: stubs.access.UpdateEntitySettings(settings, metadata=stubs.md)) == INVALID
     # Nothing half-written: the version reads back with no TTL.
     assert not stubs.get(v.name).HasField("ttl")
 
@@ -98,7 +98,7 @@ def test_hundred_years_is_the_documented_maximum(stubs: Stubs) -> None:
 def test_out_of_range_timestamps_are_invalid_argument(stubs: Stubs, ts: timestamp_pb2.Timestamp) -> None:
     for field in ("created_after", "created_before"):
         req = pb.ListArtifactVersionsRequest(parent=f"{COLL}/ds", **{field: ts})
-        assert _code(lambda: stubs.meta.ListArtifactVersions(req, metadata=stubs.md)) == INVALID
+        assert _code(lambda: stubs.artifacts.ListArtifactVersions(req, metadata=stubs.md)) == INVALID
 
 
 def _sql(database_url: str, query: str, *args) -> None:
@@ -133,12 +133,12 @@ def test_a_stored_huge_ttl_still_reads(stubs: Stubs, database_url: str, interval
         got = stubs.get(v.name)
         assert got.ttl.seconds >= 7000 * YEAR  # a month is 30 days in asyncpg's reading
         assert got.expire_time.ToDatetime().year == 9999
-        listed = stubs.meta.ListArtifactVersions(
+        listed = stubs.artifacts.ListArtifactVersions(
             pb.ListArtifactVersionsRequest(parent=v.name.rsplit("/versions/", 1)[0]), metadata=stubs.md
         )
         assert [x.uid for x in listed.versions] == [v.uid]
         assert listed.versions[0].expire_time == got.expire_time
-    entity = stubs.meta.GetEntity(pb.GetEntityRequest(name="entities/team"), metadata=stubs.md)
+    entity = stubs.access.GetEntity(pb.GetEntityRequest(name="entities/team"), metadata=stubs.md)
     assert entity.settings.default_ttl.seconds >= 7000 * YEAR
 
 
@@ -169,10 +169,10 @@ def _deep(n: int) -> str:
 def test_bad_json_is_invalid_argument(stubs: Stubs, value: str) -> None:
     assert _code(lambda: _create(stubs, metadata_json=value)) == INVALID
     run = pb.CreateRunRequest(parent=PROJECT, run_id="r1", run=pb.Run(job_type="t", config_json=value))
-    assert _code(lambda: stubs.meta.CreateRun(run, metadata=stubs.md)) == INVALID
+    assert _code(lambda: stubs.artifacts.CreateRun(run, metadata=stubs.md)) == INVALID
     listing = pb.ListArtifactVersionsRequest(parent=f"{COLL}/ds", metadata_key="k", metadata_value_json=value)
     if value != "[1, 2]":  # any JSON value may be matched
-        assert _code(lambda: stubs.meta.ListArtifactVersions(listing, metadata=stubs.md)) == INVALID
+        assert _code(lambda: stubs.artifacts.ListArtifactVersions(listing, metadata=stubs.md)) == INVALID
 
 
 def test_json_at_the_depth_limit_is_accepted(stubs: Stubs) -> None:
@@ -185,11 +185,11 @@ def test_nul_in_strings_is_invalid_argument(stubs: Stubs, field: str) -> None:
     kw = {"description": "a", "request_id": uuid.uuid4().hex, "type": "dataset"}
     kw[field] = "a\0b"
     req = pb.CreateArtifactVersionRequest(parent=PROJECT, artifact="ds", **kw)
-    assert _code(lambda: stubs.meta.CreateArtifactVersion(req, metadata=stubs.md)) == INVALID
+    assert _code(lambda: stubs.artifacts.CreateArtifactVersion(req, metadata=stubs.md)) == INVALID
     reg = pb.CreateRegistryRequest(
         parent="entities/team", registry_id="r", registry=pb.Registry(description="x\0y", accepted_types=["model"])
     )
-    assert _code(lambda: stubs.meta.CreateRegistry(reg, metadata=stubs.md)) == INVALID
+    assert _code(lambda: stubs.registries.CreateRegistry(reg, metadata=stubs.md)) == INVALID
 
 
 def test_entry_sizes_summing_past_int64_are_invalid_argument(stubs: Stubs) -> None:
@@ -230,7 +230,7 @@ def _raw(channel: grpc.Channel, method: str) -> grpc.UnaryUnaryMultiCallable:
 def test_undecodable_requests_are_invalid_argument(channel, stubs: Stubs, payload: bytes, with_key: bool) -> None:
     md = stubs.md if with_key else ()
     for method in (
-        "/depot.metadata.v1.MetadataService/GetArtifactVersion",
+        "/depot.metadata.v1.ArtifactService/GetArtifactVersion",
         "/depot.manifest.v1.ManifestService/PutManifest",
         "/depot.gc.v1.GcService/RunCollection",
     ):

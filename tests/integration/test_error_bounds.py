@@ -54,7 +54,7 @@ def _assert_bounded(e: grpc.RpcError, code: grpc.StatusCode) -> status_pb2.Statu
 
 @pytest.mark.parametrize("key_id", ["x" * 6000, "ab" * 3000, "é" * 6000, "ABC", "12 34", ""])
 def test_revoke_key_with_a_malformed_id_is_invalid_argument(stubs: Stubs, key_id: str) -> None:
-    e = _error(lambda: stubs.meta.RevokeApiKey(pb.RevokeApiKeyRequest(id=key_id), metadata=stubs.md))
+    e = _error(lambda: stubs.access.RevokeApiKey(pb.RevokeApiKeyRequest(id=key_id), metadata=stubs.md))
     status = _assert_bounded(e, INVALID)
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
@@ -62,7 +62,7 @@ def test_revoke_key_with_a_malformed_id_is_invalid_argument(stubs: Stubs, key_id
 
 
 def test_revoke_key_unknown_hex_id_is_not_found(stubs: Stubs) -> None:
-    e = _error(lambda: stubs.meta.RevokeApiKey(pb.RevokeApiKeyRequest(id="0123456789ab"), metadata=stubs.md))
+    e = _error(lambda: stubs.access.RevokeApiKey(pb.RevokeApiKeyRequest(id="0123456789ab"), metadata=stubs.md))
     _assert_bounded(e, grpc.StatusCode.NOT_FOUND)
 
 
@@ -77,7 +77,7 @@ def test_revoke_key_unknown_hex_id_is_not_found(stubs: Stubs) -> None:
     ids=["ascii", "two-byte", "three-byte", "long-alias"],
 )
 def test_long_names_answer_a_bounded_error(stubs: Stubs, name: str) -> None:
-    e = _error(lambda: stubs.meta.GetArtifactVersion(pb.GetArtifactVersionRequest(name=name), metadata=stubs.md))
+    e = _error(lambda: stubs.artifacts.GetArtifactVersion(pb.GetArtifactVersionRequest(name=name), metadata=stubs.md))
     assert e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
     _assert_bounded(e, e.code())  # type: ignore[attr-defined]
     assert e.code() in (INVALID, grpc.StatusCode.NOT_FOUND)  # type: ignore[attr-defined]
@@ -85,7 +85,7 @@ def test_long_names_answer_a_bounded_error(stubs: Stubs, name: str) -> None:
 
 def test_a_cut_message_ends_with_an_ellipsis(stubs: Stubs) -> None:
     e = _error(
-        lambda: stubs.meta.GetArtifactVersion(
+        lambda: stubs.artifacts.GetArtifactVersion(
             pb.GetArtifactVersionRequest(name="entities/" + "a" * 6000), metadata=stubs.md
         )
     )
@@ -93,18 +93,18 @@ def test_a_cut_message_ends_with_an_ellipsis(stubs: Stubs) -> None:
 
 
 def test_resource_name_errors_name_the_singular_parts(stubs: Stubs) -> None:
-    e = _error(lambda: stubs.meta.GetArtifactVersion(pb.GetArtifactVersionRequest(name="nope"), metadata=stubs.md))
+    e = _error(lambda: stubs.artifacts.GetArtifactVersion(pb.GetArtifactVersionRequest(name="nope"), metadata=stubs.md))
     assert e.code() == INVALID  # type: ignore[attr-defined]
     expected = "entities/{entity}/projects/{project}/artifacts/{artifact}/versions/{version}"
     assert expected in e.details()  # type: ignore[attr-defined]
-    e = _error(lambda: stubs.meta.GetRun(pb.GetRunRequest(name="entities/x"), metadata=stubs.md))
+    e = _error(lambda: stubs.artifacts.GetRun(pb.GetRunRequest(name="entities/x"), metadata=stubs.md))
     assert "entities/{entity}/projects/{project}/runs/{run}" in e.details()  # type: ignore[attr-defined]
 
 
 def test_nul_reaching_the_database_is_invalid_argument(stubs: Stubs) -> None:
     # The API key's description has no edge check of its own: PostgreSQL
     # refuses the NUL and the answer still names the caller's mistake.
-    e = _error(lambda: stubs.meta.CreateApiKey(pb.CreateApiKeyRequest(description="a\0b"), metadata=stubs.md))
+    e = _error(lambda: stubs.access.CreateApiKey(pb.CreateApiKeyRequest(description="a\0b"), metadata=stubs.md))
     assert e.code() == INVALID, e.details()  # type: ignore[attr-defined]
     assert "NUL" in e.details()  # type: ignore[attr-defined]
 

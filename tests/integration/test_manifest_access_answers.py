@@ -25,7 +25,7 @@ def _code(call) -> grpc.StatusCode:
 
 def test_missing_entity_is_not_found_and_others_entity_is_denied(channel, auth) -> None:
     man = manifest_pb2_grpc.ManifestServiceStub(channel)
-    meta = metadata_pb2_grpc.MetadataServiceStub(channel)
+    meta = metadata_pb2_grpc.AccessServiceStub(channel)
     missing = mpb.FindMissingBlobsRequest(entity="nosuchteam", blobs=[])
     assert _code(lambda: man.FindMissingBlobs(missing, metadata=auth)) == grpc.StatusCode.NOT_FOUND
 

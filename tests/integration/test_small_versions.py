@@ -8,7 +8,7 @@ import concurrent.futures
 import grpc
 import pytest
 
-from depot._artifact import manifest_ref_for_commit
+from depot.common.v1 import common_pb2
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -45,11 +45,11 @@ def _read_blob(stubs: Stubs, data: bytes) -> bytes:
     return b"".join(c.data for c in stubs.man.ReadBlob(req, metadata=stubs.md))
 
 
-def _create(stubs: Stubs, ref: mpb.ManifestRef | None, **kw: object) -> pb.ArtifactVersion:
+def _create(stubs: Stubs, ref: common_pb2.ManifestRef | None, **kw: object) -> pb.ArtifactVersion:
     req = pb.CreateArtifactVersionRequest(parent=PROJECT, artifact="ds", type="dataset", **kw)  # type: ignore[arg-type]
     if ref is not None:
-        req.manifest.CopyFrom(manifest_ref_for_commit(ref))
-    return stubs.meta.CreateArtifactVersion(req, metadata=stubs.md)
+        req.manifest.CopyFrom(ref)
+    return stubs.artifacts.CreateArtifactVersion(req, metadata=stubs.md)
 
 
 def test_inline_files_are_stored_and_the_version_committed_in_one_call(stubs: Stubs) -> None:
@@ -91,7 +91,7 @@ def test_a_retried_create_with_the_same_request_id_commits_once(stubs: Stubs) ->
     a = stubs.log_small("team", "p", "ds", files, request_id="req-1")
     b = stubs.log_small("team", "p", "ds", files, request_id="req-1")
     assert a == b
-    listed = stubs.meta.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL), metadata=stubs.md)
+    listed = stubs.artifacts.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL), metadata=stubs.md)
     assert [v.index for v in listed.versions] == [0]
 
 
@@ -131,7 +131,7 @@ def test_put_manifest_takes_at_most_1000_entries(stubs: Stubs) -> None:
 
 def test_bad_one_call_creates_leave_no_version(stubs: Stubs) -> None:
     ref = stubs.put_manifest("team", [_entry("f", b"data")])
-    forged = mpb.ManifestRef()
+    forged = common_pb2.ManifestRef()
     forged.CopyFrom(ref)
     forged.size += 1
     cases = [
@@ -143,12 +143,12 @@ def test_bad_one_call_creates_leave_no_version(stubs: Stubs) -> None:
         got, details = _status(call)
         assert got == grpc.StatusCode.INVALID_ARGUMENT and words in details, details
     other = _status(
-        lambda: stubs.meta.CreateArtifactVersion(
+        lambda: stubs.artifacts.CreateArtifactVersion(
             pb.CreateArtifactVersionRequest(
                 parent="entities/elsewhere/projects/p",
                 artifact="ds",
                 type="dataset",
-                manifest=manifest_ref_for_commit(ref),
+                manifest=ref,
             ),
             metadata=stubs.md,
         )
@@ -161,15 +161,13 @@ def test_bad_one_call_creates_leave_no_version(stubs: Stubs) -> None:
 def test_a_type_change_is_refused_in_the_one_call_path(stubs: Stubs) -> None:
     stubs.log_small("team", "p", "ds", {"f": b"1"})
     ref = stubs.put_manifest("team", [_entry("f", b"2")])
-    req = pb.CreateArtifactVersionRequest(
-        parent=PROJECT, artifact="ds", type="model", manifest=manifest_ref_for_commit(ref)
-    )
-    got, details = _status(lambda: stubs.meta.CreateArtifactVersion(req, metadata=stubs.md))
+    req = pb.CreateArtifactVersionRequest(parent=PROJECT, artifact="ds", type="model", manifest=ref)
+    got, details = _status(lambda: stubs.artifacts.CreateArtifactVersion(req, metadata=stubs.md))
     assert got == grpc.StatusCode.FAILED_PRECONDITION and "cannot be logged as 'model'" in details
 
 
 def test_the_create_reply_is_the_version_as_read_back(stubs: Stubs) -> None:
-    stubs.meta.CreateRun(pb.CreateRunRequest(parent=PROJECT, run_id="r1"), metadata=stubs.md)
+    stubs.artifacts.CreateRun(pb.CreateRunRequest(parent=PROJECT, run_id="r1"), metadata=stubs.md)
     ref = stubs.put_manifest("team", [_entry("f", b"described")])
     req = pb.CreateArtifactVersionRequest(
         parent=PROJECT,
@@ -180,9 +178,9 @@ def test_the_create_reply_is_the_version_as_read_back(stubs: Stubs) -> None:
         run=f"{PROJECT}/runs/r1",
         tags=["nightly", "eu"],
         aliases=["prod"],
-        manifest=manifest_ref_for_commit(ref),
+        manifest=ref,
     )
     req.ttl.FromSeconds(3600)
-    created = stubs.meta.CreateArtifactVersion(req, metadata=stubs.md)
+    created = stubs.artifacts.CreateArtifactVersion(req, metadata=stubs.md)
     assert created == stubs.get(created.name)
     assert created.producer_run == f"{PROJECT}/runs/r1"

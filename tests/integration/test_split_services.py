@@ -46,7 +46,7 @@ class Split:
         self.ports["manifest"] = serving.bind(man, "127.0.0.1:0")
         self.ports["gc"] = serving.bind(gc, "127.0.0.1:0")
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.ports['metadata']}")
-        await serving.start(meta, [add_metadata(meta, pool, SECRET)])
+        await serving.start(meta, add_metadata(meta, pool, SECRET))
         await serving.start(man, [add_manifest(man, store, channel, SECRET)])
         await serving.start(gc, [add_gc(gc, pool)])
         self._ready.set()
@@ -77,14 +77,19 @@ def split(database_url: str, tmp_path: Path) -> Iterator[Split]:
 
 def test_each_service_answers_health(split: Split) -> None:
     expected = {
-        "metadata": "depot.metadata.v1.MetadataService",
-        "manifest": "depot.manifest.v1.ManifestService",
-        "gc": "depot.gc.v1.GcService",
+        "metadata": [
+            "depot.metadata.v1.ArtifactService",
+            "depot.metadata.v1.RegistryService",
+            "depot.metadata.v1.AccessService",
+            "depot.metadata.v1.LineageService",
+        ],
+        "manifest": ["depot.manifest.v1.ManifestService"],
+        "gc": ["depot.gc.v1.GcService"],
     }
     for svc, port in split.ports.items():
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
-            for name in ("", expected[svc]):
+            for name in ("", *expected[svc]):
                 resp = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
                 assert resp.status == health_pb2.HealthCheckResponse.SERVING
 

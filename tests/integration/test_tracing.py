@@ -33,7 +33,7 @@ def test_rpcs_are_traced(tmp_path, database_url, monkeypatch) -> None:
     finally:
         server.stop()
     names = {s.name for s in exporter.get_finished_spans()}
-    assert "/depot.metadata.v1.MetadataService/CreateArtifactVersion" in names
+    assert "/depot.metadata.v1.ArtifactService/CreateArtifactVersion" in names
     assert "/depot.manifest.v1.ManifestService/UploadBlob" in names
     assert "/depot.manifest.v1.ManifestService/PutManifest" in names
 

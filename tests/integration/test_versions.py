@@ -29,7 +29,7 @@ def test_32_concurrent_writers_get_32_gap_free_versions(stubs: Stubs) -> None:
     assert sorted(v.index for v in results) == list(range(32))
     latest = stubs.get(f"{COLL}/versions/latest")
     assert latest.index == 31
-    listed = stubs.meta.ListArtifactVersions(
+    listed = stubs.artifacts.ListArtifactVersions(
         pb.ListArtifactVersionsRequest(parent=COLL, page_size=1000), metadata=stubs.md
     )
     assert [v.index for v in listed.versions] == list(range(31, -1, -1))
@@ -61,7 +61,7 @@ def test_pagination_with_opaque_tokens(stubs: Stubs) -> None:
         stubs.log("team", "p", "ds", {"x": bytes([i])})
     seen, token = [], ""
     while True:
-        page = stubs.meta.ListArtifactVersions(
+        page = stubs.artifacts.ListArtifactVersions(
             pb.ListArtifactVersionsRequest(parent=COLL, page_size=2, page_token=token),
             metadata=stubs.md,
         )
@@ -71,7 +71,9 @@ def test_pagination_with_opaque_tokens(stubs: Stubs) -> None:
             break
     assert seen == [4, 3, 2, 1, 0]
     with pytest.raises(grpc.RpcError) as e:
-        stubs.meta.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL, page_token="zz"), metadata=stubs.md)
+        stubs.artifacts.ListArtifactVersions(
+            pb.ListArtifactVersionsRequest(parent=COLL, page_token="zz"), metadata=stubs.md
+        )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
@@ -80,7 +82,7 @@ def test_retried_commit_with_same_request_id_has_one_effect(stubs: Stubs) -> Non
         parent="entities/team/projects/p", artifact="ds", type="dataset", request_id="req-1"
     )
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda _: stubs.meta.CreateArtifactVersion(req, metadata=stubs.md), range(4)))
+        got = list(pool.map(lambda _: stubs.artifacts.CreateArtifactVersion(req, metadata=stubs.md), range(4)))
     assert len({v.uid for v in got}) == 1
 
 

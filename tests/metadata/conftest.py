@@ -20,6 +20,19 @@ PROJECT = f"entities/{TEAM}/projects/p"
 COLL = f"{PROJECT}/artifacts/ds"
 
 
+# Which family's stub serves each metadata RPC, so tests call ``m.Rpc``.
+_FAMILY = {
+    method.name: attr
+    for service, attr in (
+        ("ArtifactService", "artifacts"),
+        ("RegistryService", "registries"),
+        ("AccessService", "access"),
+        ("LineageService", "lineage"),
+    )
+    for method in pb.DESCRIPTOR.services_by_name[service].methods
+}
+
+
 class Meta(Stubs):
     """Generated stubs with one user's key; ``m.Rpc(request)`` calls with auth."""
 
@@ -28,7 +41,7 @@ class Meta(Stubs):
         self.key = key
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.meta, name)
+        method = getattr(getattr(self, _FAMILY[name]), name)
         return lambda req, **kw: method(req, metadata=self.md, **kw)
 
 

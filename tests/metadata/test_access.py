@@ -29,7 +29,7 @@ def _read_calls(w: World) -> list[Call]:
         lambda m: m.GetArtifactVersion(pb.GetArtifactVersionRequest(name=f"{COLL}/versions/latest")),
         lambda m: m.ListArtifactVersions(pb.ListArtifactVersionsRequest(parent=COLL)),
         lambda m: m.GetRun(pb.GetRunRequest(name=f"{PROJECT}/runs/r0")),
-        lambda m: m.GetLineage(pb.GetLineageRequest(version=f"{COLL}/versions/v0")),
+        lambda m: m.WalkLineage(pb.WalkLineageRequest(start=f"{COLL}/versions/v0", direction=pb.DIRECTION_BOTH)),
         lambda m: m.GetEntity(pb.GetEntityRequest(name=f"entities/{TEAM}")),
         lambda m: m.ListMembers(pb.ListMembersRequest(entity=f"entities/{TEAM}")),
         lambda m: m.ListAliases(pb.ListAliasesRequest(parent=COLL)),
@@ -111,7 +111,7 @@ def test_authorization_matrix(seeded: World, channel: grpc.Channel, user: str | 
 def test_no_key_is_unauthenticated(channel: grpc.Channel, server) -> None:
     from depot.metadata.v1 import metadata_pb2_grpc
 
-    stub = metadata_pb2_grpc.MetadataServiceStub(channel)
+    stub = metadata_pb2_grpc.AccessServiceStub(channel)
     assert code(lambda: stub.GetCaller(pb.GetCallerRequest())) == grpc.StatusCode.UNAUTHENTICATED
 
 

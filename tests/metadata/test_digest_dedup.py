@@ -11,7 +11,6 @@ the SHA-256 of the manifest's bytes).
 
 from __future__ import annotations
 
-from depot._artifact import manifest_ref_for_commit
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -30,7 +29,7 @@ def _log(m: Meta, entry: mpb.ManifestEntry) -> pb.ArtifactVersion:
             parent=PROJECT,
             artifact="ds",
             type="dataset",
-            manifest=manifest_ref_for_commit(ref),
+            manifest=ref,
             request_id=rid(),
         )
     )

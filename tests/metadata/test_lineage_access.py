@@ -8,11 +8,12 @@ registry into which `va` is linked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 import pytest
 from integration.helpers import b64_xxh
 
-from depot._artifact import manifest_ref_for_commit
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -39,7 +40,7 @@ def _log(m: Meta, parent: str, name: str, run: str, data: bytes) -> pb.ArtifactV
             artifact=name,
             type="model",
             run=run,
-            manifest=manifest_ref_for_commit(ref),
+            manifest=ref,
             request_id=rid(),
         )
     )
@@ -77,8 +78,23 @@ def graph(world: World) -> World:
     return world
 
 
-def _lineage(m: Meta, version: str) -> pb.Lineage:
-    return m.GetLineage(pb.GetLineageRequest(version=version))
+@dataclass
+class _Around:
+    """A version's producer and consumers: one walk both ways, one step."""
+
+    version: pb.ArtifactVersion
+    producer: pb.Run | None
+    consumers: list[pb.Run]
+    hidden_run_count: int
+
+
+def _lineage(m: Meta, version: str) -> _Around:
+    page = m.WalkLineage(pb.WalkLineageRequest(start=version, direction=pb.DIRECTION_BOTH))
+    logged_by = {e.source for e in page.edges if e.kind == "logged" and e.target == page.start.name}
+    runs = [n.run for n in page.nodes]
+    producer = next((r for r in runs if r.name in logged_by), None)
+    consumers = [r for r in runs if r.name not in logged_by]
+    return _Around(page.start.version, producer, consumers, page.hidden_count)
 
 
 def _walk(m: Meta, start: str, direction: int) -> pb.WalkLineageResponse:
@@ -94,12 +110,14 @@ def test_get_lineage_hides_runs_of_other_teams(graph: World) -> None:
     # GetRun on team-b's consumer is closed to bob; so is it in va's lineage.
     assert code(lambda: bob.GetRun(pb.GetRunRequest(name=RB))) == grpc.StatusCode.PERMISSION_DENIED
     lin = _lineage(bob, VA)
+    assert lin.producer is not None
     assert (lin.producer.name, list(lin.consumers), lin.hidden_run_count) == (RA, [], 1)
     full = _lineage(erin, VA)
     assert ([r.name for r in full.consumers], full.hidden_run_count) == ([RB], 0)
     assert full.consumers[0].config_json == '{"secret": 1}'
     # And the other way round: team-a's consumer of team-b's version.
     lin = _lineage(dave, VB)
+    assert lin.producer is not None
     assert (lin.producer.name, list(lin.consumers), lin.hidden_run_count) == (RB, [], 1)
     assert [r.name for r in _lineage(erin, VB).consumers] == [RA2]
 
@@ -130,7 +148,7 @@ def test_registry_reader_sees_the_linked_version_not_the_teams_runs(graph: World
     assert bob.GetArtifactVersion(pb.GetArtifactVersionRequest(name=LINKED)).producer_run == RA
     lin = _lineage(mallory, LINKED)
     assert (lin.version.name, lin.version.producer_run) == (VA, "")
-    assert (lin.HasField("producer"), list(lin.consumers), lin.hidden_run_count) == (False, [], 2)
+    assert (lin.producer, list(lin.consumers), lin.hidden_run_count) == (None, [], 2)
     links = mallory.ListLinks(pb.ListLinksRequest(parent=LINKED.rsplit("/versions/", 1)[0])).links
     assert [(x.version.name, x.version.producer_run) for x in links] == [(VA, "")]
     assert [x.version.producer_run for x in bob.ListLinks(pb.ListLinksRequest(parent=links[0].collection)).links] == [

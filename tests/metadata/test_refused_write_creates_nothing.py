@@ -14,7 +14,6 @@ from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 from integration.helpers import b64_xxh
 
-from depot._artifact import manifest_ref_for_commit
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 
@@ -63,7 +62,7 @@ def test_a_ttl_refused_by_the_team_policy_creates_no_project(world: World, reque
         ref = bob.put_manifest(
             TEAM, [mpb.ManifestEntry(path="f", algorithm="xxh3_128", digest=b64_xxh(data), size=1, content=data)]
         )
-        req.manifest.CopyFrom(manifest_ref_for_commit(ref))
+        req.manifest.CopyFrom(ref)
     assert _refusal(lambda: bob.CreateArtifactVersion(req)) == (grpc.StatusCode.PERMISSION_DENIED, "TTL_ADMINS_ONLY")
     assert NEW not in _projects(world["alice"])
     assert (

@@ -159,8 +159,10 @@ def test_use_through_registry_records_the_source_version(reg: World) -> None:
         pb.UseArtifactVersionRequest(run=f"{PROJECT}/runs/eval", version=f"{target}/versions/latest")
     )
     assert used.index == 1 and used.link.index == 0
-    lin = bob.GetLineage(pb.GetLineageRequest(version=f"{PROJECT}/artifacts/m/versions/v1"))
-    assert [r.name for r in lin.consumers] == [f"{PROJECT}/runs/eval"]
+    lin = bob.WalkLineage(
+        pb.WalkLineageRequest(start=f"{PROJECT}/artifacts/m/versions/v1", direction=pb.DIRECTION_DOWNSTREAM)
+    )
+    assert [n.run.name for n in lin.nodes] == [f"{PROJECT}/runs/eval"]
     assert code(lambda: _get(bob, f"{target}/versions/latest")) == OK
 
 

@@ -68,7 +68,7 @@ class Script:
         context.abort(self.code, "scripted")
 
 
-class Metadata(metadata_pb2_grpc.MetadataServiceServicer):
+class Access(metadata_pb2_grpc.AccessServiceServicer):
     def __init__(self, script: Script):
         self.script = script
 
@@ -76,6 +76,11 @@ class Metadata(metadata_pb2_grpc.MetadataServiceServicer):
         if self.script.fail_now():
             self.script.abort(context)
         return pb.Caller(user="alice")
+
+
+class Artifacts(metadata_pb2_grpc.ArtifactServiceServicer):
+    def __init__(self, script: Script):
+        self.script = script
 
     def FinishRun(self, request: pb.FinishRunRequest, context: grpc.ServicerContext) -> pb.Run:
         self.script.request_ids.append(request.request_id)
@@ -114,7 +119,8 @@ def script() -> Script:
 @pytest.fixture
 def address(script: Script) -> Iterator[str]:
     server = grpc.server(futures.ThreadPoolExecutor(8))
-    metadata_pb2_grpc.add_MetadataServiceServicer_to_server(Metadata(script), server)
+    metadata_pb2_grpc.add_AccessServiceServicer_to_server(Access(script), server)
+    metadata_pb2_grpc.add_ArtifactServiceServicer_to_server(Artifacts(script), server)
     manifest_pb2_grpc.add_ManifestServiceServicer_to_server(Manifest(script), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -130,7 +136,7 @@ def test_an_outage_longer_than_five_quick_retries_is_ridden_over(address: str, s
     # The old policy's five retries slept at most ~2.3 s in all.
     script.until = time.monotonic() + 3.0
     client = _client(address)
-    caller = client.call(client.metadata.GetCaller, pb.GetCallerRequest())
+    caller = client.call(client.access.GetCaller, pb.GetCallerRequest())
     assert caller.user == "alice"
     assert script.attempts > 6
 
@@ -140,7 +146,7 @@ def test_the_window_bounds_an_outage_that_does_not_end(address: str, script: Scr
     client = _client(address, retry_window=1.0)
     t0 = time.monotonic()
     with pytest.raises(depot.CommError) as exc:
-        client.call(client.metadata.GetCaller, pb.GetCallerRequest())
+        client.call(client.access.GetCaller, pb.GetCallerRequest())
     # The bound is the behaviour: the window, not the caller's 60 s deadline.
     assert 0.5 <= time.monotonic() - t0 < 10
     assert exc.value.message == "scripted"
@@ -151,7 +157,7 @@ def test_retries_zero_fails_at_the_first_transient_error(address: str, script: S
     script.failures = 1
     client = _client(address, retries=0)
     with pytest.raises(depot.CommError):
-        client.call(client.metadata.GetCaller, pb.GetCallerRequest())
+        client.call(client.access.GetCaller, pb.GetCallerRequest())
     assert script.attempts == 1
 
 
@@ -173,14 +179,14 @@ def test_what_is_not_transient_is_not_retried(
     script.code, script.reason, script.failures = code, reason, 1
     client = _client(address)
     with pytest.raises(error):
-        client.call(client.metadata.GetCaller, pb.GetCallerRequest())
+        client.call(client.access.GetCaller, pb.GetCallerRequest())
     assert script.attempts == 1
 
 
 def test_aborted_is_retried(address: str, script: Script) -> None:
     script.code, script.failures = grpc.StatusCode.ABORTED, 3
     client = _client(address)
-    assert client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user == "alice"
+    assert client.call(client.access.GetCaller, pb.GetCallerRequest()).user == "alice"
     assert script.attempts == 4
 
 

@@ -152,7 +152,7 @@ def test_client_without_the_ca_fails_the_handshake(server_tls: ServerThread) -> 
 
     client = depot.Client(f"grpcs://{server_tls.address}", server_tls.admin_key, retries=0)
     with pytest.raises(depot.CommError):
-        client.call(client.metadata.GetCaller, pb.GetCallerRequest())
+        client.call(client.access.GetCaller, pb.GetCallerRequest())
     client.close()
 
 
@@ -162,14 +162,14 @@ def test_client_with_the_ca_succeeds(server_tls: ServerThread, pki: Pki) -> None
         assert health(ch) == health_pb2.HealthCheckResponse.SERVING
 
     client = depot.Client(f"grpcs://{server_tls.address}", server_tls.admin_key, tls_ca=pki.ca, retries=0)
-    assert client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user == "admin"
+    assert client.call(client.access.GetCaller, pb.GetCallerRequest()).user == "admin"
     client.close()
 
 
 def test_plaintext_client_cannot_talk_to_a_tls_server(server_tls: ServerThread) -> None:
     client = depot.Client(server_tls.address, server_tls.admin_key, retries=0)
     with pytest.raises(depot.CommError):
-        client.call(client.metadata.GetCaller, pb.GetCallerRequest())
+        client.call(client.access.GetCaller, pb.GetCallerRequest())
     client.close()
 
 
@@ -185,7 +185,7 @@ def test_a_bare_address_uses_tls_when_a_ca_is_configured(
 ) -> None:
     monkeypatch.setenv("DEPOT_TLS_CA", str(pki.ca))
     client = depot.Client(server_tls.address, server_tls.admin_key, retries=0)
-    assert client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user == "admin"
+    assert client.call(client.access.GetCaller, pb.GetCallerRequest()).user == "admin"
     client.close()
 
 
@@ -298,11 +298,11 @@ def test_insecure_allows_plaintext_to_a_remote_host(
         with pytest.raises(depot.InvalidArgumentError):
             depot.Client(address, wide.admin_key)
         client = depot.Client(address, wide.admin_key, insecure=True, retries=0)
-        assert client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user == "admin"
+        assert client.call(client.access.GetCaller, pb.GetCallerRequest()).user == "admin"
         client.close()
         monkeypatch.setenv("DEPOT_INSECURE", "1")
         client = depot.Client(address, wide.admin_key, retries=0)
-        assert client.call(client.metadata.GetCaller, pb.GetCallerRequest()).user == "admin"
+        assert client.call(client.access.GetCaller, pb.GetCallerRequest()).user == "admin"
         client.close()
     finally:
         wide.stop()
@@ -465,7 +465,7 @@ class SplitTLS:
             s.bind(("127.0.0.1", 0))
             self.health_port = s.getsockname()[1]
         meta_health = await serving.start(
-            meta, [add_metadata(meta, pool, b"s")], health_listen=f"127.0.0.1:{self.health_port}"
+            meta, add_metadata(meta, pool, b"s"), health_listen=f"127.0.0.1:{self.health_port}"
         )
         man_config = Config.from_env(
             {
@@ -523,7 +523,7 @@ def test_split_services_call_each_other_over_mutual_tls(
         # them, and serves nothing else.
         with grpc.insecure_channel(f"127.0.0.1:{split.health_port}") as ch:
             assert health(ch) == health_pb2.HealthCheckResponse.SERVING
-            stub = metadata_pb2_grpc.MetadataServiceStub(ch)
+            stub = metadata_pb2_grpc.AccessServiceStub(ch)
             with pytest.raises(grpc.RpcError) as e:
                 stub.GetCaller(
                     pb.GetCallerRequest(), metadata=(("authorization", f"Bearer {split.admin_key}"),), timeout=5

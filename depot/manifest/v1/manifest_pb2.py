@@ -22,47 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from depot.common.v1 import common_pb2 as depot_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n depot/manifest/v1/manifest.proto\x12\x11\x64\x65pot.manifest.v1\"/\n\nBlobDigest\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"W\n\x17\x46indMissingBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12,\n\x05\x62lobs\x18\x02 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"J\n\x18\x46indMissingBlobsResponse\x12.\n\x07missing\x18\x01 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"_\n\x10UploadBlobHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x03 \x01(\x03\"c\n\x11UploadBlobRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.depot.manifest.v1.UploadBlobHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"T\n\x04\x42lob\x12-\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"e\n\x0fReadBlobRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x13\n\x0bmanifest_id\x18\x03 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x94\x01\n\rManifestEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03ref\x18\x05 \x01(\t\x12\x12\n\nversion_id\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\"?\n\nEntryBatch\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\";\n\tReference\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bmax_objects\x18\x03 \x01(\x03\"l\n\x0eManifestHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x18\n\x10\x64igest_algorithm\x18\x02 \x01(\t\x12\x30\n\nreferences\x18\x03 \x03(\x0b\x32\x1c.depot.manifest.v1.Reference\"\x84\x01\n\x15\x43reateManifestRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeaderH\x00\x12.\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.EntryBatchH\x00\x42\x06\n\x04part\"z\n\x12PutManifestRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeader\x12\x31\n\x07\x65ntries\x18\x02 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\"\x8d\x01\n\x0bManifestRef\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x13\n\x0bmanifest_id\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x18\n\x10\x64igest_algorithm\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\x12\x12\n\nfile_count\x18\x06 \x01(\x03\x12\r\n\x05token\x18\x07 \x01(\t\":\n\x13ReadManifestRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x13\n\x0bmanifest_id\x18\x02 \x01(\t2\xaa\x04\n\x0fManifestService\x12k\n\x10\x46indMissingBlobs\x12*.depot.manifest.v1.FindMissingBlobsRequest\x1a+.depot.manifest.v1.FindMissingBlobsResponse\x12M\n\nUploadBlob\x12$.depot.manifest.v1.UploadBlobRequest\x1a\x17.depot.manifest.v1.Blob(\x01\x12N\n\x08ReadBlob\x12\".depot.manifest.v1.ReadBlobRequest\x1a\x1c.depot.manifest.v1.BlobChunk0\x01\x12\\\n\x0e\x43reateManifest\x12(.depot.manifest.v1.CreateManifestRequest\x1a\x1e.depot.manifest.v1.ManifestRef(\x01\x12T\n\x0bPutManifest\x12%.depot.manifest.v1.PutManifestRequest\x1a\x1e.depot.manifest.v1.ManifestRef\x12W\n\x0cReadManifest\x12&.depot.manifest.v1.ReadManifestRequest\x1a\x1d.depot.manifest.v1.EntryBatch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n depot/manifest/v1/manifest.proto\x12\x11\x64\x65pot.manifest.v1\x1a\x1c\x64\x65pot/common/v1/common.proto\"/\n\nBlobDigest\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"W\n\x17\x46indMissingBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12,\n\x05\x62lobs\x18\x02 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"J\n\x18\x46indMissingBlobsResponse\x12.\n\x07missing\x18\x01 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"_\n\x10UploadBlobHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x03 \x01(\x03\"c\n\x11UploadBlobRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.depot.manifest.v1.UploadBlobHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"T\n\x04\x42lob\x12-\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"e\n\x0fReadBlobRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x13\n\x0bmanifest_id\x18\x03 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x94\x01\n\rManifestEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03ref\x18\x05 \x01(\t\x12\x12\n\nversion_id\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\"?\n\nEntryBatch\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\";\n\tReference\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bmax_objects\x18\x03 \x01(\x03\"l\n\x0eManifestHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x18\n\x10\x64igest_algorithm\x18\x02 \x01(\t\x12\x30\n\nreferences\x18\x03 \x03(\x0b\x32\x1c.depot.manifest.v1.Reference\"\x84\x01\n\x15\x43reateManifestRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeaderH\x00\x12.\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.EntryBatchH\x00\x42\x06\n\x04part\"z\n\x12PutManifestRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeader\x12\x31\n\x07\x65ntries\x18\x02 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\":\n\x13ReadManifestRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x13\n\x0bmanifest_id\x18\x02 \x01(\t2\xa6\x04\n\x0fManifestService\x12k\n\x10\x46indMissingBlobs\x12*.depot.manifest.v1.FindMissingBlobsRequest\x1a+.depot.manifest.v1.FindMissingBlobsResponse\x12M\n\nUploadBlob\x12$.depot.manifest.v1.UploadBlobRequest\x1a\x17.depot.manifest.v1.Blob(\x01\x12N\n\x08ReadBlob\x12\".depot.manifest.v1.ReadBlobRequest\x1a\x1c.depot.manifest.v1.BlobChunk0\x01\x12Z\n\x0e\x43reateManifest\x12(.depot.manifest.v1.CreateManifestRequest\x1a\x1c.depot.common.v1.ManifestRef(\x01\x12R\n\x0bPutManifest\x12%.depot.manifest.v1.PutManifestRequest\x1a\x1c.depot.common.v1.ManifestRef\x12W\n\x0cReadManifest\x12&.depot.manifest.v1.ReadManifestRequest\x1a\x1d.depot.manifest.v1.EntryBatch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'depot.manifest.v1.manifest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BLOBDIGEST']._serialized_start=55
-  _globals['_BLOBDIGEST']._serialized_end=102
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=104
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=191
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=193
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=267
-  _globals['_UPLOADBLOBHEADER']._serialized_start=269
-  _globals['_UPLOADBLOBHEADER']._serialized_end=364
-  _globals['_UPLOADBLOBREQUEST']._serialized_start=366
-  _globals['_UPLOADBLOBREQUEST']._serialized_end=465
-  _globals['_BLOB']._serialized_start=467
-  _globals['_BLOB']._serialized_end=551
-  _globals['_READBLOBREQUEST']._serialized_start=553
-  _globals['_READBLOBREQUEST']._serialized_end=654
-  _globals['_BLOBCHUNK']._serialized_start=656
-  _globals['_BLOBCHUNK']._serialized_end=681
-  _globals['_MANIFESTENTRY']._serialized_start=684
-  _globals['_MANIFESTENTRY']._serialized_end=832
-  _globals['_ENTRYBATCH']._serialized_start=834
-  _globals['_ENTRYBATCH']._serialized_end=897
-  _globals['_REFERENCE']._serialized_start=899
-  _globals['_REFERENCE']._serialized_end=958
-  _globals['_MANIFESTHEADER']._serialized_start=960
-  _globals['_MANIFESTHEADER']._serialized_end=1068
-  _globals['_CREATEMANIFESTREQUEST']._serialized_start=1071
-  _globals['_CREATEMANIFESTREQUEST']._serialized_end=1203
-  _globals['_PUTMANIFESTREQUEST']._serialized_start=1205
-  _globals['_PUTMANIFESTREQUEST']._serialized_end=1327
-  _globals['_MANIFESTREF']._serialized_start=1330
-  _globals['_MANIFESTREF']._serialized_end=1471
-  _globals['_READMANIFESTREQUEST']._serialized_start=1473
-  _globals['_READMANIFESTREQUEST']._serialized_end=1531
-  _globals['_MANIFESTSERVICE']._serialized_start=1534
-  _globals['_MANIFESTSERVICE']._serialized_end=2088
+  _globals['_BLOBDIGEST']._serialized_start=85
+  _globals['_BLOBDIGEST']._serialized_end=132
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=134
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=221
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=223
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=297
+  _globals['_UPLOADBLOBHEADER']._serialized_start=299
+  _globals['_UPLOADBLOBHEADER']._serialized_end=394
+  _globals['_UPLOADBLOBREQUEST']._serialized_start=396
+  _globals['_UPLOADBLOBREQUEST']._serialized_end=495
+  _globals['_BLOB']._serialized_start=497
+  _globals['_BLOB']._serialized_end=581
+  _globals['_READBLOBREQUEST']._serialized_start=583
+  _globals['_READBLOBREQUEST']._serialized_end=684
+  _globals['_BLOBCHUNK']._serialized_start=686
+  _globals['_BLOBCHUNK']._serialized_end=711
+  _globals['_MANIFESTENTRY']._serialized_start=714
+  _globals['_MANIFESTENTRY']._serialized_end=862
+  _globals['_ENTRYBATCH']._serialized_start=864
+  _globals['_ENTRYBATCH']._serialized_end=927
+  _globals['_REFERENCE']._serialized_start=929
+  _globals['_REFERENCE']._serialized_end=988
+  _globals['_MANIFESTHEADER']._serialized_start=990
+  _globals['_MANIFESTHEADER']._serialized_end=1098
+  _globals['_CREATEMANIFESTREQUEST']._serialized_start=1101
+  _globals['_CREATEMANIFESTREQUEST']._serialized_end=1233
+  _globals['_PUTMANIFESTREQUEST']._serialized_start=1235
+  _globals['_PUTMANIFESTREQUEST']._serialized_end=1357
+  _globals['_READMANIFESTREQUEST']._serialized_start=1359
+  _globals['_READMANIFESTREQUEST']._serialized_end=1417
+  _globals['_MANIFESTSERVICE']._serialized_start=1420
+  _globals['_MANIFESTSERVICE']._serialized_end=1970
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from depot.common.v1 import common_pb2 as depot_dot_common_dot_v1_dot_common__pb2
 from depot.manifest.v1 import manifest_pb2 as depot_dot_manifest_dot_v1_dot_manifest__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -52,12 +53,12 @@ class ManifestServiceStub:
         self.CreateManifest = channel.stream_unary(
                 '/depot.manifest.v1.ManifestService/CreateManifest',
                 request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.CreateManifestRequest.SerializeToString,
-                response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
+                response_deserializer=depot_dot_common_dot_v1_dot_common__pb2.ManifestRef.FromString,
                 _registered_method=True)
         self.PutManifest = channel.unary_unary(
                 '/depot.manifest.v1.ManifestService/PutManifest',
                 request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.PutManifestRequest.SerializeToString,
-                response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
+                response_deserializer=depot_dot_common_dot_v1_dot_common__pb2.ManifestRef.FromString,
                 _registered_method=True)
         self.ReadManifest = channel.unary_stream(
                 '/depot.manifest.v1.ManifestService/ReadManifest',
@@ -134,12 +135,12 @@ def add_ManifestServiceServicer_to_server(servicer, server):
             'CreateManifest': grpc.stream_unary_rpc_method_handler(
                     servicer.CreateManifest,
                     request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.CreateManifestRequest.FromString,
-                    response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.SerializeToString,
+                    response_serializer=depot_dot_common_dot_v1_dot_common__pb2.ManifestRef.SerializeToString,
             ),
             'PutManifest': grpc.unary_unary_rpc_method_handler(
                     servicer.PutManifest,
                     request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.PutManifestRequest.FromString,
-                    response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.SerializeToString,
+                    response_serializer=depot_dot_common_dot_v1_dot_common__pb2.ManifestRef.SerializeToString,
             ),
             'ReadManifest': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadManifest,
@@ -254,7 +255,7 @@ class ManifestService:
             target,
             '/depot.manifest.v1.ManifestService/CreateManifest',
             depot_dot_manifest_dot_v1_dot_manifest__pb2.CreateManifestRequest.SerializeToString,
-            depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
+            depot_dot_common_dot_v1_dot_common__pb2.ManifestRef.FromString,
             options,
             channel_credentials,
             insecure,
@@ -281,7 +282,7 @@ class ManifestService:
             target,
             '/depot.manifest.v1.ManifestService/PutManifest',
             depot_dot_manifest_dot_v1_dot_manifest__pb2.PutManifestRequest.SerializeToString,
-            depot_dot_manifest_dot_v1_dot_manifest__pb2.ManifestRef.FromString,
+            depot_dot_common_dot_v1_dot_common__pb2.ManifestRef.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,8 +25,13 @@ if _version_not_supported:
     )
 
 
-class MetadataServiceStub:
-    """Missing associated documentation comment in .proto file."""
+class ArtifactServiceStub:
+    """The API is split by resource family (as temporal's API splits its
+    services), all served by the metadata service on one port.
+
+    Runs, artifact versions and their aliases, tags and TTLs, and the
+    project, collection, run and alias listings.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,214 +39,90 @@ class MetadataServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.GetCaller = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/GetCaller',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetCallerRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Caller.FromString,
-                _registered_method=True)
-        self.CheckAccess = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CheckAccess',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessResponse.FromString,
-                _registered_method=True)
         self.CreateRun = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CreateRun',
+                '/depot.metadata.v1.ArtifactService/CreateRun',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRunRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
                 _registered_method=True)
         self.GetRun = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/GetRun',
+                '/depot.metadata.v1.ArtifactService/GetRun',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
                 _registered_method=True)
         self.FinishRun = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/FinishRun',
+                '/depot.metadata.v1.ArtifactService/FinishRun',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.FinishRunRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
                 _registered_method=True)
         self.CreateArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CreateArtifactVersion',
+                '/depot.metadata.v1.ArtifactService/CreateArtifactVersion',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateArtifactVersionRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
         self.CommitArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CommitArtifactVersion',
+                '/depot.metadata.v1.ArtifactService/CommitArtifactVersion',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CommitArtifactVersionRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
         self.GetArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/GetArtifactVersion',
+                '/depot.metadata.v1.ArtifactService/GetArtifactVersion',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetArtifactVersionRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
         self.ListArtifactVersions = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListArtifactVersions',
+                '/depot.metadata.v1.ArtifactService/ListArtifactVersions',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsResponse.FromString,
                 _registered_method=True)
         self.UseArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/UseArtifactVersion',
+                '/depot.metadata.v1.ArtifactService/UseArtifactVersion',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UseArtifactVersionRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
-        self.GetLineage = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/GetLineage',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetLineageRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Lineage.FromString,
-                _registered_method=True)
-        self.CreateEntity = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CreateEntity',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateEntityRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
-                _registered_method=True)
-        self.GetEntity = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/GetEntity',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetEntityRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
-                _registered_method=True)
-        self.ListEntities = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListEntities',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesResponse.FromString,
-                _registered_method=True)
-        self.UpdateEntitySettings = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/UpdateEntitySettings',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateEntitySettingsRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
-                _registered_method=True)
-        self.SetMember = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/SetMember',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetMemberRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
-                _registered_method=True)
-        self.RemoveMember = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/RemoveMember',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveMemberRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
-                _registered_method=True)
-        self.ListMembers = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListMembers',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersResponse.FromString,
-                _registered_method=True)
-        self.CreateApiKey = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CreateApiKey',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
-                _registered_method=True)
-        self.RevokeApiKey = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/RevokeApiKey',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RevokeApiKeyRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
-                _registered_method=True)
-        self.ListApiKeys = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListApiKeys',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
-                _registered_method=True)
         self.ListProjects = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListProjects',
+                '/depot.metadata.v1.ArtifactService/ListProjects',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.FromString,
                 _registered_method=True)
         self.ListCollections = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListCollections',
+                '/depot.metadata.v1.ArtifactService/ListCollections',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
         self.ListRuns = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListRuns',
+                '/depot.metadata.v1.ArtifactService/ListRuns',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
         self.ListAliases = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListAliases',
+                '/depot.metadata.v1.ArtifactService/ListAliases',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.FromString,
                 _registered_method=True)
         self.AddAliases = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/AddAliases',
+                '/depot.metadata.v1.ArtifactService/AddAliases',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
         self.RemoveAliases = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/RemoveAliases',
+                '/depot.metadata.v1.ArtifactService/RemoveAliases',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
         self.UpdateArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/UpdateArtifactVersion',
+                '/depot.metadata.v1.ArtifactService/UpdateArtifactVersion',
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
-        self.CreateRegistry = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/CreateRegistry',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
-                _registered_method=True)
-        self.GetRegistry = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/GetRegistry',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
-                _registered_method=True)
-        self.ListRegistries = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListRegistries',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.FromString,
-                _registered_method=True)
-        self.SetRegistryMember = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/SetRegistryMember',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
-                _registered_method=True)
-        self.RemoveRegistryMember = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/RemoveRegistryMember',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
-                _registered_method=True)
-        self.ListRegistryCollections = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListRegistryCollections',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.FromString,
-                _registered_method=True)
-        self.LinkArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/LinkArtifactVersion',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
-                _registered_method=True)
-        self.UnlinkArtifactVersion = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/UnlinkArtifactVersion',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
-                _registered_method=True)
-        self.ListLinks = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/ListLinks',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.FromString,
-                _registered_method=True)
-        self.WalkLineage = channel.unary_unary(
-                '/depot.metadata.v1.MetadataService/WalkLineage',
-                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.SerializeToString,
-                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.FromString,
-                _registered_method=True)
 
 
-class MetadataServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+class ArtifactServiceServicer:
+    """The API is split by resource family (as temporal's API splits its
+    services), all served by the metadata service on one port.
 
-    def GetCaller(self, request, context):
-        """Who the caller's API key belongs to.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CheckAccess(self, request, context):
-        """Whether an API key may act on an entity; used by the other services.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
+    Runs, artifact versions and their aliases, tags and TTLs, and the
+    project, collection, run and alias listings.
+    """
 
     def CreateRun(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -300,15 +181,1065 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetLineage(self, request, context):
+    def ListProjects(self, request, context):
+        """-- listing ---------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCollections(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAliases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAliases(self, request, context):
+        """-- aliases, tags, description, metadata, TTL -----------------------------
+        Moves each alias to the version atomically (one alias, one version).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAliases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateArtifactVersion(self, request, context):
+        """update_mask paths: description, metadata_json, tags, ttl.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ArtifactServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRun,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRunRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.SerializeToString,
+            ),
+            'GetRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRun,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRunRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.SerializeToString,
+            ),
+            'FinishRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishRun,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.FinishRunRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.SerializeToString,
+            ),
+            'CreateArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'CommitArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CommitArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'GetArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'ListArtifactVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifactVersions,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsResponse.SerializeToString,
+            ),
+            'UseArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UseArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UseArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'ListCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCollections,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'ListAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAliases,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.SerializeToString,
+            ),
+            'AddAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAliases,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'RemoveAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAliases,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'UpdateArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'depot.metadata.v1.ArtifactService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('depot.metadata.v1.ArtifactService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ArtifactService:
+    """The API is split by resource family (as temporal's API splits its
+    services), all served by the metadata service on one port.
+
+    Runs, artifact versions and their aliases, tags and TTLs, and the
+    project, collection, run and alias listings.
+    """
+
+    @staticmethod
+    def CreateRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/CreateRun',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRunRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/GetRun',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRunRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/FinishRun',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.FinishRunRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/CreateArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/CommitArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CommitArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/GetArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifactVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/ListArtifactVersions',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UseArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/UseArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UseArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/ListProjects',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/ListCollections',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/ListRuns',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/ListAliases',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/AddAliases',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/RemoveAliases',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/UpdateArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RegistryServiceStub:
+    """Registries, their members, and the links of versions into them.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateRegistry = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/CreateRegistry',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+                _registered_method=True)
+        self.GetRegistry = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/GetRegistry',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+                _registered_method=True)
+        self.ListRegistries = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/ListRegistries',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.FromString,
+                _registered_method=True)
+        self.SetRegistryMember = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/SetRegistryMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.RemoveRegistryMember = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/RemoveRegistryMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.ListRegistryCollections = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/ListRegistryCollections',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.FromString,
+                _registered_method=True)
+        self.LinkArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/LinkArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+                _registered_method=True)
+        self.UnlinkArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/UnlinkArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+                _registered_method=True)
+        self.ListLinks = channel.unary_unary(
+                '/depot.metadata.v1.RegistryService/ListLinks',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.FromString,
+                _registered_method=True)
+
+
+class RegistryServiceServicer:
+    """Registries, their members, and the links of versions into them.
+    """
+
+    def CreateRegistry(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRegistry(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRegistryMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveRegistryMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistryCollections(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkArtifactVersion(self, request, context):
+        """Links a version into a registry collection (created if absent). Linking
+        the same version again returns the existing link with `aliases` applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkArtifactVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLinks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RegistryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateRegistry': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRegistry,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.SerializeToString,
+            ),
+            'GetRegistry': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegistry,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.SerializeToString,
+            ),
+            'ListRegistries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistries,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.SerializeToString,
+            ),
+            'SetRegistryMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRegistryMember,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
+            ),
+            'RemoveRegistryMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveRegistryMember,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
+            ),
+            'ListRegistryCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistryCollections,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.SerializeToString,
+            ),
+            'LinkArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.SerializeToString,
+            ),
+            'UnlinkArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.SerializeToString,
+            ),
+            'ListLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLinks,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'depot.metadata.v1.RegistryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('depot.metadata.v1.RegistryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RegistryService:
+    """Registries, their members, and the links of versions into them.
+    """
+
+    @staticmethod
+    def CreateRegistry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/CreateRegistry',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegistry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/GetRegistry',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/ListRegistries',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRegistryMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/SetRegistryMember',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveRegistryMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/RemoveRegistryMember',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistryCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/ListRegistryCollections',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/LinkArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/UnlinkArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.RegistryService/ListLinks',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AccessServiceStub:
+    """Who may do what: the caller, entities, members and API keys.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetCaller = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/GetCaller',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Caller.FromString,
+                _registered_method=True)
+        self.CheckAccess = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/CheckAccess',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessResponse.FromString,
+                _registered_method=True)
+        self.CreateEntity = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/CreateEntity',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateEntityRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+                _registered_method=True)
+        self.GetEntity = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/GetEntity',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetEntityRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+                _registered_method=True)
+        self.ListEntities = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/ListEntities',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesResponse.FromString,
+                _registered_method=True)
+        self.UpdateEntitySettings = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/UpdateEntitySettings',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateEntitySettingsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
+                _registered_method=True)
+        self.SetMember = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/SetMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/RemoveMember',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
+                _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/ListMembers',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/CreateApiKey',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/RevokeApiKey',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/depot.metadata.v1.AccessService/ListApiKeys',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+
+
+class AccessServiceServicer:
+    """Who may do what: the caller, entities, members and API keys.
+    """
+
+    def GetCaller(self, request, context):
+        """Who the caller's API key belongs to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckAccess(self, request, context):
+        """Whether an API key may act on an entity; used by the other services.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateEntity(self, request, context):
-        """-- access: entities, members, API keys ---------------------------------
-        Orgs: superusers only. Teams and users: superusers, or admins of the org
+        """Orgs: superusers only. Teams and users: superusers, or admins of the org
         named in `entity.org`. The creator of a team becomes its admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -378,118 +1309,8 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListProjects(self, request, context):
-        """-- listing ---------------------------------------------------------------
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
 
-    def ListCollections(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListRuns(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListAliases(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def AddAliases(self, request, context):
-        """-- aliases, tags, description, metadata, TTL -----------------------------
-        Moves each alias to the version atomically (one alias, one version).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RemoveAliases(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def UpdateArtifactVersion(self, request, context):
-        """update_mask paths: description, metadata_json, tags, ttl.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CreateRegistry(self, request, context):
-        """-- registries --------------------------------------------------------------
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetRegistry(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListRegistries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SetRegistryMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RemoveRegistryMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListRegistryCollections(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def LinkArtifactVersion(self, request, context):
-        """Links a version into a registry collection (created if absent). Linking
-        the same version again returns the existing link with `aliases` applied.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def UnlinkArtifactVersion(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListLinks(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def WalkLineage(self, request, context):
-        """-- lineage graph -----------------------------------------------------------
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_MetadataServiceServicer_to_server(servicer, server):
+def add_AccessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetCaller': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCaller,
@@ -500,51 +1321,6 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.CheckAccess,
                     request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessRequest.FromString,
                     response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessResponse.SerializeToString,
-            ),
-            'CreateRun': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateRun,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRunRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.SerializeToString,
-            ),
-            'GetRun': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetRun,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRunRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.SerializeToString,
-            ),
-            'FinishRun': grpc.unary_unary_rpc_method_handler(
-                    servicer.FinishRun,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.FinishRunRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.SerializeToString,
-            ),
-            'CreateArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'CommitArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.CommitArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CommitArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'GetArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'ListArtifactVersions': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListArtifactVersions,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsResponse.SerializeToString,
-            ),
-            'UseArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.UseArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UseArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'GetLineage': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetLineage,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetLineageRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Lineage.SerializeToString,
             ),
             'CreateEntity': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEntity,
@@ -596,101 +1372,17 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.FromString,
                     response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.SerializeToString,
             ),
-            'ListProjects': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListProjects,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.SerializeToString,
-            ),
-            'ListCollections': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListCollections,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.SerializeToString,
-            ),
-            'ListRuns': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListRuns,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.SerializeToString,
-            ),
-            'ListAliases': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListAliases,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.SerializeToString,
-            ),
-            'AddAliases': grpc.unary_unary_rpc_method_handler(
-                    servicer.AddAliases,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'RemoveAliases': grpc.unary_unary_rpc_method_handler(
-                    servicer.RemoveAliases,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'UpdateArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpdateArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
-            ),
-            'CreateRegistry': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateRegistry,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.SerializeToString,
-            ),
-            'GetRegistry': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetRegistry,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.SerializeToString,
-            ),
-            'ListRegistries': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListRegistries,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.SerializeToString,
-            ),
-            'SetRegistryMember': grpc.unary_unary_rpc_method_handler(
-                    servicer.SetRegistryMember,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
-            ),
-            'RemoveRegistryMember': grpc.unary_unary_rpc_method_handler(
-                    servicer.RemoveRegistryMember,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.SerializeToString,
-            ),
-            'ListRegistryCollections': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListRegistryCollections,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.SerializeToString,
-            ),
-            'LinkArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.LinkArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.SerializeToString,
-            ),
-            'UnlinkArtifactVersion': grpc.unary_unary_rpc_method_handler(
-                    servicer.UnlinkArtifactVersion,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.SerializeToString,
-            ),
-            'ListLinks': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListLinks,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.SerializeToString,
-            ),
-            'WalkLineage': grpc.unary_unary_rpc_method_handler(
-                    servicer.WalkLineage,
-                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.FromString,
-                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'depot.metadata.v1.MetadataService', rpc_method_handlers)
+            'depot.metadata.v1.AccessService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('depot.metadata.v1.MetadataService', rpc_method_handlers)
+    server.add_registered_method_handlers('depot.metadata.v1.AccessService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class MetadataService:
-    """Missing associated documentation comment in .proto file."""
+class AccessService:
+    """Who may do what: the caller, entities, members and API keys.
+    """
 
     @staticmethod
     def GetCaller(request,
@@ -706,7 +1398,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/GetCaller',
+            '/depot.metadata.v1.AccessService/GetCaller',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.GetCallerRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Caller.FromString,
             options,
@@ -733,252 +1425,9 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/CheckAccess',
+            '/depot.metadata.v1.AccessService/CheckAccess',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.CheckAccessResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CreateRun(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/CreateRun',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRunRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetRun(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/GetRun',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRunRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def FinishRun(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/FinishRun',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.FinishRunRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Run.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CreateArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/CreateArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CommitArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/CommitArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.CommitArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/GetArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListArtifactVersions(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListArtifactVersions',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListArtifactVersionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def UseArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/UseArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.UseArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetLineage(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/GetLineage',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetLineageRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Lineage.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1003,7 +1452,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/CreateEntity',
+            '/depot.metadata.v1.AccessService/CreateEntity',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateEntityRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
             options,
@@ -1030,7 +1479,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/GetEntity',
+            '/depot.metadata.v1.AccessService/GetEntity',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.GetEntityRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
             options,
@@ -1057,7 +1506,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/ListEntities',
+            '/depot.metadata.v1.AccessService/ListEntities',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ListEntitiesResponse.FromString,
             options,
@@ -1084,7 +1533,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/UpdateEntitySettings',
+            '/depot.metadata.v1.AccessService/UpdateEntitySettings',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateEntitySettingsRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Entity.FromString,
             options,
@@ -1111,7 +1560,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/SetMember',
+            '/depot.metadata.v1.AccessService/SetMember',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.SetMemberRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
             options,
@@ -1138,7 +1587,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/RemoveMember',
+            '/depot.metadata.v1.AccessService/RemoveMember',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveMemberRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
             options,
@@ -1165,7 +1614,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/ListMembers',
+            '/depot.metadata.v1.AccessService/ListMembers',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ListMembersResponse.FromString,
             options,
@@ -1192,7 +1641,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/CreateApiKey',
+            '/depot.metadata.v1.AccessService/CreateApiKey',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
             options,
@@ -1219,7 +1668,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/RevokeApiKey',
+            '/depot.metadata.v1.AccessService/RevokeApiKey',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.RevokeApiKeyRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ApiKey.FromString,
             options,
@@ -1246,7 +1695,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/ListApiKeys',
+            '/depot.metadata.v1.AccessService/ListApiKeys',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
             options,
@@ -1259,437 +1708,56 @@ class MetadataService:
             metadata,
             _registered_method=True)
 
-    @staticmethod
-    def ListProjects(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListProjects',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListProjectsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
-    @staticmethod
-    def ListCollections(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListCollections',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListCollectionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+class LineageServiceStub:
+    """The lineage graph of versions and runs.
+    """
 
-    @staticmethod
-    def ListRuns(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListRuns',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRunsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+    def __init__(self, channel):
+        """Constructor.
 
-    @staticmethod
-    def ListAliases(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListAliases',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListAliasesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WalkLineage = channel.unary_unary(
+                '/depot.metadata.v1.LineageService/WalkLineage',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.FromString,
+                _registered_method=True)
 
-    @staticmethod
-    def AddAliases(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/AddAliases',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.AddAliasesRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
-    @staticmethod
-    def RemoveAliases(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/RemoveAliases',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveAliasesRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+class LineageServiceServicer:
+    """The lineage graph of versions and runs.
+    """
 
-    @staticmethod
-    def UpdateArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/UpdateArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+    def WalkLineage(self, request, context):
+        """Walks the graph from a version or a run: a version's producer and
+        consumers are DIRECTION_BOTH with depth 1; deeper walks follow one
+        direction (or each of both) for `depth` steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
-    @staticmethod
-    def CreateRegistry(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/CreateRegistry',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.CreateRegistryRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
-    @staticmethod
-    def GetRegistry(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/GetRegistry',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetRegistryRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Registry.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+def add_LineageServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WalkLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.WalkLineage,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'depot.metadata.v1.LineageService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('depot.metadata.v1.LineageService', rpc_method_handlers)
 
-    @staticmethod
-    def ListRegistries(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListRegistries',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistriesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
-    @staticmethod
-    def SetRegistryMember(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/SetRegistryMember',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.SetRegistryMemberRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RemoveRegistryMember(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/RemoveRegistryMember',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.RemoveRegistryMemberRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Member.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListRegistryCollections(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListRegistryCollections',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListRegistryCollectionsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def LinkArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/LinkArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.LinkArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def UnlinkArtifactVersion(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/UnlinkArtifactVersion',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.UnlinkArtifactVersionRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.Link.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListLinks(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/depot.metadata.v1.MetadataService/ListLinks',
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksRequest.SerializeToString,
-            depot_dot_metadata_dot_v1_dot_metadata__pb2.ListLinksResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+ # This class is part of an EXPERIMENTAL API.
+class LineageService:
+    """The lineage graph of versions and runs.
+    """
 
     @staticmethod
     def WalkLineage(request,
@@ -1705,7 +1773,7 @@ class MetadataService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.metadata.v1.MetadataService/WalkLineage',
+            '/depot.metadata.v1.LineageService/WalkLineage',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.WalkLineageResponse.FromString,
             options,
