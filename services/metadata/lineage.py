@@ -18,16 +18,24 @@ linked version, not the runs around it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from depot.services.common.errors import InvalidArgument
 
-from . import names
-from .access import READ, Access, Principal
-from .artifacts import _RUN_SELECT, _VERSION_SELECT, Artifacts, Run, Version, _run, _version
+from . import names, records
+from .access import READ, WRITE, Access, Principal
 from .db import Database
 from .pages import PageTokens, page_size
+from .records import Run, Version
+from .resolver import Resolver
+from .runs import Runs
+
+_RUN_INPUT_INSERT = "INSERT INTO run_inputs (run_id, version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+# The entity of a version's producer run: a caller who may not read it sees
+# the start version without its producer_run, as GetRun would refuse it.
+_PRODUCER_ENTITY = "SELECT p.entity_id FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = $1"
 
 MAX_DEPTH = 100
 DIRECTIONS = ("up", "down", "both")
@@ -115,11 +123,19 @@ class Page:
 
 
 class Lineage:
-    def __init__(self, db: Database, access: Access, pages: PageTokens, artifacts: Artifacts):
+    def __init__(self, db: Database, access: Access, pages: PageTokens, runs: Runs, resolver: Resolver):
         self._db = db
         self._access = access
         self._pages = pages
-        self._artifacts = artifacts
+        self._runs = runs
+        self._resolver = resolver
+
+    async def use_version(self, who: Principal, run: str, name: str) -> Version:
+        """Records that ``run`` used the version (it becomes a consumer)."""
+        run_row = await self._runs.row(who, run, WRITE, "run")
+        found = await self._resolver.resolve(who, name, "version")
+        await self._db.execute(_RUN_INPUT_INSERT, run_row["id"], found.id)
+        return found.version
 
     async def walk(self, who: Principal, start: str, direction: str, depth: int, size: int, token: str) -> Page:
         if direction not in DIRECTIONS:
@@ -130,14 +146,18 @@ class Lineage:
         size = page_size(size)
         scope = f"WalkLineage|{start}|{direction}|{depth}"
         cursor = self._pages.decode(scope, token)
-        if "/runs/" in start:
-            row = await self._artifacts._run_row(who, start, READ, "start")
-            kind, start_id, first = "r", row["id"], Node(str(names.parse_run(start, "start")), 0, run=_run(row))
-        else:
-            row = await self._artifacts._resolve(who, start, "start", READ)
-            version = _version(row)
-            kind, start_id, first = "v", row["id"], Node(version.name, 0, version=version)
         readable = await self._access.readable_entities(who)
+        if "/runs/" in start:
+            row = await self._runs.row(who, start, READ, "start")
+            kind, start_id = "r", row["id"]
+            first = Node(str(names.parse_run(start, "start")), 0, run=records.run(row))
+        else:
+            found = await self._resolver.resolve(who, start, "start", READ)
+            version = found.version
+            if version.producer_run and readable is not None and found.producer_run_id is not None:
+                if await self._db.fetchval(_PRODUCER_ENTITY, found.producer_run_id) not in readable:
+                    version = dataclasses.replace(version, producer_run="")
+            kind, start_id, first = "v", found.id, Node(version.name, 0, version=version)
         rows = await self._db.fetch(
             _WALK,
             kind,
@@ -156,12 +176,13 @@ class Lineage:
             for p in r["parents"]:
                 _, pk, pid = p.split(":")
                 keys.add((pk, int(pid)))
-        found = await self._load(keys)
-        found[(kind, start_id)] = first.name
+        loaded = await self._load(keys)
+        loaded[(kind, start_id)] = first.name
         out = Page(first, next_page_token=nxt, hidden_count=hidden)
         for r in page_rows:
-            obj = found.get((r["kind"], r["id"]))
-            if obj is None:
+            obj = loaded.get((r["kind"], r["id"]))
+            # The start is never a node of its own walk, so a name (str) is only a parent.
+            if obj is None or isinstance(obj, str):
                 continue
             node = Node(obj.name, r["depth"])
             if isinstance(obj, Version):
@@ -171,23 +192,24 @@ class Lineage:
             out.nodes.append(node)
             for p in sorted(r["parents"]):
                 walked, pk, pid = p.split(":")
-                parent = found.get((pk, int(pid)))
+                parent = loaded.get((pk, int(pid)))
                 if parent is None:
                     continue
                 pname = parent if isinstance(parent, str) else parent.name
                 out.edges.append(_edge(walked, pk, pname, r["kind"], node.name))
         return out
 
-    async def _load(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    async def _load(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Version | Run | str]:
+        """The versions and runs of the page's nodes and parents, two queries for the page."""
         vids = [i for k, i in keys if k == "v"]
         rids = [i for k, i in keys if k == "r"]
-        out: dict[tuple[str, int], Any] = {}
+        out: dict[tuple[str, int], Version | Run | str] = {}
         if vids:
-            for r in await self._db.fetch(_VERSION_SELECT + " WHERE v.id = ANY($1)", vids):
-                out[("v", r["id"])] = _version(r)
+            for r in await self._db.fetch(records.VERSIONS_BY_IDS, vids):
+                out[("v", r["id"])] = records.version(r)
         if rids:
-            for r in await self._db.fetch(_RUN_SELECT + " WHERE r.id = ANY($1)", rids):
-                out[("r", r["id"])] = _run(r)
+            for r in await self._db.fetch(records.RUNS_BY_IDS, rids):
+                out[("r", r["id"])] = records.run(r)
         return out
 
 

@@ -9,13 +9,19 @@ from depot.metadata.v1 import metadata_pb2, metadata_pb2_grpc
 
 from .access import Access
 from .accounts import Accounts
-from .artifacts import Artifacts
+from .aliases import Aliases
 from .db import Database
 from .idempotency import Idempotency
 from .lineage import Lineage
+from .listings import Listings
 from .pages import PageTokens
+from .projects import Projects
 from .registries import Registries
+from .registry_access import RegistryAccess
+from .resolver import Resolver
+from .runs import Runs
 from .servicer import AccessServicer, ArtifactServicer, LineageServicer, RegistryServicer
+from .versions import Versions
 
 # The resource families the metadata service serves, each its own gRPC
 # service (and health name) on the one port.
@@ -30,16 +36,24 @@ def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: b
     db = Database(pool)
     access = Access(db)
     pages = PageTokens(internal_secret)
-    idempotency = Idempotency(db)
-    artifacts = Artifacts(db, access, pages)
-    registries = Registries(db, access, pages, artifacts)
-    shared = (access, idempotency, registries)
-    metadata_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactServicer(*shared, artifacts, internal_secret), server
+    projects = Projects(db)
+    registry_access = RegistryAccess(db, access)
+    resolver = Resolver(db, access, registry_access)
+    runs = Runs(db, access, projects)
+    lineage = Lineage(db, access, pages, runs, resolver)
+    shared = (access, Idempotency(db), registry_access)
+    artifacts = ArtifactServicer(
+        *shared,
+        runs=runs,
+        versions=Versions(db, access, projects, runs, resolver),
+        aliases=Aliases(db, access, pages, projects, registry_access, resolver),
+        listings=Listings(db, access, pages, projects),
+        lineage=lineage,
+        manifest_secret=internal_secret,
     )
-    metadata_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(*shared), server)
+    registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))
+    metadata_pb2_grpc.add_ArtifactServiceServicer_to_server(artifacts, server)
+    metadata_pb2_grpc.add_RegistryServiceServicer_to_server(registries, server)
     metadata_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(*shared, Accounts(db, access, pages)), server)
-    metadata_pb2_grpc.add_LineageServiceServicer_to_server(
-        LineageServicer(*shared, Lineage(db, access, pages, artifacts)), server
-    )
+    metadata_pb2_grpc.add_LineageServiceServicer_to_server(LineageServicer(*shared, lineage), server)
     return SERVICE_NAMES

@@ -25,10 +25,15 @@ from depot.services.common.status import translate_errors
 from . import accounts as acc
 from .access import ROLE_NAMES, Access, Principal, Role
 from .accounts import Accounts
-from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
+from .aliases import Aliases
 from .idempotency import Grant, Idempotency, fingerprint
 from .lineage import Lineage, Node
+from .listings import Listings, VersionFilter
+from .records import ManifestInfo, Run, Version
 from .registries import Link, Registries, Registry
+from .registry_access import RegistryAccess
+from .runs import Runs
+from .versions import Versions
 
 M = TypeVar("M", bound=Message)
 
@@ -188,10 +193,10 @@ class _Family:
     """What the handlers of every resource family share: the caller, and
     running a mutation once per request_id."""
 
-    def __init__(self, access: Access, idempotency: Idempotency, registries: Registries):
+    def __init__(self, access: Access, idempotency: Idempotency, registry_access: RegistryAccess):
         self._access = access
         self._idem = idempotency
-        self._registries = registries
+        self._registry_access = registry_access
 
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
@@ -230,7 +235,7 @@ class _Family:
             if changes_own_access:
                 return True
             if grant.kind == "registry":
-                role = await self._registries.role(who, grant.id)
+                role = await self._registry_access.role(who, grant.id)
             else:
                 role = await self._access.role(who, grant.id)
             return role is not None and role >= grant.role
@@ -248,12 +253,21 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self,
         access: Access,
         idempotency: Idempotency,
-        registries: Registries,
-        artifacts: Artifacts,
+        registry_access: RegistryAccess,
+        *,
+        runs: Runs,
+        versions: Versions,
+        aliases: Aliases,
+        listings: Listings,
+        lineage: Lineage,
         manifest_secret: bytes,
     ):
-        super().__init__(access, idempotency, registries)
-        self._artifacts = artifacts
+        super().__init__(access, idempotency, registry_access)
+        self._runs = runs
+        self._versions = versions
+        self._aliases = aliases
+        self._listings = listings
+        self._lineage = lineage
         self._manifest_secret = manifest_secret
 
     def _verified_manifest(self, m: common_pb2.ManifestRef) -> ManifestInfo:
@@ -267,7 +281,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.Run:
-            run = await self._artifacts.create_run(
+            run = await self._runs.create_run(
                 who, request.parent, request.run_id, request.run.job_type, request.run.config_json
             )
             return run_pb(run)
@@ -277,14 +291,14 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
     @translate_errors
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
         who = await self._who(context)
-        return run_pb(await self._artifacts.get_run(who, request.name))
+        return run_pb(await self._runs.get_run(who, request.name))
 
     @translate_errors
     async def FinishRun(self, request: pb.FinishRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
         who = await self._who(context)
 
         async def work() -> pb.Run:
-            return run_pb(await self._artifacts.finish_run(who, request.name, request.state))
+            return run_pb(await self._runs.finish_run(who, request.name, request.state))
 
         return await self._once(who, "FinishRun", request, pb.Run, work)
 
@@ -296,7 +310,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         manifest = self._verified_manifest(request.manifest) if request.HasField("manifest") else None
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.create_version(
+            v = await self._versions.create_version(
                 who,
                 request.parent,
                 request.artifact,
@@ -322,7 +336,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         info = self._verified_manifest(request.manifest)
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.commit_version(who, request.uid, info, list(request.aliases))
+            v = await self._versions.commit_version(who, request.uid, info, list(request.aliases))
             return version_pb(v)
 
         return await self._once(who, "CommitArtifactVersion", request, pb.ArtifactVersion, work)
@@ -332,7 +346,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self, request: pb.GetArtifactVersionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ArtifactVersion:
         who = await self._who(context)
-        return version_pb(await self._artifacts.get_version(who, request.name))
+        return version_pb(await self._versions.get_version(who, request.name))
 
     @translate_errors
     async def ListArtifactVersions(
@@ -347,7 +361,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
             metadata_key=request.metadata_key,
             metadata_value_json=request.metadata_value_json,
         )
-        versions, token = await self._artifacts.list_versions(
+        versions, token = await self._listings.list_versions(
             who, request.parent, request.page_size, request.page_token, f
         )
         return pb.ListArtifactVersionsResponse(versions=[version_pb(v) for v in versions], next_page_token=token)
@@ -359,7 +373,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
-            return version_pb(await self._artifacts.use_version(who, request.run, request.version))
+            return version_pb(await self._lineage.use_version(who, request.run, request.version))
 
         return await self._once(who, "UseArtifactVersion", request, pb.ArtifactVersion, work)
 
@@ -368,9 +382,9 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProjectsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_projects(who, request.parent, request.page_size, request.page_token)
+        items, token = await self._listings.list_projects(who, request.parent, request.page_size, request.page_token)
         return pb.ListProjectsResponse(
-            projects=[pb.Project(name=n, create_time=_ts(t)) for n, t in items],
+            projects=[pb.Project(name=p.name, create_time=_ts(p.create_time)) for p in items],
             next_page_token=token,
         )
 
@@ -379,16 +393,16 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCollectionsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_collections(
+        items, token = await self._listings.list_collections(
             who, request.parent, request.type, request.page_size, request.page_token
         )
         return pb.ListCollectionsResponse(
             collections=[
                 pb.Collection(
-                    name=c["name"],
-                    type=c["type"],
-                    create_time=_ts(c["create_time"]),
-                    version_count=c["version_count"],
+                    name=c.name,
+                    type=c.type,
+                    create_time=_ts(c.create_time),
+                    version_count=c.version_count,
                 )
                 for c in items
             ],
@@ -398,7 +412,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
     @translate_errors
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_runs(who, request.parent, request.page_size, request.page_token)
+        items, token = await self._listings.list_runs(who, request.parent, request.page_size, request.page_token)
         return pb.ListRunsResponse(runs=[run_pb(r) for r in items], next_page_token=token)
 
     @translate_errors
@@ -406,9 +420,9 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self, request: pb.ListAliasesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAliasesResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_aliases(who, request.parent, request.page_size, request.page_token)
+        items, token = await self._aliases.list_aliases(who, request.parent, request.page_size, request.page_token)
         return pb.ListAliasesResponse(
-            aliases=[pb.Alias(alias=a, version=v, index=i) for a, v, i in items],
+            aliases=[pb.Alias(alias=a.alias, version=a.version, index=a.index) for a in items],
             next_page_token=token,
         )
 
@@ -417,7 +431,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.add_aliases(who, request.version, list(request.aliases))
+            v = await self._aliases.add_aliases(who, request.version, list(request.aliases))
             return version_pb(v)
 
         return await self._once(who, "AddAliases", request, pb.ArtifactVersion, work)
@@ -429,7 +443,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.remove_aliases(who, request.version, list(request.aliases))
+            v = await self._aliases.remove_aliases(who, request.version, list(request.aliases))
             return version_pb(v)
 
         return await self._once(who, "RemoveAliases", request, pb.ArtifactVersion, work)
@@ -443,7 +457,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         paths = list(request.update_mask.paths)
 
         async def work() -> pb.ArtifactVersion:
-            out = await self._artifacts.update_version(
+            out = await self._versions.update_version(
                 who,
                 v.name,
                 paths,
@@ -459,6 +473,12 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
 
 
 class RegistryServicer(_Family, metadata_pb2_grpc.RegistryServiceServicer):
+    def __init__(
+        self, access: Access, idempotency: Idempotency, registry_access: RegistryAccess, registries: Registries
+    ):
+        super().__init__(access, idempotency, registry_access)
+        self._registries = registries
+
     @translate_errors
     async def CreateRegistry(self, request: pb.CreateRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
         who = await self._who(context)
@@ -531,10 +551,10 @@ class RegistryServicer(_Family, metadata_pb2_grpc.RegistryServiceServicer):
         return pb.ListRegistryCollectionsResponse(
             collections=[
                 pb.RegistryCollection(
-                    name=c["name"],
-                    type=c["type"],
-                    create_time=_ts(c["create_time"]),
-                    link_count=c["link_count"],
+                    name=c.name,
+                    type=c.type,
+                    create_time=_ts(c.create_time),
+                    link_count=c.link_count,
                 )
                 for c in items
             ],
@@ -572,8 +592,8 @@ class RegistryServicer(_Family, metadata_pb2_grpc.RegistryServiceServicer):
 
 
 class AccessServicer(_Family, metadata_pb2_grpc.AccessServiceServicer):
-    def __init__(self, access: Access, idempotency: Idempotency, registries: Registries, accounts: Accounts):
-        super().__init__(access, idempotency, registries)
+    def __init__(self, access: Access, idempotency: Idempotency, registry_access: RegistryAccess, accounts: Accounts):
+        super().__init__(access, idempotency, registry_access)
         self._accounts = accounts
 
     @translate_errors
@@ -593,7 +613,7 @@ class AccessServicer(_Family, metadata_pb2_grpc.AccessServiceServicer):
         try:
             await self._access.require(user, request.entity, need)
         except PermissionDenied:
-            if need == Role.VIEWER and await self._registries.may_read_manifest(
+            if need == Role.VIEWER and await self._registry_access.may_read_manifest(
                 user, request.entity, request.manifest_id
             ):
                 return pb.CheckAccessResponse(user=user.user, via_registry=True)
@@ -708,8 +728,8 @@ class AccessServicer(_Family, metadata_pb2_grpc.AccessServiceServicer):
 
 
 class LineageServicer(_Family, metadata_pb2_grpc.LineageServiceServicer):
-    def __init__(self, access: Access, idempotency: Idempotency, registries: Registries, lineage: Lineage):
-        super().__init__(access, idempotency, registries)
+    def __init__(self, access: Access, idempotency: Idempotency, registry_access: RegistryAccess, lineage: Lineage):
+        super().__init__(access, idempotency, registry_access)
         self._lineage = lineage
 
     @translate_errors
