@@ -6,11 +6,11 @@ import os
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
-from ._artifact import Artifact
+from ._artifact import Artifact, artifact_from_version
 from ._client import Client
+from ._exceptions import InvalidArgumentError
 from ._lineage import Lineage, around
 from ._paths import parse_artifact_path
-from ._registry import artifact_from_version
 
 
 class Api:
@@ -41,8 +41,6 @@ class Api:
             self.client.artifacts.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
         )
         if type is not None and v.type != type:
-            from ._exceptions import InvalidArgumentError
-
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
         return artifact_from_version(self.client, v)
 
