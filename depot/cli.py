@@ -153,8 +153,8 @@ _SERVER_TLS_FLAGS = {
 
 def _server(opts: argparse.Namespace) -> int:
     from depot.services.allinone.app import serve
+    from depot.services.allinone.config import AllInOneConfig
     from depot.services.common import serving, telemetry
-    from depot.services.common.config import Config
 
     env = dict(os.environ)
     if opts.workers is not None:
@@ -165,7 +165,7 @@ def _server(opts: argparse.Namespace) -> int:
         if (value := getattr(opts, flag)) is not None:
             env[variable] = value
     try:
-        config = Config.from_env(env)
+        config = AllInOneConfig.from_env(env)
     except ValueError as e:
         print(f"depot: error: {e}", file=sys.stderr)
         return 2

@@ -26,7 +26,6 @@ handshake failure at the first call.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -40,7 +39,6 @@ SERVER_VARS = ("DEPOT_TLS_CERT", "DEPOT_TLS_KEY", "DEPOT_TLS_CLIENT_CA")
 CLIENT_VARS = ("DEPOT_TLS_CA", "DEPOT_TLS_CLIENT_CERT", "DEPOT_TLS_CLIENT_KEY", "DEPOT_TLS_SERVER_NAME")
 SECURE_SCHEME = "grpcs://"
 PLAIN_SCHEME = "grpc://"
-_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -158,11 +156,6 @@ def is_local(target: str) -> bool:
     return ip.is_loopback
 
 
-def insecure_from_env(env: Mapping[str, str]) -> bool:
-    """DEPOT_INSECURE=1: plaintext to another host is meant (as for the SDK)."""
-    return env.get("DEPOT_INSECURE", "").strip().lower() in _TRUE
-
-
 def plaintext_target(
     address: str,
     client: ClientTLS | None,
@@ -199,7 +192,7 @@ def internal_channel(
     server: ServerTLS | None,
     *,
     to_self: bool = False,
-    env: Mapping[str, str] = os.environ,
+    insecure: bool = False,
 ) -> grpc.aio.Channel:
     """A channel from one service to another.
 
@@ -207,12 +200,12 @@ def internal_channel(
     (a service that serves TLS speaks it to its peers too). Plaintext for
     ``grpc://``, or a bare address on loopback with no TLS settings; a bare
     address to another host with none is refused (callers' API keys are
-    forwarded on this channel) unless DEPOT_INSECURE=1. ``to_self``: the
+    forwarded on this channel) unless ``insecure`` (DEPOT_INSECURE). ``to_self``: the
     all-in-one calling its own port, which speaks TLS exactly when it
     serves TLS, and can trust its own (self-signed) certificate when no CA
     is given.
     """
-    plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure_from_env(env))
+    plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure)
     if plain is not None:
         if not to_self and not is_local(plain):
             log.warning("calling %s in plaintext, as configured: API keys cross the network in clear", plain)
