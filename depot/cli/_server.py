@@ -64,6 +64,6 @@ def serve(opts: argparse.Namespace) -> int:
         print(f"depot: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot")
+    telemetry.setup("depot", config.server.telemetry)
     serving.run(serve_all(config))
     return 0

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
         print(f"depot: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot")
+    telemetry.setup("depot", config.server.telemetry)
     serving.run(serve_worker(config) if argv == [WORKER_FLAG] else serve(config))
     return 0
 

@@ -30,8 +30,39 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """Where a process's traces go and how its logs look (see telemetry.py)."""
+
+    # An OTLP collector (the exporter package must be installed).
+    otlp_endpoint: str | None = None
+    # Spans to stderr, for a look without a collector.
+    trace_console: bool = False
+    # One JSON object per log line, for log collectors in a cluster.
+    json_logs: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TelemetryConfig:
+        log_format = env.get("DEPOT_LOG_FORMAT", "").strip().lower()
+        if log_format not in ("", "text", "json"):
+            raise ConfigError(f"DEPOT_LOG_FORMAT must be text or json, not {env['DEPOT_LOG_FORMAT']!r}")
+        return cls(
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            trace_console=flag(env, "DEPOT_TRACE_CONSOLE"),
+            json_logs=log_format == "json",
+        )
+
+    def to_env(self) -> dict[str, str]:
+        values = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint or "",
+            "DEPOT_TRACE_CONSOLE": "1" if self.trace_console else "",
+            "DEPOT_LOG_FORMAT": "json" if self.json_logs else "",
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass(frozen=True)
 class ServerConfig:
-    """Where and how a service process serves (shared by every service)."""
+    """Where and how a service process serves, and its telemetry (shared by every service)."""
 
     listen: str
     # None: plaintext (loopback/dev). See tls.py for what each setting does.
@@ -39,6 +70,7 @@ class ServerConfig:
     # A second, plaintext port answering only grpc.health.v1, for probes
     # that cannot speak TLS (Kubernetes' grpc probes).
     health_listen: str | None = None
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, default_port: int) -> ServerConfig:
@@ -50,6 +82,7 @@ class ServerConfig:
             listen=env.get("DEPOT_LISTEN") or f"127.0.0.1:{default_port}",
             tls=tls,
             health_listen=env.get("DEPOT_HEALTH_LISTEN") or None,
+            telemetry=TelemetryConfig.from_env(env),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -57,6 +90,7 @@ class ServerConfig:
         values = {"DEPOT_LISTEN": self.listen, "DEPOT_HEALTH_LISTEN": self.health_listen or ""}
         if self.tls is not None:
             values.update(self.tls.to_env())
+        values.update(self.telemetry.to_env())
         return {k: v for k, v in values.items() if v}
 
 
@@ -120,4 +154,13 @@ def flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be one of 1, true, yes, on, 0, false, no, off, not {value!r}")
 
 
-__all__ = ["ConfigError", "ServerConfig", "flag", "internal_secret", "required", "seconds", "whole_number"]
+__all__ = [
+    "ConfigError",
+    "ServerConfig",
+    "TelemetryConfig",
+    "flag",
+    "internal_secret",
+    "required",
+    "seconds",
+    "whole_number",
+]

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"depot-gc: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot-gc")
+    telemetry.setup("depot-gc", config.server.telemetry)
     if opts.command == "once":
         asyncio.run(_once(config, opts.force))
     else:

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"depot-manifest: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot-manifest")
+    telemetry.setup("depot-manifest", config.server.telemetry)
     serving.run(_serve(config))
     return 0
 

@@ -14,7 +14,7 @@ import os
 import sys
 
 from depot.services.common import serving, telemetry
-from depot.services.common.config import ConfigError
+from depot.services.common.config import ConfigError, TelemetryConfig
 
 from . import db
 from .access import Access
@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         # only touch the database: they need nothing else.
         config = MetadataConfig.from_env(os.environ) if opts.command == "serve" else None
         dsn = config.database_url if config else database_url(os.environ)
+        telemetry_config = config.server.telemetry if config else TelemetryConfig.from_env(os.environ)
     except ConfigError as e:
         print(f"depot-metadata: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot-metadata")
+    telemetry.setup("depot-metadata", telemetry_config)
     if config is not None:
         serving.run(_serve(config))
     elif opts.command == "migrate":

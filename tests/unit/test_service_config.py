@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from depot.services.allinone.config import AllInOneConfig
-from depot.services.common.config import ConfigError, ServerConfig, flag
+from depot.services.common.config import ConfigError, ServerConfig, TelemetryConfig, flag
 from depot.services.gc.config import GcConfig
 from depot.services.manifest.config import ManifestConfig, ManifestSettings
 from depot.services.metadata.config import MetadataConfig, database_url
@@ -99,6 +99,21 @@ def test_an_unreadable_flag_is_refused_not_read_as_off(bad: str) -> None:
     with pytest.raises(ConfigError) as e:
         ManifestConfig.from_env({"DEPOT_INTERNAL_SECRET": "s", "DEPOT_INSECURE": bad})
     assert str(e.value) == f"DEPOT_INSECURE must be one of 1, true, yes, on, 0, false, no, off, not {bad!r}"
+
+
+def test_telemetry_settings_are_read_with_the_server_settings() -> None:
+    env = {"DEPOT_LOG_FORMAT": "JSON", "DEPOT_TRACE_CONSOLE": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4317"}
+    telemetry = GcConfig.from_env({"DEPOT_DATABASE_URL": DSN, **env}).server.telemetry
+    assert telemetry == TelemetryConfig("http://otel:4317", trace_console=True, json_logs=True)
+    assert TelemetryConfig.from_env({}) == TelemetryConfig()
+    # The all-in-one hands them to its workers with the rest.
+    config = AllInOneConfig.from_env(env)
+    assert AllInOneConfig.from_env(config.to_env()) == config
+    with pytest.raises(ConfigError) as e:
+        TelemetryConfig.from_env({"DEPOT_LOG_FORMAT": "xml"})
+    assert str(e.value) == "DEPOT_LOG_FORMAT must be text or json, not 'xml'"
+    with pytest.raises(ConfigError, match="^DEPOT_TRACE_CONSOLE must be one of .*, not 'maybe'$"):
+        TelemetryConfig.from_env({"DEPOT_TRACE_CONSOLE": "maybe"})
 
 
 @pytest.mark.parametrize("bad", ["-1", "0", "65", "two"])
