@@ -233,7 +233,7 @@ class LocalPostgres:
         """Creates database ``name`` if missing and returns its DSN."""
         import asyncio
 
-        import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+        import asyncpg
 
         deadline = time.monotonic() + 30
         while True:

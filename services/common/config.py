@@ -19,10 +19,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .tls import ServerTLS, server_tls_from_env
+from depot.core.addresses import parse_flag
+from depot.core.errors import InvalidValue
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
+from .tls import ServerTLS, server_tls_from_env
 
 
 class ConfigError(ValueError):
@@ -141,17 +141,15 @@ def whole_number(env: Mapping[str, str], name: str, default: int, *, low: int, h
 
 
 def flag(env: Mapping[str, str], name: str) -> bool:
-    """An on/off switch: 1/true/yes/on or 0/false/no/off (unset: off).
+    """An on/off switch, spelled as the SDK reads it (unset: off).
 
     Anything else is refused rather than read as off: ``DEPOT_INSECURE=ture``
     means someone wanted it on.
     """
-    value = env.get(name, "")
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be one of 1, true, yes, on, 0, false, no, off, not {value!r}")
+    try:
+        return parse_flag(name, env.get(name, ""))
+    except InvalidValue as e:
+        raise ConfigError(str(e)) from None
 
 
 __all__ = [

@@ -98,7 +98,7 @@ def test_flags_read_the_usual_spellings(value: str, on: bool) -> None:
 def test_an_unreadable_flag_is_refused_not_read_as_off(bad: str) -> None:
     with pytest.raises(ConfigError) as e:
         ManifestConfig.from_env({"DEPOT_INTERNAL_SECRET": "s", "DEPOT_INSECURE": bad})
-    assert str(e.value) == f"DEPOT_INSECURE must be one of 1, true, yes, on, 0, false, no, off, not {bad!r}"
+    assert str(e.value) == f"DEPOT_INSECURE must be 1/true/yes/on or 0/false/no/off, not {bad!r}"
 
 
 def test_telemetry_settings_are_read_with_the_server_settings() -> None:
@@ -112,7 +112,7 @@ def test_telemetry_settings_are_read_with_the_server_settings() -> None:
     with pytest.raises(ConfigError) as e:
         TelemetryConfig.from_env({"DEPOT_LOG_FORMAT": "xml"})
     assert str(e.value) == "DEPOT_LOG_FORMAT must be text or json, not 'xml'"
-    with pytest.raises(ConfigError, match="^DEPOT_TRACE_CONSOLE must be one of .*, not 'maybe'$"):
+    with pytest.raises(ConfigError, match="^DEPOT_TRACE_CONSOLE must be .*, not 'maybe'$"):
         TelemetryConfig.from_env({"DEPOT_TRACE_CONSOLE": "maybe"})
 
 
