@@ -346,8 +346,12 @@ class S3Fetcher:
         Raises:
             PermissionDeniedError: S3 refused the credentials.
             CommError: S3 could not be reached or failed.
+            DepotError: botocore (the ``s3`` extra) is not installed.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            from botocore.exceptions import BotoCoreError, ClientError
+        except ImportError:  # the lean install: botocore comes with the `s3` extra
+            raise DepotError(f"s3://{bucket}/{key}: reading s3:// references needs pip install 'depot[s3]'") from None
 
         kw: dict[str, str] = {"Bucket": bucket, "Key": key}
         if version_id:
