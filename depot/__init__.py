@@ -9,7 +9,7 @@ depot.Api().artifact("me/demo/dataset:latest").download()
 """
 
 from ._api import Api
-from ._artifact import Artifact, Manifest, ManifestEntry
+from ._artifact import Artifact, LinkedArtifact, RunInfo
 from ._client import Client
 from ._exceptions import (
     AbortedError,
@@ -29,9 +29,8 @@ from ._exceptions import (
     TypeMismatchError,
     UnauthenticatedError,
 )
-from ._lineage import RunInfo
+from ._manifest import Manifest, ManifestEntry
 from ._references import ReferenceCache, S3Fetcher
-from ._registry import LinkedArtifact
 from ._run import Run, init
 from ._ttl import ArtifactTTL
 from ._wandb import (

@@ -6,10 +6,10 @@ import os
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
-from ._artifact import Artifact
+from ._artifact import Artifact, artifact_from_version
 from ._client import Client
+from ._exceptions import InvalidArgumentError
 from ._paths import parse_artifact_path
-from ._registry import artifact_from_version
 
 
 class Api:
@@ -40,8 +40,6 @@ class Api:
             self.client.metadata.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
         )
         if type is not None and v.type != type:
-            from ._exceptions import InvalidArgumentError
-
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
         return artifact_from_version(self.client, v)
 

@@ -1,8 +1,14 @@
-"""Artifacts: build one from files and references, log it, read it back."""
+"""The artifact model: build one from files and references, log it, read it back.
+
+``Artifact`` is a version being built or a logged one; ``LinkedArtifact`` a
+logged version seen through a registry link; ``RunInfo`` a run as lineage
+sees it. The bytes move in ``_transfer``, registry and lineage calls go
+through ``_registry`` and ``_lineage``: this module imports them, never the
+reverse.
+"""
 
 from __future__ import annotations
 
-import base64
 import codecs
 import concurrent.futures
 import contextlib
@@ -16,47 +22,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 from urllib.parse import unquote, urlsplit
 
 from google.protobuf import field_mask_pb2
 
+from depot.core.hashing import ALGORITHMS
+from depot.core.limits import INT64_MAX
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
-from depot.native import artifact_digest, hash_bytes, hash_file, hash_files
-from depot.services.common.validate import INT64_MAX, parse_json
+from depot.native import hash_files
 
-from . import _ttl
+from . import _lineage, _registry, _transfer, _ttl
 from ._client import Client, request_id
 from ._exceptions import (
     AlreadyExistsError,
     DepotError,
-    DigestMismatchError,
     EntryNotFoundError,
     InvalidArgumentError,
     NotFoundError,
     TooManyObjectsError,
-    service_errors,
 )
-from ._paths import EntryTree, check_entry_path, check_entry_size, check_entry_string, check_name, safe_join
-from ._references import (
-    ReferenceCache,
-    S3Fetcher,
-    default_reference_cache,
-    default_s3_fetcher,
-    fetch_reference,
-    http_reference_entries,
-    local_copy_matches,
-)
+from ._manifest import Manifest, ManifestEntry, b64
+from ._paths import EntryTree, check_entry_size, check_entry_string
+from ._references import http_reference_entries
+from ._rules import check_entry_path, check_name, parse_json
 
-HASH_ALGORITHMS = ("xxh3_128", "md5")
 DEFAULT_MAX_OBJECTS = 10_000_000
-_CHUNK = 1 << 20
-_BATCH = 1000
-# Files this small ride inline in the manifest (the server's limits, see
-# ManifestEntry.content) instead of costing FindMissingBlobs + UploadBlob.
-_INLINE_FILE = 64 * 1024
-_INLINE_TOTAL = 1024 * 1024
 
 
 def _is_write_mode(mode: object) -> bool:
@@ -64,10 +56,6 @@ def _is_write_mode(mode: object) -> bool:
     if not isinstance(mode, str) or len(set(mode)) != len(mode) or not set(mode) <= set("wxbt+"):
         return False
     return len(set(mode) & set("wx")) == 1 and len(set(mode) & set("bt")) <= 1
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def _hash_local(paths: list[Path], algorithm: str) -> list[tuple[bytes, ...]]:
@@ -112,55 +100,6 @@ def _metadata(value: object) -> dict[str, Any]:
     return dict(value)
 
 
-@dataclass
-class ManifestEntry:
-    """One file of an artifact: where it lives in the artifact and what it is."""
-
-    path: str
-    digest: str
-    algorithm: str
-    size: int
-    ref: str = ""
-    version_id: str = ""
-    extra: str = ""
-    local_path: str | None = None
-
-    def _pb(self, content: bytes = b"") -> mpb.ManifestEntry:
-        return mpb.ManifestEntry(
-            path=self.path,
-            algorithm=self.algorithm,
-            digest=self.digest,
-            size=self.size,
-            ref=self.ref,
-            version_id=self.version_id,
-            extra_json=self.extra,
-            content=content,
-        )
-
-
-class Manifest:
-    """The artifact's entries by path, and its digest."""
-
-    def __init__(self, entries: dict[str, ManifestEntry] | None = None):
-        self.entries: dict[str, ManifestEntry] = entries or {}
-
-    @property
-    def digest_algorithm(self) -> str:
-        # xxh128 when any uploaded file uses it (Depot's default), else md5 —
-        # which keeps reference-only artifacts' digests equal to W&B's.
-        if any(e.algorithm == "xxh3_128" for e in self.entries.values()):
-            return "xxh3_128"
-        return "md5"
-
-    @property
-    def digest(self) -> str:
-        pairs = ((p, self.entries[p].digest) for p in sorted(self.entries, key=str.encode))
-        return artifact_digest(self.digest_algorithm, pairs)
-
-    def sorted_entries(self) -> list[ManifestEntry]:
-        return [self.entries[p] for p in sorted(self.entries, key=str.encode)]
-
-
 class Artifact:
     """A versioned collection of files and references, shaped like ``wandb.Artifact``.
 
@@ -181,14 +120,12 @@ class Artifact:
         *,
         hash_algorithm: str = "xxh3_128",
     ):
-        if hash_algorithm not in HASH_ALGORITHMS:
-            raise InvalidArgumentError(
-                f"hash_algorithm must be one of {', '.join(HASH_ALGORITHMS)}", field="hash_algorithm"
-            )
+        if hash_algorithm not in ALGORITHMS:
+            raise InvalidArgumentError(f"hash_algorithm must be one of {', '.join(ALGORITHMS)}", field="hash_algorithm")
         if description is not None and not isinstance(description, str):
             raise InvalidArgumentError("description must be a string", field="description")
-        self.name = check_name(name, "artifact name", "name")
-        self.type = check_name(type, "artifact type", "type")
+        self.name = check_name(name, "name", "artifact name")
+        self.type = check_name(type, "type", "artifact type")
         self.description = description or ""
         self.metadata = _metadata(metadata)
         self.hash_algorithm = hash_algorithm
@@ -225,8 +162,7 @@ class Artifact:
         check_entry_string(entry.ref, f"{path}.ref", f"entry {path!r}: ref")
         check_entry_string(entry.version_id, f"{path}.version_id", f"entry {path!r}: version id")
         if entry.extra:
-            with service_errors():
-                parse_json(entry.extra, f"{path}.extra", object_only=True)
+            parse_json(entry.extra, f"{path}.extra", object_only=True)
         old = self._manifest.entries.get(path)
         total = self._size_total + entry.size - (old.size if old else 0)
         if total > INT64_MAX:
@@ -250,7 +186,7 @@ class Artifact:
         return self._put(
             ManifestEntry(
                 path=entry_path,
-                digest=_b64(raw),
+                digest=b64(raw),
                 algorithm=self.hash_algorithm,
                 size=path.stat().st_size,
                 local_path=str(path.resolve()),
@@ -276,7 +212,7 @@ class Artifact:
             self._put(
                 ManifestEntry(
                     path=prefix + rel,
-                    digest=_b64(raw),
+                    digest=b64(raw),
                     algorithm=self.hash_algorithm,
                     size=p.stat().st_size,
                     local_path=str(p.resolve()),
@@ -385,7 +321,7 @@ class Artifact:
                 self._put(
                     ManifestEntry(
                         name or local.name,
-                        _b64(raw),
+                        b64(raw),
                         self.hash_algorithm,
                         local.stat().st_size,
                         ref=local.resolve().as_uri(),
@@ -413,7 +349,7 @@ class Artifact:
                 self._put(
                     ManifestEntry(
                         prefix + p.relative_to(local).as_posix(),
-                        _b64(raw),
+                        b64(raw),
                         self.hash_algorithm,
                         p.stat().st_size,
                         ref=p.resolve().as_uri(),
@@ -479,17 +415,20 @@ class Artifact:
         """Time until a logged version expires; None when it never does (or is linked)."""
         return _ttl.remaining(self._logged())
 
-    def logged_by(self) -> Any:
-        """The run that logged this version (a :class:`depot.RunInfo`), or None."""
-        from ._lineage import logged_by
+    def logged_by(self) -> RunInfo | None:
+        """The run that logged this version, or None."""
+        runs = self._neighbour_runs("upstream")
+        return runs[0] if runs else None
 
-        return logged_by(self)
+    def used_by(self) -> list[RunInfo]:
+        """The runs that used this version, oldest use first."""
+        return self._neighbour_runs("downstream")
 
-    def used_by(self) -> list[Any]:
-        """The runs that used this version (:class:`depot.RunInfo`), oldest use first."""
-        from ._lineage import used_by
-
-        return used_by(self)
+    def _neighbour_runs(self, direction: str) -> list[RunInfo]:
+        v = self._logged()
+        assert self._client is not None
+        nodes = _lineage.neighbours(self._client, v.name, direction)
+        return [RunInfo._from_pb(self._client, n.run) for n in nodes if n.HasField("run")]
 
     @property
     def version(self) -> str:
@@ -562,24 +501,11 @@ class Artifact:
     def _load_manifest(self) -> None:
         v = self._logged()
         assert self._client is not None
-        entity = v.collection.split("/")[1]
-        req = mpb.ReadManifestRequest(entity=entity, manifest_id=v.manifest_id)
-
-        def collect(batches: Iterator[mpb.EntryBatch]) -> dict[str, ManifestEntry]:
-            # From scratch on each attempt: a retried read starts over.
-            entries = {}
-            for batch in batches:
-                for e in batch.entries:
-                    entries[e.path] = ManifestEntry(
-                        e.path, e.digest, e.algorithm, e.size, e.ref, e.version_id, e.extra_json
-                    )
-            return entries
-
-        self._manifest = Manifest(self._client.read(self._client.manifest.ReadManifest, req, collect))
+        self._manifest = _transfer.read_manifest(self._client, v.collection.split("/")[1], v.manifest_id)
         self._manifest_loaded = True
 
     @classmethod
-    def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Artifact:
+    def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Self:
         art = cls(v.collection.rsplit("/", 1)[-1], v.type, v.description)
         # As stored: not re-checked, so an old odd value never makes a version unreadable.
         art.metadata = json.loads(v.metadata_json) if v.metadata_json else {}
@@ -600,20 +526,12 @@ class Artifact:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InvalidArgumentError(f"cannot create {target}: {e.strerror}", field="root") from None
-        entity = v.collection.split("/")[1]
-        entries = self.files()
-        cache = default_reference_cache() if any(e.ref for e in entries) else None
-        s3 = default_s3_fetcher()  # its client is built only if an s3:// entry is fetched
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            futures = [
-                pool.submit(_fetch, self._client, entity, e, target, allow_missing_references, cache, s3, v.manifest_id)
-                for e in entries
-            ]
-            for f in futures:
-                f.result()
+        _transfer.download(
+            self._client, v.collection.split("/")[1], self.files(), target, allow_missing_references, v.manifest_id
+        )
         return target
 
-    def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
+    def link(self, target_path: str, aliases: list[str] | None = None) -> LinkedArtifact:
         """Links this logged version into a registry collection (created if absent).
 
         Args:
@@ -625,11 +543,9 @@ class Artifact:
             The version as seen through the link (its registry index and aliases).
             Linking the same version again returns the same link.
         """
-        from ._registry import link_version
-
         v = self._logged()
         assert self._client is not None
-        return link_version(self._client, v, target_path, aliases)
+        return _linked(self._client, _registry.link_version(self._client, v, target_path, aliases))
 
     def __repr__(self) -> str:
         if self._version is not None:
@@ -637,64 +553,104 @@ class Artifact:
         return f"<Artifact {self.name} type={self.type} (not logged)>"
 
 
-def _digest_of(path: Path, algorithm: str) -> str:
-    (raw,) = hash_file(str(path), (algorithm,))
-    return _b64(raw)
+class LinkedArtifact(Artifact):
+    """A version reached through a registry link.
 
-
-def _fetch(
-    client: Client,
-    entity: str,
-    e: ManifestEntry,
-    root: Path,
-    allow_missing: bool,
-    cache: ReferenceCache | None = None,
-    s3: S3Fetcher | None = None,
-    manifest_id: str = "",
-) -> None:
-    """Downloads one entry into ``root`` (atomically) after verifying it.
-
-    ``manifest_id`` lets a registry reader with no role on the logging team
-    read the blobs of the linked version (and only those).
+    ``version`` and ``aliases`` are the link's own (its index and aliases in the
+    registry collection); ``source_version`` names the version that was linked.
     """
-    dest = safe_join(root, e.path)
-    try:
-        if dest.is_file() and local_copy_matches(e, dest):
-            return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
-    except OSError as err:
-        raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if e.ref:
-            if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3):
-                return
-        else:
-            req = mpb.ReadBlobRequest(
-                entity=entity,
-                digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
-                manifest_id=manifest_id,
-            )
 
-            def write(chunks: Iterator[mpb.BlobChunk]) -> None:
-                # "wb" truncates: a read retried after a restart starts over.
-                with open(tmp, "wb") as out:
-                    for chunk in chunks:
-                        out.write(chunk.data)
+    @property
+    def _link(self) -> pb.LinkInfo:
+        return self._logged().link
 
-            client.read(client.manifest.ReadBlob, req, write)
-            if _digest_of(tmp, e.algorithm) != e.digest:
-                raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
-        try:
-            os.replace(tmp, dest)
-        except OSError as err:
-            # A name this filesystem refuses (a component past its NAME_MAX),
-            # or a directory where the file goes.
-            raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    @property
+    def version(self) -> str:
+        """``vN`` of the link in its registry collection."""
+        return f"v{self._link.index}"
+
+    @property
+    def aliases(self) -> list[str]:
+        """The link's aliases in the registry collection."""
+        return list(self._link.aliases)
+
+    @property
+    def registry_path(self) -> str:
+        """``{org}/wandb-registry-{registry}/{collection}``."""
+        parts = self._link.collection.split("/")
+        return f"{parts[1]}/wandb-registry-{parts[3]}/{parts[5]}"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.registry_path}:{self.version}"
+
+    @property
+    def source_version(self) -> str:
+        """``entity/project/name:vN`` of the linked version."""
+        v = self._logged()
+        parts = v.collection.split("/")
+        return f"{parts[1]}/{parts[3]}/{parts[5]}:v{v.index}"
+
+    @property
+    def source_aliases(self) -> list[str]:
+        return list(self._logged().aliases)
+
+    def unlink(self) -> None:
+        """Removes this link from its registry collection (the version stays)."""
+        assert self._client is not None
+        _registry.unlink(self._client, self._link.name)
+
+
+def artifact_from_version(client: Client, v: pb.ArtifactVersion) -> Artifact:
+    """An Artifact for a version message; a LinkedArtifact when named through a link."""
+    if v.HasField("link"):
+        return _linked(client, v)
+    return Artifact._from_version(client, v)
+
+
+def _linked(client: Client, v: pb.ArtifactVersion) -> LinkedArtifact:
+    art = LinkedArtifact._from_version(client, v)
+    # Named as the registry collection shows it.
+    art.name = v.link.collection.rsplit("/", 1)[-1]
+    return art
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as lineage sees it (read-only)."""
+
+    name: str
+    job_type: str
+    state: str
+    _client: Client
+
+    @classmethod
+    def _from_pb(cls, client: Client, run: pb.Run) -> RunInfo:
+        return cls(run.name, run.job_type, run.state, client)
+
+    @property
+    def entity(self) -> str:
+        return self.name.split("/")[1]
+
+    @property
+    def project(self) -> str:
+        return self.name.split("/")[3]
+
+    @property
+    def id(self) -> str:
+        return self.name.split("/")[5]
+
+    def logged_artifacts(self) -> list[Artifact]:
+        """Versions this run logged."""
+        return self._neighbour_versions("downstream")
+
+    def used_artifacts(self) -> list[Artifact]:
+        """Versions this run used."""
+        return self._neighbour_versions("upstream")
+
+    def _neighbour_versions(self, direction: str) -> list[Artifact]:
+        nodes = _lineage.neighbours(self._client, self.name, direction)
+        return [artifact_from_version(self._client, n.version) for n in nodes if n.HasField("version")]
 
 
 def manifest_ref_for_commit(ref: mpb.ManifestRef) -> pb.ManifestRef:
@@ -711,30 +667,8 @@ def manifest_ref_for_commit(ref: mpb.ManifestRef) -> pb.ManifestRef:
 
 
 def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
-    """Uploads the blobs the server lacks, stores the manifest (small files
-    inline), then creates the version committed, in one call."""
-    entity = parent.split("/")[1]
-    entries = art._manifest.sorted_entries()
-    inline = _inline_contents(entries)
-    _upload_missing(client, entity, [e for e in entries if not e.ref and e.path not in inline])
-
-    header = mpb.ManifestHeader(
-        entity=entity,
-        digest_algorithm=art._manifest.digest_algorithm,
-        references=art._server_references,
-    )
-    if len(entries) <= _BATCH:
-        entries_pb = [e._pb(inline.get(e.path, b"")) for e in entries]
-        ref = client.call(client.manifest.PutManifest, mpb.PutManifestRequest(header=header, entries=entries_pb))
-    else:
-
-        def requests() -> Iterator[mpb.CreateManifestRequest]:
-            yield mpb.CreateManifestRequest(header=header)
-            for i in range(0, len(entries), _BATCH):
-                batch = [e._pb(inline.get(e.path, b"")) for e in entries[i : i + _BATCH]]
-                yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=batch))
-
-        ref = client.upload(client.manifest.CreateManifest, requests)
+    """Stores the artifact's bytes and manifest, then creates the version committed, in one call."""
+    ref = _transfer.store_manifest(client, parent.split("/")[1], art._manifest, art._server_references)
     req = pb.CreateArtifactVersionRequest(
         parent=parent,
         artifact=art.name,
@@ -748,70 +682,3 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
     )
     _ttl.to_request(req, art._ttl)
     return client.call(client.metadata.CreateArtifactVersion, req)
-
-
-def _inline_contents(entries: list[ManifestEntry]) -> dict[str, bytes]:
-    """The bytes of the small files sent with the manifest, by entry path.
-
-    Empty files count too: the server knows their bytes without any upload.
-    """
-    out: dict[str, bytes] = {}
-    total = 0
-    for e in entries:
-        if e.ref or e.size > _INLINE_FILE or total + e.size > _INLINE_TOTAL:
-            continue
-        assert e.local_path is not None
-        with open(e.local_path, "rb") as f:
-            data = f.read(_INLINE_FILE + 1)
-        # Hashing 64 KiB costs microseconds; a same-size edit is caught here,
-        # with the file named, instead of by the server's check of the batch.
-        if len(data) != e.size:
-            raise DigestMismatchError(f"{e.local_path} changed size after it was added to the artifact", field=e.path)
-        if _b64(hash_bytes(data, (e.algorithm,))[0]) != e.digest:
-            raise DigestMismatchError(
-                f"{e.local_path} changed after it was added to the artifact: its digest is no longer {e.digest}",
-                field=e.path,
-            )
-        out[e.path] = data
-        total += e.size
-    return out
-
-
-def _upload_missing(client: Client, entity: str, entries: list[ManifestEntry]) -> None:
-    unique: dict[tuple[str, str], ManifestEntry] = {}
-    for e in entries:
-        unique.setdefault((e.algorithm, e.digest), e)
-    todo = list(unique.values())
-    missing: list[ManifestEntry] = []
-    for i in range(0, len(todo), _BATCH):
-        chunk = todo[i : i + _BATCH]
-        resp = client.call(
-            client.manifest.FindMissingBlobs,
-            mpb.FindMissingBlobsRequest(
-                entity=entity,
-                blobs=[mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest) for e in chunk],
-            ),
-        )
-        wanted = {(b.algorithm, b.digest) for b in resp.missing}
-        missing += [e for e in chunk if (e.algorithm, e.digest) in wanted]
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        for f in [pool.submit(_upload_one, client, entity, e) for e in missing]:
-            f.result()
-
-
-def _upload_one(client: Client, entity: str, e: ManifestEntry) -> None:
-    assert e.local_path is not None
-
-    def requests() -> Iterator[mpb.UploadBlobRequest]:
-        yield mpb.UploadBlobRequest(
-            header=mpb.UploadBlobHeader(
-                entity=entity,
-                digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
-                size=e.size,
-            )
-        )
-        with open(e.local_path, "rb") as f:  # type: ignore[arg-type]
-            while chunk := f.read(_CHUNK):
-                yield mpb.UploadBlobRequest(chunk=chunk)
-
-    client.upload(client.manifest.UploadBlob, requests)

@@ -1,55 +1,26 @@
-"""Lineage from the SDK: who logged a version, who used it, what a run logged and used.
+"""Lineage over the wire: the graph around a version or a run, page by page.
 
-art.logged_by()          # RunInfo of the producing run, or None
-art.used_by()            # [RunInfo, ...]
-run.logged_artifacts()   # [Artifact, ...]
-Api().lineage_graph("team/proj/ds:v3", direction="downstream", depth=3)
+The typed views are on the model (``depot._artifact``)::
+
+    art.logged_by()          # RunInfo of the producing run, or None
+    art.used_by()            # [RunInfo, ...]
+    run.logged_artifacts()   # [Artifact, ...]
+    run.used_artifacts()     # [Artifact, ...]
+    Api().lineage("team/proj/ds:v3")   # the producer and consumer runs of a version
+
+This module only pages through WalkLineage and returns its messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
 from ._client import Client
-
-if TYPE_CHECKING:
-    from ._artifact import Artifact
+from ._exceptions import InvalidArgumentError
 
 _DIRECTIONS = {"upstream": pb.DIRECTION_UPSTREAM, "downstream": pb.DIRECTION_DOWNSTREAM}
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """A run as lineage sees it (read-only)."""
-
-    name: str
-    job_type: str
-    state: str
-    _client: Client
-
-    @property
-    def entity(self) -> str:
-        return self.name.split("/")[1]
-
-    @property
-    def project(self) -> str:
-        return self.name.split("/")[3]
-
-    @property
-    def id(self) -> str:
-        return self.name.split("/")[5]
-
-    def logged_artifacts(self) -> list[Artifact]:
-        """Versions this run logged."""
-        return _neighbours(self._client, self.name, "downstream")  # type: ignore[return-value]
-
-    def used_artifacts(self) -> list[Artifact]:
-        """Versions this run used."""
-        return _neighbours(self._client, self.name, "upstream")  # type: ignore[return-value]
 
 
 def walk(
@@ -57,8 +28,6 @@ def walk(
 ) -> Iterator[pb.WalkLineageResponse]:
     """Pages of the lineage graph from a version or run resource name."""
     if direction not in _DIRECTIONS:
-        from ._exceptions import InvalidArgumentError
-
         raise InvalidArgumentError("direction must be 'upstream' or 'downstream'", field="direction")
     token = ""
     while True:
@@ -78,27 +47,6 @@ def walk(
             return
 
 
-def _neighbours(client: Client, start: str, direction: str) -> list[Artifact | RunInfo]:
-    from ._registry import artifact_from_version
-
-    out: list[Artifact | RunInfo] = []
-    for page in walk(client, start, direction, 1):
-        for n in page.nodes:
-            if n.HasField("run"):
-                out.append(RunInfo(n.run.name, n.run.job_type, n.run.state, client))
-            else:
-                out.append(artifact_from_version(client, n.version))
-    return out
-
-
-def logged_by(art: Artifact) -> RunInfo | None:
-    v = art._logged()
-    assert art._client is not None
-    runs = _neighbours(art._client, v.name, "upstream")
-    return runs[0] if runs else None  # type: ignore[return-value]
-
-
-def used_by(art: Artifact) -> list[RunInfo]:
-    v = art._logged()
-    assert art._client is not None
-    return _neighbours(art._client, v.name, "downstream")  # type: ignore[return-value]
+def neighbours(client: Client, start: str, direction: str) -> list[pb.LineageNode]:
+    """The nodes one step from ``start``: the runs of a version, or the versions of a run."""
+    return [n for page in walk(client, start, direction, 1) for n in page.nodes]

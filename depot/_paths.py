@@ -1,4 +1,6 @@
-"""Short artifact paths as users type them.
+"""Paths as the SDK meets them: artifact paths users type, entry paths of what it writes.
+
+Artifact paths::
 
     [[entity/]project/]name[:ref]                    a version in a project
     [org/]wandb-registry-{registry}/{collection}[:ref]   a registry link (W&B spelling)
@@ -6,43 +8,25 @@
 
 ``ref`` is ``vN`` or an alias (``latest`` when omitted). A registry path
 without an org takes it from ``org=`` or ``DEPOT_ORG``.
+
+Entry paths: the rules shared with the server are ``depot.core.entry_paths``
+(through ``_rules``); what only the SDK needs is here: ``safe_join`` for a
+download, an artifact's tree of files and directories, sizes and strings.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from depot.services.common import entry_paths
-from depot.services.common.validate import INT64_MAX, control_char
+from depot.core.entry_paths import control_char
+from depot.core.limits import INT64_MAX
 
-from ._exceptions import DepotError, InvalidArgumentError, service_errors
+from ._exceptions import DepotError, InvalidArgumentError
+from ._rules import check_download_path, check_name
 
 REGISTRY_PREFIX = "wandb-registry-"
-# The server's rule for every name part (W&B's for artifact names), checked
-# here too so a bad name fails where it is typed, not in a background log.
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
-
-
-def check_name(value: object, what: str, field: str) -> str:
-    """``value`` when it is a valid name part (entity, project, artifact, type, alias...)."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value) or value in (".", ".."):
-        raise InvalidArgumentError(
-            f"invalid {what} {value!r}: use 1-128 characters of letters, digits, '_', '.', '-'",
-            field=field,
-        )
-    return value
-
-
-def check_entry_path(path: object, field: str = "path") -> str:
-    """The server's entry-path rule, raising the SDK's exceptions."""
-    if not isinstance(path, str):
-        raise InvalidArgumentError(f"entry path must be a string, not {type(path).__name__}", field=field)
-    _check_utf8(path, field)
-    with service_errors():
-        return entry_paths.check_entry_path(path, field)
 
 
 def safe_join(root: Path, path: str) -> Path:
@@ -55,24 +39,7 @@ def safe_join(root: Path, path: str) -> Path:
     downloadable, and a name the filesystem refuses fails at the write,
     as a DepotError naming the entry.
     """
-    if not isinstance(path, str):
-        raise InvalidArgumentError(f"entry path must be a string, not {type(path).__name__}", field="path")
-    _check_utf8(path, "path")
-    problem = None
-    if not path:
-        problem = "is empty"
-    elif "\0" in path:
-        problem = "contains NUL"
-    elif path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        problem = "is absolute"
-    else:
-        parts = path.split("/")
-        if ".." in parts:
-            problem = "contains '..'"
-        elif any(p in ("", ".") for p in parts):
-            problem = "is not normalized (empty or '.' component)"
-    if problem:
-        raise InvalidArgumentError(f"entry path {path!r} {problem}", field="path")
+    check_download_path(path)
     try:
         base = root.resolve()
         target = (base / path).resolve()
@@ -81,15 +48,6 @@ def safe_join(root: Path, path: str) -> Path:
     if not target.is_relative_to(base):
         raise InvalidArgumentError(f"entry path {path!r} escapes {base}", field="path")
     return target
-
-
-def _check_utf8(path: str, field: str) -> None:
-    # File names that are not UTF-8 reach Python as lone surrogates; a
-    # manifest (protobuf, JSON) cannot carry them.
-    try:
-        path.encode()
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(f"entry path {path!r} is not valid UTF-8", field=field) from None
 
 
 def check_entry_size(size: object, path: str) -> int:
@@ -210,7 +168,7 @@ def parse_artifact_path(
     body, _, ref = path.partition(":")
     parts = body.split("/")
     if ref:
-        check_name(ref, f"version or alias in {path!r}", "path")
+        check_name(ref, "path", f"version or alias in {path!r}")
     reg = _registry_parts(parts)
     if reg is not None:
         org_name = reg[0] or org or os.environ.get("DEPOT_ORG")
@@ -220,9 +178,9 @@ def parse_artifact_path(
             )
         if not reg[1] or not reg[2]:
             raise InvalidArgumentError(f"invalid registry path {path!r}", field="path")
-        check_name(org_name, f"org in {path!r}", "path")
-        check_name(reg[1], f"registry in {path!r}", "path")
-        check_name(reg[2], f"collection in {path!r}", "path")
+        check_name(org_name, "path", f"org in {path!r}")
+        check_name(reg[1], "path", f"registry in {path!r}")
+        check_name(reg[2], "path", f"collection in {path!r}")
         return ArtifactPath(org_name, "", reg[2], ref or "latest", registry=reg[1])
     if len(parts) == 3:
         entity, project, name = parts
@@ -239,9 +197,9 @@ def parse_artifact_path(
         raise InvalidArgumentError(f"artifact path {path!r} needs an entity and project (give them, or use a run)")
     if not name:
         raise InvalidArgumentError(f"artifact path {path!r} has no name", field="path")
-    check_name(entity, f"entity in {path!r}", "path")
-    check_name(project, f"project in {path!r}", "path")
-    check_name(name, f"artifact name in {path!r}", "path")
+    check_name(entity, "path", f"entity in {path!r}")
+    check_name(project, "path", f"project in {path!r}")
+    check_name(name, "path", f"artifact name in {path!r}")
     return ArtifactPath(entity, project, name, ref or "latest")
 
 

@@ -16,7 +16,6 @@ Two halves:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import fcntl
@@ -31,10 +30,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import IO, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import xxhash
+
+from depot.core.hashing import ALGORITHMS, Hasher
 
 from ._exceptions import (
     CommError,
@@ -44,10 +45,8 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
 )
-
-if TYPE_CHECKING:
-    # Imported lazily at run time: _artifact imports this module.
-    from ._artifact import ManifestEntry
+from ._manifest import ManifestEntry, b64
+from ._rules import new_hasher
 
 __all__ = [
     "DEFAULT_CACHE_MAX_BYTES",
@@ -62,33 +61,10 @@ __all__ = [
     "local_copy_matches",
 ]
 
-CONTENT_ALGORITHMS = ("xxh3_128", "md5")
 DEFAULT_CACHE_MAX_BYTES = 10 << 30
 DEFAULT_TIMEOUT_S = 60.0
 _CHUNK = 1 << 20
 _USER_AGENT = "depot-sdk"
-
-
-class _Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def digest(self) -> bytes: ...
-
-
-def _new_hasher(algorithm: str) -> _Hasher:
-    # Incremental twins of depot.native.hash_bytes: same raw digests, streamed.
-    if algorithm == "md5":
-        return hashlib.md5()
-    if algorithm == "xxh3_128":
-        h: _Hasher = xxhash.xxh3_128()
-        return h
-    raise InvalidArgumentError(
-        f"hash algorithm must be one of {', '.join(CONTENT_ALGORITHMS)}, not {algorithm!r}",
-        field="hash_algorithm",
-    )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def normalize_etag(value: str) -> str:
@@ -101,7 +77,7 @@ def normalize_etag(value: str) -> str:
     return value
 
 
-def _copy_hashing(src: IO[bytes], out: IO[bytes], hashers: list[_Hasher]) -> int:
+def _copy_hashing(src: IO[bytes], out: IO[bytes], hashers: list[Hasher]) -> int:
     n = 0
     while chunk := src.read(_CHUNK):
         out.write(chunk)
@@ -163,7 +139,7 @@ def _default_name(uri: str) -> str:
 
 
 def _hash_body(resp: http.client.HTTPResponse, algorithm: str, uri: str) -> tuple[str, int]:
-    h = _new_hasher(algorithm)
+    h = new_hasher(algorithm)
     size = 0
     try:
         while chunk := resp.read(_CHUNK):
@@ -171,7 +147,7 @@ def _hash_body(resp: http.client.HTTPResponse, algorithm: str, uri: str) -> tupl
             size += len(chunk)
     except (OSError, http.client.HTTPException) as e:
         raise CommError(f"{_redact(uri)}: download interrupted: {e}") from None
-    return _b64(h.digest()), size
+    return b64(h.digest()), size
 
 
 def http_reference_entries(
@@ -205,13 +181,11 @@ def http_reference_entries(
         PermissionDeniedError: HTTP 401 or 403.
         CommError: Any other HTTP error, or the server could not be reached.
     """
-    from ._artifact import ManifestEntry
-
     _check_http_url(uri)
     if max_objects < 1:
         raise InvalidArgumentError("max_objects must be at least 1", field="max_objects")
     if checksum:
-        _new_hasher(hash_algorithm)  # reject a bad algorithm before any I/O
+        new_hasher(hash_algorithm)  # reject a bad algorithm before any I/O
     path = name or _default_name(uri)
     if not path:
         raise InvalidArgumentError(f"cannot derive an entry name from {uri!r}; pass name=", field="name")
@@ -315,6 +289,8 @@ class S3Fetcher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    # Imported here so an install without botocore (the `s3`
+                    # extra) still does everything but s3:// downloads.
                     import botocore.session
                     from botocore.config import Config
 
@@ -339,7 +315,7 @@ class S3Fetcher:
         key: str,
         version_id: str,
         out: IO[bytes],
-        hashers: list[_Hasher] | None = None,
+        hashers: list[Hasher] | None = None,
     ) -> S3Object | None:
         """Writes the object (that version, when given) to ``out``; None when it does not exist.
 
@@ -688,12 +664,12 @@ class _Check:
     """What to compare once the bytes are written."""
 
     entry: ManifestEntry
-    hashers: list[_Hasher]
+    hashers: list[Hasher]
 
     @classmethod
     def for_entry(cls, e: ManifestEntry, *, etag_md5: bool = False) -> _Check:
-        if e.algorithm in CONTENT_ALGORITHMS:
-            return cls(e, [_new_hasher(e.algorithm)])
+        if e.algorithm in ALGORITHMS:
+            return cls(e, [new_hasher(e.algorithm)])
         if etag_md5:
             return cls(e, [hashlib.md5()])
         return cls(e, [])
@@ -704,8 +680,8 @@ class _Check:
             return
         if size != e.size:
             raise DigestMismatchError(f"{e.path}: {e.ref} has {size} bytes, {e.size} were recorded", field=e.path)
-        if e.algorithm in CONTENT_ALGORITHMS:
-            got = _b64(self.hashers[0].digest())
+        if e.algorithm in ALGORITHMS:
+            got = b64(self.hashers[0].digest())
             if got != e.digest:
                 raise DigestMismatchError(
                     f"{e.path}: {e.ref} does not match its recorded {e.algorithm} digest {e.digest} (got {got})",
@@ -807,7 +783,7 @@ def fetch_reference(
 def _hit_matches(e: ManifestEntry, path: Path) -> bool:
     if os.stat(path).st_size != e.size:
         return False
-    if e.algorithm in CONTENT_ALGORITHMS:
+    if e.algorithm in ALGORITHMS:
         return local_copy_matches(e, path)
     # An ETag may not be the md5 of the bytes (multipart, SSE-KMS, any http
     # server): the xxh3 the cache recorded after the verified fetch decides.
@@ -890,8 +866,8 @@ def local_copy_matches(entry: ManifestEntry, path: str | os.PathLike[str]) -> bo
     try:
         if os.stat(path).st_size != e.size:
             return False
-        if e.algorithm in CONTENT_ALGORITHMS:
-            h = _new_hasher(e.algorithm)
+        if e.algorithm in ALGORITHMS:
+            h = new_hasher(e.algorithm)
         elif e.algorithm == "etag" and _etag_is_md5(e.digest):
             h = hashlib.md5()
         else:
@@ -903,4 +879,4 @@ def local_copy_matches(entry: ManifestEntry, path: str | os.PathLike[str]) -> bo
         return False
     if e.algorithm == "etag":
         return h.digest().hex() == e.digest.lower()
-    return _b64(h.digest()) == e.digest
+    return b64(h.digest()) == e.digest

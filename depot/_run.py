@@ -10,11 +10,11 @@ from typing import Any
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
-from ._artifact import Artifact, log_artifact
+from ._artifact import Artifact, RunInfo, artifact_from_version, log_artifact
 from ._client import Client, request_id
 from ._exceptions import DepotError, InvalidArgumentError
-from ._paths import check_name, parse_artifact_path
-from ._registry import artifact_from_version
+from ._paths import parse_artifact_path
+from ._rules import check_name, check_settable_alias
 
 DEFAULT_PROJECT = "uncategorized"
 
@@ -53,12 +53,7 @@ class Run:
             raise InvalidArgumentError("aliases is a list of strings, not one string", field="aliases")
         aliases = list(aliases or [])
         for a in aliases:
-            check_name(a, "alias", "aliases")
-            if a == "latest" or (a[:1] == "v" and a[1:].isdigit()):
-                raise InvalidArgumentError(
-                    f"alias {a!r} is reserved: 'latest' and 'vN' are maintained by Depot",
-                    field="aliases",
-                )
+            check_settable_alias(a, "aliases")
         if not isinstance(artifact, Artifact):
             raise InvalidArgumentError(f"log_artifact takes a depot.Artifact, not {type(artifact).__name__}")
         if artifact._future is not None or artifact._version is not None:
@@ -107,14 +102,10 @@ class Run:
 
     def logged_artifacts(self) -> list[Artifact]:
         """Versions this run has logged (committed so far)."""
-        from ._lineage import RunInfo
-
         return RunInfo(self.name, self.job_type, "", self._client).logged_artifacts()
 
     def used_artifacts(self) -> list[Artifact]:
         """Versions this run has used."""
-        from ._lineage import RunInfo
-
         return RunInfo(self.name, self.job_type, "", self._client).used_artifacts()
 
     def finish(self, exit_code: int = 0) -> None:
@@ -186,9 +177,9 @@ def init(
         check_name(entity, "entity", "entity")
     project = check_name(project or os.environ.get("DEPOT_PROJECT") or DEFAULT_PROJECT, "project", "project")
     if name:
-        check_name(name, "run id", "name")
+        check_name(name, "name", "run id")
     if job_type:
-        check_name(job_type, "job type", "job_type")
+        check_name(job_type, "job_type", "job type")
     config_json = _config_json(config)
     client = Client(address, api_key, tls=tls, tls_ca=tls_ca, insecure=insecure)
     if not entity:

@@ -20,16 +20,17 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import ip_address
 from pathlib import Path
 
 import grpc
 
-from ._exceptions import InvalidArgumentError
+from depot.core import addresses
+from depot.core.addresses import is_loopback
 
-SECURE_SCHEME = "grpcs://"
-PLAIN_SCHEME = "grpc://"
-_TRUE = ("1", "true", "yes", "on")
+from ._exceptions import InvalidArgumentError
+from ._rules import sdk_rule
+
+_parse_flag = sdk_rule(addresses.parse_flag)
 
 
 @dataclass(frozen=True)
@@ -47,31 +48,18 @@ class Target:
         return grpc.secure_channel(self.address, self.credentials, options=all_options)
 
 
-def split_scheme(address: str) -> tuple[str, bool | None]:
-    """``host:port`` and whether the address chose TLS, plaintext or neither."""
-    if address.startswith(SECURE_SCHEME):
-        return address[len(SECURE_SCHEME) :].rstrip("/"), True
-    if address.startswith(PLAIN_SCHEME):
-        return address[len(PLAIN_SCHEME) :].rstrip("/"), False
-    if "://" in address:
+def split_scheme(address: str, field: str = "address") -> tuple[str, bool | None]:
+    """``host:port`` and whether the address chose TLS, plaintext or neither.
+
+    Stricter than the services: a scheme other than ``grpcs://``/``grpc://``
+    is a typo the SDK reports before the key could go anywhere.
+    """
+    target, tls = addresses.split_scheme(address)
+    if tls is None and "://" in address:
         raise InvalidArgumentError(
-            f"address {address!r}: the scheme must be grpcs:// (TLS) or grpc:// (plaintext)", field="address"
+            f"{field} {address!r}: the scheme must be grpcs:// (TLS) or grpc:// (plaintext)", field=field
         )
-    return address, None
-
-
-def is_loopback(address: str) -> bool:
-    """Whether ``host:port`` (or a ``unix:`` socket) stays on this machine."""
-    if address.startswith(("unix:", "unix-abstract:")):
-        return True
-    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return target, tls
 
 
 def _read(path: str | Path, name: str) -> bytes:
@@ -100,9 +88,10 @@ def resolve(
     tls_ca: str | Path | None,
     insecure: bool | None,
     env: Mapping[str, str],
+    field: str = "address",
 ) -> Target:
-    """The connection settings for ``address`` (see the module docstring)."""
-    target, scheme_tls = split_scheme(address)
+    """The connection settings for ``address`` (see the module docstring); ``field`` names where it came from."""
+    target, scheme_tls = split_scheme(address, field)
     if tls is not None and scheme_tls is not None and tls != scheme_tls:
         raise InvalidArgumentError(f"address {address!r} contradicts tls={tls}", field="tls")
     ca_path, ca_name = (tls_ca, "tls_ca") if tls_ca else (env.get("DEPOT_TLS_CA") or None, "DEPOT_TLS_CA")
@@ -111,7 +100,7 @@ def resolve(
         tls = scheme_tls if scheme_tls is not None else bool(ca_path or cert_path)
     if not tls:
         if insecure is None:
-            insecure = env.get("DEPOT_INSECURE", "").lower() in _TRUE
+            insecure = _parse_flag("DEPOT_INSECURE", env.get("DEPOT_INSECURE", ""))
         if not insecure and not is_loopback(target):
             raise InvalidArgumentError(
                 f"refusing to send the API key in plaintext to {target}: use grpcs://{target} (TLS), "

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -36,14 +35,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import xxhash
-
+from depot.core import json_values
+from depot.core.hashing import ALGORITHMS
+from depot.core.limits import INT64_MAX
 from depot.native import hash_files
-from depot.services.common.validate import INT64_MAX, parse_json
 
-from ._artifact import Artifact, ManifestEntry
-from ._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError, service_errors
-from ._paths import EntryTree, check_entry_path, check_entry_string, safe_join
+from ._artifact import Artifact
+from ._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError
+from ._manifest import ManifestEntry
+from ._paths import EntryTree, check_entry_string, safe_join
+from ._rules import check_entry_path, new_hasher, parse_json
 
 __all__ = [
     "STORAGE_POLICY",
@@ -61,7 +62,6 @@ _DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
 _ALG_KEY = "alg"
 _ALG_TO_WANDB = {"xxh3_128": "XXH128"}
 _ALG_FROM_WANDB = {"MD5": "md5", "XXH128": "xxh3_128"}
-_DIGEST_ALGORITHMS = ("md5", "xxh3_128")
 _REF_SCHEMES = ("file", "s3", "gs", "http", "https")
 _ETAG_SCHEMES = ("s3", "gs")
 
@@ -119,9 +119,9 @@ def to_wandb_manifest(entries: Iterable[ManifestEntry], digest_algorithm: str = 
     Raises:
         InvalidArgumentError: An unknown algorithm, a bad path, or a duplicate path.
     """
-    if digest_algorithm not in _DIGEST_ALGORITHMS:
+    if digest_algorithm not in ALGORITHMS:
         raise _bad(
-            f"digest_algorithm must be one of {', '.join(_DIGEST_ALGORITHMS)}, not {digest_algorithm!r}",
+            f"digest_algorithm must be one of {', '.join(ALGORITHMS)}, not {digest_algorithm!r}",
             "digest_algorithm",
         )
     contents: dict[str, Any] = {}
@@ -146,15 +146,14 @@ def export_wandb_manifest(artifact: Artifact) -> dict[str, Any]:
 
 def wandb_manifest_digest(data: Mapping[str, Any], digest_algorithm: str = "md5") -> str:
     """The artifact digest W&B computes for a manifest v1 JSON (hex)."""
-    if digest_algorithm not in _DIGEST_ALGORITHMS:
+    if digest_algorithm not in ALGORITHMS:
         raise _bad(f"unknown digest_algorithm {digest_algorithm!r}", "digest_algorithm")
-    h: Any = hashlib.md5() if digest_algorithm == "md5" else xxhash.xxh3_128()
+    h = new_hasher(digest_algorithm)
     h.update(_DIGEST_PREFIX)
     contents = _contents(data)
     for path in sorted(contents, key=_sort_key):
         h.update(f"{path}:{contents[path]['digest']}\n".encode())
-    digest: str = h.hexdigest()
-    return digest
+    return h.hexdigest()
 
 
 # -- import -----------------------------------------------------------------------------
@@ -208,8 +207,7 @@ def _extra_json(extra: dict[str, Any], field: str) -> str:
         raise _bad(f"{field} is nested too deeply", field) from None
     except (TypeError, ValueError) as e:
         raise _bad(f"{field} is not JSON: {e}", field) from None
-    with service_errors():
-        parse_json(text, field, object_only=True)
+    parse_json(text, field, object_only=True)
     return text
 
 
@@ -273,7 +271,7 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
             del extra["etag"]
     elif algorithm is None:
         algorithm = "md5"
-    if algorithm in ("md5", "xxh3_128") and not _is_b64_16(digest):
+    if algorithm in ALGORITHMS and not _is_b64_16(digest):
         raise _bad(f"{field}.digest is not a base64 {algorithm} digest", f"{field}.digest")
     return ManifestEntry(
         path=path,
@@ -316,17 +314,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
 def load_wandb_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Reads a ``wandb_manifest.json``, rejecting malformed JSON and duplicate keys."""
     try:
@@ -336,7 +323,7 @@ def load_wandb_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise _bad(f"{path} is not UTF-8 text", "manifest") from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
+        data = json_values.loads(text, object_pairs_hook=_no_duplicates)
     except RecursionError:
         raise _bad(f"{path} is nested too deeply", "manifest") from None
     except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of thousands of digits

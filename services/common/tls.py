@@ -29,18 +29,16 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from pathlib import Path
 
 import grpc
+
+from depot.core.addresses import is_loopback, parse_flag, split_scheme
 
 log = logging.getLogger(__name__)
 
 SERVER_VARS = ("DEPOT_TLS_CERT", "DEPOT_TLS_KEY", "DEPOT_TLS_CLIENT_CA")
 CLIENT_VARS = ("DEPOT_TLS_CA", "DEPOT_TLS_CLIENT_CERT", "DEPOT_TLS_CLIENT_KEY", "DEPOT_TLS_SERVER_NAME")
-SECURE_SCHEME = "grpcs://"
-PLAIN_SCHEME = "grpc://"
-_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -131,36 +129,12 @@ def client_tls_from_env(env: Mapping[str, str]) -> ClientTLS | None:
     return ClientTLS(ca_file, cert_file, key_file, server_name or None, ca_pem, cert_pem, key_pem)
 
 
-def split_scheme(address: str) -> tuple[str, bool | None]:
-    """``host:port`` and whether the address chose TLS (``grpcs://``), plaintext
-    (``grpc://``) or neither."""
-    if address.startswith(SECURE_SCHEME):
-        return address[len(SECURE_SCHEME) :].rstrip("/"), True
-    if address.startswith(PLAIN_SCHEME):
-        return address[len(PLAIN_SCHEME) :].rstrip("/"), False
-    return address, None
-
-
-def is_local(target: str) -> bool:
-    """Whether a ``host:port`` (or ``unix:`` path) never leaves this machine."""
-    if target.startswith(("unix:", "unix-abstract:")):
-        return True
-    host = target.rsplit(":", 1)[0] if target.count(":") == 1 or target.startswith("[") else target
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        ip = ip_address(host)
-    except ValueError:
-        return False
-    # Not is_unspecified: 0.0.0.0 and :: are listening addresses, not
-    # destinations, and what a connect() to them reaches is not ours to say.
-    return ip.is_loopback
-
-
 def insecure_from_env(env: Mapping[str, str]) -> bool:
-    """DEPOT_INSECURE=1: plaintext to another host is meant (as for the SDK)."""
-    return env.get("DEPOT_INSECURE", "").strip().lower() in _TRUE
+    """DEPOT_INSECURE=1: plaintext to another host is meant (as for the SDK).
+
+    Raises ValueError naming the variable for a value that is neither on nor off.
+    """
+    return parse_flag("DEPOT_INSECURE", env.get("DEPOT_INSECURE", ""))
 
 
 def plaintext_target(
@@ -184,7 +158,7 @@ def plaintext_target(
         use_tls = scheme_tls if scheme_tls is not None else (client is not None or server is not None)
     if use_tls:
         return None
-    if scheme_tls is None and not to_self and not insecure and not is_local(target):
+    if scheme_tls is None and not to_self and not insecure and not is_loopback(target):
         raise ValueError(
             f"DEPOT_METADATA_ADDRESS={address}: refusing to forward API keys in plaintext to {target}; "
             f"use grpcs://{target} with DEPOT_TLS_CA (TLS), or grpc://{target} or DEPOT_INSECURE=1 "
@@ -214,7 +188,7 @@ def internal_channel(
     """
     plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure_from_env(env))
     if plain is not None:
-        if not to_self and not is_local(plain):
+        if not to_self and not is_loopback(plain):
             log.warning("calling %s in plaintext, as configured: API keys cross the network in clear", plain)
         return grpc.aio.insecure_channel(plain)
     target, _ = split_scheme(address)

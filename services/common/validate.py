@@ -6,10 +6,9 @@ with the field, so bad input is always a clean ``INVALID_ARGUMENT`` and never
 an ``OverflowError``, ``RecursionError`` or a PostgreSQL encoding error
 surfacing as ``INTERNAL``. The bounds, and why each exists:
 
-- JSON (``*_json`` fields): at most ``MAX_JSON_DEPTH`` levels (deeper input
-  overflowed the parser's recursion), finite numbers only (``NaN``,
-  ``Infinity`` and ``1e999`` are not JSON values PostgreSQL accepts), and no
-  NUL or lone surrogates in strings or keys (``jsonb`` cannot hold them).
+- JSON (``*_json`` fields) and entry paths: the rules the SDK checks too,
+  kept in ``depot.core`` (``json_values``, ``entry_paths``) and applied here
+  through :func:`as_invalid_argument`.
 - Text: no NUL anywhere (PostgreSQL ``text`` cannot hold it); identifiers
   (entry paths, names, aliases, run ids) also refuse every control character
   (C0 with tab/newline/CR, DEL, C1 U+0080..U+009F), since a newline in a path
@@ -25,18 +24,21 @@ surfacing as ``INTERNAL``. The bounds, and why each exists:
 
 from __future__ import annotations
 
-import json
-import math
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
+from depot.core import entry_paths, json_values
+from depot.core.entry_paths import control_char
+from depot.core.errors import InvalidValue
+from depot.core.limits import INT64_MAX
+
 from .errors import InvalidArgument
 
-INT64_MAX = (1 << 63) - 1
-MAX_JSON_DEPTH = 64
 # A TTL longer than this is refused: a century outlives any artifact, and it
 # keeps commit_time + ttl far inside the dates Python and protobuf can hold.
 MAX_TTL = timedelta(days=36525)
@@ -49,17 +51,26 @@ MAX_TIMESTAMP_SECONDS = 253_402_300_799
 MAX_DURATION_SECONDS = 315_576_000_000
 _NANOS = 1_000_000_000
 
-_CONTROL = frozenset([*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)])
-_CONTROL_TABLE = {c: None for c in _CONTROL}
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def control_char(value: str) -> str | None:
-    """The first control character (C0, DEL, C1) in ``value``, or None."""
-    # translate() drops every control character in one C-level pass, so the
-    # common clean case costs one comparison of lengths.
-    if len(value.translate(_CONTROL_TABLE)) == len(value):
-        return None
-    return next(ch for ch in value if ord(ch) in _CONTROL)
+def as_invalid_argument(rule: Callable[P, R]) -> Callable[P, R]:
+    """A ``depot.core`` rule that raises the services' InvalidArgument instead of InvalidValue."""
+
+    @functools.wraps(rule)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return rule(*args, **kwargs)
+        except InvalidValue as e:
+            raise InvalidArgument(e.message, field=e.field) from None
+
+    return checked
+
+
+# The shared rules (depot.core), as the servicers apply them.
+parse_json = as_invalid_argument(json_values.parse_json)
+check_entry_path = as_invalid_argument(entry_paths.check_entry_path)
 
 
 def check_identifier(value: str, field: str, what: str = "value") -> str:
@@ -79,69 +90,6 @@ def check_text(value: str, field: str, max_chars: int | None = None) -> str:
         raise InvalidArgument(f"{field} contains a NUL character", field=field)
     if max_chars is not None and len(value) > max_chars:
         raise InvalidArgument(f"{field} is longer than {max_chars} characters", field=field)
-    return value
-
-
-def _bad_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-def _check_string(s: str, field: str) -> None:
-    if "\0" in s:
-        raise InvalidArgument(f"{field} holds a string with a NUL character", field=field)
-    try:
-        s.encode()
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"{field} holds a string with an unpaired surrogate", field=field) from None
-
-
-def _check_tree(value: Any, field: str, max_depth: int) -> None:
-    # Iterative, so a tree exactly at the limit costs no recursion either.
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            if depth > max_depth:
-                raise InvalidArgument(f"{field} is nested deeper than {max_depth} levels", field=field)
-            for k, v in node.items():
-                _check_string(k, field)
-                stack.append((v, depth + 1))
-        elif isinstance(node, list):
-            if depth > max_depth:
-                raise InvalidArgument(f"{field} is nested deeper than {max_depth} levels", field=field)
-            stack.extend((v, depth + 1) for v in node)
-        elif isinstance(node, str):
-            _check_string(node, field)
-
-
-def parse_json(
-    text: str,
-    field: str,
-    *,
-    max_bytes: int | None = None,
-    max_depth: int = MAX_JSON_DEPTH,
-    object_only: bool = False,
-) -> Any:
-    """The JSON value of ``text``, refused unless PostgreSQL ``jsonb`` and our
-    own ``json.dumps`` can hold it (see the module docstring)."""
-    if max_bytes is not None and len(text.encode(errors="surrogatepass")) > max_bytes:
-        raise InvalidArgument(f"{field} is larger than {max_bytes} bytes", field=field)
-    try:
-        value = json.loads(text, parse_constant=_bad_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise InvalidArgument(f"{field} is nested deeper than {max_depth} levels", field=field) from None
-    except ValueError as e:
-        raise InvalidArgument(f"{field} is not valid JSON: {e}", field=field) from None
-    _check_tree(value, field, max_depth)
-    if object_only and not isinstance(value, dict):
-        raise InvalidArgument(f"{field} must be a JSON object", field=field)
     return value
 
 

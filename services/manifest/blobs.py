@@ -12,20 +12,16 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-import xxhash
-
+from depot.core.hashing import ALGORITHMS, Hasher, new_hasher
 from depot.services.common.errors import FailedPrecondition, InvalidArgument
 
 from .staging import storage_errors
 from .store import BlobStore
 
-BLOB_ALGORITHMS = ("xxh3_128", "md5")
 MAX_BLOB = 5 * 1024**3  # one S3 PutObject
 EXISTS_CONCURRENCY = 32
 # Small files may be sent inline with their manifest entry (see CreateManifest).
@@ -42,9 +38,9 @@ class BlobId:
 
 
 def check_blob_id(algorithm: str, digest: str, field: str = "digest") -> BlobId:
-    if algorithm not in BLOB_ALGORITHMS:
+    if algorithm not in ALGORITHMS:
         raise InvalidArgument(
-            f"blob digest algorithm must be one of {', '.join(BLOB_ALGORITHMS)}, not {algorithm!r}",
+            f"blob digest algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}",
             field=f"{field}.algorithm",
         )
     try:
@@ -64,11 +60,7 @@ def blob_key(entity: str, blob: BlobId) -> str:
     return f"{entity}/blobs/{blob.algorithm}/{h[:2]}/{h}"
 
 
-def _hasher(algorithm: str) -> Any:
-    return xxhash.xxh3_128() if algorithm == "xxh3_128" else hashlib.md5()
-
-
-def _check_digest(blob: BlobId, hasher: Any, what: str) -> None:
+def _check_digest(blob: BlobId, hasher: Hasher, what: str) -> None:
     actual = base64.b64encode(hasher.digest()).decode()
     if actual != blob.digest:
         raise FailedPrecondition(
@@ -104,7 +96,7 @@ class Blobs:
         """Stores the bytes if they hash to ``blob``; False when already stored."""
         if size < 0 or size > MAX_BLOB:
             raise InvalidArgument(f"blob size must be between 0 and {MAX_BLOB}", field="size")
-        h = _hasher(blob.algorithm)
+        h = new_hasher(blob.algorithm)
         received = 0
         # Staged beside the blobs (see staging.py); put_staged consumes it.
         path = self._store.staging.new_file("upload-")
@@ -132,7 +124,7 @@ class Blobs:
         """Stores small blobs sent with their manifest entries, after checking
         every digest (so a bad one stores nothing of the batch)."""
         for blob, data in blobs:
-            h = _hasher(blob.algorithm)
+            h = new_hasher(blob.algorithm)
             h.update(data)
             _check_digest(blob, h, f"{field}: inline content of {len(data)} bytes has")
         todo = dict(blobs)

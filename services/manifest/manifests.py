@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from depot.core.hashing import ALGORITHMS
 from depot.native import (
     ManifestEntry,
     ManifestError,
@@ -34,10 +35,10 @@ from depot.native import (
 )
 from depot.services.common import validate
 from depot.services.common.credentials import sign_manifest
-from depot.services.common.entry_paths import check_entry_path
 from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from depot.services.common.validate import check_entry_path
 
-from .blobs import BLOB_ALGORITHMS, MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
+from .blobs import MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
 from .references import ReferencePolicy, ReferenceSpec
 from .staging import Staging, storage_errors
 from .store import BlobStore
@@ -233,7 +234,7 @@ class Manifests:
         each source is first written as a sorted segment in a temporary
         file; one segment is the manifest itself, several are merged.
         """
-        if digest_algorithm not in ("md5", "xxh3_128"):
+        if digest_algorithm not in ALGORITHMS:
             raise InvalidArgument("digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm")
         references = references or []
         for i, spec in enumerate(references):
@@ -380,4 +381,4 @@ class Manifests:
                     os.unlink(staged)
 
 
-__all__ = ["Manifests", "StoredManifest", "manifest_key", "BLOB_ALGORITHMS"]
+__all__ = ["Manifests", "StoredManifest", "manifest_key"]

@@ -48,7 +48,7 @@ from depot.services.common.errors import (
 
 from . import names
 from .access import ADMIN, READ, ROLE_NAMES, Access, EntityAccess, Principal, Role, parse_role
-from .db import Database
+from .db import Database, one
 from .pages import PageTokens, page_size
 
 KINDS = ("user", "team", "org")
@@ -118,6 +118,10 @@ def _entity(row: asyncpg.Record, role: Role | None = None) -> Entity:
     )
 
 
+# Revoking twice keeps the first revocation time.
+_REVOKE_KEY = "UPDATE api_keys SET revoke_time = COALESCE(revoke_time, now()) WHERE id = $1 RETURNING *"
+
+
 class Accounts:
     def __init__(self, db: Database, access: Access, pages: PageTokens):
         self._db = db
@@ -175,13 +179,13 @@ class Accounts:
                     eid,
                     sorted(CORE_REGISTRIES),
                 )
-            row = await conn.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", eid)
+            row = one(await conn.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", eid))
         self._access.forget_roles()
         return _entity(row, Role.ADMIN)
 
     async def get_entity(self, who: Principal, name: str) -> Entity:
         found = await self._access.check(who, parse_entity(name), READ)
-        row = await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id)
+        row = one(await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id))
         return _entity(row, found.role)
 
     async def list_entities(self, who: Principal, kind: str, size: int, token: str) -> tuple[list[Entity], str]:
@@ -228,12 +232,12 @@ class Accounts:
         if "ttl_policy" in paths and ttl_policy not in TTL_POLICIES:
             raise InvalidArgument("settings.ttl_policy must be members or admins", field="settings.ttl_policy")
         found = await self._access.check(who, entity, ADMIN)
-        row = await self._db.fetchrow(
+        await self._db.execute(
             """
             UPDATE entities SET
                 default_ttl = CASE WHEN $2 THEN $3::interval ELSE default_ttl END,
                 ttl_policy = CASE WHEN $4 THEN $5 ELSE ttl_policy END
-            WHERE id = $1 RETURNING id
+            WHERE id = $1
             """,
             found.id,
             "default_ttl" in paths,
@@ -242,7 +246,7 @@ class Accounts:
             ttl_policy,
         )
         self._access.forget_roles()
-        row = await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", row["id"])
+        row = one(await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id))
         return _entity(row, found.role)
 
     # -- members -----------------------------------------------------------
@@ -406,7 +410,7 @@ class Accounts:
             raise InvalidArgument("description is longer than 256 characters", field="description")
         user_id, user_name = await self._key_owner(who, user)
         created = await self._access.create_key(user_id, description)
-        row = await self._db.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id)
+        row = one(await self._db.fetchrow("SELECT * FROM api_keys WHERE id = $1", created.key_id))
         return KeyInfo(
             created.key_id,
             f"entities/{user_name}",
@@ -430,13 +434,7 @@ class Accounts:
         if not self._access.may_manage_keys(who, row["user_id"]):
             raise PermissionDenied(f"{who.user} may not revoke this key: only its user and a superuser do", field="id")
         self._access.forget_key(key_id)
-        out = await self._db.fetchrow(
-            """
-            UPDATE api_keys SET revoke_time = COALESCE(revoke_time, now())
-            WHERE id = $1 RETURNING *
-            """,
-            key_id,
-        )
+        out = one(await self._db.fetchrow(_REVOKE_KEY, key_id))
         return KeyInfo(
             key_id,
             f"entities/{row['name']}",

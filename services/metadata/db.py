@@ -17,8 +17,13 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from depot.services.common import validate
+
+# A connection as the domain code gets it: the current transaction's, or one
+# lent by the pool (a proxy with the same query methods).
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 _MIGRATE_LOCK = 0x6465706F74  # "depot"
@@ -152,7 +157,7 @@ def _gone(conn: Any) -> bool:
 
 # The connection of the transaction the current request runs in, if any,
 # and what to do once it commits.
-_current: ContextVar[asyncpg.Connection | None] = ContextVar("depot_transaction", default=None)
+_current: ContextVar[Connection | None] = ContextVar("depot_transaction", default=None)
 _on_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar("depot_on_commit", default=None)
 
 
@@ -187,7 +192,7 @@ class Database:
             return await conn.execute(query, *args)
 
     @asynccontextmanager
-    async def _checkout(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _checkout(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
             try:
                 yield conn
@@ -201,7 +206,7 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[Connection]:
         """The current transaction's connection, or one from the pool."""
         conn = _current.get()
         if conn is not None:
@@ -211,7 +216,7 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """A transaction, or the one this request is already in."""
         conn = _current.get()
         if conn is not None:
@@ -248,3 +253,11 @@ class Database:
             callback()
         else:
             callbacks.append(callback)
+
+
+def one(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row a statement always returns (an upsert's, or one this request
+    wrote or locked): a missing one is a bug, not a NOT_FOUND."""
+    if row is None:
+        raise RuntimeError("a statement that always returns a row returned none")
+    return row

@@ -48,15 +48,12 @@ from datetime import timedelta
 
 import asyncpg
 
-from depot.services.common.errors import Aborted, InvalidArgument, PermissionDenied
+from depot.services.common.errors import InvalidArgument, PermissionDenied
 
-from .db import Database
+from .db import Database, one
 
 RETENTION = timedelta(days=1)
 MAX_REQUEST_ID = 128
-# Older Depot committed a claim before its work; such a claim without a
-# response is taken over once no call can still be running it.
-LEGACY_CLAIM_TIMEOUT = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, order=True)
@@ -114,33 +111,29 @@ class Idempotency:
         async with self._db.transaction() as conn:
             claimed = await conn.fetchval(
                 """
-                INSERT INTO idempotency (caller_id, method, request_id, fingerprint) VALUES ($1, $2, $3, $6)
+                INSERT INTO idempotency (caller_id, method, request_id, fingerprint) VALUES ($1, $2, $3, $5)
                 ON CONFLICT (caller_id, method, request_id) DO UPDATE
-                    SET create_time = now(), response = NULL, fingerprint = $6, grants = NULL
-                    -- A record past the retention window counts as gone; so does
-                    -- a claim without a response once it is older than any call,
-                    -- which only Depot before 2026-11 (claims committed outside
-                    -- the work's transaction) can have left.
+                    SET create_time = now(), response = NULL, fingerprint = $5, grants = NULL
+                    -- A record past the retention window counts as gone.
                     WHERE idempotency.create_time < now() - $4::interval
-                       OR (idempotency.response IS NULL AND idempotency.create_time < now() - $5::interval)
                 RETURNING true
                 """,
                 *key,
                 RETENTION,
-                LEGACY_CLAIM_TIMEOUT,
                 request_fingerprint,
             )
             if not claimed:
-                # Committed by the first call (this statement sees its commit).
-                stored = await conn.fetchrow(
-                    """
-                    SELECT response, fingerprint, grants FROM idempotency
-                    WHERE caller_id = $1 AND method = $2 AND request_id = $3
-                    """,
-                    *key,
+                # Committed by the first call (this statement sees its commit),
+                # response included: claim and response commit together.
+                stored = one(
+                    await conn.fetchrow(
+                        """
+                        SELECT response, fingerprint, grants FROM idempotency
+                        WHERE caller_id = $1 AND method = $2 AND request_id = $3
+                        """,
+                        *key,
+                    )
                 )
-                if stored["response"] is None:  # a legacy claim still running (rolling upgrade)
-                    raise Aborted("the first call with this request_id is still running; retry", field="request_id")
                 await _may_replay(method, request_id, stored, request_fingerprint, still_holds)
                 return bytes(stored["response"])
             noted: set[Grant] = set()

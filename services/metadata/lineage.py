@@ -16,16 +16,33 @@ linked version, not the runs around it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from depot.services.common.errors import InvalidArgument
 
-from . import names
-from .access import READ, Access, Principal
-from .artifacts import _RUN_SELECT, _VERSION_SELECT, Artifacts, Run, Version, _run, _version
+from . import names, records
+from .access import READ, WRITE, Access, Principal
 from .db import Database
 from .pages import PageTokens, page_size
+from .records import Run, Version
+from .resolver import Resolver
+from .runs import Runs
+
+_RUN_INPUT_INSERT = "INSERT INTO run_inputs (run_id, version_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+# The producer ($1) and the consumers of a version ($2), each with its entity
+# so that the caller's view can be filtered: producer first, then by use.
+_VERSION_RUNS = """
+    SELECT r.*, p.name AS project_name, e.name AS entity_name, e.id AS entity_id, x.producer
+    FROM (SELECT $1::bigint AS run_id, true AS producer, NULL::timestamptz AS use_time
+          UNION ALL
+          SELECT run_id, false, use_time FROM run_inputs WHERE version_id = $2) x
+    JOIN runs r ON r.id = x.run_id
+    JOIN projects p ON p.id = r.project_id
+    JOIN entities e ON e.id = p.entity_id
+    ORDER BY x.producer DESC, x.use_time, r.id
+"""
 
 MAX_DEPTH = 100
 DIRECTIONS = ("up", "down")
@@ -85,6 +102,17 @@ ORDER BY p.depth, p.kind, p.id
 """
 
 
+@dataclass(frozen=True)
+class VersionRuns:
+    """A version with the run that logged it and the runs that used it."""
+
+    version: Version
+    producer: Run | None
+    consumers: list[Run]
+    # Producer and consumer runs left out: the caller may not read their entity.
+    hidden_runs: int = 0
+
+
 @dataclass
 class Node:
     name: str
@@ -110,11 +138,41 @@ class Page:
 
 
 class Lineage:
-    def __init__(self, db: Database, access: Access, pages: PageTokens, artifacts: Artifacts):
+    def __init__(self, db: Database, access: Access, pages: PageTokens, runs: Runs, resolver: Resolver):
         self._db = db
         self._access = access
         self._pages = pages
-        self._artifacts = artifacts
+        self._runs = runs
+        self._resolver = resolver
+
+    async def use_version(self, who: Principal, run: str, name: str) -> Version:
+        """Records that ``run`` used the version (it becomes a consumer)."""
+        run_row = await self._runs.row(who, run, WRITE, "run")
+        found = await self._resolver.resolve(who, name, "version")
+        await self._db.execute(_RUN_INPUT_INSERT, run_row["id"], found.id)
+        return found.version
+
+    async def lineage(self, who: Principal, name: str) -> VersionRuns:
+        """The version, its producer and consumers, as far as ``who`` may read them.
+
+        Reading a version (directly, or as a registry reader through a link)
+        does not make its runs readable: runs of entities the caller has no
+        role in are left out and counted, so lineage shows no more than
+        GetRun would.
+        """
+        found = await self._resolver.resolve(who, name, "version")
+        readable = await self._access.readable_entities(who)
+        version, producer, consumers, hidden = found.version, None, [], 0
+        for r in await self._db.fetch(_VERSION_RUNS, found.producer_run_id, found.id):
+            if readable is not None and r["entity_id"] not in readable:
+                hidden += 1
+                if r["producer"]:
+                    version = dataclasses.replace(version, producer_run="")
+            elif r["producer"]:
+                producer = records.run(r)
+            else:
+                consumers.append(records.run(r))
+        return VersionRuns(version, producer, consumers, hidden)
 
     async def walk(self, who: Principal, start: str, direction: str, depth: int, size: int, token: str) -> Page:
         if direction not in DIRECTIONS:
@@ -126,12 +184,11 @@ class Lineage:
         scope = f"WalkLineage|{start}|{direction}|{depth}"
         cursor = self._pages.decode(scope, token)
         if "/runs/" in start:
-            row = await self._artifacts._run_row(who, start, READ, "start")
+            row = await self._runs.row(who, start, READ, "start")
             kind, start_id, start_name = "r", row["id"], str(names.parse_run(start, "start"))
         else:
-            row = await self._artifacts._resolve(who, start, "start", READ)
-            kind, start_id = "v", row["id"]
-            start_name = _version(row).name
+            found = await self._resolver.resolve(who, start, "start", READ)
+            kind, start_id, start_name = "v", found.id, found.version.name
         readable = await self._access.readable_entities(who)
         rows = await self._db.fetch(
             _WALK,
@@ -151,12 +208,13 @@ class Lineage:
             for p in r["parents"]:
                 pk, _, pid = p.partition(":")
                 keys.add((pk, int(pid)))
-        found = await self._load(keys)
-        found[(kind, start_id)] = found.get((kind, start_id)) or start_name
+        loaded = await self._load(keys)
+        loaded[(kind, start_id)] = loaded.get((kind, start_id)) or start_name
         out = Page(next_page_token=nxt, hidden_count=hidden)
         for r in page_rows:
-            obj = found.get((r["kind"], r["id"]))
-            if obj is None:
+            obj = loaded.get((r["kind"], r["id"]))
+            # The start is never a node of its own walk, so a name (str) is only a parent.
+            if obj is None or isinstance(obj, str):
                 continue
             node = Node(obj.name, r["depth"])
             if isinstance(obj, Version):
@@ -166,23 +224,24 @@ class Lineage:
             out.nodes.append(node)
             for p in sorted(r["parents"]):
                 pk, _, pid = p.partition(":")
-                parent = found.get((pk, int(pid)))
+                parent = loaded.get((pk, int(pid)))
                 if parent is None:
                     continue
                 pname = parent if isinstance(parent, str) else parent.name
                 out.edges.append(_edge(direction, pk, pname, r["kind"], node.name))
         return out
 
-    async def _load(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    async def _load(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Version | Run | str]:
+        """The versions and runs of the page's nodes and parents, two queries for the page."""
         vids = [i for k, i in keys if k == "v"]
         rids = [i for k, i in keys if k == "r"]
-        out: dict[tuple[str, int], Any] = {}
+        out: dict[tuple[str, int], Version | Run | str] = {}
         if vids:
-            for r in await self._db.fetch(_VERSION_SELECT + " WHERE v.id = ANY($1)", vids):
-                out[("v", r["id"])] = _version(r)
+            for r in await self._db.fetch(records.VERSIONS_BY_IDS, vids):
+                out[("v", r["id"])] = records.version(r)
         if rids:
-            for r in await self._db.fetch(_RUN_SELECT + " WHERE r.id = ANY($1)", rids):
-                out[("r", r["id"])] = _run(r)
+            for r in await self._db.fetch(records.RUNS_BY_IDS, rids):
+                out[("r", r["id"])] = records.run(r)
         return out
 
 

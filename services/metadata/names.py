@@ -1,44 +1,35 @@
-"""Resource names and the rules for their parts (pure functions, no I/O).
+"""Resource names (``entities/{e}/projects/{p}/...``): parsing and printing, pure functions.
 
-W&B allows artifact names of ``[A-Za-z0-9_.-]`` up to 128 characters; Depot
-uses the same rule for every name part so any name can be pasted into a
-resource path without escaping.
+The rules for each part (``check_part``, ``version_index``,
+``check_settable_alias``) are the SDK's too and live in ``depot.core.names``;
+here they raise the services' InvalidArgument.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from depot.core import names as rules
+from depot.core.names import version_index
 from depot.services.common.errors import InvalidArgument
+from depot.services.common.validate import as_invalid_argument
 
-_PART = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
-_VERSION = re.compile(r"v(0|[1-9][0-9]{0,9})")
-MAX_ALIAS = 128
-RESERVED_ALIASES = frozenset({"latest"})
+__all__ = [
+    "CollectionName",
+    "ProjectName",
+    "RunName",
+    "VersionName",
+    "check_part",
+    "check_settable_alias",
+    "parse_collection",
+    "parse_project",
+    "parse_run",
+    "parse_version",
+    "version_index",
+]
 
-
-def check_part(value: str, field: str, what: str) -> str:
-    if not _PART.fullmatch(value) or value in (".", ".."):
-        raise InvalidArgument(
-            f"invalid {what} {value!r}: use 1-128 characters of letters, digits, '_', '.', '-'",
-            field=field,
-        )
-    return value
-
-
-def version_index(ref: str) -> int | None:
-    """The index N of a ``vN`` reference, or None when it is an alias."""
-    m = _VERSION.fullmatch(ref)
-    return int(m.group(1)) if m else None
-
-
-def check_settable_alias(alias: str, field: str = "aliases") -> str:
-    """An alias a caller may set by hand: not ``latest`` and not ``vN``."""
-    check_part(alias, field, "alias")
-    if alias in RESERVED_ALIASES or version_index(alias) is not None:
-        raise InvalidArgument(f"alias {alias!r} is reserved: 'latest' and 'vN' are maintained by Depot", field=field)
-    return alias
+check_part = as_invalid_argument(rules.check_name)
+check_settable_alias = as_invalid_argument(rules.check_settable_alias)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,16 @@ from depot.services.common.status import translate_errors
 from . import accounts as acc
 from .access import ROLE_NAMES, Access, Principal, Role
 from .accounts import Accounts
-from .artifacts import Artifacts, ManifestInfo, Run, Version, VersionFilter
+from .aliases import Aliases
 from .idempotency import Grant, Idempotency, fingerprint
 from .lineage import Lineage
+from .listings import Listings, VersionFilter
 from .pages import PageTokens
+from .records import ManifestInfo, Run, Version
 from .registries import Link, Registries, Registry
+from .registry_access import RegistryAccess
+from .runs import Runs
+from .versions import Versions
 
 M = TypeVar("M", bound=Message)
 
@@ -188,17 +193,25 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     def __init__(
         self,
         access: Access,
-        artifacts: Artifacts,
+        runs: Runs,
+        versions: Versions,
+        aliases: Aliases,
+        listings: Listings,
         idempotency: Idempotency,
         manifest_secret: bytes,
         *,
         accounts: Accounts,
         pages: PageTokens,
         registries: Registries,
+        registry_access: RegistryAccess,
         lineage: Lineage,
     ):
         self._access = access
-        self._artifacts = artifacts
+        self._runs = runs
+        self._versions = versions
+        self._aliases = aliases
+        self._listings = listings
+        self._registry_access = registry_access
         self._idem = idempotency
         self._manifest_secret = manifest_secret
         self._accounts = accounts
@@ -249,7 +262,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             if changes_own_access:
                 return True
             if grant.kind == "registry":
-                role = await self._registries.role(who, grant.id)
+                role = await self._registry_access.role(who, grant.id)
             else:
                 role = await self._access.role(who, grant.id)
             return role is not None and role >= grant.role
@@ -278,7 +291,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         try:
             await self._access.require(user, request.entity, need)
         except PermissionDenied:
-            if need == Role.VIEWER and await self._registries.may_read_manifest(
+            if need == Role.VIEWER and await self._registry_access.may_read_manifest(
                 user, request.entity, request.manifest_id
             ):
                 return pb.CheckAccessResponse(user=user.user, via_registry=True)
@@ -290,7 +303,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.Run:
-            run = await self._artifacts.create_run(
+            run = await self._runs.create_run(
                 who, request.parent, request.run_id, request.run.job_type, request.run.config_json
             )
             return run_pb(run)
@@ -300,14 +313,14 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     @translate_errors
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
         who = await self._who(context)
-        return run_pb(await self._artifacts.get_run(who, request.name))
+        return run_pb(await self._runs.get_run(who, request.name))
 
     @translate_errors
     async def FinishRun(self, request: pb.FinishRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
         who = await self._who(context)
 
         async def work() -> pb.Run:
-            return run_pb(await self._artifacts.finish_run(who, request.name, request.state))
+            return run_pb(await self._runs.finish_run(who, request.name, request.state))
 
         return await self._once(who, "FinishRun", request, pb.Run, work)
 
@@ -319,7 +332,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         manifest = self._verified_manifest(request.manifest) if request.HasField("manifest") else None
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.create_version(
+            v = await self._versions.create_version(
                 who,
                 request.parent,
                 request.artifact,
@@ -345,7 +358,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         info = self._verified_manifest(request.manifest)
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.commit_version(who, request.uid, info, list(request.aliases))
+            v = await self._versions.commit_version(who, request.uid, info, list(request.aliases))
             return version_pb(v)
 
         return await self._once(who, "CommitArtifactVersion", request, pb.ArtifactVersion, work)
@@ -355,7 +368,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.GetArtifactVersionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ArtifactVersion:
         who = await self._who(context)
-        return version_pb(await self._artifacts.get_version(who, request.name))
+        return version_pb(await self._versions.get_version(who, request.name))
 
     @translate_errors
     async def ListArtifactVersions(
@@ -370,7 +383,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
             metadata_key=request.metadata_key,
             metadata_value_json=request.metadata_value_json,
         )
-        versions, token = await self._artifacts.list_versions(
+        versions, token = await self._listings.list_versions(
             who, request.parent, request.page_size, request.page_token, f
         )
         return pb.ListArtifactVersionsResponse(versions=[version_pb(v) for v in versions], next_page_token=token)
@@ -382,14 +395,14 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
-            return version_pb(await self._artifacts.use_version(who, request.run, request.version))
+            return version_pb(await self._lineage.use_version(who, request.run, request.version))
 
         return await self._once(who, "UseArtifactVersion", request, pb.ArtifactVersion, work)
 
     @translate_errors
     async def GetLineage(self, request: pb.GetLineageRequest, context: grpc.aio.ServicerContext) -> pb.Lineage:
         who = await self._who(context)
-        lin = await self._artifacts.lineage(who, request.version)
+        lin = await self._lineage.lineage(who, request.version)
         return pb.Lineage(
             version=version_pb(lin.version),
             producer=run_pb(lin.producer) if lin.producer else None,
@@ -512,9 +525,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProjectsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_projects(who, request.parent, request.page_size, request.page_token)
+        items, token = await self._listings.list_projects(who, request.parent, request.page_size, request.page_token)
         return pb.ListProjectsResponse(
-            projects=[pb.Project(name=n, create_time=_ts(t)) for n, t in items],
+            projects=[pb.Project(name=p.name, create_time=_ts(p.create_time)) for p in items],
             next_page_token=token,
         )
 
@@ -523,16 +536,16 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCollectionsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_collections(
+        items, token = await self._listings.list_collections(
             who, request.parent, request.type, request.page_size, request.page_token
         )
         return pb.ListCollectionsResponse(
             collections=[
                 pb.Collection(
-                    name=c["name"],
-                    type=c["type"],
-                    create_time=_ts(c["create_time"]),
-                    version_count=c["version_count"],
+                    name=c.name,
+                    type=c.type,
+                    create_time=_ts(c.create_time),
+                    version_count=c.version_count,
                 )
                 for c in items
             ],
@@ -542,7 +555,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
     @translate_errors
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_runs(who, request.parent, request.page_size, request.page_token)
+        items, token = await self._listings.list_runs(who, request.parent, request.page_size, request.page_token)
         return pb.ListRunsResponse(runs=[run_pb(r) for r in items], next_page_token=token)
 
     @translate_errors
@@ -550,9 +563,9 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         self, request: pb.ListAliasesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAliasesResponse:
         who = await self._who(context)
-        items, token = await self._artifacts.list_aliases(who, request.parent, request.page_size, request.page_token)
+        items, token = await self._aliases.list_aliases(who, request.parent, request.page_size, request.page_token)
         return pb.ListAliasesResponse(
-            aliases=[pb.Alias(alias=a, version=v, index=i) for a, v, i in items],
+            aliases=[pb.Alias(alias=a.alias, version=a.version, index=a.index) for a in items],
             next_page_token=token,
         )
 
@@ -563,7 +576,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.add_aliases(who, request.version, list(request.aliases))
+            v = await self._aliases.add_aliases(who, request.version, list(request.aliases))
             return version_pb(v)
 
         return await self._once(who, "AddAliases", request, pb.ArtifactVersion, work)
@@ -575,7 +588,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         who = await self._who(context)
 
         async def work() -> pb.ArtifactVersion:
-            v = await self._artifacts.remove_aliases(who, request.version, list(request.aliases))
+            v = await self._aliases.remove_aliases(who, request.version, list(request.aliases))
             return version_pb(v)
 
         return await self._once(who, "RemoveAliases", request, pb.ArtifactVersion, work)
@@ -589,7 +602,7 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         paths = list(request.update_mask.paths)
 
         async def work() -> pb.ArtifactVersion:
-            out = await self._artifacts.update_version(
+            out = await self._versions.update_version(
                 who,
                 v.name,
                 paths,
@@ -677,10 +690,10 @@ class MetadataServicer(metadata_pb2_grpc.MetadataServiceServicer):
         return pb.ListRegistryCollectionsResponse(
             collections=[
                 pb.RegistryCollection(
-                    name=c["name"],
-                    type=c["type"],
-                    create_time=_ts(c["create_time"]),
-                    link_count=c["link_count"],
+                    name=c.name,
+                    type=c.type,
+                    create_time=_ts(c.create_time),
+                    link_count=c.link_count,
                 )
                 for c in items
             ],

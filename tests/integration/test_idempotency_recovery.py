@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from depot.services.common.errors import Aborted
 from depot.services.metadata.db import Database, create_pool
 from depot.services.metadata.idempotency import Grant, Idempotency
 
@@ -73,44 +72,3 @@ def test_concurrent_retries_have_one_effect(database_url: str) -> None:
         return tuple(results), calls, await db.fetchval("SELECT count(*) FROM effects")
 
     assert _with_db(database_url, scenario) == ((b"answer 1",) * 3, 1, 1)
-
-
-def test_a_claim_left_without_response_is_taken_over(database_url: str) -> None:
-    async def scenario(db: Database) -> tuple[object, ...]:
-        # Only a Depot that claimed outside the work's transaction could leave
-        # this (its first call died before answering); a retry must not hang.
-        await db.execute(
-            "INSERT INTO idempotency (caller_id, method, request_id, create_time)"
-            " VALUES (1, 'M', 'r3', now() - interval '2 minutes')"
-        )
-        calls = 0
-
-        async def work() -> bytes:
-            nonlocal calls
-            calls += 1
-            return b"done"
-
-        idem = Idempotency(db)
-        return await idem.once(1, "M", "r3", FP, work, _holds), await idem.once(1, "M", "r3", FP, work, _holds), calls
-
-    assert _with_db(database_url, scenario) == (b"done", b"done", 1)
-
-
-def test_a_recent_claim_without_response_is_not_run_twice(database_url: str) -> None:
-    async def scenario(db: Database) -> tuple[object, ...]:
-        # An older server may still be running this call (rolling upgrade).
-        await db.execute("INSERT INTO idempotency (caller_id, method, request_id) VALUES (1, 'M', 'r4')")
-        calls = 0
-
-        async def work() -> bytes:
-            nonlocal calls
-            calls += 1
-            return b"twice"
-
-        try:
-            await Idempotency(db).once(1, "M", "r4", FP, work, _holds)
-        except Aborted as e:
-            return "aborted", calls, e.field
-        return "ran", calls, None
-
-    assert _with_db(database_url, scenario) == ("aborted", 0, "request_id")

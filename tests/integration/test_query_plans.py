@@ -7,7 +7,7 @@ import json
 
 import asyncpg
 
-from depot.services.metadata.artifacts import _VERSION_BY_ALIAS
+from depot.services.metadata.resolver import VERSION_BY_ALIAS
 
 
 def _version_rows_read(plan: dict) -> int:
@@ -46,9 +46,9 @@ def test_alias_resolution_does_not_scan_the_collection(database_url: str) -> Non
                 " SELECT $1, 'prod', id FROM versions WHERE index = 1000",
                 cid,
             )
-            explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + _VERSION_BY_ALIAS
+            explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + VERSION_BY_ALIAS
             out = await conn.fetchval(explain, "team", "p", "ds", "prod")
-            row = await conn.fetchrow(_VERSION_BY_ALIAS, "team", "p", "ds", "prod")
+            row = await conn.fetchrow(VERSION_BY_ALIAS, "team", "p", "ds", "prod")
             assert row["index"] == 1000
             return _version_rows_read(json.loads(out)[0]["Plan"])
         finally:

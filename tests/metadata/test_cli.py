@@ -38,10 +38,22 @@ def test_cli_covers_the_features(cli, world: World, server, tmp_path: Path) -> N
     assert rc == 0 and "prod" in out
     rc, out, _ = cli("--json", "artifact", "ls", f"{TEAM}/p/churn", "--alias", "prod")
     assert rc == 0 and json.loads(out)[0]["aliases"] == ["latest", "prod"]
+    listed = json.loads(out)[0]
+    # snake_case proto names, int64 as numbers, unset messages as null
+    assert listed["index"] == 0 and listed["size"] == 1 and listed["file_count"] == 1
+    assert listed["ttl_mode"] == "TTL_MODE_INHERIT" and listed["link"] is None
+    assert listed["commit_time"].endswith("Z")
     rc, out, _ = cli("artifact", "ttl", f"{TEAM}/p/churn:prod", "--set", "30d")
     assert rc == 0 and "30 days" in out
+    rc, out, _ = cli("artifact", "ttl", f"{TEAM}/p/churn:prod", "--json")
+    assert rc == 0 and json.loads(out)["ttl"] == 30 * 86400 and json.loads(out)["ttl_mode"] == "TTL_MODE_DURATION"
     rc, out, err = cli("artifact", "ttl", f"{TEAM}/p/churn:prod", "--set", "0.5s")
     assert rc == 1 and out == "" and len(err.strip().splitlines()) == 1 and "at least one second" in err
+    rc, out, err = cli("--json", "artifact", "ttl", f"{TEAM}/p/churn:prod", "--set", "0.5s")
+    assert rc == 1 and out == ""
+    error = json.loads(err)["error"]
+    assert error["code"] == "InvalidArgumentError" and error["field"] == "ttl"
+    assert "at least one second" in error["message"]
     rc, out, _ = cli("artifact", "link", f"{TEAM}/p/churn:v0", "acme/wandb-registry-model/churn", "--alias", "staging")
     assert rc == 0 and "acme/wandb-registry-model/churn:v0" in out
     rc, out, _ = cli("artifact", "ttl", "acme/wandb-registry-model/churn:staging")
@@ -53,7 +65,7 @@ def test_cli_covers_the_features(cli, world: World, server, tmp_path: Path) -> N
     rc, out, _ = cli("registry", "create", "acme", "evals", "--type", "table")
     assert rc == 0
     rc, out, _ = cli("--json", "registry", "collections", "acme/model")
-    assert json.loads(out)[0]["linkCount"] == "1"
+    assert json.loads(out)[0]["link_count"] == 1
     rc, out, _ = cli("artifact", "lineage", f"{TEAM}/p/churn:v0", "--depth", "2", "--format", "dot")
     assert rc == 0 and out.startswith("digraph") and '"run team-a/p/r1"' in out
     rc, out, _ = cli("artifact", "lineage", f"{TEAM}/p/churn:v0")
@@ -64,19 +76,31 @@ def test_cli_covers_the_features(cli, world: World, server, tmp_path: Path) -> N
     assert "bob" in out and "viewer" in out
     rc, out, _ = cli("team", "settings", TEAM, "--default-ttl", "7d", "--ttl-policy", "admins")
     assert rc == 0 and "7 days" in out and "admins" in out
+    rc, out, _ = cli("--json", "team", "settings", TEAM, "--default-ttl", "never")
+    settings = json.loads(out)["settings"]
+    assert settings == {"default_ttl": None, "ttl_policy": "TTL_POLICY_ADMINS"}
     rc, out, err = cli("key", "create", "--description", "ci")
     key = out.strip()
     assert rc == 0 and key.startswith("dpt_") and "shown once" in err
     rc, out, _ = cli("--json", "key", "ls")
-    assert any(k["description"] == "ci" for k in json.loads(out))
+    keys = json.loads(out)
+    assert any(k["description"] == "ci" and k["revoke_time"] is None for k in keys)
     rc, out, _ = cli("key", "revoke", key.split("_")[1])
     assert rc == 0 and "revoked" in out
+    rc, out, _ = cli("--json", "key", "ls")
+    assert [k["revoke_time"] is not None for k in json.loads(out) if k["description"] == "ci"] == [True]
     rc, out, _ = cli("user", "create", "zoe")
     assert rc == 0
     rc, out, _ = cli("entity", "ls")
     assert "zoe" in out
     rc, _, err = cli("artifact", "get", f"{TEAM}/p/nope:v0")
     assert rc == 1 and err.startswith("depot: error: NotFoundError")
+    rc, out, err = cli("artifact", "get", f"{TEAM}/p/nope:v0", "--json")
+    assert rc == 1 and out == ""
+    error = json.loads(err)["error"]
+    assert error["code"] == "NotFoundError" and "nope" in error["message"]
+    rc, out, err = cli("--json", "team", "member", TEAM, "nobody-here", "viewer")
+    assert rc == 1 and json.loads(err)["error"]["code"] == "NotFoundError"
 
 
 def test_parse_duration() -> None:

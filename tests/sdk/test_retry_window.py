@@ -24,9 +24,9 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 import depot
-from depot._artifact import _fetch
 from depot._client import Client
 from depot._run import Run
+from depot._transfer import fetch_entry
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2 as pb
@@ -211,7 +211,7 @@ def test_a_download_cut_midway_starts_over_and_verifies(address: str, script: Sc
     client = _client(address)
     (raw,) = hash_bytes(BLOB, ("xxh3_128",))
     entry = depot.ManifestEntry("data.bin", base64.b64encode(raw).decode(), "xxh3_128", len(BLOB))
-    _fetch(client, "e", entry, tmp_path, False)
+    fetch_entry(client, "e", entry, tmp_path, False)
     assert (tmp_path / "data.bin").read_bytes() == BLOB
     assert script.attempts == 3
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from depot.core.addresses import is_loopback, split_scheme
 from depot.services.common import tls
 
 
@@ -50,9 +51,9 @@ def test_loopback_stays_plaintext(address: str) -> None:
 
 
 def test_unspecified_addresses_are_not_local() -> None:
-    assert not tls.is_local("0.0.0.0:50051")
-    assert not tls.is_local("[::]:50051")
-    assert tls.is_local("127.0.0.1:1")
+    assert not is_loopback("0.0.0.0:50051")
+    assert not is_loopback("[::]:50051")
+    assert is_loopback("127.0.0.1:1")
 
 
 def test_manifest_service_refuses_to_start_in_one_line(tmp_path: Path) -> None:
@@ -97,5 +98,5 @@ def test_k8s_metadata_address_says_how_it_is_called(overlay: str) -> None:
     address = values["DEPOT_METADATA_ADDRESS"]
     assert address.startswith(("grpc://", "grpcs://")), address
     # What the manifest service's startup check does with it (prod serves TLS).
-    assert tls.split_scheme(address)[1] is (overlay == "prod")
+    assert split_scheme(address)[1] is (overlay == "prod")
     tls.plaintext_target(address, None, None)

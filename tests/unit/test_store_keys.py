@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from depot.services.common.entry_paths import check_entry_path, safe_join
+from depot import InvalidArgumentError
+from depot._paths import safe_join
 from depot.services.common.errors import InvalidArgument
+from depot.services.common.validate import check_entry_path
 from depot.services.manifest.store import LocalBlobStore, check_key
 
 
@@ -34,7 +36,7 @@ def test_good_keys_stay_under_root(tmp_path: Path) -> None:
 def test_entry_paths_cannot_escape(path: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument):
         check_entry_path(path)
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgumentError):
         safe_join(tmp_path, path)
 
 
@@ -42,6 +44,6 @@ def test_safe_join_refuses_symlink_escape(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "link").symlink_to(tmp_path)
-    with pytest.raises(InvalidArgument, match="escapes"):
+    with pytest.raises(InvalidArgumentError, match="escapes"):
         safe_join(root, "link/outside.txt")
     assert safe_join(root, "sub/ok.txt") == root.resolve() / "sub/ok.txt"

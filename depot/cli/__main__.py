@@ -1,0 +1,5 @@
+import sys
+
+from depot.cli import main
+
+sys.exit(main())
