@@ -117,6 +117,20 @@ def test_wheel_depends_on_what_the_sdk_needs_only(wheel: Path) -> None:
     assert {"server", "embedded", "s3", "dev"} <= set(meta.get_all("Provides-Extra") or [])
 
 
+def test_wheel_holds_every_module(wheel: Path) -> None:
+    """A package or data file missing from pyproject's lists would be missing from every install."""
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = set(zf.namelist())
+    sources = {"depot": ROOT / "depot", "depot/services": ROOT / "services", "depot/native": ROOT / "native"}
+    expected = {
+        f"{prefix}/{path.relative_to(folder).as_posix()}"
+        for prefix, folder in sources.items()
+        for path in folder.rglob("*")
+        if (path.suffix in (".py", ".pyi", ".sql") or path.name == "py.typed") and "__pycache__" not in path.parts
+    }
+    assert expected - shipped == set()
+
+
 def test_server_packages_are_not_installed(lean: Path, tmp_path: Path) -> None:
     r = _run(lean, "python", "-c", MISSING, *SERVER_ONLY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -133,3 +147,10 @@ def test_s3_references_name_their_extra(lean: Path, tmp_path: Path) -> None:
     r = _run(lean, "python", "-c", S3_WITHOUT_BOTOCORE, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "pip install 'depot[s3]'" in r.stdout
+
+
+def test_depot_server_names_its_extra(lean: Path, tmp_path: Path) -> None:
+    r = _run(lean, "depot", "server", cwd=tmp_path, DEPOT_DATA_DIR=str(tmp_path / "data"))
+    assert r.returncode != 0
+    lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "depot[server]" in lines[0], r.stdout + r.stderr
