@@ -4,7 +4,7 @@ from typing import BinaryIO
 from ._manifest_py import ALGORITHMS as ALGORITHMS
 from ._manifest_py import DEFAULT_BLOCK_ENTRIES as DEFAULT_BLOCK_ENTRIES
 from ._manifest_py import MAGIC as MAGIC
-from ._manifest_py import ListPageLike
+from ._manifest_py import ByteSink, ListPageLike
 from ._manifest_py import ManifestEntry as ManifestEntry
 from ._manifest_py import ManifestError as ManifestError
 from ._manifest_py import ManifestSummary as ManifestSummary
@@ -19,7 +19,7 @@ class ArtifactDigester:
 def artifact_digest(algorithm: str, pairs: Iterable[tuple[str, str]]) -> str: ...
 
 class ManifestWriter:
-    def __init__(self, out: BinaryIO, digest_algorithm: str, block_entries: int = ...) -> None: ...
+    def __init__(self, out: ByteSink, digest_algorithm: str, block_entries: int = ...) -> None: ...
     def add(
         self,
         path: str,

@@ -75,6 +75,12 @@ def check_digest_pair(path: str, digest: str) -> None:
         raise ManifestError(f"entry digest {digest!r} of {path!r} contains a control character")
 
 
+class ByteSink(Protocol):
+    """Where ``ManifestWriter`` writes: anything with ``write(bytes)`` (a file, a spool)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 class ListPageLike(Protocol):
     """What ``add_page`` needs of a parsed S3 listing page (``depot.native.ListPage``)."""
 
@@ -154,7 +160,7 @@ def _put_bytes(out: bytearray, b: bytes) -> None:
 class ManifestWriter:
     """Streams sorted entries into the manifest format; ``close()`` returns the summary."""
 
-    def __init__(self, out: BinaryIO, digest_algorithm: str, block_entries: int = DEFAULT_BLOCK_ENTRIES) -> None:
+    def __init__(self, out: ByteSink, digest_algorithm: str, block_entries: int = DEFAULT_BLOCK_ENTRIES) -> None:
         self._out = out
         self._digester = ArtifactDigester(digest_algorithm)
         self._block_entries = block_entries

@@ -20,13 +20,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from depot.services.common.config import Config
+from depot.services.allinone.config import AllInOneConfig
 
 
 class ServerThread:
     """The all-in-one server in a background thread with its own event loop."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: AllInOneConfig):
         self.config = config
         self.address = ""
         self.admin_key = ""
@@ -70,8 +70,8 @@ class ServerThread:
         self._thread.join(30)
 
 
-def make_config(data_dir: Path, database_url: str, storage_url: str, **env: str) -> Config:
-    return Config.from_env(
+def make_config(data_dir: Path, database_url: str, storage_url: str, **env: str) -> AllInOneConfig:
+    return AllInOneConfig.from_env(
         {
             "DEPOT_DATA_DIR": str(data_dir),
             "DEPOT_DATABASE_URL": database_url,

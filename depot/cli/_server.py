@@ -44,8 +44,8 @@ def register(sub: Actions) -> None:
 def serve(opts: argparse.Namespace) -> int:
     try:
         from depot.services.allinone.app import serve as serve_all
+        from depot.services.allinone.config import AllInOneConfig
         from depot.services.common import serving, telemetry
-        from depot.services.common.config import Config
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in _SERVER_EXTRA_MODULES:
             raise
@@ -59,11 +59,11 @@ def serve(opts: argparse.Namespace) -> int:
         if (value := getattr(opts, flag)) is not None:
             env[variable] = value
     try:
-        config = Config.from_env(env)
+        config = AllInOneConfig.from_env(env)
     except ValueError as e:
         print(f"depot: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot")
+    telemetry.setup("depot", config.server.telemetry)
     serving.run(serve_all(config))
     return 0

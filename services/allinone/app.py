@@ -27,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -36,15 +37,14 @@ from typing import Any
 import grpc
 
 from depot.services.common import serving, tls
-from depot.services.common.config import Config
 from depot.services.common.secret_files import DataDirError, private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import add_gc
 from depot.services.manifest.server import add_manifest, sweep_staging
-from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
 from depot.services.metadata.server import add_metadata
 
+from .config import AllInOneConfig
 from .postgres import LocalPostgres
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Running:
 
 LOCK_FILE = "server.lock"
 SERVER_FILE = "server.json"
+SECRET_FILE = "internal.secret"
 
 
 class DataDirBusy(RuntimeError):
@@ -110,13 +111,25 @@ def _busy_message(data_dir: Path, holder_pid: str) -> str:
     )
 
 
-async def start(config: Config, stack: AsyncExitStack) -> Running:
+def internal_secret(data_dir: Path) -> bytes:
+    """The internal secret kept in ``<data dir>/internal.secret``, generated on
+    first start (0600 from its first byte; a concurrent first start keeps
+    the file that won)."""
+    path = private_dir(data_dir) / SECRET_FILE
+    if not path.exists():
+        write_secret_file(path, secrets.token_hex(32), replace=False)
+    tighten_secret_file(path)
+    return path.read_text().strip().encode()
+
+
+async def start(config: AllInOneConfig, stack: AsyncExitStack) -> Running:
     """Starts everything; ``stack`` stops it all again in reverse order.
 
     Raises DataDirBusy when another server runs on ``config.data_dir``, and
     DataDirError when it cannot be used or locked.
     """
     stack.callback(os.close, lock_data_dir(config.data_dir))
+    secret = config.internal_secret or internal_secret(config.data_dir)
     dsn = config.database_url
     if dsn is None:
         pg = LocalPostgres.for_data_dir(config.data_dir)
@@ -136,11 +149,12 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
     elif key_file.exists():
         tighten_secret_file(key_file)
 
-    server, address = await _serve_services(config, pool, stack)
+    server, address = await _serve_services(config, secret, pool, stack)
     if config.workers > 1:
-        host, port = config.listen.rsplit(":", 1)[0], address.rsplit(":", 1)[1]
-        worker_config = dataclasses.replace(config, listen=f"{host}:{port}", database_url=dsn)
-        await _start_workers(worker_config, config.workers - 1, stack)
+        host, port = config.server.listen.rsplit(":", 1)[0], address.rsplit(":", 1)[1]
+        server_config = dataclasses.replace(config.server, listen=f"{host}:{port}")
+        worker_config = dataclasses.replace(config, server=server_config, database_url=dsn)
+        await _start_workers(worker_config, secret, config.workers - 1, stack)
     # Written whole (write then rename) so a reader (a second server naming
     # this one, the quickstart waiting for it) never sees half of it.
     server_file = config.data_dir / SERVER_FILE
@@ -152,11 +166,12 @@ async def start(config: Config, stack: AsyncExitStack) -> Running:
 
 
 async def _serve_services(
-    config: Config, pool: Any, stack: AsyncExitStack, *, joining: bool = False
+    config: AllInOneConfig, secret: bytes, pool: Any, stack: AsyncExitStack, *, joining: bool = False
 ) -> tuple[grpc.aio.Server, str]:
-    """Opens the blob store and serves the three services on ``config.listen``
+    """Opens the blob store and serves the three services on ``config.server.listen``
     (``joining``: a worker, on the port its first process already serves)."""
-    store = await open_store(config.storage_url, **config.store_options())
+    listen, server_tls, manifest = config.server.listen, config.server.tls, config.manifest
+    store = await manifest.open_store()
     stack.push_async_callback(store.aclose)
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
@@ -165,30 +180,31 @@ async def _serve_services(
     if config.workers > 1 and not joining:
         # SO_REUSEPORT would also let this server share a port another one
         # (another data dir) already serves, and split clients between them.
-        serving.check_port_free(config.listen)
-    port = serving.bind(server, config.listen, config.tls)
-    host = config.listen.rsplit(":", 1)[0]
+        serving.check_port_free(listen)
+    port = serving.bind(server, listen, server_tls)
+    host = listen.rsplit(":", 1)[0]
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
     # The manifest service checks access by calling metadata, here in-process
     # but still through the port, so over TLS when the port serves TLS.
-    channel = tls.internal_channel(address, config.client_tls, config.tls, to_self=True)
+    channel = tls.internal_channel(address, manifest.client_tls, server_tls, to_self=True)
     stack.push_async_callback(channel.close)
     names = [
-        add_metadata(server, pool, config.internal_secret),
+        add_metadata(server, pool, secret),
         add_manifest(
             server,
             store,
             channel,
-            config.internal_secret,
-            config.reference_policy(),
-            idle_timeout_s=config.upload_idle_timeout_s,
+            secret,
+            manifest.reference_policy(),
+            idle_timeout_s=manifest.upload_idle_timeout_s,
         ),
         add_gc(server, pool),
     ]
     # Workers share the first process's health port along with its database.
-    health_server = await serving.start(server, names, health_listen=None if joining else config.health_listen)
+    health_listen = None if joining else config.server.health_listen
+    health_server = await serving.start(server, names, health_listen=health_listen)
     stack.push_async_callback(serving.stop, server, health_server, 5)
-    if config.tls is not None:
+    if server_tls is not None:
         await _check_internal_channel(channel, address)
     return server, address
 
@@ -209,7 +225,7 @@ async def _check_internal_channel(channel: grpc.aio.Channel, address: str) -> No
         ) from None
 
 
-async def _start_workers(config: Config, count: int, stack: AsyncExitStack) -> None:
+async def _start_workers(config: AllInOneConfig, secret: bytes, count: int, stack: AsyncExitStack) -> None:
     """Starts ``count`` worker processes and waits until each one serves.
 
     Settings go in the environment; the internal secret goes through the
@@ -231,7 +247,7 @@ async def _start_workers(config: Config, count: int, stack: AsyncExitStack) -> N
         procs.append(proc)
         stack.push_async_callback(_stop_worker, proc)
         assert proc.stdin is not None
-        proc.stdin.write(base64.b64encode(config.internal_secret) + b"\n")
+        proc.stdin.write(base64.b64encode(secret) + b"\n")
         await proc.stdin.drain()
         proc.stdin.close()
     for proc in procs:
@@ -257,17 +273,16 @@ WORKER_START_S = 60.0
 READY = b"depot-worker-ready"
 
 
-async def serve_worker(config: Config) -> None:
+async def serve_worker(config: AllInOneConfig) -> None:
     """A worker: the services on the first process's port and database, until
     SIGTERM or until that process is gone."""
     parent = os.getppid()
     secret = base64.b64decode(sys.stdin.buffer.readline())
-    config = dataclasses.replace(config, internal_secret=secret)
     async with AsyncExitStack() as stack:
         assert config.database_url is not None, "workers get the database URL from the first process"
         pool = await db.create_pool(config.database_url)
         stack.push_async_callback(pool.close)
-        await _serve_services(config, pool, stack, joining=True)
+        await _serve_services(config, secret, pool, stack, joining=True)
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()
         # Nobody reads the pipe after this line: anything printed later (a
@@ -279,7 +294,7 @@ async def serve_worker(config: Config) -> None:
         stop.cancel()
 
 
-async def serve(config: Config) -> None:
+async def serve(config: AllInOneConfig) -> None:
     """Serves until SIGTERM/SIGINT; exits 1 with one line when the data dir is taken."""
     async with AsyncExitStack() as stack:
         try:
@@ -287,11 +302,20 @@ async def serve(config: Config) -> None:
         except (DataDirBusy, DataDirError) as e:
             print(f"depot: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
-        scheme = "grpcs://" if config.tls is not None else ""
+        scheme = "grpcs://" if config.server.tls is not None else ""
         print(f"depot: serving on {scheme}{running.address} (metadata, manifest, gc)", flush=True)
         print(f"depot: admin API key in {running.admin_key_file}", flush=True)
         await serving.wait_for_signal()
         print("depot: stopping", flush=True)
 
 
-__all__ = ["start", "serve", "serve_worker", "lock_data_dir", "DataDirBusy", "Running", "WORKER_FLAG"]
+__all__ = [
+    "start",
+    "serve",
+    "serve_worker",
+    "internal_secret",
+    "lock_data_dir",
+    "DataDirBusy",
+    "Running",
+    "WORKER_FLAG",
+]

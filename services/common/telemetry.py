@@ -1,9 +1,9 @@
 """OpenTelemetry for the services: a span and a latency metric for every RPC.
 
 ``setup()`` installs the SDK's TracerProvider, and servers get the tracing
-interceptor, when spans have somewhere to go: an OTLP collector when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (and the OTLP exporter package is
-installed), or stderr with ``DEPOT_TRACE_CONSOLE=1``. Otherwise tracing is
+interceptor, when spans have somewhere to go (a ``TelemetryConfig``): an
+OTLP collector when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (and the OTLP
+exporter package is installed), or stderr with ``DEPOT_TRACE_CONSOLE=1``. Otherwise tracing is
 off: spans nobody exports cost about 5% of the server's CPU on the commit
 path, and the interceptor alone about 15% of alias-resolution throughput
 (bench/metadata.py). Log records carry the current trace id so logs and
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import grpc
 from opentelemetry import metrics, trace
+
+from .config import TelemetryConfig
 
 tracer = trace.get_tracer("depot.services")
 # Whether RPCs are traced: set by setup() when an exporter is configured.
@@ -36,24 +37,24 @@ class _TraceIdFilter(logging.Filter):
         return True
 
 
-def setup(service_name: str) -> None:
+def setup(service_name: str, config: TelemetryConfig) -> None:
     """Installs the tracer provider and the trace-id log filter (call once in __main__)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
     exporters: list[SpanExporter] = []
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if config.otlp_endpoint:
         try:
             # An optional package, not a dependency: mypy may not find it.
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found, unused-ignore]
                 OTLPSpanExporter,
             )
 
-            exporters.append(OTLPSpanExporter())
+            exporters.append(OTLPSpanExporter(endpoint=config.otlp_endpoint))
         except ImportError:
             logging.warning("OTEL_EXPORTER_OTLP_ENDPOINT set but opentelemetry-exporter-otlp missing")
-    if os.environ.get("DEPOT_TRACE_CONSOLE"):
+    if config.trace_console:
         exporters.append(ConsoleSpanExporter())
     if exporters:
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
@@ -62,10 +63,9 @@ def setup(service_name: str) -> None:
         trace.set_tracer_provider(provider)
         global enabled
         enabled = True
-    as_json = os.environ.get("DEPOT_LOG_FORMAT", "").lower() == "json"
     for handler in logging.getLogger().handlers:
         handler.addFilter(_TraceIdFilter())
-        if as_json:
+        if config.json_logs:
             handler.setFormatter(_JsonFormatter())
 
 

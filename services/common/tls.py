@@ -26,14 +26,13 @@ handshake failure at the first call.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
-from depot.core.addresses import is_loopback, parse_flag, split_scheme
+from depot.core.addresses import is_loopback, split_scheme
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +128,6 @@ def client_tls_from_env(env: Mapping[str, str]) -> ClientTLS | None:
     return ClientTLS(ca_file, cert_file, key_file, server_name or None, ca_pem, cert_pem, key_pem)
 
 
-def insecure_from_env(env: Mapping[str, str]) -> bool:
-    """DEPOT_INSECURE=1: plaintext to another host is meant (as for the SDK).
-
-    Raises ValueError naming the variable for a value that is neither on nor off.
-    """
-    return parse_flag("DEPOT_INSECURE", env.get("DEPOT_INSECURE", ""))
-
-
 def plaintext_target(
     address: str,
     client: ClientTLS | None,
@@ -173,7 +164,7 @@ def internal_channel(
     server: ServerTLS | None,
     *,
     to_self: bool = False,
-    env: Mapping[str, str] = os.environ,
+    insecure: bool = False,
 ) -> grpc.aio.Channel:
     """A channel from one service to another.
 
@@ -181,12 +172,12 @@ def internal_channel(
     (a service that serves TLS speaks it to its peers too). Plaintext for
     ``grpc://``, or a bare address on loopback with no TLS settings; a bare
     address to another host with none is refused (callers' API keys are
-    forwarded on this channel) unless DEPOT_INSECURE=1. ``to_self``: the
+    forwarded on this channel) unless ``insecure`` (DEPOT_INSECURE). ``to_self``: the
     all-in-one calling its own port, which speaks TLS exactly when it
     serves TLS, and can trust its own (self-signed) certificate when no CA
     is given.
     """
-    plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure_from_env(env))
+    plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure)
     if plain is not None:
         if not to_self and not is_loopback(plain):
             log.warning("calling %s in plaintext, as configured: API keys cross the network in clear", plain)

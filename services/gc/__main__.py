@@ -11,13 +11,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 
 from depot.services.common import serving, telemetry
-from depot.services.common.config import Config
+from depot.services.common.config import ConfigError
 from depot.services.metadata import db
 
 from .collector import Collector
+from .config import GcConfig
 from .server import add_gc
 
 
@@ -31,15 +33,14 @@ async def _periodic(collector: Collector, interval: float) -> None:
             logging.exception("gc pass failed")
 
 
-async def _serve(config: Config) -> None:
-    assert config.database_url
+async def _serve(config: GcConfig) -> None:
     pool = await db.create_pool(config.database_url)
     try:
         server = serving.new_server()
-        port = serving.bind(server, config.listen, config.tls)
-        health = await serving.start(server, [add_gc(server, pool)], health_listen=config.health_listen)
+        port = serving.bind(server, config.server.listen, config.server.tls)
+        health = await serving.start(server, [add_gc(server, pool)], health_listen=config.server.health_listen)
         logging.info("gc service on port %d", port)
-        task = asyncio.create_task(_periodic(Collector(pool), config.gc_interval_s))
+        task = asyncio.create_task(_periodic(Collector(pool), config.interval_s))
         await serving.wait_for_signal()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -49,8 +50,7 @@ async def _serve(config: Config) -> None:
         await pool.close()
 
 
-async def _once(config: Config, force: bool) -> None:
-    assert config.database_url
+async def _once(config: GcConfig, force: bool) -> None:
     pool = await db.create_pool(config.database_url, min_size=1, max_size=2)
     try:
         print(await Collector(pool).run("", force=force))
@@ -63,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["serve", "once"])
     ap.add_argument("--force", action="store_true", help="really delete (default: dry run)")
     opts = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot-gc")
-    config = Config.from_env(default_port=50053)
-    if not config.database_url:
-        print("DEPOT_DATABASE_URL is required", file=sys.stderr)
+    try:
+        config = GcConfig.from_env(os.environ)
+    except ConfigError as e:
+        print(f"depot-gc: error: {e}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot-gc", config.server.telemetry)
     if opts.command == "once":
         asyncio.run(_once(config, opts.force))
     else:

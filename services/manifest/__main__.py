@@ -1,8 +1,9 @@
 """`python -m depot.services.manifest serve`.
 
-Environment: DEPOT_STORAGE_URL (file:// or s3://), DEPOT_METADATA_ADDRESS,
-DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_S3_* (endpoint, region, SSE),
-DEPOT_TLS_* and DEPOT_HEALTH_LISTEN (see depot.services.common.tls).
+Environment: DEPOT_INTERNAL_SECRET (required), DEPOT_STORAGE_URL (file://
+or s3://), DEPOT_METADATA_ADDRESS, DEPOT_LISTEN, DEPOT_S3_* (endpoint,
+region, SSE), DEPOT_REFERENCE_*, DEPOT_TLS_* and DEPOT_HEALTH_LISTEN (see
+config.py and depot.services.common.tls).
 """
 
 from __future__ import annotations
@@ -13,28 +14,31 @@ import os
 import sys
 
 from depot.services.common import serving, telemetry, tls
-from depot.services.common.config import Config
+from depot.services.common.config import ConfigError
 
+from .config import ManifestConfig
 from .server import add_manifest, sweep_staging
-from .store import open_store
 
 
-async def _serve(config: Config) -> None:
-    store = await open_store(config.storage_url, **config.store_options())
+async def _serve(config: ManifestConfig) -> None:
+    settings = config.settings
+    store = await settings.open_store()
     sweeper = await sweep_staging(store)
-    channel = tls.internal_channel(config.metadata_address, config.client_tls, config.tls)
+    channel = tls.internal_channel(
+        config.metadata_address, settings.client_tls, config.server.tls, insecure=config.insecure
+    )
     try:
         server = serving.new_server()
-        port = serving.bind(server, config.listen, config.tls)
+        port = serving.bind(server, config.server.listen, config.server.tls)
         name = add_manifest(
             server,
             store,
             channel,
             config.internal_secret,
-            config.reference_policy(),
-            idle_timeout_s=config.upload_idle_timeout_s,
+            settings.reference_policy(),
+            idle_timeout_s=settings.upload_idle_timeout_s,
         )
-        health = await serving.start(server, [name], health_listen=config.health_listen)
+        health = await serving.start(server, [name], health_listen=config.server.health_listen)
         logging.info("manifest service on port %d, store %s", port, store.url)
         await serving.wait_for_signal()
         await serving.stop(server, health, 10)
@@ -48,17 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m depot.services.manifest")
     ap.add_argument("command", choices=["serve"])
     ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot-manifest")
     try:
-        config = Config.from_env(default_port=50052)
-        # Refused here, in one line, rather than as a traceback from _serve.
-        tls.plaintext_target(
-            config.metadata_address, config.client_tls, config.tls, insecure=tls.insecure_from_env(os.environ)
-        )
-    except ValueError as e:
+        config = ManifestConfig.from_env(os.environ)
+    except ConfigError as e:
         print(f"depot-manifest: error: {e}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot-manifest", config.server.telemetry)
     serving.run(_serve(config))
     return 0
 

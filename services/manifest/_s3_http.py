@@ -192,9 +192,10 @@ class S3HttpClient:
         self._base = ""
 
     async def __aenter__(self) -> S3HttpClient:
-        from aiobotocore.config import AioConfig
-        from aiobotocore.session import AioSession
-        from botocore import UNSIGNED
+        # aiobotocore and botocore ship no type information (no py.typed, no stubs installed).
+        from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
+        from aiobotocore.session import AioSession  # type: ignore[import-untyped]
+        from botocore import UNSIGNED  # type: ignore[import-untyped]
 
         c = self.config
         session = AioSession(profile=c.profile) if c.profile else AioSession()
@@ -222,7 +223,7 @@ class S3HttpClient:
         try:
             if not c.anonymous:
                 if c.aws_access_key_id:
-                    from botocore.credentials import Credentials
+                    from botocore.credentials import Credentials  # type: ignore[import-untyped]  # botocore is untyped
 
                     self._frozen = Credentials(
                         c.aws_access_key_id, c.aws_secret_access_key or "", c.aws_session_token
@@ -235,9 +236,7 @@ class S3HttpClient:
             self.region = self._client.meta.region_name or "us-east-1"
             self._set_base(self._client.meta.endpoint_url, style)
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.concurrency + 8, ttl_dns_cache=300, ssl=None if c.verify_tls else False
-                ),
+                connector=aiohttp.TCPConnector(limit=self.concurrency + 8, ttl_dns_cache=300, ssl=c.verify_tls),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout, sock_read=c.read_timeout),
                 auto_decompress=True,
             )
@@ -338,7 +337,7 @@ class S3HttpClient:
 
     async def _botocore(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """A one-off botocore call under the retry policy; S3's final answers raise ``ClientError``."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]  # botocore is untyped
 
         async def attempt() -> Any:
             try:
@@ -414,8 +413,9 @@ class S3HttpClient:
     def _sign(self, url: str, creds: Any) -> dict[str, str]:
         if creds is None:
             return {}
-        from botocore.auth import S3SigV4Auth
-        from botocore.awsrequest import AWSRequest
+        # botocore ships no type information.
+        from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 
         req = AWSRequest(method="GET", url=url, headers={})
         S3SigV4Auth(creds, "s3", self.region).add_auth(req)

@@ -170,6 +170,17 @@ class LocalBlobStore:
 
 
 @dataclass(frozen=True)
+class S3Options:
+    """How an S3 store reaches S3 (unset: the AWS defaults)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    # Server-side encryption passes through, e.g. "aws:kms" or "AES256".
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+
+@dataclass(frozen=True)
 class S3Settings:
     bucket: str
     prefix: str
@@ -192,7 +203,7 @@ class S3BlobStore:
 
     @classmethod
     async def open(cls, settings: S3Settings, staging: Staging) -> S3BlobStore:
-        from aiobotocore.session import get_session
+        from aiobotocore.session import get_session  # type: ignore[import-untyped]  # aiobotocore is untyped
 
         stack = AsyncExitStack()
         client = await stack.enter_async_context(
@@ -267,7 +278,11 @@ class S3BlobStore:
 
 
 async def open_store(
-    url: str, *, staging_dir: Path | None = None, staging_grace_s: float = DEFAULT_GRACE_S, **s3: Any
+    url: str,
+    *,
+    staging_dir: Path | None = None,
+    staging_grace_s: float = DEFAULT_GRACE_S,
+    s3: S3Options | None = None,
 ) -> BlobStore:
     """``file:///path`` or a plain path → local; ``s3://bucket/prefix`` → S3.
 
@@ -280,7 +295,8 @@ async def open_store(
     if parts.scheme == "s3":
         if not parts.netloc:
             raise InvalidArgument(f"storage URL {url!r} has no bucket")
-        settings = S3Settings(parts.netloc, parts.path.strip("/"), **s3)
+        o = s3 or S3Options()
+        settings = S3Settings(parts.netloc, parts.path.strip("/"), o.endpoint_url, o.region, o.sse, o.sse_kms_key_id)
         if staging_dir is None:
             staging_dir = Path(tempfile.gettempdir()) / f"depot-staging-{os.getuid()}"
         return await S3BlobStore.open(settings, Staging(staging_dir, staging_grace_s))

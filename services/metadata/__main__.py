@@ -1,7 +1,8 @@
 """`python -m depot.services.metadata serve|migrate|bootstrap-admin`.
 
-Reads configuration from the environment (DEPOT_DATABASE_URL is required,
-DEPOT_LISTEN, DEPOT_INTERNAL_SECRET), wires the service and serves it.
+Reads configuration from the environment (DEPOT_DATABASE_URL always;
+``serve`` also DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_TLS_* and
+DEPOT_HEALTH_LISTEN: see config.py), wires the service and serves it.
 """
 
 from __future__ import annotations
@@ -9,24 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from depot.services.common import serving, telemetry
-from depot.services.common.config import Config
+from depot.services.common.config import ConfigError, TelemetryConfig
 
 from . import db
 from .access import Access
+from .config import MetadataConfig, database_url
 from .server import add_metadata
 
 
-async def _serve(config: Config) -> None:
-    assert config.database_url
+async def _serve(config: MetadataConfig) -> None:
     pool = await db.create_pool(config.database_url)
     try:
         server = serving.new_server()
-        port = serving.bind(server, config.listen, config.tls)
+        port = serving.bind(server, config.server.listen, config.server.tls)
         names = [add_metadata(server, pool, config.internal_secret)]
-        health = await serving.start(server, names, health_listen=config.health_listen)
+        health = await serving.start(server, names, health_listen=config.server.health_listen)
         logging.info("metadata service on port %d", port)
         await serving.wait_for_signal()
         await serving.stop(server, health, 10)
@@ -34,9 +36,8 @@ async def _serve(config: Config) -> None:
         await pool.close()
 
 
-async def _bootstrap(config: Config) -> None:
-    assert config.database_url
-    pool = await db.create_pool(config.database_url, min_size=1, max_size=2)
+async def _bootstrap(dsn: str) -> None:
+    pool = await db.create_pool(dsn, min_size=1, max_size=2)
     try:
         key = await Access(db.Database(pool)).bootstrap_admin()
         print(key if key else "a superuser already exists; nothing done")
@@ -48,19 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m depot.services.metadata")
     ap.add_argument("command", choices=["serve", "migrate", "bootstrap-admin"])
     opts = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
-    telemetry.setup("depot-metadata")
-    config = Config.from_env(default_port=50051)
-    if not config.database_url:
-        print("DEPOT_DATABASE_URL is required", file=sys.stderr)
+    try:
+        # migrate and bootstrap-admin (a Kubernetes Job, an operator once)
+        # only touch the database: they need nothing else.
+        config = MetadataConfig.from_env(os.environ) if opts.command == "serve" else None
+        dsn = config.database_url if config else database_url(os.environ)
+        telemetry_config = config.server.telemetry if config else TelemetryConfig.from_env(os.environ)
+    except ConfigError as e:
+        print(f"depot-metadata: error: {e}", file=sys.stderr)
         return 2
-    if opts.command == "migrate":
-        for name in asyncio.run(db.migrate(config.database_url)):
-            print("applied", name)
-    elif opts.command == "bootstrap-admin":
-        asyncio.run(_bootstrap(config))
-    else:
+    logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
+    telemetry.setup("depot-metadata", telemetry_config)
+    if config is not None:
         serving.run(_serve(config))
+    elif opts.command == "migrate":
+        for name in asyncio.run(db.migrate(dsn)):
+            print("applied", name)
+    else:
+        asyncio.run(_bootstrap(dsn))
     return 0
 
 

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from entities import create_team  # tests/ is on sys.path
 
-from depot.services.common.config import Config
+from depot.services.allinone.config import AllInOneConfig
 
 from .helpers import Stubs
 
@@ -128,14 +128,14 @@ def test_workers_exit_when_the_first_process_is_killed(two_workers) -> None:
 
 def test_worker_count_is_checked_and_settings_round_trip(tmp_path: Path) -> None:
     base = {"DEPOT_DATA_DIR": str(tmp_path), "DEPOT_INTERNAL_SECRET": "s3cret", "DEPOT_WORKERS": "3"}
-    config = Config.from_env(base)
+    config = AllInOneConfig.from_env(base)
     assert config.workers == 3
     env = config.to_env()
     assert "DEPOT_INTERNAL_SECRET" not in env  # workers read it from their stdin
-    assert Config.from_env({**env, "DEPOT_INTERNAL_SECRET": "s3cret"}) == config
+    assert AllInOneConfig.from_env({**env, "DEPOT_INTERNAL_SECRET": "s3cret"}) == config
     for bad in ("0", "65", "two"):
         with pytest.raises(ValueError, match="DEPOT_WORKERS must be a whole number from 1 to 64"):
-            Config.from_env({**base, "DEPOT_WORKERS": bad})
+            AllInOneConfig.from_env({**base, "DEPOT_WORKERS": bad})
 
 
 def test_a_second_server_cannot_join_a_served_port(two_workers, tmp_path: Path, database_url: str) -> None:

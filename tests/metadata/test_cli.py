@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import depot
+import depot._admin
 from depot.cli import main, parse_duration
 
 from .conftest import TEAM, World
@@ -108,3 +109,19 @@ def test_parse_duration() -> None:
     assert parse_duration("2w").days == 14
     with pytest.raises(depot.InvalidArgumentError):
         parse_duration("soon")
+
+
+def test_listings_read_every_page(cli, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pages of two: five registries (model, dataset and three more) take three pages.
+    monkeypatch.setattr(depot._admin, "_PAGE_SIZE", 2)
+    for name in ("evals", "prompts", "tables"):
+        assert cli("registry", "create", "acme", name)[0] == 0
+    rc, out, _ = cli("--json", "registry", "ls", "acme")
+    assert rc == 0
+    assert sorted(r["name"].rsplit("/", 1)[1] for r in json.loads(out)) == [
+        "dataset",
+        "evals",
+        "model",
+        "prompts",
+        "tables",
+    ]

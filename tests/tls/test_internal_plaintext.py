@@ -19,6 +19,8 @@ import pytest
 
 from depot.core.addresses import is_loopback, split_scheme
 from depot.services.common import tls
+from depot.services.common.config import ConfigError
+from depot.services.manifest.config import ManifestConfig
 
 
 @pytest.mark.parametrize(
@@ -30,7 +32,7 @@ def test_a_bare_remote_address_without_tls_is_refused(address: str) -> None:
         tls.plaintext_target(address, None, None)
     assert "\n" not in str(e.value)
     with pytest.raises(ValueError):
-        tls.internal_channel(address, None, None, env={})
+        tls.internal_channel(address, None, None)
 
 
 @pytest.mark.parametrize("address", ["grpc://10.1.2.3:50051", "grpc://metadata:50051", "grpc://0.0.0.0:1"])
@@ -40,9 +42,11 @@ def test_grpc_scheme_chooses_plaintext(address: str) -> None:
 
 def test_depot_insecure_chooses_plaintext() -> None:
     assert tls.plaintext_target("metadata:50051", None, None, insecure=True) == "metadata:50051"
-    assert tls.insecure_from_env({"DEPOT_INSECURE": "1"})
-    assert not tls.insecure_from_env({"DEPOT_INSECURE": ""})
-    assert not tls.insecure_from_env({})
+    env = {"DEPOT_INTERNAL_SECRET": "s", "DEPOT_METADATA_ADDRESS": "metadata:50051"}
+    assert ManifestConfig.from_env({**env, "DEPOT_INSECURE": "1"}).insecure
+    for off in ("", "0"):
+        with pytest.raises(ConfigError, match="refusing to forward API keys in plaintext"):
+            ManifestConfig.from_env({**env, "DEPOT_INSECURE": off})
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:50051", "localhost:1", "[::1]:1", "unix:/tmp/s"])

@@ -28,12 +28,14 @@ from servers import ServerThread, make_config
 import depot
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
+from depot.services.allinone.config import AllInOneConfig
 from depot.services.common import serving, tls
-from depot.services.common.config import Config
+from depot.services.manifest.config import ManifestConfig
 from depot.services.manifest.server import add_manifest
 from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
+from depot.services.metadata.config import MetadataConfig
 from depot.services.metadata.server import add_metadata
 
 TLS_ENV = (
@@ -332,13 +334,13 @@ def test_missing_files_are_one_line_errors_naming_the_variable(tmp_path: Path, p
     }
     for variable, values in cases.items():
         with pytest.raises(ValueError, match=f"^{variable}: cannot read") as e:
-            Config.from_env(_env(tmp_path, **values))
+            AllInOneConfig.from_env(_env(tmp_path, **values))
         assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="DEPOT_TLS_KEY is required"):
-        Config.from_env(_env(tmp_path, DEPOT_TLS_CERT=str(pki.cert)))
+        AllInOneConfig.from_env(_env(tmp_path, DEPOT_TLS_CERT=str(pki.cert)))
     with pytest.raises(ValueError, match="not a PEM file"):
         (tmp_path / "junk").write_text("junk")
-        Config.from_env(_env(tmp_path, DEPOT_TLS_CERT=str(tmp_path / "junk"), DEPOT_TLS_KEY=str(pki.key)))
+        AllInOneConfig.from_env(_env(tmp_path, DEPOT_TLS_CERT=str(tmp_path / "junk"), DEPOT_TLS_KEY=str(pki.key)))
 
 
 def test_config_reads_the_files_once_and_hands_them_to_workers(tmp_path: Path, pki: Pki) -> None:
@@ -351,13 +353,18 @@ def test_config_reads_the_files_once_and_hands_them_to_workers(tmp_path: Path, p
         DEPOT_TLS_SERVER_NAME="depot.internal",
         DEPOT_HEALTH_LISTEN="0.0.0.0:8081",
     )
-    config = Config.from_env(env)
-    assert config.tls is not None and config.tls.cert_chain == pki.cert.read_bytes()
-    assert config.tls.client_ca == pki.ca.read_bytes()
-    assert config.client_tls is not None and config.client_tls.server_name == "depot.internal"
-    # Workers rebuild the configuration from to_env() (plus the secret).
-    again = Config.from_env({**config.to_env(), "DEPOT_INTERNAL_SECRET": config.internal_secret.decode()})
-    assert (again.tls, again.client_tls, again.health_listen) == (config.tls, config.client_tls, "0.0.0.0:8081")
+    config = AllInOneConfig.from_env(env)
+    server, client_tls = config.server, config.manifest.client_tls
+    assert server.tls is not None and server.tls.cert_chain == pki.cert.read_bytes()
+    assert server.tls.client_ca == pki.ca.read_bytes()
+    assert client_tls is not None and client_tls.server_name == "depot.internal"
+    # Workers rebuild the configuration from to_env() (the secret comes on their stdin).
+    again = AllInOneConfig.from_env(config.to_env())
+    assert (again.server.tls, again.manifest.client_tls, again.server.health_listen) == (
+        server.tls,
+        client_tls,
+        "0.0.0.0:8081",
+    )
     assert "PRIVATE KEY" not in repr(config)
 
 
@@ -431,7 +438,7 @@ def test_depot_server_serves_tls_with_its_internal_calls(
 
 class SplitTLS:
     """metadata and manifest on two TLS ports with mutual TLS, wired as their
-    ``__main__`` modules wire them from a Config: the manifest service's
+    ``__main__`` modules wire them from their configs: the manifest service's
     channel to metadata comes from ``tls.internal_channel``."""
 
     def __init__(self, dsn: str, blobs: Path, env: dict[str, str]):
@@ -457,9 +464,11 @@ class SplitTLS:
         pool = await db.create_pool(self.dsn)
         self.admin_key = str(await Access(db.Database(pool)).bootstrap_admin())
         store = await open_store(self.blobs.as_uri())
-        meta_config = Config.from_env({**self.env, "DEPOT_LISTEN": "127.0.0.1:0"})
+        meta_config = MetadataConfig.from_env(
+            {**self.env, "DEPOT_LISTEN": "127.0.0.1:0", "DEPOT_DATABASE_URL": self.dsn}
+        )
         meta = serving.new_server()
-        self.ports["metadata"] = serving.bind(meta, meta_config.listen, meta_config.tls)
+        self.ports["metadata"] = serving.bind(meta, meta_config.server.listen, meta_config.server.tls)
         # The health port is bound by start(); find a free one first.
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -467,16 +476,18 @@ class SplitTLS:
         meta_health = await serving.start(
             meta, [add_metadata(meta, pool, b"s")], health_listen=f"127.0.0.1:{self.health_port}"
         )
-        man_config = Config.from_env(
+        man_config = ManifestConfig.from_env(
             {
                 **self.env,
                 "DEPOT_LISTEN": "127.0.0.1:0",
                 "DEPOT_METADATA_ADDRESS": f"localhost:{self.ports['metadata']}",
             }
         )
-        channel = tls.internal_channel(man_config.metadata_address, man_config.client_tls, man_config.tls)
+        channel = tls.internal_channel(
+            man_config.metadata_address, man_config.settings.client_tls, man_config.server.tls
+        )
         man = serving.new_server()
-        self.ports["manifest"] = serving.bind(man, man_config.listen, man_config.tls)
+        self.ports["manifest"] = serving.bind(man, man_config.server.listen, man_config.server.tls)
         await serving.start(man, [add_manifest(man, store, channel, b"s")])
         self._ready.set()
         await self._stop.wait()

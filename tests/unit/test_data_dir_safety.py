@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from depot.services.allinone.app import LOCK_FILE, lock_data_dir
-from depot.services.common.config import Config
+from depot.services.allinone.app import LOCK_FILE, internal_secret, lock_data_dir
 from depot.services.common.secret_files import DataDirError, private_dir
 
 NOBODY = 65534
@@ -42,9 +41,9 @@ def test_a_data_dir_of_another_user_is_refused(foreign_dir: Path) -> None:
     assert str(foreign_dir) in message and f"uid {NOBODY}" in message
     assert "\n" not in message
     assert not (foreign_dir / "internal.secret").exists()
-    # The configuration that would write internal.secret there is refused too.
+    # The launcher that would write internal.secret there is refused too.
     with pytest.raises(ValueError, match="belongs to uid"):
-        Config.from_env({"DEPOT_DATA_DIR": str(foreign_dir)})
+        internal_secret(foreign_dir)
     assert os.listdir(foreign_dir) == []
 
 

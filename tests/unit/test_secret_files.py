@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from depot.services.common.config import Config
+from depot.services.allinone.app import internal_secret
 from depot.services.common.secret_files import private_dir, write_secret_file
 
 _STEPS = {"open", "os.chmod", "os.rename", "os.link", "os.remove"}
@@ -72,7 +72,7 @@ def test_internal_secret_and_data_dir_are_private_under_umask_0(tmp_path: Path) 
     data = tmp_path / "data"
     data.mkdir(mode=0o700)  # so the watch can start before the code runs
     with watching(data) as exposed:
-        Config.from_env({"DEPOT_DATA_DIR": str(data)})
+        internal_secret(data)
     assert exposed == []
     assert mode(data / "internal.secret") == 0o600
     assert mode(data) == 0o700
@@ -82,7 +82,7 @@ def test_internal_secret_and_data_dir_are_private_under_umask_0(tmp_path: Path) 
 def test_a_new_data_dir_is_created_0700(tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
     with watching(tmp_path):
-        Config.from_env({"DEPOT_DATA_DIR": str(data)})
+        internal_secret(data)
     assert mode(data) == 0o700
     assert mode(data / "internal.secret") == 0o600
 
@@ -93,8 +93,7 @@ def test_an_existing_loose_data_dir_and_secret_are_tightened(tmp_path: Path) -> 
     data.chmod(0o755)
     (data / "internal.secret").write_text("from-an-older-version")
     (data / "internal.secret").chmod(0o644)
-    cfg = Config.from_env({"DEPOT_DATA_DIR": str(data)})
-    assert cfg.internal_secret == b"from-an-older-version", "an existing secret is kept"
+    assert internal_secret(data) == b"from-an-older-version", "an existing secret is kept"
     assert mode(data / "internal.secret") == 0o600
     private_dir(data)
     assert mode(data) == 0o700

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from depot.services.common.config import Config
+from depot.services.manifest.config import ManifestSettings
 
 
-def _config(tmp_path: Path, **env: str) -> Config:
-    return Config.from_env({"DEPOT_DATA_DIR": str(tmp_path), "DEPOT_INTERNAL_SECRET": "x" * 32, **env})
+def _config(tmp_path: Path, **env: str) -> ManifestSettings:
+    return ManifestSettings.from_env({"DEPOT_DATA_DIR": str(tmp_path), **env})
 
 
 def test_defaults_keep_an_upload_that_is_still_sending(tmp_path: Path) -> None:
