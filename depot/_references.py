@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import xxhash
@@ -268,7 +268,7 @@ class S3Fetcher:
         endpoint_url: str | None = None,
         *,
         region_name: str | None = None,
-        addressing_style: str = "auto",
+        addressing_style: Literal["auto", "path", "virtual"] = "auto",
         max_pool_connections: int = 16,
     ):
         self.endpoint_url = endpoint_url or _s3_endpoint_from_env()
