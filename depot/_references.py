@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import xxhash
@@ -268,7 +268,7 @@ class S3Fetcher:
         endpoint_url: str | None = None,
         *,
         region_name: str | None = None,
-        addressing_style: str = "auto",
+        addressing_style: Literal["auto", "path", "virtual"] = "auto",
         max_pool_connections: int = 16,
     ):
         self.endpoint_url = endpoint_url or _s3_endpoint_from_env()
@@ -289,10 +289,10 @@ class S3Fetcher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    # botocore ships no type information; imported here so an
-                    # install without it still does everything but s3:// downloads.
-                    import botocore.session  # type: ignore[import-untyped]
-                    from botocore.config import Config  # type: ignore[import-untyped]
+                    # Imported here so an install without botocore (the `s3`
+                    # extra) still does everything but s3:// downloads.
+                    import botocore.session
+                    from botocore.config import Config
 
                     style = self.addressing_style
                     if style == "auto" and self.endpoint_url:
@@ -322,8 +322,12 @@ class S3Fetcher:
         Raises:
             PermissionDeniedError: S3 refused the credentials.
             CommError: S3 could not be reached or failed.
+            DepotError: botocore (the ``s3`` extra) is not installed.
         """
-        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+        try:
+            from botocore.exceptions import BotoCoreError, ClientError
+        except ImportError:  # the lean install: botocore comes with the `s3` extra
+            raise DepotError(f"s3://{bucket}/{key}: reading s3:// references needs pip install 'depot[s3]'") from None
 
         kw: dict[str, str] = {"Bucket": bucket, "Key": key}
         if version_id:

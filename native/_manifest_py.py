@@ -35,6 +35,7 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple, Protocol
 
 import xxhash
@@ -101,7 +102,9 @@ class ManifestEntry(NamedTuple):
     extra: str = ""
 
 
-class ManifestSummary(NamedTuple):
+# A dataclass, not a NamedTuple: a tuple field named `count` would shadow tuple.count.
+@dataclass(frozen=True, slots=True)
+class ManifestSummary:
     count: int
     total_size: int
     digest: str

@@ -224,12 +224,12 @@ def parse_list_page(body: bytes) -> ListPage:
         if lt < 0:
             lt = n
         if lt > pos:
-            text = data[pos:lt]
+            chunk = data[pos:lt]
             if not stack:
-                if text.strip(_WS):
+                if chunk.strip(_WS):
                     raise S3PageError("malformed XML: text outside the root element")
             elif cap is not None and len(stack) == cap_depth:
-                cap_buf += _decode_text(text)
+                cap_buf += _decode_text(chunk)
             pos = lt
             if pos >= n:
                 break

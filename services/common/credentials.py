@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidArgument, Unauthenticated
@@ -53,7 +53,7 @@ def parse_api_key(raw: str) -> ApiKey:
     return ApiKey(key_id, secret)
 
 
-def bearer_from_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+def bearer_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     """The API key sent with a call; UNAUTHENTICATED when there is none."""
     for k, v in metadata or ():
         if k == "authorization":

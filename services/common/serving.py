@@ -86,7 +86,7 @@ async def start(
     plaintext there, for probes that cannot do TLS (Kubernetes' grpc probes);
     returns that server, for the caller to stop with the main one.
     """
-    health = add_health(server, service_names)
+    health = add_health(server)
     health_server = None
     if health_listen is not None:
         # A server of its own: a second port on ``server`` would serve every

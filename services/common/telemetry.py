@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 from opentelemetry import metrics, trace
@@ -41,12 +41,13 @@ def setup(service_name: str, config: TelemetryConfig) -> None:
     """Installs the tracer provider and the trace-id log filter (call once in __main__)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-    exporters: list[Any] = []
+    exporters: list[SpanExporter] = []
     if config.otlp_endpoint:
         try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore
+            # An optional package, not a dependency: mypy may not find it.
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found, unused-ignore]
                 OTLPSpanExporter,
             )
 
@@ -91,24 +92,34 @@ def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     return [TracingInterceptor()] if enabled else []
 
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+# What grpc.aio keeps in a handler: coroutine functions taking the aio context.
+# The stubs type RpcMethodHandler's fields as the sync API's (Iterator,
+# grpc.ServicerContext), hence the casts where the handler is unwrapped.
+_Unary = Callable[[Any, grpc.aio.ServicerContext[_Req, _Resp]], Awaitable[_Resp]]
+_Streaming = Callable[[Any, grpc.aio.ServicerContext[_Req, _Resp]], AsyncIterator[_Resp]]
+
+
 class TracingInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler in a span named after the RPC and records its latency."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         handler = await continuation(details)
         if handler is None:
             return handler
-        method = details.method  # type: ignore[attr-defined]
+        method = details.method
         attrs = {"rpc.system": "grpc", "rpc.method": method}
 
         if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
+            inner = cast("_Unary[_Req, _Resp]", handler.unary_unary or handler.stream_unary)
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            # The request is a message, or an async iterator of them (stream_unary).
+            async def unary(request: Any, context: grpc.aio.ServicerContext[_Req, _Resp]) -> _Resp:
                 start = time.perf_counter()
                 with tracer.start_as_current_span(method, attributes=attrs):
                     try:
@@ -125,9 +136,9 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
 
-        inner_stream = handler.unary_stream or handler.stream_stream
+        inner_stream = cast("_Streaming[_Req, _Resp]", handler.unary_stream or handler.stream_stream)
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def streaming(request: Any, context: grpc.aio.ServicerContext[_Req, _Resp]) -> AsyncIterator[_Resp]:
             start = time.perf_counter()
             with tracer.start_as_current_span(method, attributes=attrs):
                 try:

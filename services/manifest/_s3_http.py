@@ -193,9 +193,9 @@ class S3HttpClient:
 
     async def __aenter__(self) -> S3HttpClient:
         # aiobotocore and botocore ship no type information (no py.typed, no stubs installed).
-        from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
-        from aiobotocore.session import AioSession  # type: ignore[import-untyped]
-        from botocore import UNSIGNED  # type: ignore[import-untyped]
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import AioSession
+        from botocore import UNSIGNED
 
         c = self.config
         session = AioSession(profile=c.profile) if c.profile else AioSession()
@@ -223,7 +223,7 @@ class S3HttpClient:
         try:
             if not c.anonymous:
                 if c.aws_access_key_id:
-                    from botocore.credentials import Credentials  # type: ignore[import-untyped]  # botocore is untyped
+                    from botocore.credentials import Credentials
 
                     self._frozen = Credentials(
                         c.aws_access_key_id, c.aws_secret_access_key or "", c.aws_session_token
@@ -337,7 +337,7 @@ class S3HttpClient:
 
     async def _botocore(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """A one-off botocore call under the retry policy; S3's final answers raise ``ClientError``."""
-        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]  # botocore is untyped
+        from botocore.exceptions import BotoCoreError, ClientError
 
         async def attempt() -> Any:
             try:
@@ -414,8 +414,8 @@ class S3HttpClient:
         if creds is None:
             return {}
         # botocore ships no type information.
-        from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
 
         req = AWSRequest(method="GET", url=url, headers={})
         S3SigV4Auth(creds, "s3", self.region).add_auth(req)

@@ -18,7 +18,7 @@ import time
 
 import grpc
 from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]  # googleapis-common-protos has no stubs
+from google.rpc import error_details_pb2, status_pb2
 
 from depot.metadata.v1 import metadata_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2_grpc

@@ -203,7 +203,7 @@ class S3BlobStore:
 
     @classmethod
     async def open(cls, settings: S3Settings, staging: Staging) -> S3BlobStore:
-        from aiobotocore.session import get_session  # type: ignore[import-untyped]  # aiobotocore is untyped
+        from aiobotocore.session import get_session
 
         stack = AsyncExitStack()
         client = await stack.enter_async_context(
