@@ -11,6 +11,7 @@ depot.Api().artifact("me/demo/dataset:latest").download()
 from ._api import Api
 from ._artifact import Artifact, LinkedArtifact, RunInfo
 from ._client import Client
+from ._config import ConnectionConfig
 from ._exceptions import (
     AbortedError,
     AlreadyExistsError,
@@ -48,6 +49,7 @@ __all__ = [
     "Artifact",
     "Client",
     "CommError",
+    "ConnectionConfig",
     "DepotError",
     "DigestMismatchError",
     "EntryNotFoundError",

@@ -17,16 +17,11 @@ from depot.gc.v1 import gc_pb2_grpc
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2_grpc
 
-from ._exceptions import InvalidArgumentError, UnauthenticatedError, from_rpc_error, is_transient
-from ._tls import resolve
+from ._config import ConnectionConfig
+from ._exceptions import InvalidArgumentError, from_rpc_error, is_transient
 
 T = TypeVar("T")
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
-# How long a call keeps retrying after its first transient failure: covers a
-# server restart (0.35 s with the database up; a few seconds when the
-# embedded PostgreSQL starts too) and a database failover, with room to spare.
-DEFAULT_RETRY_WINDOW_S = 30.0
 # Backoff between attempts: the first retry is quick (an ABORTED conflict
 # or a dropped connection is usually gone at once), then it doubles to at
 # most 0.5 s. Jittered, so writers that failed together do not retry together.
@@ -43,31 +38,6 @@ _OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
-
-
-def _read_key(api_key: str | None) -> str:
-    key = api_key or os.environ.get("DEPOT_API_KEY")
-    if not key and os.environ.get("DEPOT_API_KEY_FILE"):
-        key = Path(os.environ["DEPOT_API_KEY_FILE"]).read_text().strip()
-    if not key:
-        raise UnauthenticatedError("no API key: pass api_key=, or set DEPOT_API_KEY or DEPOT_API_KEY_FILE")
-    return key
-
-
-def _retry_window(value: float | None) -> float:
-    if value is None:
-        raw = os.environ.get("DEPOT_RETRY_WINDOW")
-        try:
-            value = float(raw) if raw else DEFAULT_RETRY_WINDOW_S
-        except ValueError:
-            raise InvalidArgumentError(
-                f"DEPOT_RETRY_WINDOW must be seconds, not {raw!r}", field="retry_window"
-            ) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        raise InvalidArgumentError(
-            f"retry_window must be a number of seconds >= 0, not {value!r}", field="retry_window"
-        )
-    return float(value)
 
 
 class Client:
@@ -90,6 +60,11 @@ class Client:
     server that is gone for longer is a :class:`CommError` then.
     ``retries`` also caps the number of retries (``0``: none), which
     tests that want the first error at once use.
+
+    Every setting lands in one frozen :class:`~depot._config.ConnectionConfig`
+    (``client.config``) built from these arguments and the environment,
+    where a bad value is one error naming its variable; or pass one whole
+    as ``config=``.
     """
 
     def __init__(
@@ -103,19 +78,30 @@ class Client:
         tls: bool | None = None,
         tls_ca: str | Path | None = None,
         insecure: bool | None = None,
+        config: ConnectionConfig | None = None,
     ):
-        self.address = address or os.environ.get("DEPOT_ADDRESS", DEFAULT_ADDRESS)
-        self.manifest_address = manifest_address or os.environ.get("DEPOT_MANIFEST_ADDRESS") or self.address
-        # Resolved before the key is read: a refused plaintext address must
-        # fail before anything could send the key.
-        targets = [
-            resolve(a, tls=tls, tls_ca=tls_ca, insecure=insecure, env=os.environ)
-            for a in (self.address, self.manifest_address)
-        ]
-        self._key = _read_key(api_key)
-        self._metadata = (("authorization", f"Bearer {self._key}"),)
-        self._channel = targets[0].channel(_OPTIONS)
-        self._mchannel = self._channel if self.manifest_address == self.address else targets[1].channel(_OPTIONS)
+        if config is None:
+            config = ConnectionConfig.from_env(
+                os.environ,
+                address=address,
+                api_key=api_key,
+                manifest_address=manifest_address,
+                retry_window=retry_window,
+                retries=retries,
+                tls=tls,
+                tls_ca=tls_ca,
+                insecure=insecure,
+            )
+        elif any(
+            v is not None for v in (address, api_key, manifest_address, retry_window, retries, tls, tls_ca, insecure)
+        ):
+            raise InvalidArgumentError("pass config= or the settings it holds, not both", field="config")
+        self.config = config
+        self._metadata = (("authorization", f"Bearer {config.api_key}"),)
+        self._channel = config.metadata_target.channel(_OPTIONS)
+        self._mchannel = (
+            self._channel if config.manifest_address == config.address else config.manifest_target.channel(_OPTIONS)
+        )
         # One stub per resource family of the metadata service (one channel).
         self.artifacts = metadata_pb2_grpc.ArtifactServiceStub(self._channel)
         self.registries = metadata_pb2_grpc.RegistryServiceStub(self._channel)
@@ -123,22 +109,39 @@ class Client:
         self.lineage = metadata_pb2_grpc.LineageServiceStub(self._channel)
         self.manifest = manifest_pb2_grpc.ManifestServiceStub(self._mchannel)
         self.gc = gc_pb2_grpc.GcServiceStub(self._channel)
-        self.retry_window = _retry_window(retry_window)
-        self.retries = retries
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    @property
+    def manifest_address(self) -> str:
+        return self.config.manifest_address
+
+    @property
+    def retry_window(self) -> float:
+        return self.config.retry_window
+
+    @property
+    def retries(self) -> int | None:
+        return self.config.retries
 
     @property
     def auth(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
 
-    def call(self, method: Callable[..., T], request: Any, *, timeout: float = 60) -> T:
+    def call(self, method: Callable[..., T], request: Any, *, timeout: float | None = None) -> T:
         """A unary call with auth, retried over transient failures (see :meth:`retrying`).
 
         Mutations carry a ``request_id`` set once by the caller, so a retry
         after a lost answer returns the first result instead of redoing it.
         """
-        return self.retrying(lambda: method(request, metadata=self._metadata, timeout=timeout))
+        deadline = self.config.call_timeout if timeout is None else timeout
+        return self.retrying(lambda: method(request, metadata=self._metadata, timeout=deadline))
 
-    def upload(self, method: Callable[..., T], requests: Callable[[], Iterator[Any]], *, timeout: float = 3600) -> T:
+    def upload(
+        self, method: Callable[..., T], requests: Callable[[], Iterator[Any]], *, timeout: float | None = None
+    ) -> T:
         """A client-streaming call, sent again from the start after a transient failure.
 
         ``requests`` makes a fresh request iterator for each attempt. Only
@@ -146,7 +149,8 @@ class Client:
         manifest is content-addressed, so an upload cut by a server restart
         (whose partial bytes the server drops) is simply sent again.
         """
-        return self.retrying(lambda: method(requests(), metadata=self._metadata, timeout=timeout))
+        deadline = self.config.stream_timeout if timeout is None else timeout
+        return self.retrying(lambda: method(requests(), metadata=self._metadata, timeout=deadline))
 
     def read(
         self,
@@ -154,7 +158,7 @@ class Client:
         request: Any,
         consume: Callable[[Iterator[Any]], T],
         *,
-        timeout: float = 3600,
+        timeout: float | None = None,
     ) -> T:
         """A server-streaming call read whole by ``consume``, started over after a transient failure.
 
@@ -163,15 +167,17 @@ class Client:
         so ``consume`` sees the whole stream again and must start over
         (open its output anew, reset what it collected).
         """
-        return self.retrying(lambda: consume(method(request, metadata=self._metadata, timeout=timeout)))
+        deadline = self.config.stream_timeout if timeout is None else timeout
+        return self.retrying(lambda: consume(method(request, metadata=self._metadata, timeout=deadline)))
 
-    def stream(self, method: Callable[..., Iterator[Any]], request: Any, *, timeout: float = 3600) -> Iterator[Any]:
+    def stream(self, method: Callable[..., Iterator[T]], request: Any, *, timeout: float | None = None) -> Iterator[T]:
         """A server-streaming call's messages; retried only until the first one arrives.
 
         After that a transient failure is raised: the caller holds part of
         the stream. Use :meth:`read` to have the whole stream retried.
         """
-        it = self.retrying(lambda: _first(method(request, metadata=self._metadata, timeout=timeout)))
+        deadline = self.config.stream_timeout if timeout is None else timeout
+        it = self.retrying(lambda: _first(method(request, metadata=self._metadata, timeout=deadline)))
         try:
             yield from it
         except grpc.RpcError as e:

@@ -32,7 +32,7 @@ from typing import ParamSpec, TypeVar
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
-from depot.core import entry_paths, json_values
+from depot.core import entry_paths, json_values, names
 from depot.core.entry_paths import control_char
 from depot.core.errors import InvalidValue
 from depot.core.limits import INT64_MAX
@@ -71,6 +71,7 @@ def as_invalid_argument(rule: Callable[P, R]) -> Callable[P, R]:
 # The shared rules (depot.core), as the servicers apply them.
 parse_json = as_invalid_argument(json_values.parse_json)
 check_entry_path = as_invalid_argument(entry_paths.check_entry_path)
+check_name = as_invalid_argument(names.check_name)
 
 
 def check_identifier(value: str, field: str, what: str = "value") -> str:

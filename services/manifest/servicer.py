@@ -15,7 +15,7 @@ from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
 from depot.services.common.status import translate_errors, translate_stream_errors
-from depot.services.metadata import names
+from depot.services.common.validate import check_name
 
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
@@ -88,7 +88,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         """Raises unless allowed; True when allowed only through a registry link to the manifest."""
         if not entity:
             raise InvalidArgument("entity is required", field="entity")
-        names.check_part(entity, "entity", "entity")
+        check_name(entity, "entity", "entity")
         key = bearer_from_metadata(context.invocation_metadata())
         return await self._access.check(key, entity, perm, manifest_id)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from depot.core import names as rules
 from depot.core.names import version_index
 from depot.services.common.errors import InvalidArgument
-from depot.services.common.validate import as_invalid_argument
+from depot.services.common.validate import as_invalid_argument, check_name
 
 __all__ = [
     "CollectionName",
@@ -28,7 +28,8 @@ __all__ = [
     "version_index",
 ]
 
-check_part = as_invalid_argument(rules.check_name)
+# The metadata service's name for it, used across its modules.
+check_part = check_name
 check_settable_alias = as_invalid_argument(rules.check_settable_alias)
 
 

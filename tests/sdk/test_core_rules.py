@@ -18,6 +18,7 @@ from depot import _rules
 from depot._config import ConnectionConfig
 from depot.core import addresses, entry_paths, hashing, names
 from depot.core.errors import InvalidValue
+from depot.metadata.v1.metadata_pb2 import GetCallerRequest
 from depot.native import HASH_ALGORITHMS, hash_bytes
 from depot.services.common import validate
 from depot.services.common.errors import InvalidArgument
@@ -133,3 +134,27 @@ def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], vari
         _config(env)
     assert "\n" not in str(info.value)
     assert variable in str(info.value) or variable == info.value.field
+
+
+def test_a_client_built_from_one_config_talks_to_a_real_server(server: Any, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(server.admin_key + "\n")
+    env = {"DEPOT_ADDRESS": server.address, "DEPOT_API_KEY_FILE": str(key_file), "DEPOT_RETRY_WINDOW": "3"}
+    cfg = ConnectionConfig.from_env(env)
+    client = depot.Client(config=cfg)
+    try:
+        assert client.config is cfg and client.retry_window == 3.0 and client.address == server.address
+        assert client.call(client.access.GetCaller, GetCallerRequest()).user
+        with pytest.raises(depot.InvalidArgumentError, match="not both"):
+            depot.Client(server.address, config=cfg)
+    finally:
+        client.close()
+
+
+def test_a_bad_environment_fails_the_client_in_one_line(monkeypatch: pytest.MonkeyPatch, server: Any) -> None:
+    monkeypatch.setenv("DEPOT_ADDRESS", server.address)
+    monkeypatch.setenv("DEPOT_API_KEY", server.admin_key)
+    monkeypatch.setenv("DEPOT_INSECURE", "maybe")
+    with pytest.raises(depot.InvalidArgumentError, match="DEPOT_INSECURE") as info:
+        depot.Api()
+    assert "\n" not in str(info.value)
