@@ -5,188 +5,58 @@ Each handler is thin; errors are translated in one place (common/status.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import TypeVar
 
 import grpc
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
-from depot.services.common import validate
 from depot.services.common.credentials import bearer_from_metadata, verify_manifest
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.status import translate_errors
 
-from . import accounts as acc
-from .access import ROLE_NAMES, Access, Principal, Role
+from .access import Access, Principal, Role
 from .accounts import Accounts
 from .aliases import Aliases
+from .convert import (
+    DIRECTION,
+    PERMISSION,
+    TTL_POLICY_NAME,
+    alias_pb,
+    collection_pb,
+    edge_pb,
+    entity_pb,
+    key_pb,
+    link_pb,
+    member_pb,
+    node_pb,
+    project_pb,
+    registry_collection_pb,
+    registry_pb,
+    request_time,
+    request_ttl,
+    run_pb,
+    ttl_mode,
+    version_pb,
+)
 from .idempotency import Grant, Idempotency, fingerprint
-from .lineage import Lineage, Node
+from .lineage import Lineage
 from .listings import Listings, VersionFilter
-from .records import ManifestInfo, Run, Version
-from .registries import Link, Registries, Registry
+from .records import ManifestInfo
+from .registries import Registries
 from .registry_access import RegistryAccess
 from .runs import Runs
 from .versions import Versions
 
 M = TypeVar("M", bound=Message)
 
-_PERMISSION = {
-    pb.PERMISSION_READ: Role.VIEWER,
-    pb.PERMISSION_WRITE: Role.MEMBER,
-    pb.PERMISSION_ADMIN: Role.ADMIN,
-}
-
-
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    # Clamped to the Timestamp range: a stored date never fails a read.
-    return validate.timestamp_pb(value)
-
-
-def version_pb(v: Version) -> pb.ArtifactVersion:
-    msg = pb.ArtifactVersion(
-        name=v.name,
-        uid=v.uid,
-        type=v.type,
-        index=v.index if v.index is not None else -1,
-        state=v.state,
-        digest=v.digest,
-        digest_algorithm=v.digest_algorithm,
-        size=v.size,
-        file_count=v.file_count,
-        manifest_id=v.manifest_id,
-        aliases=v.aliases,
-        description=v.description,
-        metadata_json=json.dumps(v.metadata, sort_keys=True) if v.metadata else "",
-        create_time=_ts(v.create_time),
-        commit_time=_ts(v.commit_time),
-        producer_run=v.producer_run,
-        collection=v.collection,
-        ttl_mode=_TTL_MODE[v.ttl_mode],
-        tags=v.tags,
-        expire_time=_ts(v.expire_time),
-        linked=v.linked,
-    )
-    if v.effective_ttl is not None:
-        msg.ttl.CopyFrom(validate.duration_pb(v.effective_ttl))
-    if v.link is not None:
-        msg.link.CopyFrom(
-            pb.LinkInfo(
-                name=v.link.name,
-                collection=v.link.collection,
-                index=v.link.index,
-                aliases=v.link.aliases,
-                create_time=_ts(v.link.create_time),
-            )
-        )
-    return msg
-
-
-_TTL_MODE = {
-    "": pb.TTL_MODE_UNSPECIFIED,
-    "forever": pb.TTL_MODE_FOREVER,
-    "duration": pb.TTL_MODE_DURATION,
-    "inherit": pb.TTL_MODE_INHERIT,
-}
-_TTL_MODE_NAME = {v: k for k, v in _TTL_MODE.items()}
-
-
-def _ttl_mode(value: int) -> str:
-    if value not in _TTL_MODE_NAME:
-        raise InvalidArgument(f"unknown ttl_mode {value}", field="ttl_mode")
-    return _TTL_MODE_NAME[value]
-
-
-def run_pb(r: Run) -> pb.Run:
-    return pb.Run(
-        name=r.name,
-        job_type=r.job_type,
-        state=r.state,
-        create_time=_ts(r.create_time),
-        finish_time=_ts(r.finish_time),
-        config_json=json.dumps(r.config, sort_keys=True) if r.config else "",
-    )
-
-
-def _ttl(msg: Message, field: str, name: str | None = None) -> timedelta | None:
-    """A request Duration, bounded (validate.py): never an OverflowError."""
-    return validate.optional_duration(msg, field, name)
-
-
-def _time(msg: Message, field: str) -> datetime | None:
-    """A request Timestamp within 0001..9999 with sane nanos (validate.py)."""
-    return validate.optional_timestamp(msg, field)
-
 
 def _is_self(who: Principal, user: str) -> bool:
     """Whether a membership request names the caller (short or full name)."""
     return user in (who.user, f"entities/{who.user}")
-
-
-def _role(role: Role | None) -> str:
-    return ROLE_NAMES[role] if role else ""
-
-
-def entity_pb(e: acc.Entity) -> pb.Entity:
-    msg = pb.Entity(
-        name=f"entities/{e.name}",
-        kind=e.kind,
-        org=f"entities/{e.org}" if e.org else "",
-        create_time=_ts(e.create_time),
-        settings=pb.EntitySettings(ttl_policy=_TTL_POLICY[e.ttl_policy]),
-        caller_role=_role(e.caller_role),
-    )
-    if e.default_ttl is not None:
-        msg.settings.default_ttl.CopyFrom(validate.duration_pb(e.default_ttl))
-    return msg
-
-
-_TTL_POLICY = {"members": pb.TTL_POLICY_MEMBERS, "admins": pb.TTL_POLICY_ADMINS}
-_TTL_POLICY_NAME = {v: k for k, v in _TTL_POLICY.items()}
-
-
-def member_pb(m: acc.Member) -> pb.Member:
-    return pb.Member(parent=m.parent, user=m.user, role=ROLE_NAMES[m.role])
-
-
-def key_pb(k: acc.KeyInfo) -> pb.ApiKey:
-    return pb.ApiKey(
-        id=k.id,
-        user=k.user,
-        description=k.description,
-        create_time=_ts(k.create_time),
-        revoke_time=_ts(k.revoke_time),
-        key=k.key,
-    )
-
-
-def registry_pb(r: Registry) -> pb.Registry:
-    return pb.Registry(
-        name=r.name,
-        accepted_types=r.accepted_types,
-        description=r.description,
-        core=r.core,
-        visibility=r.visibility,
-        create_time=_ts(r.create_time),
-        caller_role=_role(r.caller_role),
-    )
-
-
-def link_pb(link: Link) -> pb.Link:
-    return pb.Link(
-        name=link.name,
-        collection=link.collection,
-        index=link.index,
-        aliases=link.aliases,
-        create_time=_ts(link.create_time),
-        version=version_pb(link.version),
-    )
 
 
 class _Family:
@@ -318,8 +188,8 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
                 request.description,
                 request.metadata_json,
                 request.run,
-                _ttl(request, "ttl"),
-                _ttl_mode(request.ttl_mode),
+                request_ttl(request, "ttl"),
+                ttl_mode(request.ttl_mode),
                 list(request.tags),
                 manifest,
                 list(request.aliases),
@@ -356,8 +226,8 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         f = VersionFilter(
             alias=request.alias,
             tag=request.tag,
-            created_after=_time(request, "created_after"),
-            created_before=_time(request, "created_before"),
+            created_after=request_time(request, "created_after"),
+            created_before=request_time(request, "created_before"),
             metadata_key=request.metadata_key,
             metadata_value_json=request.metadata_value_json,
         )
@@ -384,7 +254,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         who = await self._who(context)
         items, token = await self._listings.list_projects(who, request.parent, request.page_size, request.page_token)
         return pb.ListProjectsResponse(
-            projects=[pb.Project(name=p.name, create_time=_ts(p.create_time)) for p in items],
+            projects=[project_pb(p) for p in items],
             next_page_token=token,
         )
 
@@ -397,15 +267,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
             who, request.parent, request.type, request.page_size, request.page_token
         )
         return pb.ListCollectionsResponse(
-            collections=[
-                pb.Collection(
-                    name=c.name,
-                    type=c.type,
-                    create_time=_ts(c.create_time),
-                    version_count=c.version_count,
-                )
-                for c in items
-            ],
+            collections=[collection_pb(c) for c in items],
             next_page_token=token,
         )
 
@@ -422,7 +284,7 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
         who = await self._who(context)
         items, token = await self._aliases.list_aliases(who, request.parent, request.page_size, request.page_token)
         return pb.ListAliasesResponse(
-            aliases=[pb.Alias(alias=a.alias, version=a.version, index=a.index) for a in items],
+            aliases=[alias_pb(a) for a in items],
             next_page_token=token,
         )
 
@@ -464,8 +326,8 @@ class ArtifactServicer(_Family, metadata_pb2_grpc.ArtifactServiceServicer):
                 description=v.description,
                 metadata_json=v.metadata_json,
                 tags=list(v.tags),
-                ttl_mode=_ttl_mode(v.ttl_mode),
-                ttl=_ttl(v, "ttl", "version.ttl"),
+                ttl_mode=ttl_mode(v.ttl_mode),
+                ttl=request_ttl(v, "ttl", "version.ttl"),
             )
             return version_pb(out)
 
@@ -549,15 +411,7 @@ class RegistryServicer(_Family, metadata_pb2_grpc.RegistryServiceServicer):
             who, request.parent, request.page_size, request.page_token
         )
         return pb.ListRegistryCollectionsResponse(
-            collections=[
-                pb.RegistryCollection(
-                    name=c.name,
-                    type=c.type,
-                    create_time=_ts(c.create_time),
-                    link_count=c.link_count,
-                )
-                for c in items
-            ],
+            collections=[registry_collection_pb(c) for c in items],
             next_page_token=token,
         )
 
@@ -606,7 +460,7 @@ class AccessServicer(_Family, metadata_pb2_grpc.AccessServiceServicer):
         self, request: pb.CheckAccessRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckAccessResponse:
         await self._who(context)  # the calling service authenticates too
-        need = _PERMISSION.get(request.permission)
+        need = PERMISSION.get(request.permission)
         if need is None:
             raise InvalidArgument("permission is required", field="permission")
         user = await self._access.authenticate(request.api_key)
@@ -649,11 +503,11 @@ class AccessServicer(_Family, metadata_pb2_grpc.AccessServiceServicer):
     ) -> pb.Entity:
         who = await self._who(context)
         paths = [p.removeprefix("settings.") for p in request.update_mask.paths]
-        policy = _TTL_POLICY_NAME.get(request.settings.ttl_policy, "")
+        policy = TTL_POLICY_NAME.get(request.settings.ttl_policy, "")
 
         async def work() -> pb.Entity:
             e = await self._accounts.update_settings(
-                who, request.name, paths, _ttl(request.settings, "default_ttl", "settings.default_ttl"), policy
+                who, request.name, paths, request_ttl(request.settings, "default_ttl", "settings.default_ttl"), policy
             )
             return entity_pb(e)
 
@@ -737,26 +591,14 @@ class LineageServicer(_Family, metadata_pb2_grpc.LineageServiceServicer):
         self, request: pb.WalkLineageRequest, context: grpc.aio.ServicerContext
     ) -> pb.WalkLineageResponse:
         who = await self._who(context)
-        direction = _DIRECTION.get(request.direction, "")
+        direction = DIRECTION.get(request.direction, "")
         page = await self._lineage.walk(
             who, request.start, direction, request.depth, request.page_size, request.page_token
         )
         return pb.WalkLineageResponse(
-            start=_node_pb(page.start),
-            nodes=[_node_pb(n) for n in page.nodes],
-            edges=[pb.LineageEdge(source=e.source, target=e.target, kind=e.kind) for e in page.edges],
+            start=node_pb(page.start),
+            nodes=[node_pb(n) for n in page.nodes],
+            edges=[edge_pb(e) for e in page.edges],
             next_page_token=page.next_page_token,
             hidden_count=page.hidden_count,
         )
-
-
-_DIRECTION = {pb.DIRECTION_UPSTREAM: "up", pb.DIRECTION_DOWNSTREAM: "down", pb.DIRECTION_BOTH: "both"}
-
-
-def _node_pb(n: Node) -> pb.LineageNode:
-    return pb.LineageNode(
-        name=n.name,
-        depth=n.depth,
-        version=version_pb(n.version) if n.version else None,
-        run=run_pb(n.run) if n.run else None,
-    )
