@@ -13,7 +13,6 @@ from depot.gc.v1 import gc_pb2 as pb
 from depot.gc.v1 import gc_pb2_grpc
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import PermissionDenied
-from depot.services.common.status import translate_errors
 from depot.services.metadata.access import ADMIN, Access
 
 from .collector import Collector
@@ -24,7 +23,6 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         self._access = access
         self._collector = collector
 
-    @translate_errors
     async def RunCollection(
         self, request: pb.RunCollectionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CollectionReport:

@@ -14,7 +14,6 @@ from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
-from depot.services.common.status import translate_errors, translate_stream_errors
 from depot.services.metadata import names
 
 from .access import READ, WRITE, MetadataAccess
@@ -92,7 +91,6 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         key = bearer_from_metadata(context.invocation_metadata())
         return await self._access.check(key, entity, perm, manifest_id)
 
-    @translate_errors
     async def FindMissingBlobs(
         self, request: pb.FindMissingBlobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.FindMissingBlobsResponse:
@@ -105,7 +103,6 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             missing=[pb.BlobDigest(algorithm=b.algorithm, digest=b.digest) for b in missing]
         )
 
-    @translate_errors
     async def UploadBlob(
         self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: grpc.aio.ServicerContext
     ) -> pb.Blob:
@@ -126,7 +123,6 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         created = await self._blobs.upload(h.entity, blob, h.size, chunks())
         return pb.Blob(digest=h.digest, size=h.size, created=created)
 
-    @translate_stream_errors
     async def ReadBlob(
         self, request: pb.ReadBlobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BlobChunk]:
@@ -138,7 +134,6 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         async for chunk in self._blobs.read(request.entity, blob):
             yield pb.BlobChunk(data=chunk)
 
-    @translate_errors
     async def CreateManifest(
         self,
         request_iterator: AsyncIterator[pb.CreateManifestRequest],
@@ -157,7 +152,6 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
         return await self._create_manifest(context, first.header, batches())
 
-    @translate_errors
     async def PutManifest(
         self, request: pb.PutManifestRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.ManifestRef:
@@ -187,7 +181,6 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             token=m.token,
         )
 
-    @translate_stream_errors
     async def ReadManifest(
         self, request: pb.ReadManifestRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.EntryBatch]:
