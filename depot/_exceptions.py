@@ -27,6 +27,8 @@ the map and the enum equal). An error without a reason this SDK knows
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
@@ -153,7 +155,9 @@ BY_REASON: dict[str, type[DepotError]] = {
 
 
 def _error_info(err: grpc.RpcError) -> tuple[str, str]:
-    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
+    for item in err.trailing_metadata() or ():
+        # A (key, value) pair at runtime (a namedtuple), whatever the stubs call it.
+        key, value = cast("tuple[str, bytes]", item)
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
             for detail in status.details:
@@ -164,10 +168,10 @@ def _error_info(err: grpc.RpcError) -> tuple[str, str]:
 
 
 def from_rpc_error(err: grpc.RpcError) -> DepotError:
-    code = err.code()  # type: ignore[attr-defined]
+    code = err.code()
     reason, field = _error_info(err)
     cls = BY_REASON.get(reason) or _BY_CODE.get(code, DepotError)
-    message = err.details() or code.name  # type: ignore[attr-defined]
+    message = err.details() or code.name
     return cls(message, reason=reason, field=field)
 
 
@@ -191,9 +195,9 @@ def is_transient(err: grpc.RpcError) -> bool:
     run as long again; retrying it only multiplies load on a struggling
     server. Safe only for idempotent calls, which every SDK call is.
     """
-    code = err.code()  # type: ignore[attr-defined]
+    code = err.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return _error_info(err)[0] not in _RETRIED_BY_SERVER
     if code == grpc.StatusCode.ABORTED:
         return True
-    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)  # type: ignore[attr-defined]
+    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)

@@ -10,9 +10,12 @@ here, so a raise site names ``ErrorReason.X``), and, for bad input, the
 
 from __future__ import annotations
 
-from depot.common.v1.common_pb2 import ErrorReason
+from typing import TypeAlias
 
-Reason = ErrorReason.ValueType
+from depot.common.v1.common_pb2 import ErrorReason as ErrorReason
+
+# A value of ErrorReason (an int at runtime; its name goes on the wire).
+Reason: TypeAlias = ErrorReason.ValueType
 
 
 class DepotError(Exception):

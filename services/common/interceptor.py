@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeAlias, TypeVar
 
 import grpc
 
@@ -28,6 +28,13 @@ from . import decoding, status
 from .credentials import bearer_from_metadata
 
 P = TypeVar("P")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+# What a grpc.aio handler gets; the request and response types are the generated stubs' business.
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+# Not subscriptable at runtime (only in the stubs), hence the string.
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class Callers(Generic[P]):
@@ -55,17 +62,17 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, callers: Mapping[str, Callers[Any]] | None = None):
         # Full service name ("depot.metadata.v1.ArtifactService") -> its callers.
         self._callers = dict(callers or {})
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method: str = details.method  # type: ignore[attr-defined]  # grpc's stubs omit the field
+        method = handler_call_details.method
         hit = self._wrapped.get(method)
         if hit is not None and hit[0] is handler:
             return hit[1]
@@ -75,24 +82,26 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _wrap(handler: grpc.RpcMethodHandler, callers: Callers[Any] | None) -> grpc.RpcMethodHandler:
+def _wrap(handler: _Handler, callers: Callers[Any] | None) -> _Handler:
+    # grpc's stubs describe the sync server's handlers; grpc.aio's are
+    # coroutines and async generators, hence the Any-typed behaviours below.
     deserializer = decoding.checked(handler.request_deserializer) if handler.request_deserializer else None
     serializer = handler.response_serializer
 
-    async def enter(request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def enter(request: Any, context: Context) -> None:
         decoding.refuse(request)
         if callers is not None:
             await callers.enter(context.invocation_metadata())
 
-    async def fail(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
+    async def fail(context: Context, exc: Exception) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc  # a status the handler chose itself
         await status.abort(context, exc)
 
     if handler.unary_unary:
-        inner_uu = handler.unary_unary
+        inner_uu: Callable[..., Any] = handler.unary_unary
 
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary_unary(request: Any, context: Context) -> Any:
             try:
                 await enter(request, context)
                 return await inner_uu(request, context)
@@ -102,9 +111,9 @@ def _wrap(handler: grpc.RpcMethodHandler, callers: Callers[Any] | None) -> grpc.
         return grpc.unary_unary_rpc_method_handler(unary_unary, deserializer, serializer)
 
     if handler.unary_stream:
-        inner_us = handler.unary_stream
+        inner_us: Callable[..., Any] = handler.unary_stream
 
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
             try:
                 await enter(request, context)
                 async for item in inner_us(request, context):
@@ -115,9 +124,9 @@ def _wrap(handler: grpc.RpcMethodHandler, callers: Callers[Any] | None) -> grpc.
         return grpc.unary_stream_rpc_method_handler(unary_stream, deserializer, serializer)
 
     if handler.stream_unary:
-        inner_su = handler.stream_unary
+        inner_su: Callable[..., Any] = handler.stream_unary
 
-        async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
             try:
                 if callers is not None:
                     await callers.enter(context.invocation_metadata())
@@ -127,9 +136,10 @@ def _wrap(handler: grpc.RpcMethodHandler, callers: Callers[Any] | None) -> grpc.
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, deserializer, serializer)
 
-    inner_ss = handler.stream_stream
+    inner_ss: Callable[..., Any] | None = handler.stream_stream
+    assert inner_ss is not None, "a handler has one of the four kinds"
 
-    async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def stream_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         try:
             if callers is not None:
                 await callers.enter(context.invocation_metadata())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 import botocore.exceptions
@@ -207,7 +207,7 @@ def _details(code: grpc.StatusCode, message: str, reason: str, field: str | None
     return status.SerializeToString()
 
 
-async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+async def abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> NoReturn:
     """Ends the call with ``exc``'s status and its ErrorInfo trailer (the edge interceptor calls it)."""
     code, message, reason, field = to_status(exc)
     message = bounded(message)

@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-import grpc
-
 from depot.common.v1 import common_pb2
 from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
+from depot.services.common.interceptor import Context
 from depot.services.metadata import names
 
 from .access import READ, WRITE, MetadataAccess
@@ -81,9 +80,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         self._manifests = manifests
         self._idle_s = idle_timeout_s
 
-    async def _authorize(
-        self, context: grpc.aio.ServicerContext, entity: str, perm: int, manifest_id: str = ""
-    ) -> bool:
+    async def _authorize(self, context: Context, entity: str, perm: int, manifest_id: str = "") -> bool:
         """Raises unless allowed; True when allowed only through a registry link to the manifest."""
         if not entity:
             raise InvalidArgument("entity is required", field="entity")
@@ -92,7 +89,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         return await self._access.check(key, entity, perm, manifest_id)
 
     async def FindMissingBlobs(
-        self, request: pb.FindMissingBlobsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.FindMissingBlobsRequest, context: Context
     ) -> pb.FindMissingBlobsResponse:
         await self._authorize(context, request.entity, WRITE)
         if len(request.blobs) > MAX_FIND:
@@ -103,9 +100,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             missing=[pb.BlobDigest(algorithm=b.algorithm, digest=b.digest) for b in missing]
         )
 
-    async def UploadBlob(
-        self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: grpc.aio.ServicerContext
-    ) -> pb.Blob:
+    async def UploadBlob(self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: Context) -> pb.Blob:
         request_iterator = _until_idle(request_iterator, self._idle_s, "UploadBlob")
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("header"):
@@ -123,9 +118,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         created = await self._blobs.upload(h.entity, blob, h.size, chunks())
         return pb.Blob(digest=h.digest, size=h.size, created=created)
 
-    async def ReadBlob(
-        self, request: pb.ReadBlobRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.BlobChunk]:
+    async def ReadBlob(self, request: pb.ReadBlobRequest, context: Context) -> AsyncIterator[pb.BlobChunk]:
         via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
         blob: BlobId = check_blob_id(request.digest.algorithm, request.digest.digest)
         if via_registry and not await self._manifests.contains_blob(request.entity, request.manifest_id, blob):
@@ -137,7 +130,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
     async def CreateManifest(
         self,
         request_iterator: AsyncIterator[pb.CreateManifestRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> common_pb2.ManifestRef:
         request_iterator = _until_idle(request_iterator, self._idle_s, "CreateManifest")
         first = await anext(request_iterator, None)
@@ -152,9 +145,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
         return await self._create_manifest(context, first.header, batches())
 
-    async def PutManifest(
-        self, request: pb.PutManifestRequest, context: grpc.aio.ServicerContext
-    ) -> common_pb2.ManifestRef:
+    async def PutManifest(self, request: pb.PutManifestRequest, context: Context) -> common_pb2.ManifestRef:
         if len(request.entries) > BATCH:
             raise InvalidArgument(
                 f"at most {BATCH} entries; stream larger manifests with CreateManifest", field="entries"
@@ -166,7 +157,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         return await self._create_manifest(context, request.header, one_batch())
 
     async def _create_manifest(
-        self, context: grpc.aio.ServicerContext, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
+        self, context: Context, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
     ) -> common_pb2.ManifestRef:
         await self._authorize(context, h.entity, WRITE)
         refs = [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references]
@@ -181,9 +172,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             token=m.token,
         )
 
-    async def ReadManifest(
-        self, request: pb.ReadManifestRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.EntryBatch]:
+    async def ReadManifest(self, request: pb.ReadManifestRequest, context: Context) -> AsyncIterator[pb.EntryBatch]:
         await self._authorize(context, request.entity, READ, request.manifest_id)
         async for batch in self._manifests.read(request.entity, request.manifest_id):
             for i in range(0, len(batch), BATCH):

@@ -83,7 +83,7 @@ TTL_MODE = {
 _TTL_MODE_NAME = {v: k for k, v in TTL_MODE.items()}
 
 
-def ttl_mode(value: int) -> str:
+def ttl_mode(value: pb.TtlMode.ValueType) -> str:
     if value not in _TTL_MODE_NAME:
         raise InvalidArgument(f"unknown ttl_mode {value}", field="ttl_mode")
     return _TTL_MODE_NAME[value]

@@ -18,10 +18,9 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import grpc
 from google.protobuf.message import Message
 
-from depot.services.common.interceptor import Callers
+from depot.services.common.interceptor import Callers, Context
 
 from .access import Access, Principal
 from .idempotency import Grant, Idempotency, fingerprint
@@ -30,7 +29,7 @@ from .registry_access import RegistryAccess
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 S = TypeVar("S", bound="Family")
-Handler = Callable[[S, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+Handler = Callable[[S, Req, Context], Awaitable[Resp]]
 
 
 class Family:
@@ -113,7 +112,7 @@ def mutation(
         method = body.__name__
 
         @functools.wraps(body)
-        async def handler(self: S, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        async def handler(self: S, request: Req, context: Context) -> Resp:
             who = self._who()
             secret: list[Any] = []
 

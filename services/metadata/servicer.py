@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import grpc
-
 from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import verify_manifest
 from depot.services.common.errors import InvalidArgument, PermissionDenied
-from depot.services.common.interceptor import Callers
+from depot.services.common.interceptor import Callers, Context
 
 from .access import Access, Principal, Role
 from .accounts import Accounts
@@ -94,25 +92,25 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         return ManifestInfo(*fields)
 
     @mutation(pb.Run)
-    async def CreateRun(self, request: pb.CreateRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
+    async def CreateRun(self, request: pb.CreateRunRequest, context: Context) -> pb.Run:
         who = self._who()
         run = await self._runs.create_run(
             who, request.parent, request.run_id, request.run.job_type, request.run.config_json
         )
         return run_pb(run)
 
-    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
+    async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.Run:
         who = self._who()
         return run_pb(await self._runs.get_run(who, request.name))
 
     @mutation(pb.Run)
-    async def FinishRun(self, request: pb.FinishRunRequest, context: grpc.aio.ServicerContext) -> pb.Run:
+    async def FinishRun(self, request: pb.FinishRunRequest, context: Context) -> pb.Run:
         who = self._who()
         return run_pb(await self._runs.finish_run(who, request.name, request.state))
 
     @mutation(pb.ArtifactVersion)
     async def CreateArtifactVersion(
-        self, request: pb.CreateArtifactVersionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateArtifactVersionRequest, context: Context
     ) -> pb.ArtifactVersion:
         who = self._who()
         manifest = self._verified_manifest(request.manifest) if request.HasField("manifest") else None
@@ -134,21 +132,19 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
 
     @mutation(pb.ArtifactVersion)
     async def CommitArtifactVersion(
-        self, request: pb.CommitArtifactVersionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CommitArtifactVersionRequest, context: Context
     ) -> pb.ArtifactVersion:
         who = self._who()
         info = self._verified_manifest(request.manifest)
         v = await self._versions.commit_version(who, request.uid, info, list(request.aliases))
         return version_pb(v)
 
-    async def GetArtifactVersion(
-        self, request: pb.GetArtifactVersionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ArtifactVersion:
+    async def GetArtifactVersion(self, request: pb.GetArtifactVersionRequest, context: Context) -> pb.ArtifactVersion:
         who = self._who()
         return version_pb(await self._versions.get_version(who, request.name))
 
     async def ListArtifactVersions(
-        self, request: pb.ListArtifactVersionsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListArtifactVersionsRequest, context: Context
     ) -> pb.ListArtifactVersionsResponse:
         who = self._who()
         f = VersionFilter(
@@ -165,15 +161,11 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         return pb.ListArtifactVersionsResponse(versions=[version_pb(v) for v in versions], next_page_token=token)
 
     @mutation(pb.ArtifactVersion)
-    async def UseArtifactVersion(
-        self, request: pb.UseArtifactVersionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ArtifactVersion:
+    async def UseArtifactVersion(self, request: pb.UseArtifactVersionRequest, context: Context) -> pb.ArtifactVersion:
         who = self._who()
         return version_pb(await self._lineage.use_version(who, request.run, request.version))
 
-    async def ListProjects(
-        self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListProjectsResponse:
+    async def ListProjects(self, request: pb.ListProjectsRequest, context: Context) -> pb.ListProjectsResponse:
         who = self._who()
         items, token = await self._listings.list_projects(who, request.parent, request.page_size, request.page_token)
         return pb.ListProjectsResponse(
@@ -181,9 +173,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
             next_page_token=token,
         )
 
-    async def ListCollections(
-        self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListCollectionsResponse:
+    async def ListCollections(self, request: pb.ListCollectionsRequest, context: Context) -> pb.ListCollectionsResponse:
         who = self._who()
         items, token = await self._listings.list_collections(
             who, request.parent, request.type, request.page_size, request.page_token
@@ -193,14 +183,12 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
             next_page_token=token,
         )
 
-    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
+    async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
         who = self._who()
         items, token = await self._listings.list_runs(who, request.parent, request.page_size, request.page_token)
         return pb.ListRunsResponse(runs=[run_pb(r) for r in items], next_page_token=token)
 
-    async def ListAliases(
-        self, request: pb.ListAliasesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListAliasesResponse:
+    async def ListAliases(self, request: pb.ListAliasesRequest, context: Context) -> pb.ListAliasesResponse:
         who = self._who()
         items, token = await self._aliases.list_aliases(who, request.parent, request.page_size, request.page_token)
         return pb.ListAliasesResponse(
@@ -209,22 +197,20 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         )
 
     @mutation(pb.ArtifactVersion)
-    async def AddAliases(self, request: pb.AddAliasesRequest, context: grpc.aio.ServicerContext) -> pb.ArtifactVersion:
+    async def AddAliases(self, request: pb.AddAliasesRequest, context: Context) -> pb.ArtifactVersion:
         who = self._who()
         v = await self._aliases.add_aliases(who, request.version, list(request.aliases))
         return version_pb(v)
 
     @mutation(pb.ArtifactVersion)
-    async def RemoveAliases(
-        self, request: pb.RemoveAliasesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ArtifactVersion:
+    async def RemoveAliases(self, request: pb.RemoveAliasesRequest, context: Context) -> pb.ArtifactVersion:
         who = self._who()
         v = await self._aliases.remove_aliases(who, request.version, list(request.aliases))
         return version_pb(v)
 
     @mutation(pb.ArtifactVersion)
     async def UpdateArtifactVersion(
-        self, request: pb.UpdateArtifactVersionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.UpdateArtifactVersionRequest, context: Context
     ) -> pb.ArtifactVersion:
         who = self._who()
         v = request.version
@@ -255,7 +241,7 @@ class RegistryServicer(Family, metadata_pb2_grpc.RegistryServiceServicer):
         self._registries = registries
 
     @mutation(pb.Registry)
-    async def CreateRegistry(self, request: pb.CreateRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
+    async def CreateRegistry(self, request: pb.CreateRegistryRequest, context: Context) -> pb.Registry:
         who = self._who()
         r = request.registry
         reg = await self._registries.create_registry(
@@ -268,13 +254,11 @@ class RegistryServicer(Family, metadata_pb2_grpc.RegistryServiceServicer):
         )
         return registry_pb(reg)
 
-    async def GetRegistry(self, request: pb.GetRegistryRequest, context: grpc.aio.ServicerContext) -> pb.Registry:
+    async def GetRegistry(self, request: pb.GetRegistryRequest, context: Context) -> pb.Registry:
         who = self._who()
         return registry_pb(await self._registries.get_registry(who, request.name))
 
-    async def ListRegistries(
-        self, request: pb.ListRegistriesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListRegistriesResponse:
+    async def ListRegistries(self, request: pb.ListRegistriesRequest, context: Context) -> pb.ListRegistriesResponse:
         who = self._who()
         items, token = await self._registries.list_registries(
             who, request.parent, request.page_size, request.page_token
@@ -282,23 +266,19 @@ class RegistryServicer(Family, metadata_pb2_grpc.RegistryServiceServicer):
         return pb.ListRegistriesResponse(registries=[registry_pb(r) for r in items], next_page_token=token)
 
     @mutation(pb.Member, changes_own_access=_changes_own_access)
-    async def SetRegistryMember(
-        self, request: pb.SetRegistryMemberRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Member:
+    async def SetRegistryMember(self, request: pb.SetRegistryMemberRequest, context: Context) -> pb.Member:
         who = self._who()
         m = await self._registries.set_member(who, request.registry, request.user, request.role)
         return member_pb(m)
 
     @mutation(pb.Member, changes_own_access=_changes_own_access)
-    async def RemoveRegistryMember(
-        self, request: pb.RemoveRegistryMemberRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Member:
+    async def RemoveRegistryMember(self, request: pb.RemoveRegistryMemberRequest, context: Context) -> pb.Member:
         who = self._who()
         m = await self._registries.remove_member(who, request.registry, request.user)
         return member_pb(m)
 
     async def ListRegistryCollections(
-        self, request: pb.ListRegistryCollectionsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListRegistryCollectionsRequest, context: Context
     ) -> pb.ListRegistryCollectionsResponse:
         who = self._who()
         items, token = await self._registries.list_collections(
@@ -310,21 +290,17 @@ class RegistryServicer(Family, metadata_pb2_grpc.RegistryServiceServicer):
         )
 
     @mutation(pb.Link)
-    async def LinkArtifactVersion(
-        self, request: pb.LinkArtifactVersionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Link:
+    async def LinkArtifactVersion(self, request: pb.LinkArtifactVersionRequest, context: Context) -> pb.Link:
         who = self._who()
         link = await self._registries.link(who, request.version, request.target, list(request.aliases))
         return link_pb(link)
 
     @mutation(pb.Link)
-    async def UnlinkArtifactVersion(
-        self, request: pb.UnlinkArtifactVersionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Link:
+    async def UnlinkArtifactVersion(self, request: pb.UnlinkArtifactVersionRequest, context: Context) -> pb.Link:
         who = self._who()
         return link_pb(await self._registries.unlink(who, request.name))
 
-    async def ListLinks(self, request: pb.ListLinksRequest, context: grpc.aio.ServicerContext) -> pb.ListLinksResponse:
+    async def ListLinks(self, request: pb.ListLinksRequest, context: Context) -> pb.ListLinksResponse:
         who = self._who()
         items, token = await self._registries.list_links(who, request.parent, request.page_size, request.page_token)
         return pb.ListLinksResponse(links=[link_pb(x) for x in items], next_page_token=token)
@@ -342,13 +318,11 @@ class AccessServicer(Family, metadata_pb2_grpc.AccessServiceServicer):
         super().__init__(callers, access, idempotency, registry_access)
         self._accounts = accounts
 
-    async def GetCaller(self, request: pb.GetCallerRequest, context: grpc.aio.ServicerContext) -> pb.Caller:
+    async def GetCaller(self, request: pb.GetCallerRequest, context: Context) -> pb.Caller:
         who = self._who()
         return pb.Caller(user=who.user, superuser=who.superuser)
 
-    async def CheckAccess(
-        self, request: pb.CheckAccessRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CheckAccessResponse:
+    async def CheckAccess(self, request: pb.CheckAccessRequest, context: Context) -> pb.CheckAccessResponse:
         # The calling service authenticated (the edge interceptor); the key it
         # asks about is the end user's.
         need = PERMISSION.get(request.permission)
@@ -366,26 +340,22 @@ class AccessServicer(Family, metadata_pb2_grpc.AccessServiceServicer):
         return pb.CheckAccessResponse(user=user.user)
 
     @mutation(pb.Entity)
-    async def CreateEntity(self, request: pb.CreateEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
+    async def CreateEntity(self, request: pb.CreateEntityRequest, context: Context) -> pb.Entity:
         who = self._who()
         e = await self._accounts.create_entity(who, request.entity_id, request.entity.kind, request.entity.org)
         return entity_pb(e)
 
-    async def GetEntity(self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext) -> pb.Entity:
+    async def GetEntity(self, request: pb.GetEntityRequest, context: Context) -> pb.Entity:
         who = self._who()
         return entity_pb(await self._accounts.get_entity(who, request.name))
 
-    async def ListEntities(
-        self, request: pb.ListEntitiesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListEntitiesResponse:
+    async def ListEntities(self, request: pb.ListEntitiesRequest, context: Context) -> pb.ListEntitiesResponse:
         who = self._who()
         items, token = await self._accounts.list_entities(who, request.kind, request.page_size, request.page_token)
         return pb.ListEntitiesResponse(entities=[entity_pb(e) for e in items], next_page_token=token)
 
     @mutation(pb.Entity)
-    async def UpdateEntitySettings(
-        self, request: pb.UpdateEntitySettingsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Entity:
+    async def UpdateEntitySettings(self, request: pb.UpdateEntitySettingsRequest, context: Context) -> pb.Entity:
         who = self._who()
         paths = [p.removeprefix("settings.") for p in request.update_mask.paths]
         policy = TTL_POLICY_NAME.get(request.settings.ttl_policy, "")
@@ -395,19 +365,17 @@ class AccessServicer(Family, metadata_pb2_grpc.AccessServiceServicer):
         return entity_pb(e)
 
     @mutation(pb.Member, changes_own_access=_changes_own_access)
-    async def SetMember(self, request: pb.SetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+    async def SetMember(self, request: pb.SetMemberRequest, context: Context) -> pb.Member:
         who = self._who()
         m = await self._accounts.set_member(who, request.entity, request.user, request.role)
         return member_pb(m)
 
     @mutation(pb.Member, changes_own_access=_changes_own_access)
-    async def RemoveMember(self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+    async def RemoveMember(self, request: pb.RemoveMemberRequest, context: Context) -> pb.Member:
         who = self._who()
         return member_pb(await self._accounts.remove_member(who, request.entity, request.user))
 
-    async def ListMembers(
-        self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListMembersResponse:
+    async def ListMembers(self, request: pb.ListMembersRequest, context: Context) -> pb.ListMembersResponse:
         who = self._who()
         items, token = await self._accounts.list_members(who, request.entity, request.page_size, request.page_token)
         return pb.ListMembersResponse(members=[member_pb(m) for m in items], next_page_token=token)
@@ -416,17 +384,15 @@ class AccessServicer(Family, metadata_pb2_grpc.AccessServiceServicer):
     # answer without it, so a retry with the same request_id returns the
     # key's id and an empty `key` (documented on CreateApiKey).
     @mutation(pb.ApiKey, shown_once="key")
-    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: Context) -> pb.ApiKey:
         return key_pb(await self._accounts.create_key(self._who(), request.user, request.description))
 
     @mutation(pb.ApiKey)
-    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext) -> pb.ApiKey:
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: Context) -> pb.ApiKey:
         who = self._who()
         return key_pb(await self._accounts.revoke_key(who, request.id))
 
-    async def ListApiKeys(
-        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListApiKeysResponse:
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context: Context) -> pb.ListApiKeysResponse:
         who = self._who()
         items, token = await self._accounts.list_keys(who, request.user, request.page_size, request.page_token)
         return pb.ListApiKeysResponse(keys=[key_pb(k) for k in items], next_page_token=token)
@@ -444,9 +410,7 @@ class LineageServicer(Family, metadata_pb2_grpc.LineageServiceServicer):
         super().__init__(callers, access, idempotency, registry_access)
         self._lineage = lineage
 
-    async def WalkLineage(
-        self, request: pb.WalkLineageRequest, context: grpc.aio.ServicerContext
-    ) -> pb.WalkLineageResponse:
+    async def WalkLineage(self, request: pb.WalkLineageRequest, context: Context) -> pb.WalkLineageResponse:
         who = self._who()
         direction = DIRECTION.get(request.direction, "")
         page = await self._lineage.walk(
