@@ -36,7 +36,7 @@ TtlPolicy = Literal["members", "admins"]
 # Server maximum per page: the fewest round trips for a whole listing.
 _PAGE_SIZE = 200
 
-_TTL_POLICIES: dict[TtlPolicy, pb.TtlPolicy] = {
+_TTL_POLICIES: dict[TtlPolicy, pb.TtlPolicy.ValueType] = {
     "members": pb.TTL_POLICY_MEMBERS,
     "admins": pb.TTL_POLICY_ADMINS,
 }
@@ -98,7 +98,7 @@ class Admin:
     def create_entity(self, name: str, kind: EntityKind, *, org: str | None = None) -> pb.Entity:
         """Creates a user, team or org (superusers; org admins for users and teams of their org)."""
         c = self.client
-        answer: pb.Entity = c.call(
+        return c.call(
             c.access.CreateEntity,
             pb.CreateEntityRequest(
                 entity_id=name,
@@ -106,13 +106,11 @@ class Admin:
                 entity=pb.Entity(kind=kind, org=entity_resource(org) if org else ""),
             ),
         )
-        return answer
 
     def entity(self, name: str) -> pb.Entity:
         """An entity, its settings and the caller's role in it."""
         c = self.client
-        answer: pb.Entity = c.call(c.access.GetEntity, pb.GetEntityRequest(name=entity_resource(name)))
-        return answer
+        return c.call(c.access.GetEntity, pb.GetEntityRequest(name=entity_resource(name)))
 
     def entities(self) -> list[pb.Entity]:
         """The entities the caller has a role in."""
@@ -146,7 +144,7 @@ class Admin:
         if not paths:
             return self.entity(name)
         c = self.client
-        answer: pb.Entity = c.call(
+        return c.call(
             c.access.UpdateEntitySettings,
             pb.UpdateEntitySettingsRequest(
                 name=entity_resource(name),
@@ -157,7 +155,6 @@ class Admin:
         )
 
         # -- members of teams and orgs -----------------------------------------------------
-        return answer
 
     def members(self, entity: str) -> list[pb.Member]:
         """Members of a team or org with their roles."""
@@ -173,24 +170,22 @@ class Admin:
     def set_member(self, entity: str, user: str, role: Role) -> pb.Member:
         """Adds ``user`` to a team or org, or changes their role."""
         c = self.client
-        answer: pb.Member = c.call(
+        return c.call(
             c.access.SetMember,
             pb.SetMemberRequest(
                 entity=entity_resource(entity), user=entity_resource(user), role=role, request_id=request_id()
             ),
         )
-        return answer
 
     def remove_member(self, entity: str, user: str) -> pb.Member:
         """Removes ``user`` from a team or org (never its last admin)."""
         c = self.client
-        answer: pb.Member = c.call(
+        return c.call(
             c.access.RemoveMember,
             pb.RemoveMemberRequest(entity=entity_resource(entity), user=entity_resource(user), request_id=request_id()),
         )
 
         # -- API keys ---------------------------------------------------------------------
-        return answer
 
     def create_key(self, *, user: str | None = None, description: str = "") -> pb.ApiKey:
         """A new API key with its secret in ``key`` (for ``user``: superusers only).
@@ -203,7 +198,7 @@ class Admin:
         c = self.client
         owner = entity_resource(user) if user else ""
         for _ in range(2):
-            k: pb.ApiKey = c.call(
+            k = c.call(
                 c.access.CreateApiKey,
                 pb.CreateApiKeyRequest(user=owner, description=description, request_id=request_id()),
             )
@@ -217,8 +212,7 @@ class Admin:
     def revoke_key(self, key_id: str) -> pb.ApiKey:
         """Revokes a key by id; it stops working within a second everywhere."""
         c = self.client
-        answer: pb.ApiKey = c.call(c.access.RevokeApiKey, pb.RevokeApiKeyRequest(id=key_id, request_id=request_id()))
-        return answer
+        return c.call(c.access.RevokeApiKey, pb.RevokeApiKeyRequest(id=key_id, request_id=request_id()))
 
     def keys(self, *, user: str | None = None) -> list[pb.ApiKey]:
         """The caller's keys (or ``user``'s: superusers only), never their secrets."""
@@ -248,7 +242,7 @@ class Admin:
         unrestricted one to every member of the org.
         """
         c = self.client
-        answer: pb.Registry = c.call(
+        return c.call(
             c.registries.CreateRegistry,
             pb.CreateRegistryRequest(
                 parent=entity_resource(org),
@@ -261,7 +255,6 @@ class Admin:
                 ),
             ),
         )
-        return answer
 
     def registries(self, org: str) -> list[pb.Registry]:
         """The registries of ``org`` the caller may see."""
@@ -300,18 +293,17 @@ class Admin:
     def set_registry_member(self, registry: str, user: str, role: Role) -> pb.Member:
         """Gives ``user`` a role in ``ORG/REGISTRY``."""
         c = self.client
-        answer: pb.Member = c.call(
+        return c.call(
             c.registries.SetRegistryMember,
             pb.SetRegistryMemberRequest(
                 registry=registry_resource(registry), user=entity_resource(user), role=role, request_id=request_id()
             ),
         )
-        return answer
 
     def remove_registry_member(self, registry: str, user: str) -> pb.Member:
         """Removes ``user`` from ``ORG/REGISTRY``."""
         c = self.client
-        answer: pb.Member = c.call(
+        return c.call(
             c.registries.RemoveRegistryMember,
             pb.RemoveRegistryMemberRequest(
                 registry=registry_resource(registry), user=entity_resource(user), request_id=request_id()
@@ -319,7 +311,6 @@ class Admin:
         )
 
         # -- versions: listing, aliases, TTL ----------------------------------------------
-        return answer
 
     def versions(
         self, collection: str, *, alias: str | None = None, tag: str | None = None
@@ -340,43 +331,39 @@ class Admin:
     def version(self, path: str) -> pb.ArtifactVersion:
         """The version a path names (a registry path gives it with its ``link``)."""
         c = self.client
-        answer: pb.ArtifactVersion = c.call(
+        return c.call(
             c.artifacts.GetArtifactVersion,
             pb.GetArtifactVersionRequest(name=parse_artifact_path(path).version_resource),
         )
-        return answer
 
     def add_aliases(self, path: str, aliases: Sequence[str]) -> pb.ArtifactVersion:
         """Moves ``aliases`` onto the version (or registry link) ``path`` names."""
         c = self.client
-        answer: pb.ArtifactVersion = c.call(
+        return c.call(
             c.artifacts.AddAliases,
             pb.AddAliasesRequest(
                 version=parse_artifact_path(path).version_resource, aliases=list(aliases), request_id=request_id()
             ),
         )
-        return answer
 
     def remove_aliases(self, path: str, aliases: Sequence[str]) -> pb.ArtifactVersion:
         """Takes ``aliases`` off the version (or registry link) ``path`` names."""
         c = self.client
-        answer: pb.ArtifactVersion = c.call(
+        return c.call(
             c.artifacts.RemoveAliases,
             pb.RemoveAliasesRequest(
                 version=parse_artifact_path(path).version_resource, aliases=list(aliases), request_id=request_id()
             ),
         )
-        return answer
 
     def set_ttl(self, path: str, ttl: _ttl.TTL) -> pb.ArtifactVersion:
         """Sets a version's TTL: a timedelta, None (forever) or ``ArtifactTTL.INHERIT``."""
         upd = pb.ArtifactVersion(name=parse_artifact_path(path).version_resource)
         _ttl.to_request(upd, _ttl.check(ttl))
         c = self.client
-        answer: pb.ArtifactVersion = c.call(
+        return c.call(
             c.artifacts.UpdateArtifactVersion,
             pb.UpdateArtifactVersionRequest(
                 version=upd, update_mask=field_mask_pb2.FieldMask(paths=["ttl"]), request_id=request_id()
             ),
         )
-        return answer
