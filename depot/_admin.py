@@ -33,7 +33,8 @@ EntityKind = Literal["user", "team", "org"]
 Role = Literal["admin", "member", "viewer"]
 TtlPolicy = Literal["members", "admins"]
 
-# Server maximum per page: the fewest round trips for a whole listing.
+# Listings read whole: big pages keep the round trips few, and 200 small
+# resources are still a small message.
 _PAGE_SIZE = 200
 
 _TTL_POLICIES: dict[TtlPolicy, pb.TtlPolicy.ValueType] = {

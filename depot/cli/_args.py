@@ -19,7 +19,8 @@ Actions: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 JSON_HELP = (
     "machine-readable output: results as JSON on stdout (snake_case fields, integers as numbers, "
     "times as RFC 3339 strings, durations in seconds); an error as "
-    '{"error": {"code", "reason", "message", "field"}} on stderr, exit status 1'
+    '{"error": {"code": "NotFoundError", "reason", "message", "field"}} on stderr (code: the SDK '
+    "exception class), exit status 1"
 )
 
 

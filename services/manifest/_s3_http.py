@@ -192,7 +192,6 @@ class S3HttpClient:
         self._base = ""
 
     async def __aenter__(self) -> S3HttpClient:
-        # aiobotocore and botocore ship no type information (no py.typed, no stubs installed).
         from aiobotocore.config import AioConfig
         from aiobotocore.session import AioSession
         from botocore import UNSIGNED
@@ -413,7 +412,6 @@ class S3HttpClient:
     def _sign(self, url: str, creds: Any) -> dict[str, str]:
         if creds is None:
             return {}
-        # botocore ships no type information.
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 

@@ -108,8 +108,14 @@ class MetadataAccess:
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
+            request = mpb.CheckAccessRequest(
+                api_key=api_key,
+                entity=entity,
+                permission=mpb.Permission.ValueType(permission),
+                manifest_id=manifest_id,
+            )
             resp = await self._stub.CheckAccess(
-                mpb.CheckAccessRequest(api_key=api_key, entity=entity, permission=permission, manifest_id=manifest_id),
+                request,
                 metadata=(("authorization", f"Bearer {api_key}"),),
                 timeout=10,
             )
