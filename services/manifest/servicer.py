@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from depot.common.v1 import common_pb2
+from depot.core.names import check_name
 from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Context
-from depot.services.metadata import names
+from depot.services.common.validate import as_invalid_argument
 
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
@@ -84,7 +85,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         """Raises unless allowed; True when allowed only through a registry link to the manifest."""
         if not entity:
             raise InvalidArgument("entity is required", field="entity")
-        names.check_part(entity, "entity", "entity")
+        as_invalid_argument(check_name)(entity, "entity", "entity")
         key = bearer_from_metadata(context.invocation_metadata())
         return await self._access.check(key, entity, perm, manifest_id)
 
