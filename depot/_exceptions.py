@@ -18,20 +18,21 @@ DepotError
 │   └── TooManyObjectsError      a reference lists more than max_objects
 └── AbortedError                 a conflict; retrying may succeed
 
-Errors of the checks the SDK shares with the services (entry paths, in
-``depot.services.common``) become these at the SDK's edge, in
-:func:`service_errors`: a user catches one tree, whatever raised.
+A server error's class comes from its reason (the ``ErrorReason`` enum of
+protos/depot/common/v1/common.proto, sent as AIP-193 ErrorInfo.reason):
+each reason maps to exactly one class (``BY_REASON``; a contract test keeps
+the map and the enum equal). An error without a reason this SDK knows
+(a transport failure, an older or newer server) is chosen by its status code.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from typing import cast
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from depot.services.common import errors as _service
+from depot.common.v1.common_pb2 import ErrorReason
 
 
 class DepotError(Exception):
@@ -123,18 +124,40 @@ _BY_CODE: dict[grpc.StatusCode, type[DepotError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.ABORTED: AbortedError,
 }
-_BY_REASON: dict[str, type[DepotError]] = {
-    "TYPE_MISMATCH": TypeMismatchError,
-    "TYPE_NOT_ACCEPTED": TypeMismatchError,
+# Every ErrorReason but UNSPECIFIED, by name, to its one class.
+BY_REASON: dict[str, type[DepotError]] = {
+    "INVALID_ARGUMENT": InvalidArgumentError,
+    "NOT_FOUND": NotFoundError,
+    "ALREADY_EXISTS": AlreadyExistsError,
+    "FAILED_PRECONDITION": FailedPreconditionError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "UNAUTHENTICATED": UnauthenticatedError,
+    "RESOURCE_EXHAUSTED": ResourceExhaustedError,
+    "ABORTED": AbortedError,
+    "UNAVAILABLE": CommError,
+    "DEADLINE_EXCEEDED": CommError,
+    "INTERNAL": DepotError,
+    "DEPOT_ERROR": DepotError,
+    "REQUEST_ID_REUSED": InvalidArgumentError,
     "LAST_ADMIN": LastAdminError,
     "TTL_ADMINS_ONLY": TTLAdminsOnlyError,
+    "TYPE_MISMATCH": TypeMismatchError,
+    "TYPE_NOT_ACCEPTED": TypeMismatchError,
+    "BLOB_MISSING": FailedPreconditionError,
     "DIGEST_MISMATCH": DigestMismatchError,
+    "METADATA_FAILED": DepotError,
     "TOO_MANY_OBJECTS": TooManyObjectsError,
+    "STORAGE_FULL": ResourceExhaustedError,
+    "STORAGE_NOT_WRITABLE": FailedPreconditionError,
+    "IDLE_TIMEOUT": AbortedError,
+    "S3_UNAVAILABLE": CommError,
 }
 
 
 def _error_info(err: grpc.RpcError) -> tuple[str, str]:
-    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
+    for item in err.trailing_metadata() or ():
+        # A (key, value) pair at runtime (a namedtuple), whatever the stubs call it.
+        key, value = cast("tuple[str, bytes]", item)
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
             for detail in status.details:
@@ -145,17 +168,17 @@ def _error_info(err: grpc.RpcError) -> tuple[str, str]:
 
 
 def from_rpc_error(err: grpc.RpcError) -> DepotError:
-    code = err.code()  # type: ignore[attr-defined]
+    code = err.code()
     reason, field = _error_info(err)
-    cls = _BY_REASON.get(reason) or _BY_CODE.get(code, DepotError)
-    message = err.details() or code.name  # type: ignore[attr-defined]
+    cls = BY_REASON.get(reason) or _BY_CODE.get(code, DepotError)
+    message = err.details() or code.name
     return cls(message, reason=reason, field=field)
 
 
 # Reasons of an UNAVAILABLE the server sends only after retrying itself for
 # its own bound (S3 failing a listing for the stall timeout): an SDK retry
 # would repeat all of that and hide the cause behind the caller's deadline.
-_RETRIED_BY_SERVER = frozenset({"S3_UNAVAILABLE"})
+_RETRIED_BY_SERVER = frozenset({ErrorReason.Name(ErrorReason.S3_UNAVAILABLE)})
 # What grpc reports for a call whose connection dropped mid-stream, with
 # UNKNOWN on some paths ("Stream removed (recvmsg:Connection reset by peer)").
 _STREAM_CUT = "Stream removed"
@@ -172,45 +195,9 @@ def is_transient(err: grpc.RpcError) -> bool:
     run as long again; retrying it only multiplies load on a struggling
     server. Safe only for idempotent calls, which every SDK call is.
     """
-    code = err.code()  # type: ignore[attr-defined]
+    code = err.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return _error_info(err)[0] not in _RETRIED_BY_SERVER
     if code == grpc.StatusCode.ABORTED:
         return True
-    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)  # type: ignore[attr-defined]
-
-
-# Most specific first: the first isinstance match wins.
-_BY_SERVICE_ERROR: tuple[tuple[type[_service.DepotError], type[DepotError]], ...] = (
-    (_service.TooManyObjects, TooManyObjectsError),
-    (_service.InvalidArgument, InvalidArgumentError),
-    (_service.NotFound, NotFoundError),
-    (_service.AlreadyExists, AlreadyExistsError),
-    (_service.FailedPrecondition, FailedPreconditionError),
-    (_service.PermissionDenied, PermissionDeniedError),
-    (_service.Unauthenticated, UnauthenticatedError),
-    (_service.ResourceExhausted, ResourceExhaustedError),
-    (_service.Aborted, AbortedError),
-    (_service.Unavailable, CommError),
-)
-
-
-def from_service_error(err: _service.DepotError) -> DepotError:
-    """The SDK exception for an error of the code the SDK shares with the services."""
-    cls = _BY_REASON.get(err.reason)
-    if cls is None:
-        cls = next((sdk for svc, sdk in _BY_SERVICE_ERROR if isinstance(err, svc)), DepotError)
-    return cls(err.message, reason=err.reason, field=err.field or "")
-
-
-@contextlib.contextmanager
-def service_errors() -> Iterator[None]:
-    """Re-raises an error of ``depot.services.common`` as the matching SDK exception.
-
-    The one place the services' exception types stop: everything the SDK
-    calls from there runs inside this.
-    """
-    try:
-        yield
-    except _service.DepotError as e:
-        raise from_service_error(e) from None
+    return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)

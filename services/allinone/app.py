@@ -42,7 +42,7 @@ from depot.services.gc.server import add_gc
 from depot.services.manifest.server import add_manifest, sweep_staging
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
-from depot.services.metadata.server import add_metadata
+from depot.services.metadata.server import Metadata
 
 from .config import AllInOneConfig
 from .postgres import LocalPostgres
@@ -176,7 +176,8 @@ async def _serve_services(
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
 
-    server = serving.new_server(reuse_port=config.workers > 1)
+    metadata = Metadata(pool, secret)
+    server = serving.new_server(reuse_port=config.workers > 1, callers=metadata.callers())
     if config.workers > 1 and not joining:
         # SO_REUSEPORT would also let this server share a port another one
         # (another data dir) already serves, and split clients between them.
@@ -189,7 +190,7 @@ async def _serve_services(
     channel = tls.internal_channel(address, manifest.client_tls, server_tls, to_self=True)
     stack.push_async_callback(channel.close)
     names = [
-        *add_metadata(server, pool, secret),
+        *metadata.add_to(server),
         add_manifest(
             server,
             store,

@@ -2,19 +2,28 @@
 
 Domain code raises these; it never imports grpc. ``status.py`` is the one
 place that turns them into gRPC status codes. Each error carries a stable
-machine-readable ``reason`` (AIP-193 ErrorInfo.reason) and, for bad input,
-the ``field`` it is about.
+machine-readable ``reason`` (AIP-193 ErrorInfo.reason), a value of the
+``ErrorReason`` enum of protos/depot/common/v1/common.proto (re-exported
+here, so a raise site names ``ErrorReason.X``), and, for bad input, the
+``field`` it is about.
 """
 
 from __future__ import annotations
+
+from typing import TypeAlias
+
+from depot.common.v1.common_pb2 import ErrorReason as ErrorReason
+
+# A value of ErrorReason (an int at runtime; its name goes on the wire).
+Reason: TypeAlias = ErrorReason.ValueType
 
 
 class DepotError(Exception):
     """Base of every error a Depot service reports to its caller."""
 
-    reason = "DEPOT_ERROR"
+    reason: Reason = ErrorReason.DEPOT_ERROR
 
-    def __init__(self, message: str, *, field: str | None = None, reason: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, reason: Reason | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
@@ -23,49 +32,49 @@ class DepotError(Exception):
 
 
 class InvalidArgument(DepotError):
-    reason = "INVALID_ARGUMENT"
+    reason = ErrorReason.INVALID_ARGUMENT
 
 
 class NotFound(DepotError):
-    reason = "NOT_FOUND"
+    reason = ErrorReason.NOT_FOUND
 
 
 class AlreadyExists(DepotError):
-    reason = "ALREADY_EXISTS"
+    reason = ErrorReason.ALREADY_EXISTS
 
 
 class FailedPrecondition(DepotError):
-    reason = "FAILED_PRECONDITION"
+    reason = ErrorReason.FAILED_PRECONDITION
 
 
 class PermissionDenied(DepotError):
-    reason = "PERMISSION_DENIED"
+    reason = ErrorReason.PERMISSION_DENIED
 
 
 class Unauthenticated(DepotError):
-    reason = "UNAUTHENTICATED"
+    reason = ErrorReason.UNAUTHENTICATED
 
 
 class ResourceExhausted(DepotError):
-    reason = "RESOURCE_EXHAUSTED"
+    reason = ErrorReason.RESOURCE_EXHAUSTED
 
 
 class Aborted(DepotError):
     """A retryable conflict (serialization failure, lost race)."""
 
-    reason = "ABORTED"
+    reason = ErrorReason.ABORTED
 
 
 class Unavailable(DepotError):
     """A backend (PostgreSQL, S3) could not be reached; retryable."""
 
-    reason = "UNAVAILABLE"
+    reason = ErrorReason.UNAVAILABLE
 
 
 class TooManyObjects(ResourceExhausted):
     """A reference lists more objects than its ``max_objects`` allows."""
 
-    reason = "TOO_MANY_OBJECTS"
+    reason = ErrorReason.TOO_MANY_OBJECTS
 
     def __init__(self, uri: str, limit: int):
         super().__init__(
@@ -81,21 +90,21 @@ class StorageFull(ResourceExhausted):
     """The blob store's disk is full or over quota (ENOSPC, EDQUOT, EFBIG):
     retrying does not help until an operator frees space."""
 
-    reason = "STORAGE_FULL"
+    reason = ErrorReason.STORAGE_FULL
 
 
 class StorageNotWritable(FailedPrecondition):
     """The blob store's disk refuses writes (EROFS, EACCES, EPERM): an
     operator must fix the mount or its permissions."""
 
-    reason = "STORAGE_NOT_WRITABLE"
+    reason = ErrorReason.STORAGE_NOT_WRITABLE
 
 
 class IdleTimeout(Aborted):
     """A client stream sent nothing for the server's idle timeout and was
     closed; nothing of it was stored, so sending it again is safe."""
 
-    reason = "IDLE_TIMEOUT"
+    reason = ErrorReason.IDLE_TIMEOUT
 
 
 class S3Unavailable(Unavailable):
@@ -108,7 +117,7 @@ class S3Unavailable(Unavailable):
     the listing: the reason lets it tell this apart from a server restart.
     """
 
-    reason = "S3_UNAVAILABLE"
+    reason = ErrorReason.S3_UNAVAILABLE
 
     def __init__(self, message: str, *, bucket: str, code: str):
         super().__init__(message, field="uri")

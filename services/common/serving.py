@@ -6,14 +6,15 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from . import decoding, telemetry
+from . import telemetry
 from .health import add_health, mark_serving
+from .interceptor import Callers, EdgeInterceptor
 from .tls import ServerTLS
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,14 @@ def run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def new_server(*, reuse_port: bool = False) -> grpc.aio.Server:
+def new_server(*, reuse_port: bool = False, callers: Mapping[str, Callers[Any]] | None = None) -> grpc.aio.Server:
     """A server; ``reuse_port`` lets processes of this user share its port
-    (the all-in-one's workers). Off otherwise, so a taken port is an error."""
+    (the all-in-one's workers). Off otherwise, so a taken port is an error.
+    ``callers``: the services whose calls the edge authenticates, by full name.
+    """
     options = [o for o in OPTIONS if o[0] != "grpc.so_reuseport"] + [("grpc.so_reuseport", int(reuse_port))]
-    interceptors = [*decoding.server_interceptors(), *telemetry.server_interceptors()]
+    # Tracing outside the edge, so an error logged by the edge carries its trace id.
+    interceptors = [*telemetry.server_interceptors(), EdgeInterceptor(callers)]
     return grpc.aio.server(options=options, interceptors=interceptors)
 
 

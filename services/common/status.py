@@ -1,7 +1,8 @@
 """The one place where domain errors become gRPC status codes.
 
-Handlers are wrapped with :func:`translate_errors`; domain code raises the
-exceptions of ``errors.py`` and never touches grpc. Every status carries an
+The edge interceptor (interceptor.py) calls :func:`abort` with whatever a
+handler raised; domain code raises the exceptions of ``errors.py`` and never
+touches grpc. Every status carries an
 AIP-193 ``ErrorInfo`` with a stable reason (and the field, for bad input) in
 the ``grpc-status-details-bin`` trailer, so clients can branch on it.
 """
@@ -9,10 +10,8 @@ the ``grpc-status-details-bin`` trailer, so clients can branch on it.
 from __future__ import annotations
 
 import errno
-import functools
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn
 
 import asyncpg
 import botocore.exceptions
@@ -21,6 +20,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from . import errors
+from .errors import ErrorReason, Reason
 
 log = logging.getLogger(__name__)
 
@@ -109,68 +109,84 @@ _CODES: list[tuple[type[errors.DepotError], grpc.StatusCode]] = [
 
 
 def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, str, str | None]:
-    """(code, message, reason, field) for an exception raised inside a handler."""
+    """(code, message, reason, field) for an exception raised inside a handler; the
+    reason is its ErrorReason's name, as ErrorInfo.reason carries it."""
+    code, message, reason, field = _status(exc)
+    return code, message, ErrorReason.Name(reason), field
+
+
+def _status(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason, str | None]:
     if isinstance(exc, errors.DepotError):
         for cls, code in _CODES:
             if isinstance(exc, cls):
                 return code, exc.message, exc.reason, exc.field
         return grpc.StatusCode.INTERNAL, exc.message, exc.reason, exc.field
     if isinstance(exc, _UNSTORABLE):
-        return grpc.StatusCode.INVALID_ARGUMENT, _UNSTORABLE_MESSAGE, "INVALID_ARGUMENT", None
+        return grpc.StatusCode.INVALID_ARGUMENT, _UNSTORABLE_MESSAGE, ErrorReason.INVALID_ARGUMENT, None
     if isinstance(exc, asyncpg.InvalidTextRepresentationError):
         # A caller's string cast to a typed column ("invalid input syntax for type ...").
-        return grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}", "INVALID_ARGUMENT", None
+        return grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}", ErrorReason.INVALID_ARGUMENT, None
     if isinstance(exc, asyncpg.UniqueViolationError):
-        return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", "ALREADY_EXISTS", None
+        return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", ErrorReason.ALREADY_EXISTS, None
     if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
-        return grpc.StatusCode.ABORTED, "concurrent update conflict; retry", "ABORTED", None
+        return grpc.StatusCode.ABORTED, "concurrent update conflict; retry", ErrorReason.ABORTED, None
     if isinstance(exc, asyncpg.LockNotAvailableError):
         # lock_timeout (db.LOCK_TIMEOUT_S): the row's holder ends soon; retry.
-        return grpc.StatusCode.ABORTED, "waited too long for a row lock; retry", "ABORTED", None
+        return grpc.StatusCode.ABORTED, "waited too long for a row lock; retry", ErrorReason.ABORTED, None
     if isinstance(exc, asyncpg.QueryCanceledError):
         # statement_timeout (db.QUERY_TIMEOUT_S): the same statement would
         # likely run as long again, so not "retry".
-        return grpc.StatusCode.DEADLINE_EXCEEDED, f"database statement timed out: {exc}", "DEADLINE_EXCEEDED", None
+        return (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"database statement timed out: {exc}",
+            ErrorReason.DEADLINE_EXCEEDED,
+            None,
+        )
     if isinstance(exc, asyncpg.DiskFullError):
         # Retrying cannot help until an operator frees space.
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"database disk full: {exc}", "RESOURCE_EXHAUSTED", None
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"database disk full: {exc}", ErrorReason.RESOURCE_EXHAUSTED, None
     if isinstance(exc, TimeoutError):
         # Mostly asyncpg's connect, pool or command timeout (db.py): a
         # database that did not answer. Without its own message: it has none.
-        return grpc.StatusCode.UNAVAILABLE, "backend did not answer in time", "UNAVAILABLE", None
+        return grpc.StatusCode.UNAVAILABLE, "backend did not answer in time", ErrorReason.UNAVAILABLE, None
     if isinstance(exc, _DB_CLIENT_BUG):
         log.exception("database client refused a query", exc_info=exc)
-        return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
+        return grpc.StatusCode.INTERNAL, "internal error", ErrorReason.INTERNAL, None
     if isinstance(exc, _DB_TRANSIENT):
-        return grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}", "UNAVAILABLE", None
+        return grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}", ErrorReason.UNAVAILABLE, None
     # A full or read-only disk is not "try again"; the blob store raises
     # StorageFull / StorageNotWritable itself, this catches any write it missed.
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"storage full: {exc}", "STORAGE_FULL", None
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"storage full: {exc}", ErrorReason.STORAGE_FULL, None
     if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
-        return grpc.StatusCode.FAILED_PRECONDITION, f"storage not writable: {exc}", "STORAGE_NOT_WRITABLE", None
+        return (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"storage not writable: {exc}",
+            ErrorReason.STORAGE_NOT_WRITABLE,
+            None,
+        )
     if isinstance(exc, _S3_TRANSIENT):
-        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: {exc}", "UNAVAILABLE", None
+        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: {exc}", ErrorReason.UNAVAILABLE, None
     if isinstance(exc, botocore.exceptions.ClientError):
         return _s3_status(exc)
     if isinstance(exc, ConnectionError) or (isinstance(exc, OSError) and exc.errno in _OS_TRANSIENT):
-        return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", "UNAVAILABLE", None
-    return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
+        return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", ErrorReason.UNAVAILABLE, None
+    return grpc.StatusCode.INTERNAL, "internal error", ErrorReason.INTERNAL, None
 
 
-def _s3_status(exc: botocore.exceptions.ClientError) -> tuple[grpc.StatusCode, str, str, str | None]:
+def _s3_status(exc: botocore.exceptions.ClientError) -> tuple[grpc.StatusCode, str, Reason, str | None]:
     """An S3 error answer from the blob store: 5xx and throttling are
     UNAVAILABLE (retried); a refusal is the operator's to fix, not the
     caller's to retry; anything else is a bug (INTERNAL)."""
     code = str(exc.response.get("Error", {}).get("Code", ""))
     http = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if http >= 500 or code in ("SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError"):
-        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: S3 {code or http}", "UNAVAILABLE", None
+        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: S3 {code or http}", ErrorReason.UNAVAILABLE, None
     if http == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
         message = f"the blob store refused Depot's credentials: S3 {code or http}"
-        return grpc.StatusCode.FAILED_PRECONDITION, message, "STORAGE_NOT_WRITABLE", None
+        return grpc.StatusCode.FAILED_PRECONDITION, message, ErrorReason.STORAGE_NOT_WRITABLE, None
     log.error("unexpected S3 answer from the blob store: %s", exc)
-    return grpc.StatusCode.INTERNAL, "internal error", "INTERNAL", None
+    return grpc.StatusCode.INTERNAL, "internal error", ErrorReason.INTERNAL, None
 
 
 def bounded(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
@@ -191,7 +207,8 @@ def _details(code: grpc.StatusCode, message: str, reason: str, field: str | None
     return status.SerializeToString()
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+async def abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> NoReturn:
+    """Ends the call with ``exc``'s status and its ErrorInfo trailer (the edge interceptor calls it)."""
     code, message, reason, field = to_status(exc)
     message = bounded(message)
     if field is not None:
@@ -200,37 +217,3 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         log.exception("internal error in RPC", exc_info=exc)
     context.set_trailing_metadata((("grpc-status-details-bin", _details(code, message, reason, field)),))
     await context.abort(code, message)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def translate_errors(handler: F) -> F:
-    """Wraps a unary or client-streaming handler; domain errors become statuses."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await handler(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - translated, never swallowed
-            await _abort(context, exc)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def translate_stream_errors(handler: F) -> F:
-    """Like :func:`translate_errors`, for server-streaming handlers (async generators)."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            async for item in handler(self, request, context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
-
-    return wrapper  # type: ignore[return-value]

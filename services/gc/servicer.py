@@ -7,13 +7,11 @@ with its per-process cache: a revoked key is refused here within
 
 from __future__ import annotations
 
-import grpc
-
 from depot.gc.v1 import gc_pb2 as pb
 from depot.gc.v1 import gc_pb2_grpc
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import PermissionDenied
-from depot.services.common.status import translate_errors
+from depot.services.common.interceptor import Context
 from depot.services.metadata.access import ADMIN, Access
 
 from .collector import Collector
@@ -24,10 +22,7 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         self._access = access
         self._collector = collector
 
-    @translate_errors
-    async def RunCollection(
-        self, request: pb.RunCollectionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CollectionReport:
+    async def RunCollection(self, request: pb.RunCollectionRequest, context: Context) -> pb.CollectionReport:
         who = await self._access.authenticate(bearer_from_metadata(context.invocation_metadata()))
         if request.entity:
             await self._access.require(who, request.entity, ADMIN)

@@ -25,10 +25,12 @@ from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import REVOKE_WITHIN_S
 from depot.services.common.errors import (
     DepotError,
+    ErrorReason,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    Reason,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
@@ -72,10 +74,10 @@ def _caller_error(e: grpc.aio.AioRpcError) -> DepotError:
     # INTERNAL, UNKNOWN, anything unexpected: a bug behind the answer, not an
     # outage. A plain DepotError is INTERNAL at the edge (status.py), logged
     # there, and not retried by clients.
-    return DepotError(f"metadata service failed ({code.name}): {e.details()}", reason="METADATA_FAILED")
+    return DepotError(f"metadata service failed ({code.name}): {e.details()}", reason=ErrorReason.METADATA_FAILED)
 
 
-def _error_info(e: grpc.aio.AioRpcError) -> tuple[str | None, str | None]:
+def _error_info(e: grpc.aio.AioRpcError) -> tuple[Reason | None, str | None]:
     """The reason and field metadata put in its ErrorInfo (status.py), so they reach the caller too."""
     for key, value in e.trailing_metadata() or ():
         if key != "grpc-status-details-bin" or not isinstance(value, bytes):
@@ -87,7 +89,9 @@ def _error_info(e: grpc.aio.AioRpcError) -> tuple[str | None, str | None]:
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
             if detail.Unpack(info):
-                return info.reason or None, info.metadata.get("field") or None
+                # Metadata sends ErrorReason names; one this build does not know stays unset.
+                known = info.reason in ErrorReason.keys()
+                return ErrorReason.Value(info.reason) if known else None, info.metadata.get("field") or None
     return None, None
 
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from depot.core.hashing import ALGORITHMS, Hasher, new_hasher
-from depot.services.common.errors import FailedPrecondition, InvalidArgument
+from depot.services.common.errors import ErrorReason, FailedPrecondition, InvalidArgument
 
 from .staging import storage_errors
 from .store import BlobStore
@@ -66,7 +66,7 @@ def _check_digest(blob: BlobId, hasher: Hasher, what: str) -> None:
         raise FailedPrecondition(
             f"{what} {blob.algorithm} digest {actual}, not the claimed {blob.digest}; nothing was stored",
             field="digest",
-            reason="DIGEST_MISMATCH",
+            reason=ErrorReason.DIGEST_MISMATCH,
         )
 
 

@@ -35,7 +35,7 @@ from depot.native import (
 )
 from depot.services.common import validate
 from depot.services.common.credentials import sign_manifest
-from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from depot.services.common.errors import ErrorReason, FailedPrecondition, InvalidArgument, NotFound
 from depot.services.common.validate import check_entry_path
 
 from .blobs import MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
@@ -334,7 +334,7 @@ class Manifests:
                     raise FailedPrecondition(
                         f"entry {e.path!r}: blob {e.algorithm}:{e.digest} was not uploaded",
                         field="entries.digest",
-                        reason="BLOB_MISSING",
+                        reason=ErrorReason.BLOB_MISSING,
                     )
         return writer.close()
 

@@ -6,16 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-import grpc
-
 from depot.common.v1 import common_pb2
+from depot.core.names import check_name
 from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
 from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
-from depot.services.common.status import translate_errors, translate_stream_errors
-from depot.services.common.validate import check_name
+from depot.services.common.interceptor import Context
+from depot.services.common.validate import as_invalid_argument
 
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
@@ -82,19 +81,16 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         self._manifests = manifests
         self._idle_s = idle_timeout_s
 
-    async def _authorize(
-        self, context: grpc.aio.ServicerContext, entity: str, perm: int, manifest_id: str = ""
-    ) -> bool:
+    async def _authorize(self, context: Context, entity: str, perm: int, manifest_id: str = "") -> bool:
         """Raises unless allowed; True when allowed only through a registry link to the manifest."""
         if not entity:
             raise InvalidArgument("entity is required", field="entity")
-        check_name(entity, "entity", "entity")
+        as_invalid_argument(check_name)(entity, "entity", "entity")
         key = bearer_from_metadata(context.invocation_metadata())
         return await self._access.check(key, entity, perm, manifest_id)
 
-    @translate_errors
     async def FindMissingBlobs(
-        self, request: pb.FindMissingBlobsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.FindMissingBlobsRequest, context: Context
     ) -> pb.FindMissingBlobsResponse:
         await self._authorize(context, request.entity, WRITE)
         if len(request.blobs) > MAX_FIND:
@@ -105,10 +101,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             missing=[pb.BlobDigest(algorithm=b.algorithm, digest=b.digest) for b in missing]
         )
 
-    @translate_errors
-    async def UploadBlob(
-        self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: grpc.aio.ServicerContext
-    ) -> pb.Blob:
+    async def UploadBlob(self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: Context) -> pb.Blob:
         request_iterator = _until_idle(request_iterator, self._idle_s, "UploadBlob")
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("header"):
@@ -126,10 +119,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         created = await self._blobs.upload(h.entity, blob, h.size, chunks())
         return pb.Blob(digest=h.digest, size=h.size, created=created)
 
-    @translate_stream_errors
-    async def ReadBlob(
-        self, request: pb.ReadBlobRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.BlobChunk]:
+    async def ReadBlob(self, request: pb.ReadBlobRequest, context: Context) -> AsyncIterator[pb.BlobChunk]:
         via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
         blob: BlobId = check_blob_id(request.digest.algorithm, request.digest.digest)
         if via_registry and not await self._manifests.contains_blob(request.entity, request.manifest_id, blob):
@@ -138,11 +128,10 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         async for chunk in self._blobs.read(request.entity, blob):
             yield pb.BlobChunk(data=chunk)
 
-    @translate_errors
     async def CreateManifest(
         self,
         request_iterator: AsyncIterator[pb.CreateManifestRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> common_pb2.ManifestRef:
         request_iterator = _until_idle(request_iterator, self._idle_s, "CreateManifest")
         first = await anext(request_iterator, None)
@@ -157,10 +146,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
         return await self._create_manifest(context, first.header, batches())
 
-    @translate_errors
-    async def PutManifest(
-        self, request: pb.PutManifestRequest, context: grpc.aio.ServicerContext
-    ) -> common_pb2.ManifestRef:
+    async def PutManifest(self, request: pb.PutManifestRequest, context: Context) -> common_pb2.ManifestRef:
         if len(request.entries) > BATCH:
             raise InvalidArgument(
                 f"at most {BATCH} entries; stream larger manifests with CreateManifest", field="entries"
@@ -172,7 +158,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         return await self._create_manifest(context, request.header, one_batch())
 
     async def _create_manifest(
-        self, context: grpc.aio.ServicerContext, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
+        self, context: Context, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
     ) -> common_pb2.ManifestRef:
         await self._authorize(context, h.entity, WRITE)
         refs = [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references]
@@ -187,10 +173,7 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             token=m.token,
         )
 
-    @translate_stream_errors
-    async def ReadManifest(
-        self, request: pb.ReadManifestRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.EntryBatch]:
+    async def ReadManifest(self, request: pb.ReadManifestRequest, context: Context) -> AsyncIterator[pb.EntryBatch]:
         await self._authorize(context, request.entity, READ, request.manifest_id)
         async for batch in self._manifests.read(request.entity, request.manifest_id):
             for i in range(0, len(batch), BATCH):

@@ -19,15 +19,16 @@ from depot.services.common.config import ConfigError, TelemetryConfig
 from . import db
 from .access import Access
 from .config import MetadataConfig, database_url
-from .server import add_metadata
+from .server import Metadata
 
 
 async def _serve(config: MetadataConfig) -> None:
     pool = await db.create_pool(config.database_url)
     try:
-        server = serving.new_server()
+        metadata = Metadata(pool, config.internal_secret)
+        server = serving.new_server(callers=metadata.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
-        names = add_metadata(server, pool, config.internal_secret)
+        names = metadata.add_to(server)
         health = await serving.start(server, names, health_listen=config.server.health_listen)
         logging.info("metadata service on port %d", port)
         await serving.wait_for_signal()

@@ -40,6 +40,7 @@ import asyncpg
 from depot.services.common import validate
 from depot.services.common.errors import (
     AlreadyExists,
+    ErrorReason,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -323,7 +324,7 @@ class Accounts:
             raise FailedPrecondition(
                 f"{entity} would have no admin left; make someone else admin first",
                 field="user",
-                reason="LAST_ADMIN",
+                reason=ErrorReason.LAST_ADMIN,
             )
 
     async def remove_member(self, who: Principal, entity: str, user: str) -> Member:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from depot.services.common import validate
-from depot.services.common.errors import InvalidArgument, PermissionDenied
+from depot.services.common.errors import ErrorReason, InvalidArgument, PermissionDenied
 
 from . import names
 from .access import ADMIN, EntityAccess
@@ -69,5 +69,5 @@ def ttl_permission(found: EntityAccess) -> None:
         raise PermissionDenied(
             f"only admins of {found.name!r} may set TTLs (its ttl_policy is 'admins')",
             field="ttl",
-            reason="TTL_ADMINS_ONLY",
+            reason=ErrorReason.TTL_ADMINS_ONLY,
         )

@@ -48,7 +48,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from depot.services.common.errors import InvalidArgument, PermissionDenied
+from depot.services.common.errors import ErrorReason, InvalidArgument, PermissionDenied
 
 from .db import Database, one
 
@@ -170,7 +170,7 @@ async def _may_replay(
             f"request_id {request_id!r} was already used for a different {method} request; "
             "use a new request_id for a new request",
             field="request_id",
-            reason="REQUEST_ID_REUSED",
+            reason=ErrorReason.REQUEST_ID_REUSED,
         )
     for kind, id_, role in stored["grants"] or []:
         if not await still_holds(Grant(kind, id_, role)):

@@ -39,6 +39,7 @@ import asyncpg
 from depot.services.common import validate
 from depot.services.common.errors import (
     AlreadyExists,
+    ErrorReason,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -304,7 +305,7 @@ class Registries:
             raise FailedPrecondition(
                 f"registry {org}/{reg} accepts {', '.join(types)} artifacts; {version} is a {type_!r}",
                 field="version",
-                reason="TYPE_NOT_ACCEPTED",
+                reason=ErrorReason.TYPE_NOT_ACCEPTED,
             )
         async with self._db.transaction() as conn:
             rc = one(await conn.fetchrow(_COLLECTION_UPSERT, registry["id"], coll, type_))
@@ -312,7 +313,7 @@ class Registries:
                 raise FailedPrecondition(
                     f"{target} holds {rc['type']!r} artifacts; {version} is a {type_!r}",
                     field="version",
-                    reason="TYPE_MISMATCH",
+                    reason=ErrorReason.TYPE_MISMATCH,
                 )
             # Linking the same version again returns its link (with any new aliases).
             link_id = await conn.fetchval(_LINK_OF_VERSION, rc["id"], src.id)

@@ -6,8 +6,9 @@ import asyncpg
 import grpc
 
 from depot.metadata.v1 import metadata_pb2, metadata_pb2_grpc
+from depot.services.common.interceptor import Callers
 
-from .access import Access
+from .access import Access, Principal
 from .accounts import Accounts
 from .aliases import Aliases
 from .db import Database
@@ -31,29 +32,46 @@ SERVICE_NAMES = [
 ]
 
 
-def add_metadata(server: grpc.aio.Server, pool: asyncpg.Pool, internal_secret: bytes) -> list[str]:
-    """Adds the four metadata services to ``server``; returns their names for health."""
-    db = Database(pool)
-    access = Access(db)
-    pages = PageTokens(internal_secret)
-    projects = Projects(db)
-    registry_access = RegistryAccess(db, access)
-    resolver = Resolver(db, access, registry_access)
-    runs = Runs(db, access, projects)
-    lineage = Lineage(db, access, pages, runs, resolver)
-    shared = (access, Idempotency(db), registry_access)
-    artifacts = ArtifactServicer(
-        *shared,
-        runs=runs,
-        versions=Versions(db, access, projects, runs, resolver),
-        aliases=Aliases(db, access, pages, projects, registry_access, resolver),
-        listings=Listings(db, access, pages, projects),
-        lineage=lineage,
-        manifest_secret=internal_secret,
-    )
-    registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))
-    metadata_pb2_grpc.add_ArtifactServiceServicer_to_server(artifacts, server)
-    metadata_pb2_grpc.add_RegistryServiceServicer_to_server(registries, server)
-    metadata_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(*shared, Accounts(db, access, pages)), server)
-    metadata_pb2_grpc.add_LineageServiceServicer_to_server(LineageServicer(*shared, lineage), server)
-    return SERVICE_NAMES
+class Metadata:
+    """The metadata service's parts on one database pool.
+
+    Two steps, because a grpc.aio server takes its interceptors when it is
+    built: ``callers()`` goes to ``serving.new_server`` (the edge
+    authenticates every call of the four services with this Access, whose
+    caches the domain shares), then ``add_to`` registers the servicers.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, internal_secret: bytes):
+        db = Database(pool)
+        access = Access(db)
+        pages = PageTokens(internal_secret)
+        projects = Projects(db)
+        registry_access = RegistryAccess(db, access)
+        resolver = Resolver(db, access, registry_access)
+        runs = Runs(db, access, projects)
+        lineage = Lineage(db, access, pages, runs, resolver)
+        self._callers: Callers[Principal] = Callers(access.authenticate)
+        shared = (self._callers, access, Idempotency(db), registry_access)
+        self._artifacts = ArtifactServicer(
+            *shared,
+            runs=runs,
+            versions=Versions(db, access, projects, runs, resolver),
+            aliases=Aliases(db, access, pages, projects, registry_access, resolver),
+            listings=Listings(db, access, pages, projects),
+            lineage=lineage,
+            manifest_secret=internal_secret,
+        )
+        self._registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))
+        self._access = AccessServicer(*shared, Accounts(db, access, pages))
+        self._lineage = LineageServicer(*shared, lineage)
+
+    def callers(self) -> dict[str, Callers[Principal]]:
+        return dict.fromkeys(SERVICE_NAMES, self._callers)
+
+    def add_to(self, server: grpc.aio.Server) -> list[str]:
+        """Adds the four metadata services to ``server``; returns their names for health."""
+        metadata_pb2_grpc.add_ArtifactServiceServicer_to_server(self._artifacts, server)
+        metadata_pb2_grpc.add_RegistryServiceServicer_to_server(self._registries, server)
+        metadata_pb2_grpc.add_AccessServiceServicer_to_server(self._access, server)
+        metadata_pb2_grpc.add_LineageServiceServicer_to_server(self._lineage, server)
+        return SERVICE_NAMES

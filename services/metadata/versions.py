@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from depot.services.common.errors import ErrorReason, FailedPrecondition, InvalidArgument, NotFound
 
 from . import names, records
 from .access import READ, WRITE, Access, Principal
@@ -246,7 +246,7 @@ class Versions:
                     f"artifact {project}/artifacts/{artifact} has type {coll['type']!r}; "
                     f"it cannot be logged as {type_!r}",
                     field="type",
-                    reason="TYPE_MISMATCH",
+                    reason=ErrorReason.TYPE_MISMATCH,
                 )
             if manifest is None:
                 uid, *rest = new.columns()

@@ -19,7 +19,7 @@ from depot.services.manifest.server import add_manifest
 from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
-from depot.services.metadata.server import add_metadata
+from depot.services.metadata.server import Metadata
 
 SECRET = b"test-internal-secret"
 
@@ -41,12 +41,13 @@ class Split:
         pool = await db.create_pool(self.dsn)
         self.admin_key = str(await Access(db.Database(pool)).bootstrap_admin())
         store = await open_store(self.blobs.as_uri())
-        meta, man, gc = serving.new_server(), serving.new_server(), serving.new_server()
+        metadata = Metadata(pool, SECRET)
+        meta, man, gc = serving.new_server(callers=metadata.callers()), serving.new_server(), serving.new_server()
         self.ports["metadata"] = serving.bind(meta, "127.0.0.1:0")
         self.ports["manifest"] = serving.bind(man, "127.0.0.1:0")
         self.ports["gc"] = serving.bind(gc, "127.0.0.1:0")
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.ports['metadata']}")
-        await serving.start(meta, add_metadata(meta, pool, SECRET))
+        await serving.start(meta, metadata.add_to(meta))
         await serving.start(man, [add_manifest(man, store, channel, SECRET)])
         await serving.start(gc, [add_gc(gc, pool)])
         self._ready.set()

@@ -21,7 +21,7 @@ from servers import ServerThread, make_config
 
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
-from depot.services.common.errors import PermissionDenied, S3Unavailable
+from depot.services.common.errors import ErrorReason, PermissionDenied, S3Unavailable
 from depot.services.manifest.s3_listing import S3Config
 
 from .conftest import list_reference
@@ -91,7 +91,7 @@ async def test_permanent_fault_fails_with_the_s3_error_after_the_stall_timeout(
     # slack is for a busy 2-core CI machine, still short of the 10 s default.
     assert elapsed < 8.0
     assert exc.value.bucket == "bk"
-    assert exc.value.reason == "S3_UNAVAILABLE"
+    assert exc.value.reason == ErrorReason.S3_UNAVAILABLE
     assert "'bk'" in exc.value.message
     if code:
         assert exc.value.code == code

@@ -36,7 +36,7 @@ from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
 from depot.services.metadata.config import MetadataConfig
-from depot.services.metadata.server import add_metadata
+from depot.services.metadata.server import Metadata
 
 TLS_ENV = (
     "DEPOT_TLS_CA",
@@ -467,15 +467,14 @@ class SplitTLS:
         meta_config = MetadataConfig.from_env(
             {**self.env, "DEPOT_LISTEN": "127.0.0.1:0", "DEPOT_DATABASE_URL": self.dsn}
         )
-        meta = serving.new_server()
+        metadata = Metadata(pool, b"s")
+        meta = serving.new_server(callers=metadata.callers())
         self.ports["metadata"] = serving.bind(meta, meta_config.server.listen, meta_config.server.tls)
         # The health port is bound by start(); find a free one first.
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.health_port = s.getsockname()[1]
-        meta_health = await serving.start(
-            meta, add_metadata(meta, pool, b"s"), health_listen=f"127.0.0.1:{self.health_port}"
-        )
+        meta_health = await serving.start(meta, metadata.add_to(meta), health_listen=f"127.0.0.1:{self.health_port}")
         man_config = ManifestConfig.from_env(
             {
                 **self.env,

@@ -15,7 +15,8 @@ C = grpc.StatusCode
 
 
 def _metadata_error(code: grpc.StatusCode, exc: errors.DepotError) -> AioRpcError:
-    trailer = Metadata(("grpc-status-details-bin", _details(code, exc.message, exc.reason, exc.field)))
+    details = _details(code, exc.message, errors.ErrorReason.Name(exc.reason), exc.field)
+    trailer = Metadata(("grpc-status-details-bin", details))
     return AioRpcError(code, Metadata(), trailer, details=exc.message)
 
 
@@ -26,14 +27,14 @@ def _metadata_error(code: grpc.StatusCode, exc: errors.DepotError) -> AioRpcErro
         (C.NOT_FOUND, errors.NotFound("no entity", field="entity")),
         (C.PERMISSION_DENIED, errors.PermissionDenied("no")),
         (C.UNAUTHENTICATED, errors.Unauthenticated("revoked")),
-        (C.FAILED_PRECONDITION, errors.FailedPrecondition("entity disabled", reason="DISABLED")),
-        (C.RESOURCE_EXHAUSTED, errors.ResourceExhausted("too much", reason="QUOTA")),
+        (C.FAILED_PRECONDITION, errors.FailedPrecondition("entity disabled", reason=errors.ErrorReason.TYPE_MISMATCH)),
+        (C.RESOURCE_EXHAUSTED, errors.ResourceExhausted("too much", reason=errors.ErrorReason.STORAGE_FULL)),
     ],
 )
 def test_caller_statuses_pass_through_with_their_reason(code: grpc.StatusCode, exc: errors.DepotError) -> None:
     mapped = _caller_error(_metadata_error(code, exc))
     out_code, message, reason, _field = to_status(mapped)
-    assert (out_code, message, reason) == (code, exc.message, exc.reason)
+    assert (out_code, message, reason) == (code, exc.message, errors.ErrorReason.Name(exc.reason))
 
 
 @pytest.mark.parametrize("code", [C.UNAVAILABLE, C.DEADLINE_EXCEEDED])

@@ -5,6 +5,7 @@ Messages more than one Depot service speaks."""
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -15,6 +16,108 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ErrorReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    INVALID_ARGUMENT: _ErrorReason.ValueType  # 1
+    """One per status code, for errors with nothing more specific to say."""
+    NOT_FOUND: _ErrorReason.ValueType  # 2
+    ALREADY_EXISTS: _ErrorReason.ValueType  # 3
+    FAILED_PRECONDITION: _ErrorReason.ValueType  # 4
+    PERMISSION_DENIED: _ErrorReason.ValueType  # 5
+    UNAUTHENTICATED: _ErrorReason.ValueType  # 6
+    RESOURCE_EXHAUSTED: _ErrorReason.ValueType  # 7
+    ABORTED: _ErrorReason.ValueType  # 8
+    UNAVAILABLE: _ErrorReason.ValueType  # 9
+    DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 10
+    INTERNAL: _ErrorReason.ValueType  # 11
+    DEPOT_ERROR: _ErrorReason.ValueType  # 12
+    """A domain error of no more specific kind (INTERNAL)."""
+    REQUEST_ID_REUSED: _ErrorReason.ValueType  # 13
+    """INVALID_ARGUMENT: a request_id already used with another request."""
+    LAST_ADMIN: _ErrorReason.ValueType  # 14
+    """FAILED_PRECONDITION: the change would leave a team without an admin."""
+    TTL_ADMINS_ONLY: _ErrorReason.ValueType  # 15
+    """PERMISSION_DENIED: the team lets only admins set TTLs."""
+    TYPE_MISMATCH: _ErrorReason.ValueType  # 16
+    """FAILED_PRECONDITION: an artifact name exists with another type."""
+    TYPE_NOT_ACCEPTED: _ErrorReason.ValueType  # 17
+    """FAILED_PRECONDITION: a registry does not accept the version's type."""
+    BLOB_MISSING: _ErrorReason.ValueType  # 18
+    """FAILED_PRECONDITION: a manifest names a blob that was never uploaded."""
+    DIGEST_MISMATCH: _ErrorReason.ValueType  # 19
+    """FAILED_PRECONDITION: bytes do not hash to the digest claimed for them."""
+    METADATA_FAILED: _ErrorReason.ValueType  # 20
+    """INTERNAL: the manifest service could not get an answer from metadata."""
+    TOO_MANY_OBJECTS: _ErrorReason.ValueType  # 21
+    """RESOURCE_EXHAUSTED: a reference lists more objects than max_objects."""
+    STORAGE_FULL: _ErrorReason.ValueType  # 22
+    """RESOURCE_EXHAUSTED: the blob store's disk is full or over quota."""
+    STORAGE_NOT_WRITABLE: _ErrorReason.ValueType  # 23
+    """FAILED_PRECONDITION: the blob store refuses writes (read-only, permissions, credentials)."""
+    IDLE_TIMEOUT: _ErrorReason.ValueType  # 24
+    """ABORTED: a client stream sent nothing for the idle timeout; nothing was stored."""
+    S3_UNAVAILABLE: _ErrorReason.ValueType  # 25
+    """UNAVAILABLE: S3 kept failing a reference listing after the server's own
+    retries (the SDK does not retry it again).
+    """
+
+class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
+    """Why a call failed: the `reason` of the AIP-193 google.rpc.ErrorInfo
+    (domain "depot.dev") every Depot error status carries, as the value's
+    name. The SDK maps each reason to one exception class; a reason names
+    the condition, the status code says how to react (retry or not).
+    """
+
+ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+INVALID_ARGUMENT: ErrorReason.ValueType  # 1
+"""One per status code, for errors with nothing more specific to say."""
+NOT_FOUND: ErrorReason.ValueType  # 2
+ALREADY_EXISTS: ErrorReason.ValueType  # 3
+FAILED_PRECONDITION: ErrorReason.ValueType  # 4
+PERMISSION_DENIED: ErrorReason.ValueType  # 5
+UNAUTHENTICATED: ErrorReason.ValueType  # 6
+RESOURCE_EXHAUSTED: ErrorReason.ValueType  # 7
+ABORTED: ErrorReason.ValueType  # 8
+UNAVAILABLE: ErrorReason.ValueType  # 9
+DEADLINE_EXCEEDED: ErrorReason.ValueType  # 10
+INTERNAL: ErrorReason.ValueType  # 11
+DEPOT_ERROR: ErrorReason.ValueType  # 12
+"""A domain error of no more specific kind (INTERNAL)."""
+REQUEST_ID_REUSED: ErrorReason.ValueType  # 13
+"""INVALID_ARGUMENT: a request_id already used with another request."""
+LAST_ADMIN: ErrorReason.ValueType  # 14
+"""FAILED_PRECONDITION: the change would leave a team without an admin."""
+TTL_ADMINS_ONLY: ErrorReason.ValueType  # 15
+"""PERMISSION_DENIED: the team lets only admins set TTLs."""
+TYPE_MISMATCH: ErrorReason.ValueType  # 16
+"""FAILED_PRECONDITION: an artifact name exists with another type."""
+TYPE_NOT_ACCEPTED: ErrorReason.ValueType  # 17
+"""FAILED_PRECONDITION: a registry does not accept the version's type."""
+BLOB_MISSING: ErrorReason.ValueType  # 18
+"""FAILED_PRECONDITION: a manifest names a blob that was never uploaded."""
+DIGEST_MISMATCH: ErrorReason.ValueType  # 19
+"""FAILED_PRECONDITION: bytes do not hash to the digest claimed for them."""
+METADATA_FAILED: ErrorReason.ValueType  # 20
+"""INTERNAL: the manifest service could not get an answer from metadata."""
+TOO_MANY_OBJECTS: ErrorReason.ValueType  # 21
+"""RESOURCE_EXHAUSTED: a reference lists more objects than max_objects."""
+STORAGE_FULL: ErrorReason.ValueType  # 22
+"""RESOURCE_EXHAUSTED: the blob store's disk is full or over quota."""
+STORAGE_NOT_WRITABLE: ErrorReason.ValueType  # 23
+"""FAILED_PRECONDITION: the blob store refuses writes (read-only, permissions, credentials)."""
+IDLE_TIMEOUT: ErrorReason.ValueType  # 24
+"""ABORTED: a client stream sent nothing for the idle timeout; nothing was stored."""
+S3_UNAVAILABLE: ErrorReason.ValueType  # 25
+"""UNAVAILABLE: S3 kept failing a reference listing after the server's own
+retries (the SDK does not retry it again).
+"""
+Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
 class ManifestRef(_message.Message):
