@@ -25,8 +25,9 @@ import asyncpg
 import boto3
 import grpc
 import pytest
-from entities import create_team  # tests/entities.py
-from servers import ServerThread, make_config
+from support.entities import create_team
+from support.servers import ServerThread, make_config
+from support.world import World, build_world
 
 from depot.services.allinone.postgres import LocalPostgres
 from depot.services.metadata import db
@@ -172,3 +173,9 @@ def channel(server: ServerThread) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def auth(server: ServerThread) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {server.admin_key}"),)
+
+
+@pytest.fixture
+def world(server: ServerThread, channel: grpc.Channel) -> World:
+    """Users with roles in an org and two teams (support/world.py says who is who)."""
+    return build_world(channel, server.admin_key)

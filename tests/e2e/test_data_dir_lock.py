@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from servers import free_port  # tests/ is on sys.path
+from support.servers import free_port
 
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from entities import create_team  # tests/ is on sys.path
-from servers import free_port, wait_healthy  # tests/ is on sys.path
+from support.entities import create_team
+from support.servers import free_port, wait_healthy
 
 import depot
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from servers import ServerThread  # tests/ is on sys.path
+from support.servers import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 # Building the wheel compiles the native engine (a minute or more on a busy machine).

@@ -27,7 +27,7 @@ from pathlib import Path
 import grpc
 import pytest
 import xxhash
-from servers import free_port, wait_healthy  # tests/ is on sys.path
+from support.servers import free_port, wait_healthy
 
 from depot.gc.v1 import gc_pb2, gc_pb2_grpc
 from depot.manifest.v1 import manifest_pb2 as mpb

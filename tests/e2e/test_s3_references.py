@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from entities import create_team
-from servers import ServerThread, make_config
+from support.entities import create_team
+from support.servers import ServerThread, make_config
 
 import depot
 

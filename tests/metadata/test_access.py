@@ -8,10 +8,9 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from support.world import COLL, OK, PROJECT, TEAM, Meta, World, code, rid
 
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import COLL, OK, PROJECT, TEAM, Meta, World, code, rid
 
 Call = Callable[[Meta], Any]
 

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import grpc
 from google.protobuf import field_mask_pb2, timestamp_pb2
+from support.world import COLL, OK, PROJECT, Meta, World, code
 
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import COLL, OK, PROJECT, Meta, World, code
 
 
 def _v(m: Meta, ref: str, coll: str = COLL) -> pb.ArtifactVersion:

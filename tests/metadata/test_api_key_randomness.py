@@ -11,9 +11,9 @@ import base64
 import hashlib
 import hmac
 
-from depot.metadata.v1 import metadata_pb2 as pb
+from support.world import World
 
-from .conftest import World
+from depot.metadata.v1 import metadata_pb2 as pb
 
 
 def _old_derivation(caller_key: str, request_id: str) -> str:

@@ -11,10 +11,10 @@ the SHA-256 of the manifest's bytes).
 
 from __future__ import annotations
 
+from support.world import COLL, PROJECT, Meta, World, rid
+
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import COLL, PROJECT, Meta, World, rid
 
 REF = "s3://b/k"
 # Both spell the digest line "pp:s3://b/k".

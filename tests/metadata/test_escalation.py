@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+from support.world import Meta, World, code
 
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import Meta, World, code
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from integration.helpers import b64_xxh
+from support.world import PROJECT, Meta, World, code, log_version
 
-from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import PROJECT, Meta, World, code, rid
 
 B_PROJECT = "entities/team-b/projects/q"
 VA = f"{PROJECT}/artifacts/va/versions/v0"
@@ -26,24 +23,6 @@ RA = f"{PROJECT}/runs/ra"
 RB = f"{B_PROJECT}/runs/rb"
 RA2 = f"{PROJECT}/runs/ra2"
 LINKED = "entities/acme/registries/model/collections/published/versions/v0"
-
-
-def _log(m: Meta, parent: str, name: str, run: str, data: bytes) -> pb.ArtifactVersion:
-    entity = parent.split("/")[1]
-    ref = m.put_manifest(
-        entity,
-        [mpb.ManifestEntry(path="f", algorithm="xxh3_128", digest=b64_xxh(data), size=len(data), content=data)],
-    )
-    return m.CreateArtifactVersion(
-        pb.CreateArtifactVersionRequest(
-            parent=parent,
-            artifact=name,
-            type="model",
-            run=run,
-            manifest=ref,
-            request_id=rid(),
-        )
-    )
 
 
 def _run(m: Meta, parent: str, run_id: str) -> None:
@@ -60,10 +39,10 @@ def graph(world: World) -> World:
     world.member("team-a", "erin", "member")
     world.member("team-b", "erin", "member")
     _run(bob, PROJECT, "ra")
-    _log(bob, PROJECT, "va", RA, b"a")
+    log_version(bob, PROJECT, "va", RA, b"a")
     _run(erin, B_PROJECT, "rb")
     _use(erin, RB, VA)
-    _log(erin, B_PROJECT, "vb", RB, b"b")
+    log_version(erin, B_PROJECT, "vb", RB, b"b")
     _run(erin, PROJECT, "ra2")
     _use(erin, RA2, VB)
     # mallory reads the org's model registry (visibility org), no team.

@@ -12,11 +12,10 @@ from typing import Any
 
 import grpc
 import pytest
+from support.world import COLL, PROJECT, TEAM, Meta, World, code
 
 from depot.cli import main
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import COLL, PROJECT, TEAM, Meta, World, code
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 

@@ -12,12 +12,11 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
-from integration.helpers import b64_xxh
+from support.stubs import b64_xxh
+from support.world import PROJECT, TEAM, Meta, World, code, rid
 
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import PROJECT, TEAM, Meta, World, code, rid
 
 NEW = f"entities/{TEAM}/projects/np8"
 

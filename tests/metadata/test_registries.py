@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from support.world import OK, PROJECT, Meta, World, code
 
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import OK, PROJECT, Meta, World, code
 
 MODELS = "entities/acme/registries/model"
 
@@ -181,7 +180,7 @@ def test_registry_reader_downloads_linked_version_only(reg: World, server, tmp_p
 
     v0 = _get(bob, f"{PROJECT}/artifacts/m/versions/v0")
     v1 = _get(bob, f"{PROJECT}/artifacts/m/versions/v1")
-    from integration.helpers import b64_xxh
+    from support.stubs import b64_xxh
 
     # The unlinked v0's manifest, or a blob outside v1's manifest, stays closed to her.
     for req in (

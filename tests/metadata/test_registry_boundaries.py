@@ -5,11 +5,9 @@ item 1, found by trying the fixes as an attacker would)."""
 from __future__ import annotations
 
 import grpc
+from support.world import PROJECT, World, code, log_version, rid
 
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import PROJECT, World, code, rid
-from .test_lineage_access import _log
 
 VA = f"{PROJECT}/artifacts/va/versions/v0"
 LINKED = "entities/acme/registries/model/collections/published/versions/v0"
@@ -21,7 +19,7 @@ def _publish(world: World) -> None:
     world.admin.SetRegistryMember(
         pb.SetRegistryMemberRequest(registry="entities/acme/registries/model", user="entities/bob", role="member")
     )
-    _log(bob, PROJECT, "va", "", b"team a secret")
+    log_version(bob, PROJECT, "va", "", b"team a secret")
     bob.LinkArtifactVersion(
         pb.LinkArtifactVersionRequest(version=VA, target="entities/acme/registries/model/collections/published")
     )

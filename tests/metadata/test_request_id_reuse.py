@@ -8,10 +8,9 @@ import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from support.world import COLL, PROJECT, Meta, World, code, rid
 
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import COLL, PROJECT, Meta, World, code, rid
 
 MODELS = "entities/acme/registries/model"
 

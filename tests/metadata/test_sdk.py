@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.world import World
 
 import depot
 from depot._paths import parse_artifact_path, parse_registry_target
 from depot.metadata.v1 import metadata_pb2 as pb
-
-from .conftest import World
 
 
 def test_registry_path_spellings() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from entities import create_team  # tests/ is on sys.path (rootdir conftest)
+from support.entities import create_team
 
 import depot
 

@@ -10,13 +10,12 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
+from support.world import COLL, OK, PROJECT, TEAM, Meta, World, code
 
 import depot
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.services.gc.collector import Collector
 from depot.services.metadata import db
-
-from .conftest import COLL, OK, PROJECT, TEAM, Meta, World, code
 
 
 def _dur(seconds: float) -> duration_pb2.Duration:

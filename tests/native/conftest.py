@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from native_impls import IMPLS, NO_EXT, Impl
+from support.native_impls import IMPLS, NO_EXT, Impl
 
 
 @pytest.fixture(params=IMPLS, ids=lambda i: i.name)

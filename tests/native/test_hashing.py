@@ -6,7 +6,7 @@ import pytest
 import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native_impls import IMPLS, Impl
+from support.native_impls import IMPLS, Impl
 
 
 def _ref(data: bytes) -> tuple[bytes, bytes]:

@@ -3,7 +3,7 @@ import io
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native_impls import IMPLS, Impl
+from support.native_impls import IMPLS, Impl
 
 from depot.native._manifest_py import ManifestEntry, ManifestError
 

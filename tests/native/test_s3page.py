@@ -3,7 +3,7 @@ from xml.sax.saxutils import escape
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native_impls import IMPLS, Impl
+from support.native_impls import IMPLS, Impl
 
 from depot.native._s3page_py import S3PageError
 

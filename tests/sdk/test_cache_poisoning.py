@@ -12,13 +12,12 @@ import base64
 from pathlib import Path
 
 import pytest
+from support.http_files import FileServer, Served
 
 import depot
 from depot import ManifestEntry
 from depot._references import CacheKey, ReferenceCache, fetch_reference
 from depot.native import hash_bytes
-
-from .conftest import FileServer, Served
 
 BODY = b"the verified bytes of a referenced file\n"
 POISON = b"X" * len(BODY)

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from support.http_files import FileServer, Served
 
 import depot
 from depot import ManifestEntry
@@ -20,8 +21,6 @@ from depot._references import (
     local_copy_matches,
 )
 from depot.native import hash_bytes
-
-from .conftest import FileServer, Served
 
 
 def _b64(alg: str, data: bytes) -> str:

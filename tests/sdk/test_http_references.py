@@ -8,12 +8,11 @@ import socket
 
 import pytest
 import xxhash
+from support.http_files import FileServer, Served
 
 import depot
 from depot._references import http_reference_entries, normalize_etag
 from depot.native import hash_bytes
-
-from .conftest import FileServer, Served
 
 
 def _entries(uri: str, *, name: str | None = None, checksum: bool = True, alg: str = "xxh3_128"):

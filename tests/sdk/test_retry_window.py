@@ -5,7 +5,7 @@ reconnect backoff used to leave the old five retries; uploads are sent again
 from a fresh request iterator and reads start over; what is not transient
 (a deadline, an S3 fault the server already retried, bad input) reaches the
 caller after one attempt. The end-to-end proof, a SIGKILLed `depot server`
-under writers, is tests/faults/test_server_kill.py.
+under writers, is tests/e2e/test_server_kill.py.
 """
 
 from __future__ import annotations

@@ -8,29 +8,19 @@ the SDK's tree (InvalidArgumentError is also a ValueError, as W&B raises).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sdk_errors import refused
 
 import depot
 from depot.manifest.v1 import manifest_pb2 as mpb
-from depot.services.common import errors as service_errors
 
 LONG = "x" * 256  # one byte past NAME_MAX
 
 # No server listens here: every call below must fail before any RPC.
 OFFLINE = {"address": "127.0.0.1:9", "api_key": "not-a-key"}
-
-
-def _refused(fn: Callable[[], Any], cls: type[depot.DepotError] = depot.InvalidArgumentError) -> depot.DepotError:
-    with pytest.raises(Exception) as info:
-        fn()
-    err = info.value
-    assert isinstance(err, cls), f"{type(err).__module__}.{type(err).__name__}: {err}"
-    assert not isinstance(err, service_errors.DepotError), "a service exception type leaked out of the SDK"
-    return err
 
 
 @pytest.fixture
@@ -42,30 +32,30 @@ def a_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", ["a/b", "a\nb", "a\0b", "", "x" * 129, "..", "a b", 7])
 def test_artifact_name_is_checked_at_construction(name: Any) -> None:
-    err = _refused(lambda: depot.Artifact(name, type="dataset"))
+    err = refused(lambda: depot.Artifact(name, type="dataset"))
     assert isinstance(err, ValueError) and err.field == "name"
 
 
 def test_artifact_type_metadata_and_algorithm() -> None:
-    assert _refused(lambda: depot.Artifact("ok", type="data set")).field == "type"
-    assert _refused(lambda: depot.Artifact("ok", type="d", metadata={"x": float("nan")})).field == "metadata"
-    assert _refused(lambda: depot.Artifact("ok", type="d", metadata={"x": object()})).field == "metadata"
-    assert _refused(lambda: depot.Artifact("ok", type="d", metadata=["no"])).field == "metadata"  # type: ignore[arg-type]
-    assert _refused(lambda: depot.Artifact("ok", type="d", hash_algorithm="sha1")).field == "hash_algorithm"
+    assert refused(lambda: depot.Artifact("ok", type="data set")).field == "type"
+    assert refused(lambda: depot.Artifact("ok", type="d", metadata={"x": float("nan")})).field == "metadata"
+    assert refused(lambda: depot.Artifact("ok", type="d", metadata={"x": object()})).field == "metadata"
+    assert refused(lambda: depot.Artifact("ok", type="d", metadata=["no"])).field == "metadata"  # type: ignore[arg-type]
+    assert refused(lambda: depot.Artifact("ok", type="d", hash_algorithm="sha1")).field == "hash_algorithm"
 
 
 @pytest.mark.parametrize("name", ["../x", "/abs", "a//b", "./a", "a\0b", LONG, f"d/{LONG}/f", "\udc80"])
 def test_add_file_bad_names(a_file: Path, name: str) -> None:
     art = depot.Artifact("ok", type="dataset")
-    err = _refused(lambda: art.add_file(a_file, name=name))
+    err = refused(lambda: art.add_file(a_file, name=name))
     assert err.field == "name"
     assert not art.manifest.entries
 
 
 def test_add_file_missing_or_not_a_file(tmp_path: Path) -> None:
     art = depot.Artifact("ok", type="dataset")
-    assert _refused(lambda: art.add_file(tmp_path / "nope")).field == "local_path"
-    assert _refused(lambda: art.add_file(tmp_path)).field == "local_path"
+    assert refused(lambda: art.add_file(tmp_path / "nope")).field == "local_path"
+    assert refused(lambda: art.add_file(tmp_path)).field == "local_path"
 
 
 @pytest.mark.parametrize("name", ["../x", "/abs", "a//b", LONG])
@@ -76,16 +66,16 @@ def test_new_file_bad_names(name: str) -> None:
         with art.new_file(name) as f:
             f.write("x")
 
-    _refused(write)
+    refused(write)
     assert not art.manifest.entries
 
 
 def test_add_dir(tmp_path: Path, a_file: Path) -> None:
     art = depot.Artifact("ok", type="dataset")
-    _refused(lambda: art.add_dir(tmp_path / "nope"))
-    _refused(lambda: art.add_dir(a_file))
+    refused(lambda: art.add_dir(tmp_path / "nope"))
+    refused(lambda: art.add_dir(a_file))
     for name in ("../up", LONG):
-        _refused(lambda: art.add_dir(tmp_path, name=name))
+        refused(lambda: art.add_dir(tmp_path, name=name))
     assert not art.manifest.entries
 
 
@@ -97,22 +87,22 @@ def test_add_dir_refuses_a_file_name_the_manifest_cannot_carry(tmp_path: Path) -
     with open(os.path.join(os.fsencode(root), b"bad-\xff.txt"), "wb") as f:
         f.write(b"x")
     art = depot.Artifact("ok", type="dataset")
-    _refused(lambda: art.add_dir(root))
+    refused(lambda: art.add_dir(root))
     assert not art.manifest.entries, "nothing is added when one path is refused"
 
 
 def test_add_reference_bad_input(tmp_path: Path, a_file: Path) -> None:
     art = depot.Artifact("ok", type="dataset")
-    _refused(lambda: art.add_reference("ftp://host/x"))
-    _refused(lambda: art.add_reference("http://[::1"))
-    _refused(lambda: art.add_reference("http://user:pw@example.com/x"))
-    _refused(lambda: art.add_reference(a_file.as_uri(), max_objects=0))
-    _refused(lambda: art.add_reference(42))  # type: ignore[arg-type]
-    _refused(lambda: art.add_reference((tmp_path / "nope").as_uri()), depot.NotFoundError)
+    refused(lambda: art.add_reference("ftp://host/x"))
+    refused(lambda: art.add_reference("http://[::1"))
+    refused(lambda: art.add_reference("http://user:pw@example.com/x"))
+    refused(lambda: art.add_reference(a_file.as_uri(), max_objects=0))
+    refused(lambda: art.add_reference(42))  # type: ignore[arg-type]
+    refused(lambda: art.add_reference((tmp_path / "nope").as_uri()), depot.NotFoundError)
     for name in ("../x", LONG, "a\0b", f"d/{LONG}"):
-        _refused(lambda: art.add_reference(a_file.as_uri(), name=name))
-        _refused(lambda: art.add_reference("s3://bucket/prefix/", name=name))
-        _refused(lambda: art.add_reference("http://127.0.0.1:9/f", name=name, checksum=False))
+        refused(lambda: art.add_reference(a_file.as_uri(), name=name))
+        refused(lambda: art.add_reference("s3://bucket/prefix/", name=name))
+        refused(lambda: art.add_reference("http://127.0.0.1:9/f", name=name, checksum=False))
     assert not art.manifest.entries and not art._server_references
 
 
@@ -121,7 +111,7 @@ def test_get_entry_of_a_missing_path(a_file: Path) -> None:
     art.add_file(a_file)
     assert art.get_entry("f.txt").size == 5
     for get in (art.get_entry, art.get_path):
-        err = _refused(lambda: get("nope"), depot.EntryNotFoundError)
+        err = refused(lambda: get("nope"), depot.EntryNotFoundError)
         # W&B's get_entry raises KeyError; code written for it keeps working.
         assert isinstance(err, KeyError) and isinstance(err, depot.NotFoundError)
         assert str(err) == "artifact ok has no entry 'nope'"
@@ -132,7 +122,7 @@ def test_get_entry_of_a_missing_path(a_file: Path) -> None:
     ["a/b/c/d/e", "e/p/", "e/p/n:a b", "e/p/n:x/y", "e p/proj/n", "e/p/n\n", "acme/wandb-registry-/c", 3],
 )
 def test_api_artifact_malformed_names(path: Any) -> None:
-    _refused(lambda: depot.Api(**OFFLINE).artifact(path))
+    refused(lambda: depot.Api(**OFFLINE).artifact(path))
 
 
 @pytest.mark.parametrize(
@@ -147,7 +137,7 @@ def test_api_artifact_malformed_names(path: Any) -> None:
     ],
 )
 def test_init_bad_arguments_fail_before_connecting(kw: dict[str, Any]) -> None:
-    _refused(lambda: depot.init(**kw, **OFFLINE))
+    refused(lambda: depot.init(**kw, **OFFLINE))
 
 
 def test_path_component_longer_than_name_max_is_refused_by_the_server(server) -> None:
@@ -156,7 +146,7 @@ def test_path_component_longer_than_name_max_is_refused_by_the_server(server) ->
     req = mpb.PutManifestRequest(
         header=mpb.ManifestHeader(entity="admin", digest_algorithm="xxh3_128"), entries=[entry]
     )
-    err = _refused(lambda: client.call(client.manifest.PutManifest, req))
+    err = refused(lambda: client.call(client.manifest.PutManifest, req))
     assert "255" in err.message
     client.close()
 
@@ -167,15 +157,15 @@ def test_online_entry_points(server, tmp_path: Path, a_file: Path) -> None:
         art = depot.Artifact("ds", type="dataset")
         art.add_file(a_file, name="f.txt")
         logged = run.log_artifact(art).wait()
-        _refused(lambda: run.log_artifact(depot.Artifact("ds2", type="dataset"), aliases=["bad alias"]))
-        _refused(lambda: run.log_artifact(depot.Artifact("ds2", type="dataset"), aliases="candidate"))  # type: ignore[arg-type]
-        _refused(lambda: run.log_artifact("ds"))  # type: ignore[arg-type]
-        _refused(lambda: run.use_artifact(12))  # type: ignore[arg-type]
-        _refused(lambda: run.use_artifact("no such:thing"))
-        _refused(lambda: run.use_artifact("missing:latest"), depot.NotFoundError)
-        _refused(lambda: logged.link("acme/wandb-registry-model/c", aliases=["a\nb"]))
-        _refused(lambda: logged.add_file(a_file), depot.DepotError)
-    _refused(lambda: logged.get_entry("nope"), depot.EntryNotFoundError)
+        refused(lambda: run.log_artifact(depot.Artifact("ds2", type="dataset"), aliases=["bad alias"]))
+        refused(lambda: run.log_artifact(depot.Artifact("ds2", type="dataset"), aliases="candidate"))  # type: ignore[arg-type]
+        refused(lambda: run.log_artifact("ds"))  # type: ignore[arg-type]
+        refused(lambda: run.use_artifact(12))  # type: ignore[arg-type]
+        refused(lambda: run.use_artifact("no such:thing"))
+        refused(lambda: run.use_artifact("missing:latest"), depot.NotFoundError)
+        refused(lambda: logged.link("acme/wandb-registry-model/c", aliases=["a\nb"]))
+        refused(lambda: logged.add_file(a_file), depot.DepotError)
+    refused(lambda: logged.get_entry("nope"), depot.EntryNotFoundError)
     assert logged.get_entry("f.txt").size == 5
 
     # The symlink refusal on download: f.txt in the target is a link out of it.
@@ -185,9 +175,9 @@ def test_online_entry_points(server, tmp_path: Path, a_file: Path) -> None:
     root.mkdir()
     (root / "f.txt").symlink_to(outside)
     got = depot.Api(**kw).artifact(logged.qualified_name)
-    err = _refused(lambda: got.download(root))
+    err = refused(lambda: got.download(root))
     assert "escapes" in err.message
     assert outside.read_text() == "keep"
 
     # A download root that cannot be a directory.
-    _refused(lambda: got.download(a_file))
+    refused(lambda: got.download(a_file))

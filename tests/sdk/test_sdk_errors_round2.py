@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sdk_errors import refused
 
 import depot
 from depot._artifact import Manifest, ManifestEntry
 from depot._paths import safe_join
 from depot._wandb import from_wandb_manifest
-
-from .test_sdk_errors import _refused
 
 MD5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
 INT64_MAX = 2**63 - 1
@@ -58,7 +57,7 @@ def _ref(**over: Any) -> dict[str, Any]:
     ids=["path", "ref", "digest", "version-id", "extra-value", "extra-key", "extra-nul"],
 )
 def test_wandb_import_refuses_what_a_manifest_cannot_carry(contents: dict[str, Any], field: str) -> None:
-    err = _refused(lambda: from_wandb_manifest(_manifest(contents)))
+    err = refused(lambda: from_wandb_manifest(_manifest(contents)))
     assert err.field == field
 
 
@@ -69,13 +68,13 @@ def test_wandb_import_from_a_file_with_a_surrogate_escape(tmp_path: Path) -> Non
         '{"version": 1, "storagePolicy": "wandb-storage-policy-v1", '
         '"contents": {"a": {"digest": "e1", "size": 1, "ref": "s3://b/\\ud800"}}}'
     )
-    err = _refused(lambda: depot.artifact_from_wandb_manifest(f, "n", "dataset"))
+    err = refused(lambda: depot.artifact_from_wandb_manifest(f, "n", "dataset"))
     assert "UTF-8" in err.message
 
 
 @pytest.mark.parametrize("size", [2**63, 2**64, -1, True, 1.0])
 def test_wandb_import_sizes_are_int64(size: Any) -> None:
-    err = _refused(lambda: from_wandb_manifest(_manifest({"big": _ref(size=size)})))
+    err = refused(lambda: from_wandb_manifest(_manifest({"big": _ref(size=size)})))
     assert err.field == "contents['big'].size" and "'big'" in err.message
 
 
@@ -83,7 +82,7 @@ def test_wandb_import_sizes_may_not_sum_past_int64() -> None:
     ok = depot.artifact_from_wandb_manifest(_manifest({"a": _ref(size=INT64_MAX)}), "n", "dataset")
     assert ok.size == INT64_MAX
     big = _manifest({"a": _ref(size=2**62), "b": _ref(size=2**62)})
-    err = _refused(lambda: depot.artifact_from_wandb_manifest(big, "n", "dataset"))
+    err = refused(lambda: depot.artifact_from_wandb_manifest(big, "n", "dataset"))
     assert "'b'" in err.message
 
 
@@ -104,7 +103,7 @@ def test_cli_import_of_a_size_past_int64_is_one_line(tmp_path: Path) -> None:
 
 
 def test_wandb_import_refuses_a_file_and_directory_conflict() -> None:
-    err = _refused(lambda: from_wandb_manifest(_manifest({"a": _ref(), "a/b": _ref()})))
+    err = refused(lambda: from_wandb_manifest(_manifest({"a": _ref(), "a/b": _ref()})))
     assert "'a'" in err.message and "'a/b'" in err.message
 
 
@@ -119,10 +118,10 @@ def _write(art: depot.Artifact, name: str, mode: Any = "w", **kw: Any) -> None:
 def test_new_file_then_a_file_under_it() -> None:
     art = depot.Artifact("ok", type="dataset")
     _write(art, "a")
-    err = _refused(lambda: _write(art, "a/b"))
+    err = refused(lambda: _write(art, "a/b"))
     assert "'a'" in err.message and "'a/b'" in err.message and err.reason == "ENTRY_PATH_CONFLICT"
     _write(art, "d/e")
-    err = _refused(lambda: _write(art, "d"))
+    err = refused(lambda: _write(art, "d"))
     assert "'d'" in err.message and "'d/e'" in err.message
     assert sorted(art.manifest.entries) == ["a", "d/e"]
 
@@ -130,7 +129,7 @@ def test_new_file_then_a_file_under_it() -> None:
 @pytest.mark.parametrize("mode", ["r", "rb", "a", "ab", "r+", "wr", "ww", "wbt", "", 5, None])
 def test_new_file_modes_that_do_not_write_a_new_file(mode: Any) -> None:
     art = depot.Artifact("ok", type="dataset")
-    assert _refused(lambda: _write(art, "f", mode)).field == "mode"
+    assert refused(lambda: _write(art, "f", mode)).field == "mode"
     assert not art.manifest.entries
 
 
@@ -143,12 +142,12 @@ def test_new_file_write_modes(mode: str) -> None:
 
 def test_new_file_encoding_and_exclusive_mode() -> None:
     art = depot.Artifact("ok", type="dataset")
-    assert _refused(lambda: _write(art, "f", encoding="no-such-codec")).field == "encoding"
-    assert _refused(lambda: _write(art, "f", encoding="rot13")).field == "encoding"
-    assert _refused(lambda: _write(art, "f", encoding=5)).field == "encoding"
-    assert _refused(lambda: _write(art, "f", "wb", encoding="utf-8")).field == "encoding"
+    assert refused(lambda: _write(art, "f", encoding="no-such-codec")).field == "encoding"
+    assert refused(lambda: _write(art, "f", encoding="rot13")).field == "encoding"
+    assert refused(lambda: _write(art, "f", encoding=5)).field == "encoding"
+    assert refused(lambda: _write(art, "f", "wb", encoding="utf-8")).field == "encoding"
     _write(art, "f", "x")
-    assert _refused(lambda: _write(art, "f", "x"), depot.AlreadyExistsError).field == "name"
+    assert refused(lambda: _write(art, "f", "x"), depot.AlreadyExistsError).field == "name"
     _write(art, "f", "w")  # "w" replaces, as open() does
 
 
@@ -174,17 +173,17 @@ def test_add_file_dir_and_reference_conflicts(tmp_path: Path) -> None:
 
     art = depot.Artifact("ok", type="dataset")
     art.add_file(f, name="a")
-    assert "'a'" in _refused(lambda: art.add_file(f, name="a/b")).message
-    assert "'a'" in _refused(lambda: art.add_dir(tree, name="a")).message
-    assert "'a'" in _refused(lambda: art.add_reference(tree.as_uri(), name="a")).message
-    assert "'a'" in _refused(lambda: art.add_reference(f.as_uri(), name="a/x")).message
-    assert "'a'" in _refused(lambda: art.add_reference("http://127.0.0.1:9/x", name="a/x", checksum=False)).message
+    assert "'a'" in refused(lambda: art.add_file(f, name="a/b")).message
+    assert "'a'" in refused(lambda: art.add_dir(tree, name="a")).message
+    assert "'a'" in refused(lambda: art.add_reference(tree.as_uri(), name="a")).message
+    assert "'a'" in refused(lambda: art.add_reference(f.as_uri(), name="a/x")).message
+    assert "'a'" in refused(lambda: art.add_reference("http://127.0.0.1:9/x", name="a/x", checksum=False)).message
     assert list(art.manifest.entries) == ["a"], "a refused call adds nothing"
 
     art.add_dir(tree, name="t")
-    err = _refused(lambda: art.add_file(f, name="t/sub"))
+    err = refused(lambda: art.add_file(f, name="t/sub"))
     assert "'t/sub'" in err.message and "'t/sub/g.txt'" in err.message
-    _refused(lambda: art.add_file(f, name="t"))
+    refused(lambda: art.add_file(f, name="t"))
     art.add_file(f, name="a")  # the same path again replaces: no conflict with itself
     art.add_dir(tree, name="t")
     assert sorted(art.manifest.entries) == ["a", "t/sub/g.txt"]
@@ -197,10 +196,10 @@ def test_local_paths_the_os_refuses_are_invalid_arguments(tmp_path: Path) -> Non
     art = depot.Artifact("ok", type="dataset")
     long_name = str(tmp_path / ("x" * 300))  # ENAMETOOLONG from stat(), not "missing"
     for bad in (123, b"/etc/passwd", "a\0b", long_name, "y" * 5000):
-        assert _refused(lambda: art.add_file(bad)).field == "local_path"
-        assert _refused(lambda: art.add_dir(bad)).field == "local_path"
+        assert refused(lambda: art.add_file(bad)).field == "local_path"
+        assert refused(lambda: art.add_dir(bad)).field == "local_path"
     for uri in (f"file://{long_name}", "file:///tmp/a%00b"):
-        assert _refused(lambda: art.add_reference(uri)).field == "uri"
+        assert refused(lambda: art.add_reference(uri)).field == "uri"
     assert not art.manifest.entries
 
 
@@ -218,7 +217,7 @@ def test_local_paths_the_os_refuses_are_invalid_arguments(tmp_path: Path) -> Non
 )
 def test_reference_arguments_a_manifest_cannot_carry(kw: dict[str, Any], field: str) -> None:
     art = depot.Artifact("ok", type="dataset")
-    assert _refused(lambda: art.add_reference(**kw)).field == field
+    assert refused(lambda: art.add_reference(**kw)).field == field
     assert not art.manifest.entries and not art._server_references
 
 
@@ -226,7 +225,7 @@ def test_fetching_a_file_reference_no_file_can_have(tmp_path: Path) -> None:
     from depot._references import fetch_reference
 
     e = ManifestEntry("a", MD5, "md5", 1, ref="file:///tmp/a%00b")
-    assert _refused(lambda: fetch_reference(e, tmp_path / "dest")).field == "a"
+    assert refused(lambda: fetch_reference(e, tmp_path / "dest")).field == "a"
 
 
 # -- downloads of older data ------------------------------------------------------------
@@ -239,7 +238,7 @@ def test_download_join_skips_the_write_only_rules(tmp_path: Path, path: str) -> 
 
 @pytest.mark.parametrize("path", ["../x", "a/../../x", "/etc/passwd", "C:/x", "a\0b", "", "a//b", "./a"])
 def test_download_join_keeps_the_escape_rules(tmp_path: Path, path: str) -> None:
-    _refused(lambda: safe_join(tmp_path, path))
+    refused(lambda: safe_join(tmp_path, path))
 
 
 def test_download_of_a_version_with_a_control_character_in_a_path(server, tmp_path: Path) -> None:
@@ -267,6 +266,6 @@ def test_download_of_a_version_with_a_control_character_in_a_path(server, tmp_pa
 
     # A component the filesystem refuses is a DepotError naming the entry, not an OSError.
     got._manifest = Manifest({long_name: ManifestEntry(long_name, blob.digest, blob.algorithm, blob.size)})
-    err = _refused(lambda: got.download(tmp_path / "out2"), depot.DepotError)
+    err = refused(lambda: got.download(tmp_path / "out2"), depot.DepotError)
     assert err.field == long_name
-    assert _refused(lambda: got.download(5)).field == "root"  # type: ignore[arg-type]
+    assert refused(lambda: got.download(5)).field == "root"  # type: ignore[arg-type]
