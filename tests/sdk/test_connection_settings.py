@@ -89,6 +89,8 @@ def test_the_deadlines_bound_the_calls_of_a_real_server(monkeypatch: pytest.Monk
             client.read(client.manifest.ReadBlob, missing, list)
     finally:
         client.close()
+    # The stream's deadline alone: the calls are back on the default one.
+    monkeypatch.delenv("DEPOT_CALL_TIMEOUT")
     client = depot.Client(stream_timeout=0.000001)
     try:
         with pytest.raises(depot.CommError, match="(?i)deadline"):
