@@ -16,9 +16,9 @@ mutation carries one ``request_id``, kept across the client's retries.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal, Protocol, TypeVar
+from typing import Literal
 
 from google.protobuf import field_mask_pb2
 
@@ -27,6 +27,7 @@ from depot.metadata.v1 import metadata_pb2 as pb
 from . import _ttl
 from ._client import Client, request_id
 from ._exceptions import DepotError, InvalidArgumentError
+from ._paging import all_items
 from ._paths import REGISTRY_PREFIX, parse_artifact_path, parse_registry_target
 
 EntityKind = Literal["user", "team", "org"]
@@ -47,27 +48,6 @@ class Keep(enum.Enum):
     """Leave a setting as it is (``update_entity_settings``'s default)."""
 
     KEEP = "keep"
-
-
-_Page = TypeVar("_Page", bound="_PageResponse")
-_Item = TypeVar("_Item")
-
-
-class _PageResponse(Protocol):
-    @property
-    def next_page_token(self) -> str: ...
-
-
-def _all_pages(fetch: Callable[[str], _Page], items: Callable[[_Page], Iterable[_Item]]) -> list[_Item]:
-    """Every item of a paged listing: ``fetch(token)`` until the server sends no next token."""
-    out: list[_Item] = []
-    token = ""
-    while True:
-        page = fetch(token)
-        out.extend(items(page))
-        token = page.next_page_token
-        if not token:
-            return out
 
 
 def entity_resource(name: str) -> str:
@@ -116,7 +96,7 @@ class Admin:
     def entities(self) -> list[pb.Entity]:
         """The entities the caller has a role in."""
         c = self.client
-        return _all_pages(
+        return all_items(
             lambda t: c.call(c.access.ListEntities, pb.ListEntitiesRequest(page_size=_PAGE_SIZE, page_token=t)),
             lambda page: page.entities,
         )
@@ -160,7 +140,7 @@ class Admin:
     def members(self, entity: str) -> list[pb.Member]:
         """Members of a team or org with their roles."""
         c = self.client
-        return _all_pages(
+        return all_items(
             lambda t: c.call(
                 c.access.ListMembers,
                 pb.ListMembersRequest(entity=entity_resource(entity), page_size=_PAGE_SIZE, page_token=t),
@@ -219,7 +199,7 @@ class Admin:
         """The caller's keys (or ``user``'s: superusers only), never their secrets."""
         c = self.client
         owner = entity_resource(user) if user else ""
-        return _all_pages(
+        return all_items(
             lambda t: c.call(
                 c.access.ListApiKeys, pb.ListApiKeysRequest(user=owner, page_size=_PAGE_SIZE, page_token=t)
             ),
@@ -260,7 +240,7 @@ class Admin:
     def registries(self, org: str) -> list[pb.Registry]:
         """The registries of ``org`` the caller may see."""
         c = self.client
-        return _all_pages(
+        return all_items(
             lambda t: c.call(
                 c.registries.ListRegistries,
                 pb.ListRegistriesRequest(parent=entity_resource(org), page_size=_PAGE_SIZE, page_token=t),
@@ -272,7 +252,7 @@ class Admin:
         """The collections of ``ORG/REGISTRY``."""
         c = self.client
         parent = registry_resource(registry)
-        return _all_pages(
+        return all_items(
             lambda t: c.call(
                 c.registries.ListRegistryCollections,
                 pb.ListRegistryCollectionsRequest(parent=parent, page_size=_PAGE_SIZE, page_token=t),
@@ -284,7 +264,7 @@ class Admin:
         """The links of ``{org}/wandb-registry-{r}/{collection}``, each with its linked version."""
         c = self.client
         parent = parse_registry_target(collection).collection_resource
-        return _all_pages(
+        return all_items(
             lambda t: c.call(
                 c.registries.ListLinks, pb.ListLinksRequest(parent=parent, page_size=_PAGE_SIZE, page_token=t)
             ),
@@ -319,7 +299,7 @@ class Admin:
         """Committed versions of ``entity/project/name``, newest first; only those with ``alias``/``tag`` if given."""
         c = self.client
         parent = parse_artifact_path(collection).collection_resource
-        return _all_pages(
+        return all_items(
             lambda t: c.call(
                 c.artifacts.ListArtifactVersions,
                 pb.ListArtifactVersionsRequest(

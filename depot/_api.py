@@ -10,6 +10,7 @@ from ._artifact import Artifact, artifact_from_version
 from ._client import Client
 from ._exceptions import InvalidArgumentError
 from ._lineage import Lineage, around
+from ._paging import all_items
 from ._paths import parse_artifact_path
 
 
@@ -46,19 +47,22 @@ class Api:
 
     def artifact_versions(self, path: str) -> list[Artifact]:
         """Every committed version of a collection ``entity/project/name``, newest first."""
-        p = parse_artifact_path(path)
-        out: list[Artifact] = []
-        token = ""
-        while True:
-            resp = self.client.call(
-                self.client.artifacts.ListArtifactVersions,
-                pb.ListArtifactVersionsRequest(parent=p.collection_resource, page_size=100, page_token=token),
-            )
-            out += [artifact_from_version(self.client, v) for v in resp.versions]
-            token = resp.next_page_token
-            if not token:
-                return out
+        parent = parse_artifact_path(path).collection_resource
+        c = self.client
+        versions = all_items(
+            lambda t: c.call(
+                c.artifacts.ListArtifactVersions,
+                pb.ListArtifactVersionsRequest(parent=parent, page_size=100, page_token=t),
+            ),
+            lambda page: page.versions,
+        )
+        return [artifact_from_version(c, v) for v in versions]
 
     def lineage(self, path: str) -> Lineage:
-        """The producing run and consuming runs of a version."""
+        """The producing run and consuming runs of a version (consumers in the order they used it).
+
+        Runs in entities the caller may not read are left out and counted in
+        ``hidden_run_count``: a hidden producer is ``None``, as is the
+        producer of a version no run logged.
+        """
         return around(self.client, parse_artifact_path(path).version_resource)

@@ -61,6 +61,10 @@ class Client:
     ``retries`` also caps the number of retries (``0``: none), which
     tests that want the first error at once use.
 
+    Deadlines: a unary call gets ``call_timeout`` seconds (default
+    ``DEPOT_CALL_TIMEOUT``, else 60), a stream (a blob or manifest moving)
+    ``stream_timeout`` (``DEPOT_STREAM_TIMEOUT``, else 3600), per attempt.
+
     Every setting lands in one frozen :class:`~depot._config.ConnectionConfig`
     (``client.config``) built from these arguments and the environment,
     where a bad value is one error naming its variable; or pass one whole
@@ -75,6 +79,8 @@ class Client:
         manifest_address: str | None = None,
         retry_window: float | None = None,
         retries: int | None = None,
+        call_timeout: float | None = None,
+        stream_timeout: float | None = None,
         tls: bool | None = None,
         tls_ca: str | Path | None = None,
         insecure: bool | None = None,
@@ -88,12 +94,26 @@ class Client:
                 manifest_address=manifest_address,
                 retry_window=retry_window,
                 retries=retries,
+                call_timeout=call_timeout,
+                stream_timeout=stream_timeout,
                 tls=tls,
                 tls_ca=tls_ca,
                 insecure=insecure,
             )
         elif any(
-            v is not None for v in (address, api_key, manifest_address, retry_window, retries, tls, tls_ca, insecure)
+            v is not None
+            for v in (
+                address,
+                api_key,
+                manifest_address,
+                retry_window,
+                retries,
+                call_timeout,
+                stream_timeout,
+                tls,
+                tls_ca,
+                insecure,
+            )
         ):
             raise InvalidArgumentError("pass config= or the settings it holds, not both", field="config")
         self.config = config

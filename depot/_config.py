@@ -12,6 +12,8 @@ api_key             ``DEPOT_API_KEY``, ``DEPOT_API_KEY_FILE``   (required)
 tls / tls_ca        ``DEPOT_TLS_CA`` (+ the others of _tls)     by the address
 insecure            ``DEPOT_INSECURE``                          off
 retry_window        ``DEPOT_RETRY_WINDOW``                      30 s
+call_timeout        ``DEPOT_CALL_TIMEOUT``                      60 s
+stream_timeout      ``DEPOT_STREAM_TIMEOUT``                    3600 s
 ==================  ==========================================  ==================
 
 A bad value is one :class:`~depot.InvalidArgumentError` naming the argument
@@ -65,6 +67,8 @@ class ConnectionConfig:
         manifest_address: str | None = None,
         retry_window: float | None = None,
         retries: int | None = None,
+        call_timeout: float | None = None,
+        stream_timeout: float | None = None,
         tls: bool | None = None,
         tls_ca: str | Path | None = None,
         insecure: bool | None = None,
@@ -84,8 +88,14 @@ class ConnectionConfig:
             metadata_target=targets[0],
             manifest_target=targets[1],
             api_key=_api_key(api_key, env),
-            retry_window=_retry_window(retry_window, env),
+            retry_window=_seconds(retry_window, "retry_window", env, "DEPOT_RETRY_WINDOW", DEFAULT_RETRY_WINDOW_S),
             retries=_retries(retries),
+            call_timeout=_seconds(
+                call_timeout, "call_timeout", env, "DEPOT_CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT_S, positive=True
+            ),
+            stream_timeout=_seconds(
+                stream_timeout, "stream_timeout", env, "DEPOT_STREAM_TIMEOUT", DEFAULT_STREAM_TIMEOUT_S, positive=True
+            ),
         )
 
 
@@ -114,25 +124,36 @@ def _api_key(api_key: str | None, env: Mapping[str, str]) -> str:
     return key
 
 
-def _retry_window(value: float | None, env: Mapping[str, str]) -> float:
+def _seconds(
+    value: float | None,
+    argument: str,
+    env: Mapping[str, str],
+    variable: str,
+    default: float,
+    *,
+    positive: bool = False,
+) -> float:
+    """A finite number of seconds, >= 0 (``positive``: > 0, as a deadline of 0 fails every call)."""
+    source = argument
     if value is None:
-        raw = env.get("DEPOT_RETRY_WINDOW")
+        raw = env.get(variable)
         if not raw:
-            return DEFAULT_RETRY_WINDOW_S
+            return default
+        source = variable
         try:
-            value = float(raw)
+            seconds = float(raw)
         except ValueError:
-            value = math.nan
-        if not 0 <= value < math.inf:
-            raise InvalidArgumentError(
-                f"DEPOT_RETRY_WINDOW must be a number of seconds >= 0, not {raw!r}", field="DEPOT_RETRY_WINDOW"
-            )
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise InvalidArgumentError(
-            f"retry_window must be a number of seconds >= 0, not {value!r}", field="retry_window"
-        )
-    return float(value)
+            seconds = math.nan
+        shown: object = raw
+    else:
+        valid = not isinstance(value, bool) and isinstance(value, (int, float))
+        seconds = float(value) if valid else math.nan
+        shown = value
+    in_range = seconds > 0 if positive else seconds >= 0
+    if not in_range or math.isinf(seconds):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidArgumentError(f"{source} must be a number of seconds {bound}, not {shown!r}", field=source)
+    return seconds
 
 
 def _retries(value: int | None) -> int | None:

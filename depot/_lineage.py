@@ -8,8 +8,9 @@ The typed views are on the model (``depot._artifact``)::
     run.used_artifacts()     # [Artifact, ...]
     Api().lineage("team/proj/ds:v3")   # the producer and consumer runs of a version
 
-This module only pages through WalkLineage and returns its messages
-(``around`` sorts one walk's runs into producer and consumers).
+This module pages through WalkLineage (``walk``); ``around`` sorts one
+walk's runs into producer and consumers. Runs in entities the caller may
+not read are never sent, only counted: a hidden producer is None.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from depot.metadata.v1 import metadata_pb2 as pb
 
 from ._client import Client
 from ._exceptions import InvalidArgumentError
+from ._paging import pages
 
 _DIRECTIONS = {
     "upstream": pb.DIRECTION_UPSTREAM,
@@ -35,22 +37,14 @@ def walk(
     """Pages of the lineage graph from a version or run resource name."""
     if direction not in _DIRECTIONS:
         raise InvalidArgumentError("direction must be 'upstream', 'downstream' or 'both'", field="direction")
-    token = ""
-    while True:
-        page = client.call(
+    return pages(
+        lambda token: client.call(
             client.lineage.WalkLineage,
             pb.WalkLineageRequest(
-                start=start,
-                direction=_DIRECTIONS[direction],
-                depth=depth,
-                page_size=page_size,
-                page_token=token,
+                start=start, direction=_DIRECTIONS[direction], depth=depth, page_size=page_size, page_token=token
             ),
         )
-        yield page
-        token = page.next_page_token
-        if not token:
-            return
+    )
 
 
 def neighbours(client: Client, start: str, direction: str) -> list[pb.LineageNode]:
@@ -62,8 +56,14 @@ def neighbours(client: Client, start: str, direction: str) -> list[pb.LineageNod
 class Lineage:
     """A version with the run that logged it and the runs that used it.
 
-    Runs of entities the caller may not read are left out and counted in
-    ``hidden_run_count``; the version's ``producer_run`` is empty then.
+    Attributes:
+        version: The version; its ``producer_run`` is empty when the caller
+            may not read the producing run's entity.
+        producer: The run that logged the version; None when none did or
+            when the caller may not read its entity (it is hidden).
+        consumers: The runs that used the version, in the order they used it.
+        hidden_run_count: Runs around the version left out because the
+            caller may not read their entity (a hidden producer included).
     """
 
     version: pb.ArtifactVersion
@@ -74,12 +74,15 @@ class Lineage:
 
 def around(client: Client, version: str) -> Lineage:
     """The lineage one step both ways from a version resource name."""
-    pages = list(walk(client, version, "both"))
-    start = pages[0].start
-    # The producer is the run with a "logged" edge into the version; every
-    # other run one step away used it.
-    logged_by = {e.source for p in pages for e in p.edges if e.kind == "logged" and e.target == start.name}
-    runs = [n.run for p in pages for n in p.nodes]
+    walked = list(walk(client, version, "both"))
+    start = walked[0].start
+    # The producer is the run with a "logged" edge into the version, the
+    # consumers those with a "used" edge out of it (a run may be both).
+    edges = [e for p in walked for e in p.edges]
+    logged_by = {e.source for e in edges if e.kind == "logged" and e.target == start.name}
+    used_by = {e.target for e in edges if e.kind == "used" and e.source == start.name}
+    runs = [n.run for p in walked for n in p.nodes]
     producer = next((r for r in runs if r.name in logged_by), None)
-    consumers = [r for r in runs if r.name not in logged_by]
-    return Lineage(start.version, producer, consumers, pages[0].hidden_count)
+    # The walk lists them in the order they used the version.
+    consumers = [r for r in runs if r.name in used_by]
+    return Lineage(start.version, producer, consumers, walked[0].hidden_count)

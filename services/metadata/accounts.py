@@ -26,7 +26,9 @@ to anyone but a superuser, a missing user, a team or org named as the user
 and a user outside the org give the same PERMISSION_DENIED, so names of
 other tenants do not leak.
 
-Access is always checked before a transaction opens (see artifacts.py).
+Access is always checked before a transaction opens: a request holding a
+connection while it asks the pool for another could exhaust the pool (see
+db.Database).
 """
 
 from __future__ import annotations
@@ -85,11 +87,6 @@ class KeyInfo:
     key: str = ""
 
 
-def parse_entity(name: str, field: str = "name") -> str:
-    (e,) = names._split(name, field, ("entities",))
-    return names.check_part(e, field, "entity")
-
-
 def check_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta | None:
     """A TTL from one second to 100 years (validate.MAX_TTL); anything else is
     an error, never silently "forever" or a date past the calendar."""
@@ -137,7 +134,7 @@ class Accounts:
             raise InvalidArgument("entity.kind must be user, team or org", field="entity.kind")
         org_id = None
         if org:
-            org_name = parse_entity(org, "entity.org")
+            org_name = names.parse_entity(org, "entity.org")
             if kind == "org":
                 raise InvalidArgument("an org cannot belong to an org", field="entity.org")
             found = await self._access.check(who, org_name, ADMIN)
@@ -185,7 +182,7 @@ class Accounts:
         return _entity(row, Role.ADMIN)
 
     async def get_entity(self, who: Principal, name: str) -> Entity:
-        found = await self._access.check(who, parse_entity(name), READ)
+        found = await self._access.check(who, names.parse_entity(name), READ)
         row = one(await self._db.fetchrow(_ENTITY_SELECT + " WHERE e.id = $1", found.id))
         return _entity(row, found.role)
 
@@ -222,7 +219,7 @@ class Accounts:
         default_ttl: timedelta | None,
         ttl_policy: str,
     ) -> Entity:
-        entity = parse_entity(name)
+        entity = names.parse_entity(name)
         if not paths:
             raise InvalidArgument("update_mask names no field", field="update_mask")
         for p in paths:
@@ -253,7 +250,7 @@ class Accounts:
     # -- members -----------------------------------------------------------
 
     async def _user(self, name: str, field: str = "user") -> asyncpg.Record:
-        user = parse_entity(name, field)
+        user = names.parse_entity(name, field)
         row = await self._db.fetchrow("SELECT id, kind, superuser FROM entities WHERE name = $1", user)
         if row is None:
             raise NotFound(f"no user {user!r}", field=field)
@@ -265,7 +262,7 @@ class Accounts:
         """The user ``who`` may give a role in ``found`` (see the module docstring)."""
         if who.superuser:
             return await self._user(user)
-        name = parse_entity(user, "user")
+        name = names.parse_entity(user, "user")
         row = await self._db.fetchrow(
             """
             SELECT u.id, u.kind, u.superuser, t.org_id AS boundary,
@@ -292,7 +289,7 @@ class Accounts:
         return row
 
     async def set_member(self, who: Principal, entity: str, user: str, role: str) -> Member:
-        ename = parse_entity(entity, "entity")
+        ename = names.parse_entity(entity, "entity")
         r = parse_role(role)
         found = await self._access.check(who, ename, ADMIN)
         if found.kind == "user":
@@ -328,7 +325,7 @@ class Accounts:
             )
 
     async def remove_member(self, who: Principal, entity: str, user: str) -> Member:
-        ename = parse_entity(entity, "entity")
+        ename = names.parse_entity(entity, "entity")
         found = await self._access.check(who, ename, ADMIN)
         target = await self._user(user)
         _not_a_superuser(who, target, user)
@@ -373,7 +370,7 @@ class Accounts:
         )
 
     async def list_members(self, who: Principal, entity: str, size: int, token: str) -> tuple[list[Member], str]:
-        ename = parse_entity(entity, "entity")
+        ename = names.parse_entity(entity, "entity")
         found = await self._access.check(who, ename, READ)
         size = page_size(size)
         scope = f"ListMembers|{ename}"
@@ -396,7 +393,7 @@ class Accounts:
     async def _key_owner(self, who: Principal, user: str) -> tuple[int, str]:
         if not user:
             return who.user_id, who.user
-        name = parse_entity(user, "user")
+        name = names.parse_entity(user, "user")
         # Decided on the name before any lookup, so the answer says nothing
         # about whether another user exists.
         if not who.superuser and name != who.user:

@@ -17,11 +17,12 @@ from . import names, records
 from .access import READ, WRITE, Access, Principal
 from .db import Database, one
 from .fields import check_aliases
+from .names import is_link_name, parse_registry_collection
 from .pages import PageTokens, page_size
 from .projects import Projects
 from .records import Alias, Version
 from .registry_access import RegistryAccess
-from .resolver import Resolved, Resolver, is_link_name, parse_registry_collection
+from .resolver import Resolved, Resolver
 
 # One statement each: every alias moves to this version (link) atomically.
 SET_ALIASES = """

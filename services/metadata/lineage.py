@@ -8,7 +8,10 @@ ways is the two walks together (each stays in its direction), so depth 1
 from a version is its producer and consumers.
 
 One recursive query walks the graph; nodes come out breadth-first (by
-depth, then kind and id) and page with a keyset cursor on that order.
+depth, then kind, then when the latest edge that reached them was recorded
+-- a run using a version, a run logging one -- then id) and page with a
+keyset cursor on that order: a version's consumers come in the order they
+used it.
 Nodes in entities the caller may not read are neither listed nor walked
 through, so lineage never leaks another team's runs or versions; the walk
 only counts them (``hidden_count``). Reading the start through a registry
@@ -41,29 +44,29 @@ MAX_DEPTH = 100
 DIRECTIONS = ("up", "down", "both")
 
 _WALK = """
-WITH RECURSIVE walk(kind, id, depth, pkind, pid, visible, dir) AS (
-    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint, true, d
+WITH RECURSIVE walk(kind, id, depth, pkind, pid, visible, dir, t) AS (
+    SELECT $1::text, $2::bigint, 0, NULL::text, NULL::bigint, true, d, NULL::timestamptz
     FROM unnest(CASE WHEN $3 = 'both' THEN ARRAY['up', 'down'] ELSE ARRAY[$3::text] END) d
   UNION
     SELECT n.kind, n.id, w.depth + 1, w.kind, w.id,
-           ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[])), w.dir
+           ($5::bigint[] IS NULL OR n.entity_id = ANY($5::bigint[])), w.dir, n.t
     FROM walk w
     CROSS JOIN LATERAL (
-        SELECT 'r'::text AS kind, v.producer_run_id AS id, p.entity_id
+        SELECT 'r'::text AS kind, v.producer_run_id AS id, p.entity_id, v.create_time AS t
           FROM versions v JOIN runs r ON r.id = v.producer_run_id
           JOIN projects p ON p.id = r.project_id
          WHERE w.dir = 'up' AND w.kind = 'v' AND v.id = w.id
         UNION ALL
-        SELECT 'v', i.version_id, p.entity_id
+        SELECT 'v', i.version_id, p.entity_id, i.use_time
           FROM run_inputs i JOIN versions v ON v.id = i.version_id
           JOIN collections c ON c.id = v.collection_id JOIN projects p ON p.id = c.project_id
          WHERE w.dir = 'up' AND w.kind = 'r' AND i.run_id = w.id AND v.state = 'committed'
         UNION ALL
-        SELECT 'r', i.run_id, p.entity_id
+        SELECT 'r', i.run_id, p.entity_id, i.use_time
           FROM run_inputs i JOIN runs r ON r.id = i.run_id JOIN projects p ON p.id = r.project_id
          WHERE w.dir = 'down' AND w.kind = 'v' AND i.version_id = w.id
         UNION ALL
-        SELECT 'v', v.id, p.entity_id
+        SELECT 'v', v.id, p.entity_id, v.create_time
           FROM versions v JOIN collections c ON c.id = v.collection_id
           JOIN projects p ON p.id = c.project_id
          WHERE w.dir = 'down' AND w.kind = 'r' AND v.producer_run_id = w.id
@@ -73,26 +76,30 @@ WITH RECURSIVE walk(kind, id, depth, pkind, pid, visible, dir) AS (
     -- walked through.
     WHERE w.depth < $4 AND w.visible
 ),
+-- A node at its first depth, ordered by the latest edge that reached it
+-- there: a run that logged the start and then used it sorts by its use.
+-- t in microseconds, a cursor value that round-trips exactly.
 nodes AS (
-    SELECT kind, id, min(depth) AS depth FROM walk
-    WHERE depth > 0 AND visible AND NOT (kind = $1 AND id = $2) GROUP BY kind, id
+    SELECT DISTINCT ON (kind, id) kind, id, depth, (extract(epoch FROM t) * 1000000)::bigint AS t FROM walk
+    WHERE depth > 0 AND visible AND NOT (kind = $1 AND id = $2)
+    ORDER BY kind, id, depth, t DESC
 ),
 hidden AS (
     SELECT count(DISTINCT (kind, id)) AS n FROM walk
     WHERE NOT visible AND NOT (kind = $1 AND id = $2)
 ),
 page AS (
-    SELECT n.kind, n.id, n.depth,
+    SELECT n.kind, n.id, n.depth, n.t,
            array_agg(DISTINCT w.dir || ':' || w.pkind || ':' || w.pid) AS parents
     FROM nodes n JOIN walk w ON w.kind = n.kind AND w.id = n.id AND w.depth = n.depth
-    WHERE $6::int IS NULL OR (n.depth, n.kind, n.id) > ($6::int, $7::text, $8::bigint)
-    GROUP BY n.kind, n.id, n.depth
-    ORDER BY n.depth, n.kind, n.id
-    LIMIT $9
+    WHERE $6::int IS NULL OR (n.depth, n.kind, n.t, n.id) > ($6::int, $7::text, $8::bigint, $9::bigint)
+    GROUP BY n.kind, n.id, n.depth, n.t
+    ORDER BY n.depth, n.kind, n.t, n.id
+    LIMIT $10
 )
 -- The hidden count comes with every row, and alone (kind NULL) on an empty page.
 SELECT p.*, h.n AS hidden FROM hidden h LEFT JOIN page p ON true
-ORDER BY p.depth, p.kind, p.id
+ORDER BY p.depth, p.kind, p.t, p.id
 """
 
 
@@ -165,12 +172,12 @@ class Lineage:
             direction,
             depth,
             sorted(readable) if readable is not None else None,
-            *(cursor if cursor else (None, None, None)),
+            *(cursor if cursor else (None, None, None, None)),
             size + 1,
         )
         hidden = rows[0]["hidden"]
         rows = [r for r in rows if r["kind"] is not None]
-        page_rows, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["depth"], r["kind"], r["id"]])
+        page_rows, nxt = self._pages.next(scope, list(rows), size, lambda r: [r["depth"], r["kind"], r["t"], r["id"]])
         keys = {(r["kind"], r["id"]) for r in page_rows}
         for r in page_rows:
             for p in r["parents"]:

@@ -17,9 +17,9 @@ from depot.services.common.errors import InvalidArgument
 
 from . import names, records
 from .access import READ, Access, Principal
-from .accounts import parse_entity
 from .db import Database
 from .fields import MAX_DESCRIPTION, MAX_METADATA_BYTES
+from .names import parse_entity
 from .pages import PageTokens, page_size
 from .projects import Projects
 from .records import Collection, Project, Run, Version

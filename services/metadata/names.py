@@ -1,4 +1,5 @@
-"""Resource names (``entities/{e}/projects/{p}/...``): parsing and printing, pure functions.
+"""Resource names (``entities/{e}/projects/{p}/...``, ``entities/{org}/registries/...``):
+parsing and printing, pure functions.
 
 The rules for each part (``check_part``, ``version_index``,
 ``check_settable_alias``) are the SDK's too and live in ``depot.core.names``;
@@ -21,8 +22,13 @@ __all__ = [
     "VersionName",
     "check_part",
     "check_settable_alias",
+    "is_link_name",
     "parse_collection",
+    "parse_entity",
+    "parse_link",
     "parse_project",
+    "parse_registry",
+    "parse_registry_collection",
     "parse_run",
     "parse_version",
     "version_index",
@@ -89,6 +95,11 @@ def _split(name: str, field: str, shape: tuple[str, ...]) -> list[str]:
     return parts[1::2]
 
 
+def parse_entity(name: str, field: str = "name") -> str:
+    (e,) = _split(name, field, ("entities",))
+    return check_part(e, field, "entity")
+
+
 def parse_project(name: str, field: str = "parent") -> ProjectName:
     e, p = _split(name, field, ("entities", "projects"))
     return ProjectName(check_part(e, field, "entity"), check_part(p, field, "project"))
@@ -111,3 +122,28 @@ def parse_run(name: str, field: str = "run") -> RunName:
     e, p, r = _split(name, field, ("entities", "projects", "runs"))
     proj = ProjectName(check_part(e, field, "entity"), check_part(p, field, "project"))
     return RunName(proj, check_part(r, field, "run id"))
+
+
+def is_link_name(name: str) -> bool:
+    """Whether a version or collection name is a registry's (entities/O/registries/...)."""
+    return name.startswith("entities/") and name.split("/")[2:3] == ["registries"]
+
+
+def parse_registry(name: str, field: str = "name") -> tuple[str, str]:
+    org, reg = _split(name, field, ("entities", "registries"))
+    return check_part(org, field, "org"), check_part(reg, field, "registry")
+
+
+def parse_registry_collection(name: str, field: str = "parent") -> tuple[str, str, str]:
+    org, reg, coll = _split(name, field, ("entities", "registries", "collections"))
+    return check_part(org, field, "org"), check_part(reg, field, "registry"), check_part(coll, field, "collection")
+
+
+def parse_link(name: str, field: str = "name") -> tuple[str, str, str, str]:
+    org, reg, coll, ref = _split(name, field, ("entities", "registries", "collections", "versions"))
+    return (
+        check_part(org, field, "org"),
+        check_part(reg, field, "registry"),
+        check_part(coll, field, "collection"),
+        check_part(ref, field, "version or alias"),
+    )

@@ -48,13 +48,14 @@ from depot.services.common.errors import (
 
 from . import names, records
 from .access import ADMIN, READ, ROLE_NAMES, WRITE, Access, Principal, Role, parse_role
-from .accounts import Member, parse_entity
+from .accounts import Member
 from .aliases import SET_LINK_ALIASES
 from .db import Connection, Database, one
+from .names import parse_entity, parse_link, parse_registry, parse_registry_collection
 from .pages import PageTokens, page_size
 from .records import LinkRef, RegistryCollection, Version
 from .registry_access import REGISTRY_SELECT, RegistryAccess, effective_role
-from .resolver import Resolver, parse_link, parse_registry, parse_registry_collection
+from .resolver import Resolver
 
 VISIBILITIES = ("org", "restricted")
 

@@ -78,35 +78,6 @@ class Resolved:
     link_collection_id: int | None = None
 
 
-def is_link_name(name: str) -> bool:
-    """Whether a version or collection name is a registry's (entities/O/registries/...)."""
-    return name.startswith("entities/") and name.split("/")[2:3] == ["registries"]
-
-
-def parse_registry(name: str, field: str = "name") -> tuple[str, str]:
-    org, reg = names._split(name, field, ("entities", "registries"))
-    return names.check_part(org, field, "org"), names.check_part(reg, field, "registry")
-
-
-def parse_registry_collection(name: str, field: str = "parent") -> tuple[str, str, str]:
-    org, reg, coll = names._split(name, field, ("entities", "registries", "collections"))
-    return (
-        names.check_part(org, field, "org"),
-        names.check_part(reg, field, "registry"),
-        names.check_part(coll, field, "collection"),
-    )
-
-
-def parse_link(name: str, field: str = "name") -> tuple[str, str, str, str]:
-    org, reg, coll, ref = names._split(name, field, ("entities", "registries", "collections", "versions"))
-    return (
-        names.check_part(org, field, "org"),
-        names.check_part(reg, field, "registry"),
-        names.check_part(coll, field, "collection"),
-        names.check_part(ref, field, "version or alias"),
-    )
-
-
 class Resolver:
     def __init__(self, db: Database, access: Access, registry_access: RegistryAccess):
         self._db = db
@@ -115,7 +86,7 @@ class Resolver:
 
     async def resolve(self, who: Principal, name: str, field: str, need: Role = READ) -> Resolved:
         """The committed version ``name`` refers to, if ``who`` holds ``need`` on it."""
-        if is_link_name(name):
+        if names.is_link_name(name):
             return await self._resolve_link(who, name, field, need)
         vn = names.parse_version(name, field)
         proj = vn.collection.project
@@ -132,7 +103,7 @@ class Resolver:
         )
 
     async def _resolve_link(self, who: Principal, name: str, field: str, need: Role) -> Resolved:
-        org, reg, coll, ref = parse_link(name, field)
+        org, reg, coll, ref = names.parse_link(name, field)
         registry = await self._registry_access.require(who, org, reg, need, field)
         index = names.version_index(ref)
         if index is not None:

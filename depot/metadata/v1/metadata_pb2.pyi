@@ -2070,7 +2070,10 @@ class WalkLineageResponse(_message.Message):
     """
     @_builtins.property
     def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineageNode]:
-        """Breadth-first: by depth, then kind and creation order."""
+        """Breadth-first: by depth, then kind, then when the edge that reached the
+        node was recorded (a run using a version, a run logging one), then
+        creation order. A version's consumers come in the order they used it.
+        """
 
     @_builtins.property
     def edges(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineageEdge]:
