@@ -38,7 +38,8 @@ import grpc
 
 from depot.services.common import serving, tls
 from depot.services.common.secret_files import DataDirError, private_dir, tighten_secret_file, write_secret_file
-from depot.services.gc.server import add_gc
+from depot.services.gc.server import Gc
+from depot.services.manifest.server import GATES as MANIFEST_GATES
 from depot.services.manifest.server import add_manifest, sweep_staging
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
@@ -176,8 +177,9 @@ async def _serve_services(
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
 
-    metadata = Metadata(pool, secret)
-    server = serving.new_server(reuse_port=config.workers > 1, callers=metadata.callers())
+    metadata, gc = Metadata(pool, secret), Gc(pool)
+    gates = {**metadata.callers(), **MANIFEST_GATES, **gc.callers()}
+    server = serving.new_server(gates, reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:
         # SO_REUSEPORT would also let this server share a port another one
         # (another data dir) already serves, and split clients between them.
@@ -199,7 +201,7 @@ async def _serve_services(
             manifest.reference_policy(),
             idle_timeout_s=manifest.upload_idle_timeout_s,
         ),
-        add_gc(server, pool),
+        gc.add_to(server),
     ]
     # Workers share the first process's health port along with its database.
     health_listen = None if joining else config.server.health_listen

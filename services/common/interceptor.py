@@ -5,8 +5,10 @@ the handler runs; the handler returned here wraps the servicer's:
 
 1. a request that does not parse is refused with INVALID_ARGUMENT
    (decoding.py), before anything else runs for it;
-2. for the services given a :class:`Callers`, the caller is authenticated
-   from the bearer key and kept for the handler (``Callers.get()``);
+2. the caller is authenticated, failing closed: every service the server
+   serves names how in the interceptor's map (see :data:`Gate`); a service
+   missing from it is never served, so a service added later is not open
+   by default;
 3. whatever the handler (or 1 and 2) raises becomes its status with the
    AIP-193 ErrorInfo trailer, in ``status.abort``: the one translation,
    for unary and streaming RPCs alike.
@@ -18,6 +20,7 @@ handler is registered once), not on every call of the commit path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, Generic, NoReturn, TypeAlias, TypeVar
@@ -25,7 +28,10 @@ from typing import Any, Generic, NoReturn, TypeAlias, TypeVar
 import grpc
 
 from . import decoding, status
-from .credentials import bearer_from_metadata
+from .credentials import bearer_from_metadata, parse_api_key
+from .errors import Unauthenticated
+
+log = logging.getLogger(__name__)
 
 P = TypeVar("P")
 _Req = TypeVar("_Req")
@@ -56,12 +62,53 @@ class Callers(Generic[P]):
         return self._current.get()
 
 
+class HandlerAuthenticates:
+    """The gate of a service whose handlers authenticate the caller themselves.
+
+    The manifest service: its answer depends on the entity in the request,
+    which the metadata service judges (CheckAccess) with the key. The edge
+    still refuses a missing or malformed key, so no handler runs without
+    one that could be valid.
+    """
+
+    async def enter(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
+        parse_api_key(bearer_from_metadata(metadata))
+
+
+class Open:
+    """The gate of a service anyone may call: grpc.health.v1 alone (probes carry no key)."""
+
+    async def enter(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
+        return None
+
+
+class _Refused:
+    """The gate of a service missing from the map: no call reaches its handlers."""
+
+    def __init__(self, service: str):
+        self._service = service
+
+    async def enter(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
+        # The operator's bug, named in the log; the caller learns nothing of it.
+        log.error("refused a call to %s: the service has no entry in the edge's map", self._service)
+        raise Unauthenticated("this service does not accept calls")
+
+
+# How the edge admits a service's calls: a Callers (authenticated here),
+# HandlerAuthenticates, or Open.
+Gate: TypeAlias = "Callers[Any] | HandlerAuthenticates | Open"
+
+HEALTH = "grpc.health.v1.Health"
+# The only service served without a key.
+OPEN: dict[str, Gate] = {HEALTH: Open()}
+
+
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
     """Decoding refusals, authentication and error translation for every method."""
 
-    def __init__(self, callers: Mapping[str, Callers[Any]] | None = None):
-        # Full service name ("depot.metadata.v1.ArtifactService") -> its callers.
-        self._callers = dict(callers or {})
+    def __init__(self, gates: Mapping[str, Gate]):
+        # Full service name ("depot.metadata.v1.ArtifactService") -> its gate.
+        self._gates = {**OPEN, **gates}
         self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
 
     async def intercept_service(
@@ -77,12 +124,13 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if hit is not None and hit[0] is handler:
             return hit[1]
         # "/depot.metadata.v1.ArtifactService/CreateRun" -> the service's name.
-        wrapped = _wrap(handler, self._callers.get(method.split("/")[1]))
+        service = method.split("/")[1]
+        wrapped = _wrap(handler, self._gates.get(service) or _Refused(service))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _wrap(handler: _Handler, callers: Callers[Any] | None) -> _Handler:
+def _wrap(handler: _Handler, gate: Gate | _Refused) -> _Handler:
     # grpc's stubs describe the sync server's handlers; grpc.aio's are
     # coroutines and async generators, hence the Any-typed behaviours below.
     deserializer = decoding.checked(handler.request_deserializer) if handler.request_deserializer else None
@@ -90,8 +138,7 @@ def _wrap(handler: _Handler, callers: Callers[Any] | None) -> _Handler:
 
     async def enter(request: Any, context: Context) -> None:
         decoding.refuse(request)
-        if callers is not None:
-            await callers.enter(context.invocation_metadata())
+        await gate.enter(context.invocation_metadata())
 
     async def fail(context: Context, exc: Exception) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):
@@ -128,8 +175,7 @@ def _wrap(handler: _Handler, callers: Callers[Any] | None) -> _Handler:
 
         async def stream_unary(requests: AsyncIterator[Any], context: Context) -> Any:
             try:
-                if callers is not None:
-                    await callers.enter(context.invocation_metadata())
+                await gate.enter(context.invocation_metadata())
                 return await inner_su(decoding.checked_stream(requests), context)
             except Exception as exc:  # noqa: BLE001
                 await fail(context, exc)
@@ -141,8 +187,7 @@ def _wrap(handler: _Handler, callers: Callers[Any] | None) -> _Handler:
 
     async def stream_stream(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         try:
-            if callers is not None:
-                await callers.enter(context.invocation_metadata())
+            await gate.enter(context.invocation_metadata())
             async for item in inner_ss(decoding.checked_stream(requests), context):
                 yield item
         except Exception as exc:  # noqa: BLE001

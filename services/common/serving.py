@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from . import telemetry
 from .health import add_health, mark_serving
-from .interceptor import Callers, EdgeInterceptor
+from .interceptor import EdgeInterceptor, Gate
 from .tls import ServerTLS
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,16 @@ def run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-def new_server(*, reuse_port: bool = False, callers: Mapping[str, Callers[Any]] | None = None) -> grpc.aio.Server:
+def new_server(gates: Mapping[str, Gate], *, reuse_port: bool = False) -> grpc.aio.Server:
     """A server; ``reuse_port`` lets processes of this user share its port
     (the all-in-one's workers). Off otherwise, so a taken port is an error.
-    ``callers``: the services whose calls the edge authenticates, by full name.
+    ``gates``: how the edge admits each service's calls, by full name; a
+    service served but missing here answers every call UNAUTHENTICATED
+    (grpc.health.v1 is open without an entry).
     """
     options = [o for o in OPTIONS if o[0] != "grpc.so_reuseport"] + [("grpc.so_reuseport", int(reuse_port))]
     # Tracing outside the edge, so an error logged by the edge carries its trace id.
-    interceptors = [*telemetry.server_interceptors(), EdgeInterceptor(callers)]
+    interceptors = [*telemetry.server_interceptors(), EdgeInterceptor(gates)]
     return grpc.aio.server(options=options, interceptors=interceptors)
 
 

@@ -64,6 +64,8 @@ _DB_TRANSIENT = (
 # client setting): our bug, the same on every retry, so not "unavailable".
 _DB_CLIENT_BUG = (asyncpg.exceptions._base.DataError, asyncpg.exceptions._base.ClientConfigurationError)
 
+_STATEMENT_TIMEOUT = "the database statement ran past its statement timeout"
+
 # OS errors that a retry can outlive: a peer or backend that dropped or
 # refused a connection, a timeout, a staged file a sweep removed under a
 # stalled call. Any other OSError (EIO, ENAMETOOLONG, EISDIR, ...) is the
@@ -124,7 +126,8 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason, str | Non
     if isinstance(exc, _UNSTORABLE):
         return grpc.StatusCode.INVALID_ARGUMENT, _UNSTORABLE_MESSAGE, ErrorReason.INVALID_ARGUMENT, None
     if isinstance(exc, asyncpg.InvalidTextRepresentationError):
-        # A caller's string cast to a typed column ("invalid input syntax for type ...").
+        # A caller's string cast to a typed column ("invalid input syntax for
+        # type uuid: ..."): the text is the caller's own value, so it is echoed.
         return grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}", ErrorReason.INVALID_ARGUMENT, None
     if isinstance(exc, asyncpg.UniqueViolationError):
         return grpc.StatusCode.ALREADY_EXISTS, "resource already exists", ErrorReason.ALREADY_EXISTS, None
@@ -136,15 +139,10 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason, str | Non
     if isinstance(exc, asyncpg.QueryCanceledError):
         # statement_timeout (db.QUERY_TIMEOUT_S): the same statement would
         # likely run as long again, so not "retry".
-        return (
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            f"database statement timed out: {exc}",
-            ErrorReason.DEADLINE_EXCEEDED,
-            None,
-        )
+        return _hidden(exc, grpc.StatusCode.DEADLINE_EXCEEDED, _STATEMENT_TIMEOUT, ErrorReason.DEADLINE_EXCEEDED)
     if isinstance(exc, asyncpg.DiskFullError):
         # Retrying cannot help until an operator frees space.
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"database disk full: {exc}", ErrorReason.RESOURCE_EXHAUSTED, None
+        return _hidden(exc, grpc.StatusCode.RESOURCE_EXHAUSTED, "database disk full", ErrorReason.RESOURCE_EXHAUSTED)
     if isinstance(exc, TimeoutError):
         # Mostly asyncpg's connect, pool or command timeout (db.py): a
         # database that did not answer. Without its own message: it has none.
@@ -153,9 +151,11 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason, str | Non
         log.exception("database client refused a query", exc_info=exc)
         return grpc.StatusCode.INTERNAL, "internal error", ErrorReason.INTERNAL, None
     if isinstance(exc, _DB_TRANSIENT):
-        return grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}", ErrorReason.UNAVAILABLE, None
+        return _hidden(exc, grpc.StatusCode.UNAVAILABLE, "database unavailable", ErrorReason.UNAVAILABLE)
     # A full or read-only disk is not "try again"; the blob store raises
     # StorageFull / StorageNotWritable itself, this catches any write it missed.
+    # Their text (errno and path on the blob disk) is kept, as the store's own
+    # errors keep it: what an operator acts on, and no database or S3 detail.
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"storage full: {exc}", ErrorReason.STORAGE_FULL, None
     if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
@@ -166,12 +166,25 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason, str | Non
             None,
         )
     if isinstance(exc, _S3_TRANSIENT):
-        return grpc.StatusCode.UNAVAILABLE, f"blob store unavailable: {exc}", ErrorReason.UNAVAILABLE, None
+        return _hidden(exc, grpc.StatusCode.UNAVAILABLE, "blob store unavailable", ErrorReason.UNAVAILABLE)
     if isinstance(exc, botocore.exceptions.ClientError):
         return _s3_status(exc)
     if isinstance(exc, ConnectionError) or (isinstance(exc, OSError) and exc.errno in _OS_TRANSIENT):
-        return grpc.StatusCode.UNAVAILABLE, f"backend unavailable: {exc}", ErrorReason.UNAVAILABLE, None
+        return _hidden(exc, grpc.StatusCode.UNAVAILABLE, "backend unavailable", ErrorReason.UNAVAILABLE)
     return grpc.StatusCode.INTERNAL, "internal error", ErrorReason.INTERNAL, None
+
+
+def _hidden(
+    exc: BaseException, code: grpc.StatusCode, message: str, reason: Reason
+) -> tuple[grpc.StatusCode, str, Reason, str | None]:
+    """A backend's failure answered with a fixed message per category.
+
+    The exception's own text is the database's or the blob store's (host
+    names, SQL, connection details): it goes to the log, where the trace id
+    (telemetry's log filter) joins it to the call, and never to the caller.
+    """
+    log.warning("%s: %s: %s", message, type(exc).__name__, exc)
+    return code, message, reason, None
 
 
 def _s3_status(exc: botocore.exceptions.ClientError) -> tuple[grpc.StatusCode, str, Reason, str | None]:

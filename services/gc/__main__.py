@@ -16,11 +16,11 @@ import sys
 
 from depot.services.common import serving, telemetry
 from depot.services.common.config import ConfigError
-from depot.services.metadata import db
+from depot.services.metadata.public import create_pool
 
 from .collector import Collector
 from .config import GcConfig
-from .server import add_gc
+from .server import Gc
 
 
 async def _periodic(collector: Collector, interval: float) -> None:
@@ -34,11 +34,12 @@ async def _periodic(collector: Collector, interval: float) -> None:
 
 
 async def _serve(config: GcConfig) -> None:
-    pool = await db.create_pool(config.database_url)
+    pool = await create_pool(config.database_url)
     try:
-        server = serving.new_server()
+        gc = Gc(pool)
+        server = serving.new_server(gc.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
-        health = await serving.start(server, [add_gc(server, pool)], health_listen=config.server.health_listen)
+        health = await serving.start(server, [gc.add_to(server)], health_listen=config.server.health_listen)
         logging.info("gc service on port %d", port)
         task = asyncio.create_task(_periodic(Collector(pool), config.interval_s))
         await serving.wait_for_signal()
@@ -51,7 +52,7 @@ async def _serve(config: GcConfig) -> None:
 
 
 async def _once(config: GcConfig, force: bool) -> None:
-    pool = await db.create_pool(config.database_url, min_size=1, max_size=2)
+    pool = await create_pool(config.database_url, min_size=1, max_size=2)
     try:
         print(await Collector(pool).run("", force=force))
     finally:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from depot.services.metadata import housekeeping
+from depot.services.metadata.public import housekeeping
 
 _LEADER_LOCK = 0x6465706F7467  # "depotg"
 SAMPLE = 20

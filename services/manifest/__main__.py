@@ -17,7 +17,7 @@ from depot.services.common import serving, telemetry, tls
 from depot.services.common.config import ConfigError
 
 from .config import ManifestConfig
-from .server import add_manifest, sweep_staging
+from .server import GATES, add_manifest, sweep_staging
 
 
 async def _serve(config: ManifestConfig) -> None:
@@ -28,7 +28,7 @@ async def _serve(config: ManifestConfig) -> None:
         config.metadata_address, settings.client_tls, config.server.tls, insecure=config.insecure
     )
     try:
-        server = serving.new_server()
+        server = serving.new_server(GATES)
         port = serving.bind(server, config.server.listen, config.server.tls)
         name = add_manifest(
             server,

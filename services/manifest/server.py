@@ -7,6 +7,7 @@ import asyncio
 import grpc
 
 from depot.manifest.v1 import manifest_pb2, manifest_pb2_grpc
+from depot.services.common.interceptor import Gate, HandlerAuthenticates
 
 from .access import MetadataAccess
 from .blobs import Blobs
@@ -16,6 +17,9 @@ from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer
 from .store import BlobStore
 
 SERVICE_NAME = manifest_pb2.DESCRIPTOR.services_by_name["ManifestService"].full_name
+# For serving.new_server: the handlers ask metadata (CheckAccess) about the
+# key and the request's entity together; the edge refuses calls without a key.
+GATES: dict[str, Gate] = {SERVICE_NAME: HandlerAuthenticates()}
 
 
 def add_manifest(

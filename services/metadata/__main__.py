@@ -26,7 +26,7 @@ async def _serve(config: MetadataConfig) -> None:
     pool = await db.create_pool(config.database_url)
     try:
         metadata = Metadata(pool, config.internal_secret)
-        server = serving.new_server(callers=metadata.callers())
+        server = serving.new_server(metadata.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
         names = metadata.add_to(server)
         health = await serving.start(server, names, health_listen=config.server.health_listen)

@@ -14,8 +14,8 @@ from support.entities import create_team
 
 import depot
 from depot.services.common import serving
-from depot.services.gc.server import add_gc
-from depot.services.manifest.server import add_manifest
+from depot.services.gc.server import Gc
+from depot.services.manifest.server import GATES, add_manifest
 from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
@@ -42,14 +42,19 @@ class Split:
         self.admin_key = str(await Access(db.Database(pool)).bootstrap_admin())
         store = await open_store(self.blobs.as_uri())
         metadata = Metadata(pool, SECRET)
-        meta, man, gc = serving.new_server(callers=metadata.callers()), serving.new_server(), serving.new_server()
+        collector = Gc(pool)
+        meta, man, gc = (
+            serving.new_server(metadata.callers()),
+            serving.new_server(GATES),
+            serving.new_server(collector.callers()),
+        )
         self.ports["metadata"] = serving.bind(meta, "127.0.0.1:0")
         self.ports["manifest"] = serving.bind(man, "127.0.0.1:0")
         self.ports["gc"] = serving.bind(gc, "127.0.0.1:0")
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.ports['metadata']}")
         await serving.start(meta, metadata.add_to(meta))
         await serving.start(man, [add_manifest(man, store, channel, SECRET)])
-        await serving.start(gc, [add_gc(gc, pool)])
+        await serving.start(gc, [collector.add_to(gc)])
         self._ready.set()
         await self._stop.wait()
         for s in (meta, man, gc):

@@ -31,7 +31,7 @@ from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.allinone.config import AllInOneConfig
 from depot.services.common import serving, tls
 from depot.services.manifest.config import ManifestConfig
-from depot.services.manifest.server import add_manifest
+from depot.services.manifest.server import GATES, add_manifest
 from depot.services.manifest.store import open_store
 from depot.services.metadata import db
 from depot.services.metadata.access import Access
@@ -468,7 +468,7 @@ class SplitTLS:
             {**self.env, "DEPOT_LISTEN": "127.0.0.1:0", "DEPOT_DATABASE_URL": self.dsn}
         )
         metadata = Metadata(pool, b"s")
-        meta = serving.new_server(callers=metadata.callers())
+        meta = serving.new_server(metadata.callers())
         self.ports["metadata"] = serving.bind(meta, meta_config.server.listen, meta_config.server.tls)
         # The health port is bound by start(); find a free one first.
         with socket.socket() as s:
@@ -485,7 +485,7 @@ class SplitTLS:
         channel = tls.internal_channel(
             man_config.metadata_address, man_config.settings.client_tls, man_config.server.tls
         )
-        man = serving.new_server()
+        man = serving.new_server(GATES)
         self.ports["manifest"] = serving.bind(man, man_config.server.listen, man_config.server.tls)
         await serving.start(man, [add_manifest(man, store, channel, b"s")])
         self._ready.set()
