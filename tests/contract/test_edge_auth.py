@@ -24,7 +24,7 @@ import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servers import ServerThread  # tests/servers.py
+from support.servers import ServerThread
 
 from depot.gc.v1 import gc_pb2
 from depot.manifest.v1 import manifest_pb2
