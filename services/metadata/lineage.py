@@ -151,7 +151,10 @@ class Lineage:
         if not 1 <= depth <= MAX_DEPTH:
             raise InvalidArgument(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
         size = page_size(size)
-        scope = f"WalkLineage|{start}|{direction}|{depth}"
+        # ".v2": the cursor gained the edge time (use-time order); a token from an
+        # older server must fail its MAC (INVALID_ARGUMENT), not reach SQL with
+        # the wrong number of values.
+        scope = f"WalkLineage.v2|{start}|{direction}|{depth}"
         cursor = self._pages.decode(scope, token)
         readable = await self._access.readable_entities(who)
         if "/runs/" in start:
