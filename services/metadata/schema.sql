@@ -1,5 +1,5 @@
 -- Depot metadata schema: the truth. Numbered migrations in migrations/ must
--- build exactly this (tests/test_migrations.py compares the two).
+-- build exactly this (tests/metadata/test_schema_equals_migrations.py compares the two).
 
 CREATE TABLE schema_migrations (
     version integer PRIMARY KEY,

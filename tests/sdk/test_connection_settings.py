@@ -78,23 +78,3 @@ def test_the_deadlines_bound_the_calls_of_a_real_server(monkeypatch: pytest.Monk
             client.read(client.manifest.ReadBlob, missing, list)
     finally:
         client.close()
-    # A deadline gone before the call starts: DEADLINE_EXCEEDED, whatever the server would say.
-    monkeypatch.setenv("DEPOT_CALL_TIMEOUT", "0.000001")
-    client = depot.Client()
-    try:
-        with pytest.raises(depot.CommError, match="(?i)deadline"):
-            client.call(client.access.GetCaller, GetCallerRequest())
-        # The stream keeps its own deadline.
-        with pytest.raises(depot.NotFoundError):
-            client.read(client.manifest.ReadBlob, missing, list)
-    finally:
-        client.close()
-    # The stream's deadline alone: the calls are back on the default one.
-    monkeypatch.delenv("DEPOT_CALL_TIMEOUT")
-    client = depot.Client(stream_timeout=0.000001)
-    try:
-        with pytest.raises(depot.CommError, match="(?i)deadline"):
-            client.read(client.manifest.ReadBlob, missing, list)
-        assert client.call(client.access.GetCaller, GetCallerRequest()).user
-    finally:
-        client.close()
