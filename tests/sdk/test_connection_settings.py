@@ -65,7 +65,7 @@ def test_the_client_takes_the_deadlines_and_refuses_them_beside_a_config() -> No
         client.close()
 
 
-def test_the_deadlines_bound_the_calls_of_a_real_server(monkeypatch: pytest.MonkeyPatch, server: Any) -> None:
+def test_calls_reach_a_real_server_on_the_default_deadlines(monkeypatch: pytest.MonkeyPatch, server: Any) -> None:
     monkeypatch.setenv("DEPOT_ADDRESS", server.address)
     monkeypatch.setenv("DEPOT_API_KEY", server.admin_key)
     digest = base64.b64encode(xxhash.xxh3_128(b"never uploaded").digest()).decode()
