@@ -12,7 +12,7 @@ from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
-from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
+from depot.services.common.errors import FailedPrecondition, IdleTimeout, InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Context
 from depot.services.common.validate import as_invalid_argument
 
@@ -178,3 +178,22 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         async for batch in self._manifests.read(request.entity, request.manifest_id):
             for i in range(0, len(batch), BATCH):
                 yield pb.EntryBatch(entries=[_entry_pb(e) for e in batch[i : i + BATCH]])
+
+    # Placeholders while issue 11's work lands (each helper replaces its own):
+    # the contract is in manifest.proto; until then the calls are refused.
+    async def BatchUpdateBlobs(
+        self, request: pb.BatchUpdateBlobsRequest, context: Context
+    ) -> pb.BatchUpdateBlobsResponse:
+        await self._authorize(context, request.entity, WRITE)
+        raise FailedPrecondition("BatchUpdateBlobs is not available on this server yet")
+
+    async def BatchReadBlobs(self, request: pb.BatchReadBlobsRequest, context: Context) -> pb.BatchReadBlobsResponse:
+        await self._authorize(context, request.entity, READ, request.manifest_id)
+        raise FailedPrecondition("BatchReadBlobs is not available on this server yet")
+
+    async def ResolveReferences(
+        self, request: pb.ResolveReferencesRequest, context: Context
+    ) -> AsyncIterator[pb.ResolveProgress]:
+        await self._authorize(context, request.header.entity, WRITE)
+        raise FailedPrecondition("ResolveReferences is not available on this server yet")
+        yield pb.ResolveProgress()  # pragma: no cover - makes this an async generator

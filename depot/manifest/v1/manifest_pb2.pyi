@@ -7,6 +7,7 @@ large results are streamed in batches, never sent as one message.
 """
 
 from collections import abc as _abc
+from depot.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
@@ -295,6 +296,7 @@ class Reference(_message.Message):
     URI_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     MAX_OBJECTS_FIELD_NUMBER: _builtins.int
+    ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
     uri: _builtins.str
     """s3://bucket/prefix, s3://bucket/key, s3://bucket/key?versionId=..."""
     name: _builtins.str
@@ -303,16 +305,22 @@ class Reference(_message.Message):
     """More objects than this is RESOURCE_EXHAUSTED, never a silent cut.
     0 means the default, 10,000,000.
     """
+    allow_empty: _builtins.bool
+    """A prefix that matches no object is FAILED_PRECONDITION ("no objects
+    under ..."), since it is most often a typo; true accepts it as an
+    intentionally empty reference.
+    """
     def __init__(
         self,
         *,
         uri: _builtins.str = ...,
         name: _builtins.str = ...,
         max_objects: _builtins.int = ...,
+        allow_empty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_objects", b"max_objects", "name", b"name", "uri", b"uri"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "max_objects", b"max_objects", "name", b"name", "uri", b"uri"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -325,6 +333,7 @@ class ManifestHeader(_message.Message):
     ENTITY_FIELD_NUMBER: _builtins.int
     DIGEST_ALGORITHM_FIELD_NUMBER: _builtins.int
     REFERENCES_FIELD_NUMBER: _builtins.int
+    INCLUDE_MANIFESTS_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     digest_algorithm: _builtins.str
     """"md5" or "xxh3_128"; chooses the artifact digest hasher."""
@@ -332,16 +341,23 @@ class ManifestHeader(_message.Message):
     def references(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reference]:
         """Listed server-side and merged with the streamed entries in path order."""
 
+    @_builtins.property
+    def include_manifests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of stored manifests of this entity (the results of
+        ResolveReferences) merged with the streamed entries in path order.
+        """
+
     def __init__(
         self,
         *,
         entity: _builtins.str = ...,
         digest_algorithm: _builtins.str = ...,
         references: _abc.Iterable[Global___Reference] | None = ...,
+        include_manifests: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_algorithm", b"digest_algorithm", "entity", b"entity", "references", b"references"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_algorithm", b"digest_algorithm", "entity", b"entity", "include_manifests", b"include_manifests", "references", b"references"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -405,18 +421,228 @@ class ReadManifestRequest(_message.Message):
 
     ENTITY_FIELD_NUMBER: _builtins.int
     MANIFEST_ID_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     manifest_id: _builtins.str
+    prefix: _builtins.str
+    """Only the entries in this directory: a path equal to the prefix or
+    starting with prefix + "/" ("data" matches "data" and "data/x", never
+    "data2/x" or "data.csv"). A trailing "/" is ignored; empty is all.
+    """
+    start_after: _builtins.str
+    """Only the entries after this path (exclusive): a reader whose stream
+    broke resumes where it stopped instead of starting over.
+    """
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only the entries at these exact paths, in path order; a path that is
+        not in the manifest is simply absent from the answer. At most 1000.
+        """
+
     def __init__(
         self,
         *,
         entity: _builtins.str = ...,
         manifest_id: _builtins.str = ...,
+        names: _abc.Iterable[_builtins.str] | None = ...,
+        prefix: _builtins.str = ...,
+        start_after: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "manifest_id", b"manifest_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "manifest_id", b"manifest_id", "names", b"names", "prefix", b"prefix", "start_after", b"start_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReadManifestRequest: _TypeAlias = ReadManifestRequest  # noqa: Y015
+
+@_typing.final
+class BatchUpdateBlobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_FIELD_NUMBER: _builtins.int
+    BLOBS_FIELD_NUMBER: _builtins.int
+    entity: _builtins.str
+    @_builtins.property
+    def blobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlobData]:
+        """At most 1000 blobs and 8 MiB of data per call; the server checks each
+        blob's digest and size and stores them all, or none on an error.
+        """
+
+    def __init__(
+        self,
+        *,
+        entity: _builtins.str = ...,
+        blobs: _abc.Iterable[Global___BlobData] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs", "entity", b"entity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpdateBlobsRequest: _TypeAlias = BatchUpdateBlobsRequest  # noqa: Y015
+
+@_typing.final
+class BlobData(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIGEST_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def digest(self) -> Global___BlobDigest: ...
+    def __init__(
+        self,
+        *,
+        digest: Global___BlobDigest | None = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "digest", b"digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlobData: _TypeAlias = BlobData  # noqa: Y015
+
+@_typing.final
+class BatchUpdateBlobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def blobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Blob]:
+        """One per request blob, in request order."""
+
+    def __init__(
+        self,
+        *,
+        blobs: _abc.Iterable[Global___Blob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchUpdateBlobsResponse: _TypeAlias = BatchUpdateBlobsResponse  # noqa: Y015
+
+@_typing.final
+class BatchReadBlobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_FIELD_NUMBER: _builtins.int
+    DIGESTS_FIELD_NUMBER: _builtins.int
+    MANIFEST_ID_FIELD_NUMBER: _builtins.int
+    entity: _builtins.str
+    manifest_id: _builtins.str
+    """As in ReadBlobRequest: needed by readers with access through a
+    registry link; every blob must be in this manifest.
+    """
+    @_builtins.property
+    def digests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlobDigest]:
+        """At most 1000 blobs whose sizes sum to at most 8 MiB."""
+
+    def __init__(
+        self,
+        *,
+        entity: _builtins.str = ...,
+        digests: _abc.Iterable[Global___BlobDigest] | None = ...,
+        manifest_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digests", b"digests", "entity", b"entity", "manifest_id", b"manifest_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchReadBlobsRequest: _TypeAlias = BatchReadBlobsRequest  # noqa: Y015
+
+@_typing.final
+class BatchReadBlobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def blobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlobData]:
+        """One per requested digest, in request order. A missing blob fails the
+        whole call with NOT_FOUND naming it.
+        """
+
+    def __init__(
+        self,
+        *,
+        blobs: _abc.Iterable[Global___BlobData] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchReadBlobsResponse: _TypeAlias = BatchReadBlobsResponse  # noqa: Y015
+
+@_typing.final
+class ResolveReferencesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Names the operation (1-128 characters of [A-Za-z0-9_.:-]). The same id
+    with the same header re-attaches; with a different header it is
+    INVALID_ARGUMENT. Results are kept for a while after they finish.
+    """
+    @_builtins.property
+    def header(self) -> Global___ManifestHeader:
+        """entity, digest_algorithm and references; include_manifests is unused."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___ManifestHeader | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReferencesRequest: _TypeAlias = ResolveReferencesRequest  # noqa: Y015
+
+@_typing.final
+class ResolveProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECTS_LISTED_FIELD_NUMBER: _builtins.int
+    BYTES_LISTED_FIELD_NUMBER: _builtins.int
+    MANIFEST_FIELD_NUMBER: _builtins.int
+    objects_listed: _builtins.int
+    """Objects listed so far, over all references, and their total size."""
+    bytes_listed: _builtins.int
+    @_builtins.property
+    def manifest(self) -> _common_pb2.ManifestRef:
+        """Set on the last message only: the stored manifest of every listed
+        entry, signed as CreateManifest's answer is. It can be committed as
+        the version's manifest, or merged with streamed entries by naming it
+        in ManifestHeader.include_manifests.
+        """
+
+    def __init__(
+        self,
+        *,
+        objects_listed: _builtins.int = ...,
+        bytes_listed: _builtins.int = ...,
+        manifest: _common_pb2.ManifestRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["manifest", b"manifest"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_listed", b"bytes_listed", "manifest", b"manifest", "objects_listed", b"objects_listed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveProgress: _TypeAlias = ResolveProgress  # noqa: Y015

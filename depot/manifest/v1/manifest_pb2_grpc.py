@@ -65,6 +65,21 @@ class ManifestServiceStub:
                 request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ReadManifestRequest.SerializeToString,
                 response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.EntryBatch.FromString,
                 _registered_method=True)
+        self.BatchUpdateBlobs = channel.unary_unary(
+                '/depot.manifest.v1.ManifestService/BatchUpdateBlobs',
+                request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchUpdateBlobsRequest.SerializeToString,
+                response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchUpdateBlobsResponse.FromString,
+                _registered_method=True)
+        self.BatchReadBlobs = channel.unary_unary(
+                '/depot.manifest.v1.ManifestService/BatchReadBlobs',
+                request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchReadBlobsRequest.SerializeToString,
+                response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchReadBlobsResponse.FromString,
+                _registered_method=True)
+        self.ResolveReferences = channel.unary_stream(
+                '/depot.manifest.v1.ManifestService/ResolveReferences',
+                request_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ResolveReferencesRequest.SerializeToString,
+                response_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ResolveProgress.FromString,
+                _registered_method=True)
 
 
 class ManifestServiceServicer:
@@ -109,7 +124,40 @@ class ManifestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadManifest(self, request, context):
+        """The entries of a stored manifest in path order, optionally only those
+        under a prefix or with given paths (found by seeking the manifest's
+        block index, not by reading it all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchUpdateBlobs(self, request, context):
+        """Many small blobs in one call each way, as the Remote Execution API's
+        content-addressable store pairs FindMissingBlobs with BatchUpdateBlobs
+        and BatchReadBlobs: one round trip and one round of storage I/O per
+        batch instead of one stream per file. Larger blobs use UploadBlob and
+        ReadBlob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchReadBlobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReferences(self, request, context):
+        """Lists and checksums object-store references as a long-running
+        operation: progress messages while the listing runs, then one message
+        with the stored manifest of the listed entries. No client deadline
+        bounds it; a caller whose connection drops calls again with the same
+        request_id and re-attaches to the same listing (running or finished)
+        instead of starting over. A listing no caller is attached to is
+        cancelled after the server's re-attach grace period.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -146,6 +194,21 @@ def add_ManifestServiceServicer_to_server(servicer, server):
                     servicer.ReadManifest,
                     request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ReadManifestRequest.FromString,
                     response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.EntryBatch.SerializeToString,
+            ),
+            'BatchUpdateBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchUpdateBlobs,
+                    request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchUpdateBlobsRequest.FromString,
+                    response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchUpdateBlobsResponse.SerializeToString,
+            ),
+            'BatchReadBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchReadBlobs,
+                    request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchReadBlobsRequest.FromString,
+                    response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchReadBlobsResponse.SerializeToString,
+            ),
+            'ResolveReferences': grpc.unary_stream_rpc_method_handler(
+                    servicer.ResolveReferences,
+                    request_deserializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ResolveReferencesRequest.FromString,
+                    response_serializer=depot_dot_manifest_dot_v1_dot_manifest__pb2.ResolveProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +373,87 @@ class ManifestService:
             '/depot.manifest.v1.ManifestService/ReadManifest',
             depot_dot_manifest_dot_v1_dot_manifest__pb2.ReadManifestRequest.SerializeToString,
             depot_dot_manifest_dot_v1_dot_manifest__pb2.EntryBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchUpdateBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.manifest.v1.ManifestService/BatchUpdateBlobs',
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchUpdateBlobsRequest.SerializeToString,
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchUpdateBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchReadBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.manifest.v1.ManifestService/BatchReadBlobs',
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchReadBlobsRequest.SerializeToString,
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.BatchReadBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/depot.manifest.v1.ManifestService/ResolveReferences',
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.ResolveReferencesRequest.SerializeToString,
+            depot_dot_manifest_dot_v1_dot_manifest__pb2.ResolveProgress.FromString,
             options,
             channel_credentials,
             insecure,

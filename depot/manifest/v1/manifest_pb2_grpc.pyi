@@ -52,6 +52,27 @@ class ManifestServiceStub:
     round trip where a stream costs several (most versions are small).
     """
     ReadManifest: _grpc.UnaryStreamMultiCallable[_manifest_pb2.ReadManifestRequest, _manifest_pb2.EntryBatch]
+    """The entries of a stored manifest in path order, optionally only those
+    under a prefix or with given paths (found by seeking the manifest's
+    block index, not by reading it all).
+    """
+    BatchUpdateBlobs: _grpc.UnaryUnaryMultiCallable[_manifest_pb2.BatchUpdateBlobsRequest, _manifest_pb2.BatchUpdateBlobsResponse]
+    """Many small blobs in one call each way, as the Remote Execution API's
+    content-addressable store pairs FindMissingBlobs with BatchUpdateBlobs
+    and BatchReadBlobs: one round trip and one round of storage I/O per
+    batch instead of one stream per file. Larger blobs use UploadBlob and
+    ReadBlob.
+    """
+    BatchReadBlobs: _grpc.UnaryUnaryMultiCallable[_manifest_pb2.BatchReadBlobsRequest, _manifest_pb2.BatchReadBlobsResponse]
+    ResolveReferences: _grpc.UnaryStreamMultiCallable[_manifest_pb2.ResolveReferencesRequest, _manifest_pb2.ResolveProgress]
+    """Lists and checksums object-store references as a long-running
+    operation: progress messages while the listing runs, then one message
+    with the stored manifest of the listed entries. No client deadline
+    bounds it; a caller whose connection drops calls again with the same
+    request_id and re-attaches to the same listing (running or finished)
+    instead of starting over. A listing no caller is attached to is
+    cancelled after the server's re-attach grace period.
+    """
 
 @_typing.type_check_only
 class ManifestServiceAsyncStub(ManifestServiceStub):
@@ -73,6 +94,27 @@ class ManifestServiceAsyncStub(ManifestServiceStub):
     round trip where a stream costs several (most versions are small).
     """
     ReadManifest: _aio.UnaryStreamMultiCallable[_manifest_pb2.ReadManifestRequest, _manifest_pb2.EntryBatch]  # type: ignore[assignment]
+    """The entries of a stored manifest in path order, optionally only those
+    under a prefix or with given paths (found by seeking the manifest's
+    block index, not by reading it all).
+    """
+    BatchUpdateBlobs: _aio.UnaryUnaryMultiCallable[_manifest_pb2.BatchUpdateBlobsRequest, _manifest_pb2.BatchUpdateBlobsResponse]  # type: ignore[assignment]
+    """Many small blobs in one call each way, as the Remote Execution API's
+    content-addressable store pairs FindMissingBlobs with BatchUpdateBlobs
+    and BatchReadBlobs: one round trip and one round of storage I/O per
+    batch instead of one stream per file. Larger blobs use UploadBlob and
+    ReadBlob.
+    """
+    BatchReadBlobs: _aio.UnaryUnaryMultiCallable[_manifest_pb2.BatchReadBlobsRequest, _manifest_pb2.BatchReadBlobsResponse]  # type: ignore[assignment]
+    ResolveReferences: _aio.UnaryStreamMultiCallable[_manifest_pb2.ResolveReferencesRequest, _manifest_pb2.ResolveProgress]  # type: ignore[assignment]
+    """Lists and checksums object-store references as a long-running
+    operation: progress messages while the listing runs, then one message
+    with the stored manifest of the listed entries. No client deadline
+    bounds it; a caller whose connection drops calls again with the same
+    request_id and re-attaches to the same listing (running or finished)
+    instead of starting over. A listing no caller is attached to is
+    cancelled after the server's re-attach grace period.
+    """
 
 class ManifestServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -126,6 +168,45 @@ class ManifestServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _manifest_pb2.ReadManifestRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_manifest_pb2.EntryBatch], _abc.AsyncIterator[_manifest_pb2.EntryBatch]]: ...
+    ) -> _typing.Union[_abc.Iterator[_manifest_pb2.EntryBatch], _abc.AsyncIterator[_manifest_pb2.EntryBatch]]:
+        """The entries of a stored manifest in path order, optionally only those
+        under a prefix or with given paths (found by seeking the manifest's
+        block index, not by reading it all).
+        """
+
+    @_abc_1.abstractmethod
+    def BatchUpdateBlobs(
+        self,
+        request: _manifest_pb2.BatchUpdateBlobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_manifest_pb2.BatchUpdateBlobsResponse, _abc.Awaitable[_manifest_pb2.BatchUpdateBlobsResponse]]:
+        """Many small blobs in one call each way, as the Remote Execution API's
+        content-addressable store pairs FindMissingBlobs with BatchUpdateBlobs
+        and BatchReadBlobs: one round trip and one round of storage I/O per
+        batch instead of one stream per file. Larger blobs use UploadBlob and
+        ReadBlob.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchReadBlobs(
+        self,
+        request: _manifest_pb2.BatchReadBlobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_manifest_pb2.BatchReadBlobsResponse, _abc.Awaitable[_manifest_pb2.BatchReadBlobsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveReferences(
+        self,
+        request: _manifest_pb2.ResolveReferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_manifest_pb2.ResolveProgress], _abc.AsyncIterator[_manifest_pb2.ResolveProgress]]:
+        """Lists and checksums object-store references as a long-running
+        operation: progress messages while the listing runs, then one message
+        with the stored manifest of the listed entries. No client deadline
+        bounds it; a caller whose connection drops calls again with the same
+        request_id and re-attaches to the same listing (running or finished)
+        instead of starting over. A listing no caller is attached to is
+        cancelled after the server's re-attach grace period.
+        """
 
 def add_ManifestServiceServicer_to_server(servicer: ManifestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
