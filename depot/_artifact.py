@@ -2,7 +2,7 @@
 
 ``Artifact`` is a version being built or a logged one; ``LinkedArtifact`` a
 logged version seen through a registry link; ``RunInfo`` a run as lineage
-sees it. The bytes move in ``_transfer``, registry and lineage calls go
+sees it. The bytes move in ``_upload`` and ``_download``, registry and lineage calls go
 through ``_registry`` and ``_lineage``: this module imports them, never the
 reverse.
 """
@@ -33,7 +33,7 @@ from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.native import hash_files
 
-from . import _lineage, _registry, _transfer, _ttl
+from . import _download, _lineage, _registry, _ttl, _upload
 from ._client import Client, request_id
 from ._exceptions import (
     AlreadyExistsError,
@@ -501,7 +501,7 @@ class Artifact:
     def _load_manifest(self) -> None:
         v = self._logged()
         assert self._client is not None
-        self._manifest = _transfer.read_manifest(self._client, v.collection.split("/")[1], v.manifest_id)
+        self._manifest = _download.read_manifest(self._client, v.collection.split("/")[1], v.manifest_id)
         self._manifest_loaded = True
 
     @classmethod
@@ -526,7 +526,7 @@ class Artifact:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InvalidArgumentError(f"cannot create {target}: {e.strerror}", field="root") from None
-        _transfer.download(
+        _download.download(
             self._client, v.collection.split("/")[1], self.files(), target, allow_missing_references, v.manifest_id
         )
         return target
@@ -655,7 +655,7 @@ class RunInfo:
 
 def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
     """Stores the artifact's bytes and manifest, then creates the version committed, in one call."""
-    ref = _transfer.store_manifest(client, parent.split("/")[1], art._manifest, art._server_references)
+    ref = _upload.store_manifest(client, parent.split("/")[1], art._manifest, art._server_references)
     req = pb.CreateArtifactVersionRequest(
         parent=parent,
         artifact=art.name,

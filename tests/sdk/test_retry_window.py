@@ -25,8 +25,8 @@ from google.rpc import error_details_pb2, status_pb2
 
 import depot
 from depot._client import Client
+from depot._download import fetch_entry
 from depot._run import Run
-from depot._transfer import fetch_entry
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2 as pb
