@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from depot.common.v1 import common_pb2 as depot_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n depot/manifest/v1/manifest.proto\x12\x11\x64\x65pot.manifest.v1\x1a\x1c\x64\x65pot/common/v1/common.proto\"/\n\nBlobDigest\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"W\n\x17\x46indMissingBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12,\n\x05\x62lobs\x18\x02 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"J\n\x18\x46indMissingBlobsResponse\x12.\n\x07missing\x18\x01 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"_\n\x10UploadBlobHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x03 \x01(\x03\"c\n\x11UploadBlobRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.depot.manifest.v1.UploadBlobHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"T\n\x04\x42lob\x12-\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"e\n\x0fReadBlobRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x13\n\x0bmanifest_id\x18\x03 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x94\x01\n\rManifestEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03ref\x18\x05 \x01(\t\x12\x12\n\nversion_id\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\"?\n\nEntryBatch\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\"P\n\tReference\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bmax_objects\x18\x03 \x01(\x03\x12\x13\n\x0b\x61llow_empty\x18\x04 \x01(\x08\"\x87\x01\n\x0eManifestHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x18\n\x10\x64igest_algorithm\x18\x02 \x01(\t\x12\x30\n\nreferences\x18\x03 \x03(\x0b\x32\x1c.depot.manifest.v1.Reference\x12\x19\n\x11include_manifests\x18\x04 \x03(\t\"\x84\x01\n\x15\x43reateManifestRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeaderH\x00\x12.\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.EntryBatchH\x00\x42\x06\n\x04part\"z\n\x12PutManifestRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeader\x12\x31\n\x07\x65ntries\x18\x02 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\"n\n\x13ReadManifestRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x13\n\x0bmanifest_id\x18\x02 \x01(\t\x12\r\n\x05names\x18\x03 \x03(\t\x12\x0e\n\x06prefix\x18\x04 \x01(\t\x12\x13\n\x0bstart_after\x18\x05 \x01(\t\"U\n\x17\x42\x61tchUpdateBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12*\n\x05\x62lobs\x18\x02 \x03(\x0b\x32\x1b.depot.manifest.v1.BlobData\"G\n\x08\x42lobData\x12-\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"B\n\x18\x42\x61tchUpdateBlobsResponse\x12&\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x17.depot.manifest.v1.Blob\"l\n\x15\x42\x61tchReadBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12.\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x13\n\x0bmanifest_id\x18\x03 \x01(\t\"D\n\x16\x42\x61tchReadBlobsResponse\x12*\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x1b.depot.manifest.v1.BlobData\"a\n\x18ResolveReferencesRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeader\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"o\n\x0fResolveProgress\x12\x16\n\x0eobjects_listed\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ytes_listed\x18\x02 \x01(\x03\x12.\n\x08manifest\x18\x03 \x01(\x0b\x32\x1c.depot.common.v1.ManifestRef2\xe2\x06\n\x0fManifestService\x12k\n\x10\x46indMissingBlobs\x12*.depot.manifest.v1.FindMissingBlobsRequest\x1a+.depot.manifest.v1.FindMissingBlobsResponse\x12M\n\nUploadBlob\x12$.depot.manifest.v1.UploadBlobRequest\x1a\x17.depot.manifest.v1.Blob(\x01\x12N\n\x08ReadBlob\x12\".depot.manifest.v1.ReadBlobRequest\x1a\x1c.depot.manifest.v1.BlobChunk0\x01\x12Z\n\x0e\x43reateManifest\x12(.depot.manifest.v1.CreateManifestRequest\x1a\x1c.depot.common.v1.ManifestRef(\x01\x12R\n\x0bPutManifest\x12%.depot.manifest.v1.PutManifestRequest\x1a\x1c.depot.common.v1.ManifestRef\x12W\n\x0cReadManifest\x12&.depot.manifest.v1.ReadManifestRequest\x1a\x1d.depot.manifest.v1.EntryBatch0\x01\x12k\n\x10\x42\x61tchUpdateBlobs\x12*.depot.manifest.v1.BatchUpdateBlobsRequest\x1a+.depot.manifest.v1.BatchUpdateBlobsResponse\x12\x65\n\x0e\x42\x61tchReadBlobs\x12(.depot.manifest.v1.BatchReadBlobsRequest\x1a).depot.manifest.v1.BatchReadBlobsResponse\x12\x66\n\x11ResolveReferences\x12+.depot.manifest.v1.ResolveReferencesRequest\x1a\".depot.manifest.v1.ResolveProgress0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n depot/manifest/v1/manifest.proto\x12\x11\x64\x65pot.manifest.v1\x1a\x1c\x64\x65pot/common/v1/common.proto\"/\n\nBlobDigest\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\"W\n\x17\x46indMissingBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12,\n\x05\x62lobs\x18\x02 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"J\n\x18\x46indMissingBlobsResponse\x12.\n\x07missing\x18\x01 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\"_\n\x10UploadBlobHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x03 \x01(\x03\"c\n\x11UploadBlobRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.depot.manifest.v1.UploadBlobHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"T\n\x04\x42lob\x12-\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"e\n\x0fReadBlobRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12-\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x13\n\x0bmanifest_id\x18\x03 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x94\x01\n\rManifestEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0b\n\x03ref\x18\x05 \x01(\t\x12\x12\n\nversion_id\x18\x06 \x01(\t\x12\x12\n\nextra_json\x18\x07 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\"O\n\nEntryBatch\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\x12\x0e\n\x06\x62locks\x18\x02 \x03(\x0c\"P\n\tReference\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bmax_objects\x18\x03 \x01(\x03\x12\x13\n\x0b\x61llow_empty\x18\x04 \x01(\x08\"\x87\x01\n\x0eManifestHeader\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x18\n\x10\x64igest_algorithm\x18\x02 \x01(\t\x12\x30\n\nreferences\x18\x03 \x03(\x0b\x32\x1c.depot.manifest.v1.Reference\x12\x19\n\x11include_manifests\x18\x04 \x03(\t\"\x84\x01\n\x15\x43reateManifestRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeaderH\x00\x12.\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.depot.manifest.v1.EntryBatchH\x00\x42\x06\n\x04part\"z\n\x12PutManifestRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeader\x12\x31\n\x07\x65ntries\x18\x02 \x03(\x0b\x32 .depot.manifest.v1.ManifestEntry\"\x82\x01\n\x13ReadManifestRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x13\n\x0bmanifest_id\x18\x02 \x01(\t\x12\r\n\x05names\x18\x03 \x03(\t\x12\x0e\n\x06prefix\x18\x04 \x01(\t\x12\x13\n\x0bstart_after\x18\x05 \x01(\t\x12\x12\n\nraw_blocks\x18\x06 \x01(\x08\"U\n\x17\x42\x61tchUpdateBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12*\n\x05\x62lobs\x18\x02 \x03(\x0b\x32\x1b.depot.manifest.v1.BlobData\"G\n\x08\x42lobData\x12-\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"B\n\x18\x42\x61tchUpdateBlobsResponse\x12&\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x17.depot.manifest.v1.Blob\"l\n\x15\x42\x61tchReadBlobsRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12.\n\x07\x64igests\x18\x02 \x03(\x0b\x32\x1d.depot.manifest.v1.BlobDigest\x12\x13\n\x0bmanifest_id\x18\x03 \x01(\t\"D\n\x16\x42\x61tchReadBlobsResponse\x12*\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x1b.depot.manifest.v1.BlobData\"a\n\x18ResolveReferencesRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.depot.manifest.v1.ManifestHeader\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"o\n\x0fResolveProgress\x12\x16\n\x0eobjects_listed\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ytes_listed\x18\x02 \x01(\x03\x12.\n\x08manifest\x18\x03 \x01(\x0b\x32\x1c.depot.common.v1.ManifestRef2\xe2\x06\n\x0fManifestService\x12k\n\x10\x46indMissingBlobs\x12*.depot.manifest.v1.FindMissingBlobsRequest\x1a+.depot.manifest.v1.FindMissingBlobsResponse\x12M\n\nUploadBlob\x12$.depot.manifest.v1.UploadBlobRequest\x1a\x17.depot.manifest.v1.Blob(\x01\x12N\n\x08ReadBlob\x12\".depot.manifest.v1.ReadBlobRequest\x1a\x1c.depot.manifest.v1.BlobChunk0\x01\x12Z\n\x0e\x43reateManifest\x12(.depot.manifest.v1.CreateManifestRequest\x1a\x1c.depot.common.v1.ManifestRef(\x01\x12R\n\x0bPutManifest\x12%.depot.manifest.v1.PutManifestRequest\x1a\x1c.depot.common.v1.ManifestRef\x12W\n\x0cReadManifest\x12&.depot.manifest.v1.ReadManifestRequest\x1a\x1d.depot.manifest.v1.EntryBatch0\x01\x12k\n\x10\x42\x61tchUpdateBlobs\x12*.depot.manifest.v1.BatchUpdateBlobsRequest\x1a+.depot.manifest.v1.BatchUpdateBlobsResponse\x12\x65\n\x0e\x42\x61tchReadBlobs\x12(.depot.manifest.v1.BatchReadBlobsRequest\x1a).depot.manifest.v1.BatchReadBlobsResponse\x12\x66\n\x11ResolveReferences\x12+.depot.manifest.v1.ResolveReferencesRequest\x1a\".depot.manifest.v1.ResolveProgress0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,31 +51,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MANIFESTENTRY']._serialized_start=714
   _globals['_MANIFESTENTRY']._serialized_end=862
   _globals['_ENTRYBATCH']._serialized_start=864
-  _globals['_ENTRYBATCH']._serialized_end=927
-  _globals['_REFERENCE']._serialized_start=929
-  _globals['_REFERENCE']._serialized_end=1009
-  _globals['_MANIFESTHEADER']._serialized_start=1012
-  _globals['_MANIFESTHEADER']._serialized_end=1147
-  _globals['_CREATEMANIFESTREQUEST']._serialized_start=1150
-  _globals['_CREATEMANIFESTREQUEST']._serialized_end=1282
-  _globals['_PUTMANIFESTREQUEST']._serialized_start=1284
-  _globals['_PUTMANIFESTREQUEST']._serialized_end=1406
-  _globals['_READMANIFESTREQUEST']._serialized_start=1408
-  _globals['_READMANIFESTREQUEST']._serialized_end=1518
-  _globals['_BATCHUPDATEBLOBSREQUEST']._serialized_start=1520
-  _globals['_BATCHUPDATEBLOBSREQUEST']._serialized_end=1605
-  _globals['_BLOBDATA']._serialized_start=1607
-  _globals['_BLOBDATA']._serialized_end=1678
-  _globals['_BATCHUPDATEBLOBSRESPONSE']._serialized_start=1680
-  _globals['_BATCHUPDATEBLOBSRESPONSE']._serialized_end=1746
-  _globals['_BATCHREADBLOBSREQUEST']._serialized_start=1748
-  _globals['_BATCHREADBLOBSREQUEST']._serialized_end=1856
-  _globals['_BATCHREADBLOBSRESPONSE']._serialized_start=1858
-  _globals['_BATCHREADBLOBSRESPONSE']._serialized_end=1926
-  _globals['_RESOLVEREFERENCESREQUEST']._serialized_start=1928
-  _globals['_RESOLVEREFERENCESREQUEST']._serialized_end=2025
-  _globals['_RESOLVEPROGRESS']._serialized_start=2027
-  _globals['_RESOLVEPROGRESS']._serialized_end=2138
-  _globals['_MANIFESTSERVICE']._serialized_start=2141
-  _globals['_MANIFESTSERVICE']._serialized_end=3007
+  _globals['_ENTRYBATCH']._serialized_end=943
+  _globals['_REFERENCE']._serialized_start=945
+  _globals['_REFERENCE']._serialized_end=1025
+  _globals['_MANIFESTHEADER']._serialized_start=1028
+  _globals['_MANIFESTHEADER']._serialized_end=1163
+  _globals['_CREATEMANIFESTREQUEST']._serialized_start=1166
+  _globals['_CREATEMANIFESTREQUEST']._serialized_end=1298
+  _globals['_PUTMANIFESTREQUEST']._serialized_start=1300
+  _globals['_PUTMANIFESTREQUEST']._serialized_end=1422
+  _globals['_READMANIFESTREQUEST']._serialized_start=1425
+  _globals['_READMANIFESTREQUEST']._serialized_end=1555
+  _globals['_BATCHUPDATEBLOBSREQUEST']._serialized_start=1557
+  _globals['_BATCHUPDATEBLOBSREQUEST']._serialized_end=1642
+  _globals['_BLOBDATA']._serialized_start=1644
+  _globals['_BLOBDATA']._serialized_end=1715
+  _globals['_BATCHUPDATEBLOBSRESPONSE']._serialized_start=1717
+  _globals['_BATCHUPDATEBLOBSRESPONSE']._serialized_end=1783
+  _globals['_BATCHREADBLOBSREQUEST']._serialized_start=1785
+  _globals['_BATCHREADBLOBSREQUEST']._serialized_end=1893
+  _globals['_BATCHREADBLOBSRESPONSE']._serialized_start=1895
+  _globals['_BATCHREADBLOBSRESPONSE']._serialized_end=1963
+  _globals['_RESOLVEREFERENCESREQUEST']._serialized_start=1965
+  _globals['_RESOLVEREFERENCESREQUEST']._serialized_end=2062
+  _globals['_RESOLVEPROGRESS']._serialized_start=2064
+  _globals['_RESOLVEPROGRESS']._serialized_end=2175
+  _globals['_MANIFESTSERVICE']._serialized_start=2178
+  _globals['_MANIFESTSERVICE']._serialized_end=3044
 # @@protoc_insertion_point(module_scope)

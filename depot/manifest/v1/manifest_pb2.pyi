@@ -269,16 +269,27 @@ class EntryBatch(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
+    BLOCKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ManifestEntry]: ...
+    @_builtins.property
+    def blocks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """ReadManifest with raw_blocks only: stored blocks of the manifest format
+        (native/_manifest_py.py: u32le payload_len, u32le count, zlib payload),
+        which the client decodes with the native codec; the server does no
+        per-entry work. Entries outside the request's filters may be present
+        in the first and last block: the client trims them.
+        """
+
     def __init__(
         self,
         *,
         entries: _abc.Iterable[Global___ManifestEntry] | None = ...,
+        blocks: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "entries", b"entries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -424,6 +435,7 @@ class ReadManifestRequest(_message.Message):
     NAMES_FIELD_NUMBER: _builtins.int
     PREFIX_FIELD_NUMBER: _builtins.int
     START_AFTER_FIELD_NUMBER: _builtins.int
+    RAW_BLOCKS_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     manifest_id: _builtins.str
     prefix: _builtins.str
@@ -435,6 +447,8 @@ class ReadManifestRequest(_message.Message):
     """Only the entries after this path (exclusive): a reader whose stream
     broke resumes where it stopped instead of starting over.
     """
+    raw_blocks: _builtins.bool
+    """Answer with EntryBatch.blocks instead of entries (not with names)."""
     @_builtins.property
     def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only the entries at these exact paths, in path order; a path that is
@@ -449,10 +463,11 @@ class ReadManifestRequest(_message.Message):
         names: _abc.Iterable[_builtins.str] | None = ...,
         prefix: _builtins.str = ...,
         start_after: _builtins.str = ...,
+        raw_blocks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "manifest_id", b"manifest_id", "names", b"names", "prefix", b"prefix", "start_after", b"start_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "manifest_id", b"manifest_id", "names", b"names", "prefix", b"prefix", "raw_blocks", b"raw_blocks", "start_after", b"start_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
