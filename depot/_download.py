@@ -33,6 +33,7 @@ from pathlib import Path
 from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.native import hash_bytes, hash_file
 
+from . import _blobs
 from ._client import Client
 from ._exceptions import DepotError, DigestMismatchError, InvalidArgumentError
 from ._manifest import ManifestEntry, b64
@@ -48,14 +49,11 @@ from ._references import (
     local_copy_matches,
 )
 
-__all__ = ["LoggedSource", "download", "fetch_entry", "prepare_root", "read_blobs"]
+__all__ = ["LoggedSource", "download", "fetch_entry", "prepare_root"]
 
-# An uploaded file this small travels in a BatchReadBlobs call with others
-# (one round trip and one round of server I/O per batch, not per file);
-# larger ones stream. The batch limits are BatchReadBlobsRequest's.
-SMALL_FILE = 1 << 20
-BATCH_BYTES = 8 << 20
-BATCH_BLOBS = 1000
+# An uploaded file up to _blobs.SMALL_BLOB travels in a BatchReadBlobs call
+# with others (one round trip and one round of server I/O per batch, not
+# per file), within the call's limits; larger ones stream.
 # References per task: enough to make a task's overhead (a queue hop, a
 # future) small against the fetches, few enough that the first error stops
 # the rest quickly.
@@ -215,7 +213,9 @@ class _Run:
         wanted: dict[tuple[str, str], ManifestEntry] = {}
         for e, _ in todo:
             wanted.setdefault((e.algorithm, e.digest), e)
-        blobs = read_blobs(self.source.client, self.source.entity, self.source.manifest_id, list(wanted.values()))
+        keys = list(wanted)
+        got = _blobs.read_blobs(self.source.client, self.source.entity, self.source.manifest_id, keys)
+        blobs = dict(zip(keys, got))
         for e, dest in todo:
             if self.state.failed.is_set():
                 return
@@ -229,21 +229,6 @@ class _Run:
     def close(self) -> None:
         # After a failure the tasks not started are dropped; otherwise all run.
         self.pool.shutdown(wait=True, cancel_futures=self.state.failed.is_set())
-
-
-def read_blobs(
-    client: Client, entity: str, manifest_id: str, entries: list[ManifestEntry]
-) -> dict[tuple[str, str], bytes]:
-    """The bytes of many small uploaded blobs, by (algorithm, digest)."""
-    out = {}
-    for e in entries:
-        req = mpb.ReadBlobRequest(
-            entity=entity, digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest), manifest_id=manifest_id
-        )
-        out[(e.algorithm, e.digest)] = client.read(
-            client.manifest.ReadBlob, req, lambda chunks: b"".join(c.data for c in chunks)
-        )
-    return out
 
 
 def _write_atomic(e: ManifestEntry, dest: Path, data: bytes) -> None:
@@ -304,10 +289,10 @@ def download(
                     if len(refs) >= REF_GROUP:
                         run.submit("one", refs)
                         refs = []
-                elif e.size <= SMALL_FILE:
+                elif e.size <= _blobs.SMALL_BLOB:
                     small.append(e)
                     small_bytes += e.size
-                    if len(small) >= BATCH_BLOBS or small_bytes >= BATCH_BYTES:
+                    if len(small) >= _blobs.MAX_BATCH_BLOBS or small_bytes + _blobs.SMALL_BLOB > _blobs.MAX_BATCH_BYTES:
                         run.submit("batch", small)
                         small, small_bytes = [], 0
                 else:
