@@ -12,6 +12,7 @@ from depot.services.common.interceptor import Gate, HandlerAuthenticates
 from .access import MetadataAccess
 from .blobs import Blobs
 from .manifests import Manifests
+from .reading import ManifestReading
 from .references import ReferencePolicy
 from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer
 from .store import BlobStore
@@ -32,7 +33,7 @@ def add_manifest(
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
 ) -> str:
     blobs = Blobs(store)
-    manifests = Manifests(store, blobs, internal_secret, references)
+    manifests = Manifests(store, blobs, internal_secret, references, reading=ManifestReading(store))
     servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s)
     manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -19,6 +19,7 @@ from depot.services.common.validate import as_invalid_argument
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
 from .manifests import EntryIn, Manifests
+from .reading import read_filter
 from .references import DEFAULT_MAX_OBJECTS, ReferenceSpec
 
 BATCH = 1000
@@ -175,7 +176,16 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
     async def ReadManifest(self, request: pb.ReadManifestRequest, context: Context) -> AsyncIterator[pb.EntryBatch]:
         await self._authorize(context, request.entity, READ, request.manifest_id)
-        async for batch in self._manifests.read(request.entity, request.manifest_id):
+        flt = read_filter(list(request.names), request.prefix, request.start_after)
+        reading = self._manifests.reading
+        if request.raw_blocks:
+            async for blocks, entries in reading.read_raw(request.entity, request.manifest_id, flt):
+                if blocks:
+                    yield pb.EntryBatch(blocks=blocks)
+                for i in range(0, len(entries), BATCH):
+                    yield pb.EntryBatch(entries=[_entry_pb(e) for e in entries[i : i + BATCH]])
+            return
+        async for batch in reading.read(request.entity, request.manifest_id, flt):
             for i in range(0, len(batch), BATCH):
                 yield pb.EntryBatch(entries=[_entry_pb(e) for e in batch[i : i + BATCH]])
 
