@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Generic, TypeVar
 
+from depot.core import entry_paths
 from depot.native import (
     Block,
     ManifestEntry,
@@ -37,12 +38,16 @@ from depot.native import (
     scan_blocks,
 )
 from depot.services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from depot.services.common.validate import check_entry_path
+from depot.services.common.validate import as_invalid_argument
 
 from .blobs import BlobId
 from .store import BlobStore
 
 MAX_NAMES = 1000
+# Paths looked up are held to the rules every stored path met, the ones a
+# download applies (relative, normalized, no NUL), not to rules added since
+# (control characters, lengths): an entry of an older version stays findable.
+_check_lookup_path = as_invalid_argument(entry_paths.check_download_path)
 # Longest start_after: a path is at most 4096 bytes (depot.core.entry_paths).
 _MAX_CURSOR = 4096
 # Raw blocks per answer message: up to this many bytes (a block is
@@ -121,10 +126,10 @@ def read_filter(names: list[str], prefix: str, start_after: str) -> ReadFilter:
     if len(names) > MAX_NAMES:
         raise InvalidArgument(f"at most {MAX_NAMES} names per call", field="names")
     for i, name in enumerate(names):
-        check_entry_path(name, f"names[{i}]")
+        _check_lookup_path(name, f"names[{i}]")
     if prefix:
         # One trailing "/" is the directory spelled as such; "/" alone stays absolute.
-        prefix = check_entry_path(prefix.removesuffix("/") or prefix, "prefix")
+        prefix = _check_lookup_path(prefix.removesuffix("/") or prefix, "prefix")
     if len(start_after.encode()) > _MAX_CURSOR:
         raise InvalidArgument(f"start_after is longer than {_MAX_CURSOR} bytes", field="start_after")
     return ReadFilter(tuple(sorted(set(names))), prefix, start_after)

@@ -85,6 +85,8 @@ def test_directory_semantics() -> None:
 
 def test_read_filter_validation() -> None:
     assert read_filter(["b", "a", "b"], "data/", "x") == ReadFilter(("a", "b"), "data", "x")
+    # A path of a version logged before a newer rule (here: no tab) can still be looked up.
+    assert read_filter(["old\tname"], "old\tdir", "") == ReadFilter(("old\tname",), "old\tdir", "")
     for names, prefix, field in (
         (["a/../b"], "", "names[0]"),
         ([f"n{i}" for i in range(1001)], "", "names"),
