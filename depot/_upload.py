@@ -18,6 +18,7 @@ from depot.native import hash_bytes
 from ._client import Client
 from ._exceptions import DigestMismatchError
 from ._manifest import Manifest, ManifestEntry, b64
+from ._resolve import OnProgress, TerminalProgress, resolve_references
 
 _CHUNK = 1 << 20
 _BATCH = 1000
@@ -28,14 +29,36 @@ _INLINE_TOTAL = 1024 * 1024
 
 
 def store_manifest(
-    client: Client, entity: str, manifest: Manifest, references: list[mpb.Reference]
+    client: Client,
+    entity: str,
+    manifest: Manifest,
+    references: list[mpb.Reference],
+    on_progress: OnProgress | None = None,
 ) -> common_pb2.ManifestRef:
     """Uploads the blobs the server lacks, then stores the manifest (small
-    files inline, ``s3://`` references listed by the server)."""
+    files inline, ``s3://`` references listed by the server).
+
+    The server lists references as a long-running operation followed
+    without a call deadline (see ``_resolve``); ``on_progress(objects,
+    bytes)`` sees its progress, by default a line on stderr when it is a
+    terminal. Its stored manifest is the answer when there is nothing else,
+    else it is merged with the entries (``include_manifests``).
+    """
     entries = manifest.sorted_entries()
+    included: list[str] = []
+    if references:
+        shown = TerminalProgress() if on_progress is None else None
+        try:
+            listed = resolve_references(client, entity, manifest.digest_algorithm, references, on_progress or shown)
+        finally:
+            if shown is not None:
+                shown.done()
+        if not entries:
+            return listed
+        included.append(listed.manifest_id)
     inline = _inline_contents(entries)
     _upload_missing(client, entity, [e for e in entries if not e.ref and e.path not in inline])
-    header = mpb.ManifestHeader(entity=entity, digest_algorithm=manifest.digest_algorithm, references=references)
+    header = mpb.ManifestHeader(entity=entity, digest_algorithm=manifest.digest_algorithm, include_manifests=included)
     if len(entries) <= _BATCH:
         entries_pb = [e._pb(inline.get(e.path, b"")) for e in entries]
         return client.call(client.manifest.PutManifest, mpb.PutManifestRequest(header=header, entries=entries_pb))
