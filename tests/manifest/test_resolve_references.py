@@ -31,6 +31,11 @@ GRACE_S = 1.0
 def sim() -> Iterator[s3sim.SimulatorThread]:
     with s3sim.start_simulator(objects=OBJECTS, layout="flat", latency_ms=LATENCY_MS, concurrency_cap=1) as sim:
         yield sim
+        # Requests of a cancelled listing still queue at the simulator; stopping
+        # it under them leaves its connection tasks to be destroyed pending.
+        deadline = time.monotonic() + 60
+        while sim.stats.in_flight and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def _server(tmp_path: Path, database_url: str, endpoint: str, buckets: str) -> ServerThread:
@@ -153,9 +158,7 @@ def test_an_empty_prefix_is_refused_unless_allowed(stub, server) -> None:
 def test_included_manifests_merge_with_streamed_entries(stub, server) -> None:
     _, listed = _resolve(stub, server, _request("merge", mpb.Reference(uri="s3://bk/flat/", name="listed")))
     header = mpb.ManifestHeader(entity="team", digest_algorithm="md5", include_manifests=[listed.manifest.manifest_id])
-    extra = mpb.ManifestEntry(
-        path="zz/readme", algorithm="md5", digest="1B2M2Y8AsgTpgAmY7PhCfg==", size=0, content=b""
-    )
+    extra = mpb.ManifestEntry(path="zz/readme", algorithm="md5", digest="1B2M2Y8AsgTpgAmY7PhCfg==", size=0, content=b"")
     merged = stub.PutManifest(mpb.PutManifestRequest(header=header, entries=[extra]), metadata=_auth(server))
     assert merged.file_count == OBJECTS + 1 and merged.manifest_id != listed.manifest.manifest_id
     missing = mpb.ManifestHeader(entity="team", digest_algorithm="md5", include_manifests=["ab" * 32])

@@ -8,6 +8,7 @@ DEADLINE_EXCEEDED whenever the listing outlasted the deadline.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,11 @@ def sim() -> Iterator[s3sim.SimulatorThread]:
     # ~60 serialized requests at 80 ms: about 5 s, past the 2 s call deadline.
     with s3sim.start_simulator(objects=OBJECTS, layout="flat", latency_ms=80.0, concurrency_cap=1) as sim:
         yield sim
+        # Requests of a cancelled listing still queue at the simulator; stopping
+        # it under them leaves its connection tasks to be destroyed pending.
+        deadline = time.monotonic() + 60
+        while sim.stats.in_flight and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 @pytest.fixture
