@@ -14,7 +14,6 @@ listing nobody follows after its grace period.
 from __future__ import annotations
 
 import random
-import sys
 import time
 from collections.abc import Callable
 
@@ -73,24 +72,3 @@ def resolve_references(
                 raise from_rpc_error(e) from None
             time.sleep(pause)
             delay = min(_BACKOFF_MAX_S, delay * 2)
-
-
-class TerminalProgress:
-    """``on_progress`` that keeps one line on stderr up to date, when stderr is a terminal."""
-
-    def __init__(self, what: str = "listing references") -> None:
-        self._what = what
-        self._shown = False
-
-    def __call__(self, objects: int, size: int) -> None:
-        if not sys.stderr.isatty():
-            return
-        sys.stderr.write(f"\r{self._what}: {objects:,} objects, {size / 2**20:,.1f} MiB")
-        sys.stderr.flush()
-        self._shown = True
-
-    def done(self) -> None:
-        if self._shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._shown = False

@@ -21,12 +21,16 @@ if TYPE_CHECKING:
         ALGORITHMS,
         MAGIC,
         ArtifactDigester,
+        Block,
         ManifestEntry,
         ManifestError,
         ManifestReader,
         ManifestSummary,
         ManifestWriter,
         artifact_digest,
+        decode_block,
+        read_block,
+        scan_blocks,
     )
     from ._s3page_py import ListPage, S3PageError, parse_list_page
 
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 else:
     # The error and record types live in the twins only, so an exception or
     # entry is the same class whichever implementation produced it.
-    from ._manifest_py import ALGORITHMS, MAGIC, ManifestEntry, ManifestError, ManifestSummary
+    from ._manifest_py import ALGORITHMS, MAGIC, Block, ManifestEntry, ManifestError, ManifestSummary
     from ._s3page_py import S3PageError
 
     HASHING_COMPILED = MANIFEST_COMPILED = S3PAGE_COMPILED = False
@@ -59,6 +63,9 @@ else:
                 ManifestReader,
                 ManifestWriter,
                 artifact_digest,
+                decode_block,
+                read_block,
+                scan_blocks,
             )
 
             MANIFEST_COMPILED = True
@@ -69,7 +76,15 @@ else:
     if not S3PAGE_COMPILED:
         from ._s3page_py import ListPage, parse_list_page
     if not MANIFEST_COMPILED:
-        from ._manifest_py import ArtifactDigester, ManifestReader, ManifestWriter, artifact_digest
+        from ._manifest_py import (
+            ArtifactDigester,
+            ManifestReader,
+            ManifestWriter,
+            artifact_digest,
+            decode_block,
+            read_block,
+            scan_blocks,
+        )
 
 USING_EXTENSIONS: bool = HASHING_COMPILED and MANIFEST_COMPILED and S3PAGE_COMPILED
 
@@ -83,6 +98,7 @@ __all__ = [
     "S3PAGE_COMPILED",
     "USING_EXTENSIONS",
     "ArtifactDigester",
+    "Block",
     "ListPage",
     "ManifestEntry",
     "ManifestError",
@@ -91,8 +107,11 @@ __all__ = [
     "ManifestWriter",
     "S3PageError",
     "artifact_digest",
+    "decode_block",
     "hash_bytes",
     "hash_file",
     "hash_files",
     "parse_list_page",
+    "read_block",
+    "scan_blocks",
 ]

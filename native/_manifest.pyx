@@ -780,3 +780,43 @@ class ManifestReader:
     def __iter__(self):
         for batch in self.batches():
             yield from batch
+
+
+# ---------------------------------------------------------------- block index
+# scan_blocks and read_block are I/O (a header read and a short inflate per
+# block of 4096 entries): the twin's are used as they are. decode_block runs
+# per block on the client, for every entry of a read: compiled.
+
+from depot.native._manifest_py import MAX_BLOCK_PAYLOAD, Block, read_block, scan_blocks
+
+cdef object _decompressobj = zlib.decompressobj
+
+
+def decode_block(bytes raw):
+    """The entries of one stored block; see the twin for the checks."""
+    cdef uint64_t sums[2]
+    cdef const unsigned char *p
+    cdef uint32_t n, count
+    if PyBytes_GET_SIZE(raw) < 8:
+        raise ManifestError("truncated manifest block: no header")
+    p = <const unsigned char *>PyBytes_AS_STRING(raw)
+    n = p[0] | (p[1] << 8) | (p[2] << 16) | (<uint32_t>p[3] << 24)
+    count = p[4] | (p[5] << 8) | (p[6] << 16) | (<uint32_t>p[7] << 24)
+    if n != PyBytes_GET_SIZE(raw) - 8:
+        raise ManifestError(
+            f"malformed manifest block: header says {n} payload bytes, got {PyBytes_GET_SIZE(raw) - 8}"
+        )
+    d = _decompressobj()
+    try:
+        payload = d.decompress(memoryview(raw)[8:], MAX_BLOCK_PAYLOAD)
+    except _zlib_error as e:
+        raise ManifestError(f"corrupt manifest block: {e}") from None
+    if d.unconsumed_tail:
+        raise ManifestError(f"malformed manifest block: inflates past {MAX_BLOCK_PAYLOAD} bytes")
+    if not d.eof or d.unused_data:
+        raise ManifestError("corrupt manifest block: the zlib stream is incomplete or followed by junk")
+    sums[0] = sums[1] = 0
+    try:
+        return _decode_block(payload, count, sums)
+    except UnicodeDecodeError:
+        raise ManifestError("malformed manifest: text field is not valid UTF-8") from None

@@ -465,3 +465,128 @@ class ManifestReader:
     def __iter__(self) -> Iterator[ManifestEntry]:
         for batch in self.batches():
             yield from batch
+
+
+# ---------------------------------------------------------------- block index
+#
+# A stored manifest is read by seeking, not decoding it all: the blocks are
+# self-delimiting (u32le payload_len, u32le count) and every block's first
+# path is written whole (front coding restarts per block), so one pass over
+# the block headers, inflating only the first few bytes of each payload,
+# gives the first path of every block. Bisecting those finds the one block
+# that can hold a path. The format is unchanged: old manifests index too.
+
+# Compressed bytes inflated per step while looking for a block's first path:
+# a typical path is one step; a 4 KiB path a few.
+_SCAN_STEP = 512
+# The most a block may inflate to in decode_block, which is fed bytes from
+# the network: far above what the writer makes (4096 entries of ordinary
+# size are ~1 MiB) and still bounded, so a zlib bomb is an error, not a
+# runaway allocation.
+MAX_BLOCK_PAYLOAD = 128 * 1024 * 1024
+
+
+# A dataclass, not a NamedTuple, for the reason ManifestSummary is one.
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One stored block: where it starts, its length (header included), entries, first path."""
+
+    offset: int
+    size: int
+    count: int
+    first_path: str
+
+
+def _first_path(inp: BinaryIO, n: int) -> str:
+    """The first entry's path at the start of a block payload of ``n`` compressed bytes."""
+    d = zlib.decompressobj()
+    out = b""
+    left = n
+
+    def inflate_to(size: int) -> None:
+        nonlocal out, left
+        while len(out) < size and left and not d.eof:
+            data = _read_exact(inp, min(left, _SCAN_STEP))
+            left -= len(data)
+            try:
+                out += d.decompress(data)
+            except zlib.error as e:
+                raise ManifestError(f"corrupt manifest block: {e}") from None
+
+    inflate_to(20)  # two varints of at most 10 bytes each
+    cur = _Cursor(out)
+    if cur.varint() != 0:
+        raise ManifestError("malformed manifest: a block's first path is front-coded")
+    k = cur.varint()
+    inflate_to(cur.pos + k)
+    cur.data = out
+    try:
+        return cur.take(k).decode()
+    except UnicodeDecodeError:
+        raise ManifestError("malformed manifest: text field is not valid UTF-8") from None
+
+
+def scan_blocks(inp: BinaryIO) -> list[Block]:
+    """The block index of a seekable manifest file, reading only block headers and first paths.
+
+    The stream is left at the end-of-blocks marker's end (where the footer starts).
+    """
+    inp.seek(0)
+    head = _read_exact(inp, len(MAGIC) + 1)
+    if head[: len(MAGIC)] != MAGIC:
+        raise ManifestError("not a Depot manifest (bad magic)")
+    blocks: list[Block] = []
+    offset = len(head)
+    prev = ""
+    while True:
+        n = _U32.unpack(_read_exact(inp, 4))[0]
+        if n == 0:
+            return blocks
+        count = _U32.unpack(_read_exact(inp, 4))[0]
+        if count == 0:
+            raise ManifestError("malformed manifest: empty block")
+        first = _first_path(inp, n)
+        # str order is code point order, which is UTF-8 byte order: the manifest's order.
+        if blocks and first <= prev:
+            raise ManifestError("malformed manifest: blocks out of path order")
+        blocks.append(Block(offset, 8 + n, count, first))
+        prev = first
+        offset += 8 + n
+        inp.seek(offset)
+
+
+def read_block(inp: BinaryIO, offset: int) -> bytes:
+    """The stored bytes of the block at ``offset`` (header included), as ``decode_block`` takes them."""
+    inp.seek(offset)
+    header = _read_exact(inp, 8)
+    n = _U32.unpack_from(header)[0]
+    if n == 0:
+        raise ManifestError("malformed manifest: no block at this offset")
+    return header + _read_exact(inp, n)
+
+
+def decode_block(raw: bytes) -> list[ManifestEntry]:
+    """The entries of one stored block (``u32le payload_len, u32le count, zlib payload``).
+
+    Checks everything: the lengths, the zlib stream (complete, nothing after
+    it, at most ``MAX_BLOCK_PAYLOAD`` inflated), every field and the entry
+    count. A client feeds it bytes from the network.
+    """
+    if len(raw) < 8:
+        raise ManifestError("truncated manifest block: no header")
+    n, count = _U32x2.unpack_from(raw)
+    if n != len(raw) - 8:
+        raise ManifestError(f"malformed manifest block: header says {n} payload bytes, got {len(raw) - 8}")
+    d = zlib.decompressobj()
+    try:
+        payload = d.decompress(memoryview(raw)[8:], MAX_BLOCK_PAYLOAD)
+    except zlib.error as e:
+        raise ManifestError(f"corrupt manifest block: {e}") from None
+    if d.unconsumed_tail:
+        raise ManifestError(f"malformed manifest block: inflates past {MAX_BLOCK_PAYLOAD} bytes")
+    if not d.eof or d.unused_data:
+        raise ManifestError("corrupt manifest block: the zlib stream is incomplete or followed by junk")
+    try:
+        return _decode_block(payload, count)
+    except UnicodeDecodeError:
+        raise ManifestError("malformed manifest: text field is not valid UTF-8") from None

@@ -39,6 +39,7 @@ from depot.services.common.errors import ErrorReason, FailedPrecondition, Invali
 from depot.services.common.validate import check_entry_path
 
 from .blobs import MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
+from .reading import ManifestReading, manifest_key
 from .references import ListingProgress, ReferencePolicy, ReferenceSpec
 from .staging import Staging, storage_errors
 from .store import BlobStore
@@ -46,14 +47,12 @@ from .store import BlobStore
 REF_SCHEMES = ("s3", "gs", "file", "http", "https")
 REF_ALGORITHMS = ("etag", "md5", "sha256", "xxh3_128", "none")
 MAX_EXTRA = 16 * 1024
-_BLOB_SET_CACHE = 64
 MAX_INLINE_TOTAL = 1024 * 1024  # inline file bytes per manifest
 # A manifest up to this size is built in memory; a larger one spills to disk.
 _SPOOL_MEMORY = 4 * 1024 * 1024
 
 # One streamed entry and its inline content (b"" when uploaded separately).
 EntryIn = tuple[ManifestEntry, bytes]
-_MANIFEST_ID_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,6 @@ class StoredManifest:
     size: int
     file_count: int
     token: str
-
-
-def manifest_key(entity: str, manifest_id: str) -> str:
-    if len(manifest_id) != 64 or not set(manifest_id) <= _MANIFEST_ID_HEX:
-        raise InvalidArgument(f"invalid manifest id {manifest_id!r}", field="manifest_id")
-    return f"{entity}/manifests/{manifest_id[:2]}/{manifest_id}"
 
 
 def _check_entry(e: ManifestEntry, i: int) -> None:
@@ -237,13 +230,14 @@ class Manifests:
         blobs: Blobs,
         secret: bytes,
         references: ReferencePolicy | None = None,
+        reading: ManifestReading | None = None,
     ):
         self._store = store
         self._blobs = blobs
         self._secret = secret
         self._references = references or ReferencePolicy()
-        # Manifests are immutable, so their blob sets can be cached for good.
-        self._blob_sets: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # The read side (reading.py); shared, so its caches serve every caller.
+        self.reading = reading or ManifestReading(store)
 
     async def create(
         self,
@@ -419,46 +413,12 @@ class Manifests:
         return writer.close()
 
     async def contains_blob(self, entity: str, manifest_id: str, blob: BlobId) -> bool:
-        """Whether the manifest lists ``blob`` as an uploaded file (recent answers cached)."""
-        key = (entity, manifest_id)
-        digests = self._blob_sets.get(key)
-        if digests is None:
-            digests = set()
-            async for batch in self.read(entity, manifest_id):
-                digests.update((e.algorithm, e.digest) for e in batch if not e.ref)
-            if len(self._blob_sets) >= _BLOB_SET_CACHE:
-                self._blob_sets.pop(next(iter(self._blob_sets)))
-            self._blob_sets[key] = digests
-        return (blob.algorithm, blob.digest) in digests
+        """Whether the manifest lists ``blob`` as an uploaded file (see ``ManifestReading``)."""
+        return await self.reading.contains_blob(entity, manifest_id, blob)
 
-    async def read(self, entity: str, manifest_id: str) -> AsyncIterator[list[ManifestEntry]]:
-        key = manifest_key(entity, manifest_id)
-        # A local store's file is read in place: no copy, and reads keep
-        # working when its disk is full. Otherwise the manifest is fetched
-        # into the staging dir first.
-        local = self._store.local_path(key)
-        staged = None
-        try:
-            if local is None:
-                staged = local = self._store.staging.new_file("manifest-read-")
-                try:
-                    await self._store.get_to_file(key, Path(staged))
-                except NotFound:
-                    raise NotFound(f"manifest {manifest_id} not found", field="manifest_id") from None
-            try:
-                inp = open(local, "rb")  # noqa: SIM115 - closed below
-            except FileNotFoundError:
-                raise NotFound(f"manifest {manifest_id} not found", field="manifest_id") from None
-            with inp:
-                try:
-                    for batch in ManifestReader(inp).batches():
-                        yield batch
-                except ManifestError as exc:
-                    raise FailedPrecondition(f"stored manifest is corrupt: {exc}") from None
-        finally:
-            if staged is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(staged)
+    def read(self, entity: str, manifest_id: str) -> AsyncIterator[list[ManifestEntry]]:
+        """All entries of a stored manifest, a block at a time (see ``ManifestReading``)."""
+        return self.reading.read(entity, manifest_id)
 
 
 __all__ = ["Manifests", "StoredManifest", "manifest_key"]

@@ -13,6 +13,7 @@ from .access import MetadataAccess
 from .blobs import Blobs
 from .manifests import Manifests
 from .operations import Operations
+from .reading import ManifestReading
 from .references import ReferencePolicy
 from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer
 from .store import BlobStore
@@ -36,7 +37,7 @@ def add_manifest(
     """Adds the manifest service; ``operations`` holds its reference listings
     (the caller closes it at shutdown, which cancels those still running)."""
     blobs = Blobs(store)
-    manifests = Manifests(store, blobs, internal_secret, references)
+    manifests = Manifests(store, blobs, internal_secret, references, reading=ManifestReading(store))
     servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s, operations)
     manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -12,7 +12,7 @@ from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
-from depot.services.common.errors import FailedPrecondition, IdleTimeout, InvalidArgument, PermissionDenied
+from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Context
 from depot.services.common.validate import as_invalid_argument
 
@@ -20,6 +20,7 @@ from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
 from .manifests import EntryIn, Manifests, StoredManifest
 from .operations import Operations
+from .reading import read_filter
 from .references import DEFAULT_MAX_OBJECTS, ListingProgress, ReferenceSpec
 
 BATCH = 1000
@@ -187,21 +188,46 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
     async def ReadManifest(self, request: pb.ReadManifestRequest, context: Context) -> AsyncIterator[pb.EntryBatch]:
         await self._authorize(context, request.entity, READ, request.manifest_id)
-        async for batch in self._manifests.read(request.entity, request.manifest_id):
+        flt = read_filter(list(request.names), request.prefix, request.start_after)
+        reading = self._manifests.reading
+        if request.raw_blocks:
+            async for blocks, entries in reading.read_raw(request.entity, request.manifest_id, flt):
+                if blocks:
+                    yield pb.EntryBatch(blocks=blocks)
+                for i in range(0, len(entries), BATCH):
+                    yield pb.EntryBatch(entries=[_entry_pb(e) for e in entries[i : i + BATCH]])
+            return
+        async for batch in reading.read(request.entity, request.manifest_id, flt):
             for i in range(0, len(batch), BATCH):
                 yield pb.EntryBatch(entries=[_entry_pb(e) for e in batch[i : i + BATCH]])
 
-    # Placeholders while issue 11's work lands (each helper replaces its own):
-    # the contract is in manifest.proto; until then the calls are refused.
     async def BatchUpdateBlobs(
         self, request: pb.BatchUpdateBlobsRequest, context: Context
     ) -> pb.BatchUpdateBlobsResponse:
         await self._authorize(context, request.entity, WRITE)
-        raise FailedPrecondition("BatchUpdateBlobs is not available on this server yet")
+        blobs = [
+            (check_blob_id(b.digest.algorithm, b.digest.digest, f"blobs[{i}].digest"), b.data)
+            for i, b in enumerate(request.blobs)
+        ]
+        created = await self._blobs.put_batch(request.entity, blobs)
+        return pb.BatchUpdateBlobsResponse(
+            blobs=[pb.Blob(digest=b.digest, size=len(b.data), created=c) for b, c in zip(request.blobs, created)]
+        )
 
     async def BatchReadBlobs(self, request: pb.BatchReadBlobsRequest, context: Context) -> pb.BatchReadBlobsResponse:
-        await self._authorize(context, request.entity, READ, request.manifest_id)
-        raise FailedPrecondition("BatchReadBlobs is not available on this server yet")
+        via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
+        ids = [check_blob_id(d.algorithm, d.digest, f"digests[{i}]") for i, d in enumerate(request.digests)]
+        if via_registry:
+            for i, blob in enumerate(ids):
+                if not await self._manifests.contains_blob(request.entity, request.manifest_id, blob):
+                    raise PermissionDenied(
+                        f"digests[{i}]: the blob is not part of the manifest this caller may read",
+                        field=f"digests[{i}]",
+                    )
+        datas = await self._blobs.read_batch(request.entity, ids)
+        return pb.BatchReadBlobsResponse(
+            blobs=[pb.BlobData(digest=d, data=data) for d, data in zip(request.digests, datas)]
+        )
 
     async def ResolveReferences(
         self, request: pb.ResolveReferencesRequest, context: Context

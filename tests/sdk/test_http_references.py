@@ -11,7 +11,7 @@ import xxhash
 from support.http_files import FileServer, Served
 
 import depot
-from depot._references import http_reference_entries, normalize_etag
+from depot._http_refs import http_reference_entries, normalize_etag
 from depot.native import hash_bytes
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import depot
-from depot._references import CacheKey, ReferenceCache, default_reference_cache
+from depot._reference_cache import CacheKey, ReferenceCache, default_reference_cache
 
 
 def _key(i: int) -> CacheKey:
@@ -127,7 +127,7 @@ def test_concurrent_puts_and_reads_never_see_partial_files(tmp_path: Path) -> No
 _CHILD = """
 import sys
 from pathlib import Path
-from depot._references import CacheKey, ReferenceCache
+from depot._reference_cache import CacheKey, ReferenceCache
 cache = ReferenceCache(Path(sys.argv[1]), 20_000)
 tag = sys.argv[2]
 src = Path(sys.argv[1]).parent / f"src-{tag}"
