@@ -189,17 +189,33 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             for i in range(0, len(batch), BATCH):
                 yield pb.EntryBatch(entries=[_entry_pb(e) for e in batch[i : i + BATCH]])
 
-    # Placeholders while issue 11's work lands (each helper replaces its own):
-    # the contract is in manifest.proto; until then the calls are refused.
     async def BatchUpdateBlobs(
         self, request: pb.BatchUpdateBlobsRequest, context: Context
     ) -> pb.BatchUpdateBlobsResponse:
         await self._authorize(context, request.entity, WRITE)
-        raise FailedPrecondition("BatchUpdateBlobs is not available on this server yet")
+        blobs = [
+            (check_blob_id(b.digest.algorithm, b.digest.digest, f"blobs[{i}].digest"), b.data)
+            for i, b in enumerate(request.blobs)
+        ]
+        created = await self._blobs.put_batch(request.entity, blobs)
+        return pb.BatchUpdateBlobsResponse(
+            blobs=[pb.Blob(digest=b.digest, size=len(b.data), created=c) for b, c in zip(request.blobs, created)]
+        )
 
     async def BatchReadBlobs(self, request: pb.BatchReadBlobsRequest, context: Context) -> pb.BatchReadBlobsResponse:
-        await self._authorize(context, request.entity, READ, request.manifest_id)
-        raise FailedPrecondition("BatchReadBlobs is not available on this server yet")
+        via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
+        ids = [check_blob_id(d.algorithm, d.digest, f"digests[{i}]") for i, d in enumerate(request.digests)]
+        if via_registry:
+            for i, blob in enumerate(ids):
+                if not await self._manifests.contains_blob(request.entity, request.manifest_id, blob):
+                    raise PermissionDenied(
+                        f"digests[{i}]: the blob is not part of the manifest this caller may read",
+                        field=f"digests[{i}]",
+                    )
+        datas = await self._blobs.read_batch(request.entity, ids)
+        return pb.BatchReadBlobsResponse(
+            blobs=[pb.BlobData(digest=d, data=data) for d, data in zip(request.digests, datas)]
+        )
 
     async def ResolveReferences(
         self, request: pb.ResolveReferencesRequest, context: Context

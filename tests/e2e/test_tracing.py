@@ -27,14 +27,17 @@ def test_rpcs_are_traced(tmp_path, database_url, monkeypatch) -> None:
             art = depot.Artifact("traced", type="dataset")
             with art.new_file("a.txt") as f:
                 f.write("a")
+            with art.new_file("mid.bin", mode="wb") as f:
+                f.write(b"x" * 100_000)  # above the inline limit: sent in a batch
             with art.new_file("big.bin", mode="wb") as f:
-                f.write(b"x" * 100_000)  # above the inline limit: uploaded on its own
+                f.write(b"y" * 2_000_000)  # above the batch limit: streamed on its own
             run.log_artifact(art).wait()
     finally:
         server.stop()
     names = {s.name for s in exporter.get_finished_spans()}
     assert "/depot.metadata.v1.ArtifactService/CreateArtifactVersion" in names
     assert "/depot.manifest.v1.ManifestService/UploadBlob" in names
+    assert "/depot.manifest.v1.ManifestService/BatchUpdateBlobs" in names
     assert "/depot.manifest.v1.ManifestService/PutManifest" in names
 
 
