@@ -12,16 +12,23 @@ Layouts (``n`` objects, ``i`` in ``[0, n)``):
 
 Per key ``k`` (all deterministic):
 
-- size: ``0`` when ``i % 97 == 0`` (zero-byte objects exist), else ``(i * 7919) % 65536 + 1``
-- ETag: ``md5(k).hexdigest()`` — SYNTHETIC: it is *not* the md5 of the body
-  that GetObject returns. (Listing-scale tests only need a deterministic
-  per-key value; computing the md5 of every body would slow page generation.)
-- body: ``(k + "\\n")`` repeated and cut to the size.
+- body: empty when ``i % 97 == 0`` (zero-byte objects exist), else
+  ``FILLER[:pad(i)] + k`` with ``pad(i) = (i * 7919) % filler_max`` rounded
+  down to a multiple of 64 (``filler_max`` default 64 KiB, so sizes spread
+  from ``len(k)`` to 64 KiB; ``filler_max=0`` makes the body the key itself).
+- size: ``len(body)``.
+- ETag: ``md5(body).hexdigest()``, a REAL one, so a client can verify what it
+  downloads. It costs no more than hashing the key: the filler comes first and
+  its length is a whole number of md5 blocks, so the md5 state after every
+  possible filler is computed once and a key's ETag is that state, copied,
+  fed the key's few bytes.
 - versioned buckets (``versioned=True``): version id ``md5("v" + k)``; when
   ``delete_every > 0`` every key with ``i % delete_every == delete_every - 1``
   has a latest delete marker over an older version (so it is not a live object).
 
-Operations (path-style only: ``/{bucket}/{key}``; any bucket name is served):
+Operations (path-style only: ``/{bucket}/{key}``; any bucket name is served,
+the space of ``objects`` keys unless ``buckets`` gives that name its own count,
+e.g. a small bucket for a download beside a 10M-key one):
 ListObjectsV2 (prefix, delimiter, start-after, continuation-token, max-keys,
 encoding-type ignored), ListObjectVersions (prefix, key-marker,
 version-id-marker, max-keys, delimiter), ListObjects v1 (marker), HeadObject,
@@ -70,6 +77,10 @@ _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 _LAST_MODIFIED = "2024-01-01T00:00:00.000Z"
 _HTTP_LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
 _OWNER = "<Owner><ID>depot-sim</ID><DisplayName>depot-sim</DisplayName></Owner>"
+# 64 KiB of deterministic filler: the head of every non-empty body.
+_FILLER = bytes(range(256)) * 256
+_MD5_BLOCK = 64
+_EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 _REASONS = {
     200: "OK",
     206: "Partial Content",
@@ -86,18 +97,36 @@ _REASONS = {
 
 
 class KeySpace:
-    """The synthetic, sorted key space: key, size, ETag, version id of object ``i``."""
+    """The synthetic, sorted key space: key, body, size, ETag, version id of object ``i``."""
 
-    def __init__(self, n: int, layout: str = "nested", *, versioned: bool = False, delete_every: int = 0) -> None:
+    def __init__(
+        self,
+        n: int,
+        layout: str = "nested",
+        *,
+        versioned: bool = False,
+        delete_every: int = 0,
+        filler_max: int = len(_FILLER),
+    ) -> None:
         if layout not in ("nested", "flat"):
             raise ValueError(f"layout must be nested or flat, not {layout!r}")
         if not 0 <= n <= 10**8:
             raise ValueError("objects must be in [0, 1e8]")
+        if not 0 <= filler_max <= len(_FILLER):
+            raise ValueError(f"filler_max must be in [0, {len(_FILLER)}]")
         self.n = n
         self.layout = layout
         self.versioned = versioned
         self.delete_every = delete_every if versioned else 0
+        self.filler_max = filler_max
         self.key = self._nested_key if layout == "nested" else self._flat_key
+        self.key_len = len(self.key(0))  # every key of a layout has the same length
+        # md5 state after FILLER[:64 * b], for every block count b a pad can have.
+        h = hashlib.md5()
+        self._states = [h.copy()]
+        for b in range(filler_max // _MD5_BLOCK):
+            h.update(_FILLER[b * _MD5_BLOCK : (b + 1) * _MD5_BLOCK])
+            self._states.append(h.copy())
 
     @staticmethod
     def _nested_key(i: int) -> str:
@@ -107,13 +136,39 @@ class KeySpace:
     def _flat_key(i: int) -> str:
         return f"flat/obj-{i:08d}.bin"
 
-    @staticmethod
-    def size(i: int) -> int:
-        return 0 if i % 97 == 0 else (i * 7919) % 65536 + 1
+    def _blocks(self, i: int) -> int:
+        """Filler length of object ``i`` in md5 blocks."""
+        return (i * 7919) % self.filler_max // _MD5_BLOCK if self.filler_max else 0
 
-    @staticmethod
-    def etag_of(key: str) -> str:
-        return hashlib.md5(key.encode()).hexdigest()
+    def size(self, i: int) -> int:
+        return 0 if i % 97 == 0 else self._blocks(i) * _MD5_BLOCK + self.key_len
+
+    def etag(self, i: int, key: str) -> str:
+        """md5 of object ``i``'s body; ``key`` is ``self.key(i)``, passed in by callers that have it."""
+        if i % 97 == 0:
+            return _EMPTY_MD5
+        h = self._states[self._blocks(i)].copy()
+        h.update(key.encode())
+        return h.hexdigest()
+
+    def etags_sizes(self, idx: list[int], keys: list[str]) -> list[tuple[str, int]]:
+        """(ETag, size) of objects ``idx`` with keys ``keys``: ``etag`` and ``size`` inlined for listing pages."""
+        states, fmax, klen, out = self._states, self.filler_max, self.key_len, []
+        for i, k in zip(idx, keys):
+            if i % 97 == 0:
+                out.append((_EMPTY_MD5, 0))
+                continue
+            b = (i * 7919) % fmax // _MD5_BLOCK if fmax else 0
+            h = states[b].copy()
+            h.update(k.encode())
+            out.append((h.hexdigest(), b * _MD5_BLOCK + klen))
+        return out
+
+    def etag_of(self, key: str) -> str:
+        i = self.index_of(key)
+        if i is None:
+            raise KeyError(key)
+        return self.etag(i, key)
 
     @staticmethod
     def version_id_of(key: str) -> str:
@@ -128,9 +183,9 @@ class KeySpace:
         return d > 0 and i % d == d - 1
 
     def body(self, i: int) -> bytes:
-        size = self.size(i)
-        unit = (self.key(i) + "\n").encode()
-        return (unit * (size // len(unit) + 1))[:size]
+        if i % 97 == 0:
+            return b""
+        return _FILLER[: self._blocks(i) * _MD5_BLOCK] + self.key(i).encode()
 
     # -- searches (keys are sorted by i) -------------------------------------------------
 
@@ -176,7 +231,7 @@ class KeySpace:
             if self.deleted(i):
                 continue
             k = self.key(i)
-            yield k, self.etag_of(k), self.size(i), (self.version_id_of(k) if self.versioned else "")
+            yield k, self.etag(i, k), self.size(i), (self.version_id_of(k) if self.versioned else "")
 
 
 @dataclasses.dataclass
@@ -185,6 +240,8 @@ class SimConfig:
     layout: str = "nested"
     versioned: bool = False
     delete_every: int = 0
+    filler_max: int = len(_FILLER)  # bytes of filler before the key in a body; 0 = the body is the key
+    buckets: dict[str, int] = dataclasses.field(default_factory=dict)  # bucket -> its own object count
     latency_ms: float = 0.0
     concurrency_cap: int = 0  # 0 = unlimited
     slowdown_rate: float = 0.0
@@ -228,7 +285,9 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None, **kw: Any) -> None:
         self.config = config or SimConfig(**kw)
         c = self.config
-        self.space = KeySpace(c.objects, c.layout, versioned=c.versioned, delete_every=c.delete_every)
+        opts: dict[str, Any] = {"versioned": c.versioned, "delete_every": c.delete_every, "filler_max": c.filler_max}
+        self.space = KeySpace(c.objects, c.layout, **opts)
+        self.spaces = {name: KeySpace(n, c.layout, **opts) for name, n in c.buckets.items()}
         self.stats = _Stats()
         self._rng = random.Random(c.seed)
         self._sem: asyncio.Semaphore | None = None
@@ -394,6 +453,7 @@ class Simulator:
             return 501, xml_hdr, _error_xml("NotImplemented", "ListBuckets is not simulated")
         if method not in ("GET", "HEAD"):
             return 501, xml_hdr, _error_xml("NotImplemented", f"{method} is not simulated", path)
+        sp = self.spaces.get(bucket, self.space)
         if not key:
             if method == "HEAD":
                 return 200, {}, b""
@@ -405,24 +465,23 @@ class Simulator:
                 return 200, xml_hdr, _xml(f'<LocationConstraint xmlns="{_NS}">{region}</LocationConstraint>')
             if "versions" in q:
                 self.stats.list_pages += 1
-                return 200, xml_hdr, self._list_versions(bucket, q)
+                return 200, xml_hdr, self._list_versions(sp, bucket, q)
             if q.get("list-type") == "2" or "list-type" not in q:
                 self.stats.list_pages += 1
-                return 200, xml_hdr, self._list_v2(bucket, q, v1="list-type" not in q)
+                return 200, xml_hdr, self._list_v2(sp, bucket, q, v1="list-type" not in q)
             return 400, xml_hdr, _error_xml("InvalidArgument", "unsupported bucket operation")
-        return self._object(method, key, q, headers)
+        return self._object(sp, method, key, q, headers)
 
     def _object(
-        self, method: str, key: str, q: dict[str, str], headers: dict[str, str]
+        self, sp: KeySpace, method: str, key: str, q: dict[str, str], headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        sp = self.space
         i = sp.index_of(key)
         xml_hdr = {"Content-Type": "application/xml"}
         vid_q = q.get("versionId")
         if i is None:
             return 404, xml_hdr, _error_xml("NoSuchKey", "The specified key does not exist.", key)
         hdrs = {
-            "ETag": f'"{sp.etag_of(key)}"',
+            "ETag": f'"{sp.etag(i, key)}"',
             "Last-Modified": _HTTP_LAST_MODIFIED,
             "Content-Type": "binary/octet-stream",
             "Accept-Ranges": "bytes",
@@ -475,10 +534,9 @@ class Simulator:
             return 1000
 
     def _scan(
-        self, prefix: str, start: int, end: int, delimiter: str, max_keys: int, versions: bool = False
+        self, sp: KeySpace, prefix: str, start: int, end: int, delimiter: str, max_keys: int, versions: bool = False
     ) -> tuple[list[int], list[str], int]:
         """Objects and common prefixes from index ``start``; returns (indices, prefixes, next)."""
-        sp = self.space
         key = sp.key
         idx: list[int] = []
         cps: list[str] = []
@@ -497,8 +555,7 @@ class Simulator:
             i += 1
         return idx, cps, i
 
-    def _list_v2(self, bucket: str, q: dict[str, str], v1: bool = False) -> bytes:
-        sp = self.space
+    def _list_v2(self, sp: KeySpace, bucket: str, q: dict[str, str], v1: bool = False) -> bytes:
         prefix = q.get("prefix", "")
         delimiter = q.get("delimiter", "")
         max_keys = self._max_keys(q)
@@ -516,9 +573,9 @@ class Simulator:
         start = max(lo, sp.first_gt(after)) if after else lo
         if delimiter and after.endswith(delimiter) and after.startswith(prefix):
             start = sp.prefix_end(after, start)  # continuing after a common prefix
-        idx, cps, nxt = self._scan(prefix, start, hi, delimiter, max_keys)
+        idx, cps, nxt = self._scan(sp, prefix, start, hi, delimiter, max_keys)
         truncated = nxt < hi
-        key, size, etag_of = sp.key, sp.size, sp.etag_of
+        key = sp.key
         parts = [f'<ListBucketResult xmlns="{_NS}"><Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix>']
         if v1:
             parts.append(f"<Marker>{escape(after)}</Marker>")
@@ -549,15 +606,14 @@ class Simulator:
             + "</LastModified><ETag>&quot;%s&quot;</ETag><Size>%d</Size>"
             "<StorageClass>STANDARD</StorageClass></Contents>"
         )
-        parts.append("".join([tmpl % (k, etag_of(k), size(j)) for k, j in zip(ks, idx)]))
+        parts.append("".join([tmpl % (k, e, n) for k, (e, n) in zip(ks, sp.etags_sizes(idx, ks))]))
         # Objects and prefixes are each sorted; S3 lists them as separate runs.
         for cp in cps:
             parts.append(f"<CommonPrefixes><Prefix>{escape(cp)}</Prefix></CommonPrefixes>")
         parts.append("</ListBucketResult>")
         return _xml("".join(parts))
 
-    def _list_versions(self, bucket: str, q: dict[str, str]) -> bytes:
-        sp = self.space
+    def _list_versions(self, sp: KeySpace, bucket: str, q: dict[str, str]) -> bytes:
         prefix = q.get("prefix", "")
         delimiter = q.get("delimiter", "")
         max_keys = self._max_keys(q)
@@ -626,7 +682,7 @@ class Simulator:
                 out.append(
                     f"<Version><Key>{k}</Key><VersionId>{sp.version_id_of(k)}</VersionId>"
                     f"<IsLatest>{latest}</IsLatest><LastModified>{_LAST_MODIFIED}</LastModified>"
-                    f"<ETag>&quot;{sp.etag_of(k)}&quot;</ETag><Size>{sp.size(j)}</Size>"
+                    f"<ETag>&quot;{sp.etag(j, k)}&quot;</ETag><Size>{sp.size(j)}</Size>"
                     f"<StorageClass>STANDARD</StorageClass>{_OWNER}</Version>"
                 )
         parts.append("".join(out))
@@ -698,6 +754,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--layout", choices=["nested", "flat"], default="nested")
     ap.add_argument("--versioned", action="store_true")
     ap.add_argument("--delete-every", type=int, default=0)
+    ap.add_argument("--filler-max", type=int, default=len(_FILLER), help="filler bytes before the key in a body")
+    ap.add_argument(
+        "--bucket", action="append", default=[], metavar="NAME=N", help="bucket NAME serves its own N objects"
+    )
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--concurrency-cap", type=int, default=0)
     ap.add_argument("--slowdown-rate", type=float, default=0.0)
@@ -710,11 +770,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     a = ap.parse_args(argv)
+    buckets = {}
+    for spec in a.bucket:
+        name, sep, count = spec.partition("=")
+        if not sep or not name or not count.isdigit():
+            ap.error(f"--bucket takes NAME=N, not {spec!r}")
+        buckets[name] = int(count)
     cfg = SimConfig(
         objects=a.objects,
         layout=a.layout,
         versioned=a.versioned,
         delete_every=a.delete_every,
+        filler_max=a.filler_max,
+        buckets=buckets,
         latency_ms=a.latency_ms,
         concurrency_cap=a.concurrency_cap,
         slowdown_rate=a.slowdown_rate,
