@@ -501,6 +501,8 @@ def _e2e_run(a: argparse.Namespace, k: int, work: Path) -> list[Row]:
                     )
                     row["server_peak_rss_mib"] = rss.take()
                     row["cold_cache"] = True
+                    if "error" in row:  # how far it got: files that arrived before the error or timeout
+                        row["downloaded"] = sum(len(files) for _d, _s, files in os.walk(target))
                     shutil.rmtree(target, ignore_errors=True)
                     emit("download", row)
         finally:
