@@ -18,7 +18,7 @@ import shutil
 import stat
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,7 @@ from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.native import hash_files
 
-from . import _download, _lineage, _registry, _ttl, _upload
+from . import _download, _lineage, _registry, _ttl, _upload, _verify
 from ._client import Client, request_id
 from ._exceptions import (
     AlreadyExistsError,
@@ -43,12 +43,34 @@ from ._exceptions import (
     NotFoundError,
     TooManyObjectsError,
 )
-from ._manifest import Manifest, ManifestEntry, b64
+from ._manifest import ArtifactFiles, Manifest, ManifestEntry, b64
 from ._paths import EntryTree, check_entry_size, check_entry_string
 from ._references import http_reference_entries
 from ._rules import check_entry_path, check_name, parse_json
 
 DEFAULT_MAX_OBJECTS = 10_000_000
+
+
+def _names(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
+        raise InvalidArgumentError("names must be a list of entry paths", field="names")
+    return list(value)
+
+
+def _prefix(value: object, field: str) -> str:
+    """A directory of entry paths, as ReadManifestRequest.prefix takes it ("" for all)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{field} must be a string, not {type(value).__name__}", field=field)
+    return value.rstrip("/")
+
+
+def _in_dir(path: str, prefix: str) -> bool:
+    # Directory semantics: "data" holds "data" and "data/x", never "data2/x" or "data.csv".
+    return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
 def _is_write_mode(mode: object) -> bool:
@@ -270,6 +292,8 @@ class Artifact:
         name: str | None = None,
         checksum: bool = True,
         max_objects: int | None = None,
+        *,
+        allow_empty: bool = False,
     ) -> list[ManifestEntry]:
         """Tracks data by reference, without copying it.
 
@@ -279,6 +303,8 @@ class Artifact:
         the artifact is logged. With ``checksum=False`` the URI itself is the
         one entry.
         More files than ``max_objects`` is an error, never a silent cut.
+        An ``s3://`` prefix that matches no object is an error (most often a
+        typo) unless ``allow_empty=True``.
         """
         self._check_mutable()
         limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
@@ -286,6 +312,8 @@ class Artifact:
             raise InvalidArgumentError(
                 f"max_objects must be an integer from 1 to {INT64_MAX}, not {limit!r}", field="max_objects"
             )
+        if not isinstance(allow_empty, bool):
+            raise InvalidArgumentError(f"allow_empty must be True or False, not {allow_empty!r}", field="allow_empty")
         if not isinstance(checksum, bool):
             raise InvalidArgumentError(f"checksum must be True or False, not {checksum!r}", field="checksum")
         if name is not None:
@@ -307,7 +335,9 @@ class Artifact:
         if parts.scheme == "s3":
             # Listed and checksummed by the manifest service when the
             # artifact is logged: millions of keys never cross the wire.
-            self._server_references.append(mpb.Reference(uri=uri, name=name or "", max_objects=limit))
+            self._server_references.append(
+                mpb.Reference(uri=uri, name=name or "", max_objects=limit, allow_empty=allow_empty)
+            )
             return []
         if parts.scheme != "file":
             raise InvalidArgumentError(
@@ -475,34 +505,107 @@ class Artifact:
 
     @property
     def manifest(self) -> Manifest:
-        """Entries by path; read from the server for a logged artifact."""
-        if not self._manifest_loaded:
-            self._load_manifest()
+        """Entries by path, and the digest.
+
+        For a logged artifact this is lazy: ``manifest.entries`` reads every
+        entry from the server on first use and keeps them all in memory.
+        For a large version use :meth:`files` (streamed) or :meth:`get_entry`.
+        """
+        self._entries_remote()
         return self._manifest
 
-    def files(self) -> list[ManifestEntry]:
-        return self.manifest.sorted_entries()
+    def files(self, names: list[str] | None = None, prefix: str | None = None) -> ArtifactFiles:
+        """The entries in path order, optionally only some, like W&B's ``files()``.
+
+        A logged artifact's entries stream from the server in batches each
+        time the result is iterated, filtered there, so a 10M-entry version
+        never sits in memory: iterate it, or ``list()`` it when it is small.
+        ``len()`` is the version's file count (with filters it counts the
+        stream). There is no indexing.
+
+        Args:
+            names: Only the entries at these paths (absent ones are skipped).
+            prefix: Only the entries in this directory: ``data`` is ``data``
+                and ``data/...``, never ``data2/...`` or ``data.csv``.
+        """
+        names = _names(names)
+        prefix = _prefix(prefix, "prefix")
+        if self._entries_remote():
+            src = self._source()
+            filtered = names is not None or bool(prefix)
+
+            def count() -> int:
+                if not filtered:
+                    return src.file_count
+                return sum(len(b) for b in src.entries(names=names, prefix=prefix))
+
+            return ArtifactFiles(lambda: src.entries(names=names, prefix=prefix), count)
+        wanted = None if names is None else set(names)
+        entries = [
+            e
+            for e in self._manifest.sorted_entries()
+            if _in_dir(e.path, prefix) and (wanted is None or e.path in wanted)
+        ]
+        return ArtifactFiles(lambda: iter([entries]), lambda: len(entries))
 
     def get_entry(self, name: str) -> ManifestEntry:
         """The entry at path ``name``, like ``wandb.Artifact.get_entry``.
 
+        A logged artifact asks the server for that one path (it seeks the
+        stored manifest's block index; nothing else is read or kept).
+
         Raises:
             EntryNotFoundError: No entry has that path (also a ``KeyError``, as in W&B).
         """
-        entry = self.manifest.entries.get(name) if isinstance(name, str) else None
+        entry: ManifestEntry | None = None
+        why = ""
+        if isinstance(name, str) and name:
+            if self._entries_remote():
+                try:
+                    found = [e for batch in self._source().entries(names=[name]) for e in batch]
+                except InvalidArgumentError as e:
+                    # No entry can have a malformed path: as W&B, a KeyError.
+                    found, why = [], f" ({e.message})"
+                entry = found[0] if found else None
+            else:
+                entry = self._manifest.entries.get(name)
         if entry is None:
-            raise EntryNotFoundError(f"artifact {self.name} has no entry {name!r}", field="name")
+            raise EntryNotFoundError(f"artifact {self.name} has no entry {name!r}{why}", field="name")
         return entry
 
     def get_path(self, name: str) -> ManifestEntry:
         """The entry at path ``name``; W&B's older name for :meth:`get_entry`."""
         return self.get_entry(name)
 
-    def _load_manifest(self) -> None:
+    def _entries_remote(self) -> bool:
+        """Whether the entries must come from the server: logged, and not in memory.
+
+        ``_manifest_loaded`` False (a version read from the server, or one
+        logged here whose references the server listed) means ``_manifest``
+        does not hold the version's entries: it becomes a lazy manifest that
+        reads them all only if ``manifest.entries`` is used.
+        """
+        if not self._manifest_loaded:
+            v = self._logged()
+            src = self._source()
+            self._manifest = Manifest(
+                load=lambda: {e.path: e for batch in src.entries() for e in batch},
+                digest_algorithm=v.digest_algorithm,
+            )
+            self._manifest_loaded = True
+        return not self._manifest.loaded
+
+    def _source(self) -> _download.LoggedSource:
         v = self._logged()
         assert self._client is not None
-        self._manifest = _download.read_manifest(self._client, v.collection.split("/")[1], v.manifest_id)
-        self._manifest_loaded = True
+        return _download.LoggedSource(
+            self._client,
+            v.collection.split("/")[1],
+            v.manifest_id,
+            Path("artifacts") / f"{self.name}:v{v.index}",
+            v.file_count,
+            v.size,
+        )
 
     @classmethod
     def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Self:
@@ -515,20 +618,76 @@ class Artifact:
         art._ttl = _ttl.from_version(v)
         return art
 
-    def download(self, root: str | os.PathLike[str] | None = None, *, allow_missing_references: bool = False) -> Path:
-        """Fetches every file into ``root`` and verifies each digest; returns ``root``."""
-        v = self._logged()
-        assert self._client is not None
+    def _batches(self, prefix: str) -> tuple[Iterable[list[ManifestEntry]], int | None, int | None]:
+        """The entries under ``prefix`` a batch at a time, with their count and size when known."""
+        if self._entries_remote():
+            src = self._source()
+            whole = not prefix
+            return src.entries(prefix=prefix), src.file_count if whole else None, src.size if whole else None
+        entries = [e for e in self._manifest.sorted_entries() if _in_dir(e.path, prefix)]
+        return [entries], len(entries), sum(e.size for e in entries)
+
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        allow_missing_references: bool = False,
+        skip_cache: bool | None = None,
+        path_prefix: str | None = None,
+    ) -> Path:
+        """Fetches the files into ``root``, each verified, W&B's ``Artifact.download``; returns ``root``.
+
+        Entries stream from the server and are fetched in parallel with
+        bounded memory; a file already in ``root`` with the right digest is
+        kept, so an interrupted download resumes. The first error stops the
+        rest and is raised at once, saying how many files arrived. A
+        progress bar is drawn on stderr when it is a terminal.
+
+        Args:
+            root: Where to put the files (default ``artifacts/{name}:v{N}``).
+            allow_missing_references: Skip references whose object is gone
+                instead of failing.
+            skip_cache: Neither use nor fill the local reference cache.
+            path_prefix: Only the entries in this directory (``data`` is
+                ``data`` and ``data/...``, never ``data2/...``).
+        """
+        prefix = _prefix(path_prefix, "path_prefix")
         if root is not None and not isinstance(root, (str, os.PathLike)):
             raise InvalidArgumentError(f"root must be a path, not {type(root).__name__}", field="root")
-        target = Path(root) if root is not None else Path("artifacts") / f"{self.name}:v{v.index}"
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InvalidArgumentError(f"cannot create {target}: {e.strerror}", field="root") from None
+        src = self._source()
+        target = _download.prepare_root(root if root is not None else src.default_root)
+        batches, count, size = self._batches(prefix)
         _download.download(
-            self._client, v.collection.split("/")[1], self.files(), target, allow_missing_references, v.manifest_id
+            src,
+            batches,
+            target,
+            allow_missing=bool(allow_missing_references),
+            skip_cache=bool(skip_cache),
+            total_objects=count,
+            total_bytes=size,
         )
+        return target
+
+    def verify(self, root: str | os.PathLike[str] | None = None) -> None:
+        """Checks a downloaded tree against the manifest, like W&B's ``Artifact.verify``.
+
+        Every file's digest is recomputed (references recorded with an
+        opaque digest, such as a multipart ETag, are checked by size), and
+        files under ``root`` that are not in the artifact are extra.
+
+        Raises:
+            DigestMismatchError: Files that differ, are missing or are extra
+                (the first few of each named).
+        """
+        src = self._source()
+        target = Path(root) if root is not None else src.default_root
+        batches, _, _ = self._batches("")
+        _verify.verify(batches, target)
+
+    def checkout(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Makes ``root`` hold exactly the artifact: downloads it, then deletes every other file there."""
+        target = self.download(root)
+        batches, _, _ = self._batches("")
+        _verify.remove_extra(batches, target)
         return target
 
     def link(self, target_path: str, aliases: list[str] | None = None) -> LinkedArtifact:

@@ -1,7 +1,23 @@
-"""Moving an artifact's bytes down, after a commit.
+"""Moving an artifact's bytes down, after a commit: streamed, bounded, verified, fail-fast.
 
-Every entry goes into a temp file beside its destination, is checked against
-its digest, then renamed into place.
+How a download runs (``download``)::
+
+    entry stream (ReadManifest, path order, server-side prefix filter)
+      │  the calling thread groups entries into tasks:
+      │    small uploaded files (≤ 1 MiB)  → one BatchReadBlobs call per ≤ 1000 blobs / 8 MiB
+      │    large uploaded files            → one ReadBlob stream each
+      │    references                      → groups of 32, fetch_reference each
+      ▼
+    a pool of worker threads, at most IN_FLIGHT tasks queued or running:
+    the stream is read only as fast as the workers drain it, so memory is
+    bounded whatever the entry count (never a future per entry).
+
+Every file goes into a temp file beside its destination, is checked against
+its digest (batched bytes are hashed in memory before they are written),
+then renamed into place. A file already at its destination with the right
+digest is skipped, so a download that stopped resumes where it was. The
+first error stops the stream and the tasks not yet started, and is raised at
+once with what did and did not arrive.
 """
 
 from __future__ import annotations
@@ -9,16 +25,21 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from depot.manifest.v1 import manifest_pb2 as mpb
-from depot.native import hash_file
+from depot.native import hash_bytes, hash_file
 
+from . import _blobs
 from ._client import Client
-from ._exceptions import DepotError, DigestMismatchError
-from ._manifest import Manifest, ManifestEntry, b64
+from ._exceptions import DepotError, DigestMismatchError, InvalidArgumentError
+from ._manifest import ManifestEntry, b64
+from ._manifest_read import iter_entries
 from ._paths import safe_join
+from ._progress import Progress
 from ._references import (
     ReferenceCache,
     S3Fetcher,
@@ -28,38 +49,277 @@ from ._references import (
     local_copy_matches,
 )
 
-_CHUNK = 1 << 20
+__all__ = ["LoggedSource", "download", "fetch_entry", "prepare_root"]
+
+# An uploaded file up to _blobs.SMALL_BLOB travels in a BatchReadBlobs call
+# with others (one round trip and one round of server I/O per batch, not
+# per file), within the call's limits; larger ones stream.
+# References per task: enough to make a task's overhead (a queue hop, a
+# future) small against the fetches, few enough that the first error stops
+# the rest quickly.
+REF_GROUP = 32
+WORKERS = 8
+# Tasks queued or running at once; the entry stream waits beyond this.
+IN_FLIGHT = 2 * WORKERS
 
 
-def read_manifest(client: Client, entity: str, manifest_id: str) -> Manifest:
-    """The entries of a stored manifest, streamed from the manifest service."""
-    req = mpb.ReadManifestRequest(entity=entity, manifest_id=manifest_id)
+def prepare_root(root: str | os.PathLike[str]) -> Path:
+    """``root`` as a Path, created if absent."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise InvalidArgumentError(f"root must be a path, not {type(root).__name__}", field="root")
+    target = Path(root)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot create {target}: {e.strerror}", field="root") from None
+    return target
 
-    def collect(batches: Iterator[mpb.EntryBatch]) -> dict[str, ManifestEntry]:
-        # From scratch on each attempt: a retried read starts over.
-        entries = {}
-        for batch in batches:
-            for e in batch.entries:
-                entries[e.path] = ManifestEntry(
-                    e.path, e.digest, e.algorithm, e.size, e.ref, e.version_id, e.extra_json
-                )
-        return entries
 
-    return Manifest(client.read(client.manifest.ReadManifest, req, collect))
+@dataclass(frozen=True, slots=True)
+class LoggedSource:
+    """A logged artifact's manifest on the server: its entries, and downloads of them.
+
+    One object shared by every entry read from it (``ManifestEntry._source``),
+    so an entry costs no more than its fields.
+    """
+
+    client: Client
+    entity: str
+    manifest_id: str
+    # Where Artifact.download puts the files when no root is given.
+    default_root: Path
+    file_count: int = -1
+    size: int = -1
+
+    def entries(self, *, names: list[str] | None = None, prefix: str = "") -> Iterator[list[ManifestEntry]]:
+        """The manifest's entries in path order, a batch at a time, filtered on the server."""
+        for batch in iter_entries(self.client, self.entity, self.manifest_id, names=names, prefix=prefix):
+            yield [ManifestEntry(p, d, a, s, r, v, x, None, self) for p, a, d, s, r, v, x in batch]
+
+    def download_entry(self, entry: ManifestEntry, root: str | os.PathLike[str] | None, skip_cache: bool) -> Path:
+        target = prepare_root(self.default_root if root is None else root)
+        download(self, [[entry]], target, skip_cache=skip_cache, quiet=True)
+        return safe_join(target, entry.path)
+
+
+@dataclass(slots=True)
+class _State:
+    """What the workers share: the first error, and what arrived."""
+
+    failed: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    arrived: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, err: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = err
+        self.failed.set()
+
+    def done(self, n: int) -> None:
+        with self.lock:
+            self.arrived += n
+
+
+class _Run:
+    """One download: the pool, its bound, the state, and the writers the tasks use."""
+
+    def __init__(
+        self,
+        source: LoggedSource,
+        root: Path,
+        allow_missing: bool,
+        cache: ReferenceCache | None,
+        progress: Progress,
+    ):
+        self.source = source
+        self.root = root
+        self.allow_missing = allow_missing
+        self.cache = cache
+        self.s3: S3Fetcher | None = None
+        self.s3_lock = threading.Lock()
+        self.progress = progress
+        self.state = _State()
+        self.slots = threading.BoundedSemaphore(IN_FLIGHT)
+        self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="depot-download")
+        # Directories made so far: one mkdir per directory, not per file.
+        self.dirs: set[Path] = set()
+
+    def submit(self, task: str, items: list[ManifestEntry]) -> None:
+        self.slots.acquire()
+        if self.state.failed.is_set():
+            self.slots.release()
+            return
+        self.pool.submit(self._run, task, items)
+
+    def _run(self, task: str, items: list[ManifestEntry]) -> None:
+        try:
+            if self.state.failed.is_set():
+                return
+            if task == "batch":
+                self._batch(items)
+            else:
+                for e in items:
+                    if self.state.failed.is_set():
+                        return
+                    if fetch_entry(
+                        self.source.client,
+                        self.source.entity,
+                        e,
+                        self.root,
+                        self.allow_missing,
+                        self.cache,
+                        self._s3() if e.ref.startswith("s3://") else None,
+                        self.source.manifest_id,
+                    ):
+                        self.state.done(1)
+                    self.progress.advance(1, e.size)
+        except BaseException as err:
+            self.state.fail(err)
+        finally:
+            self.slots.release()
+
+    def _s3(self) -> S3Fetcher:
+        # Built once per download, on the first s3:// entry only.
+        with self.s3_lock:
+            if self.s3 is None:
+                self.s3 = default_s3_fetcher()
+            return self.s3
+
+    def _dest(self, e: ManifestEntry) -> Path:
+        dest = safe_join(self.root, e.path)
+        if dest.parent not in self.dirs:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
+            self.dirs.add(dest.parent)
+        return dest
+
+    def _batch(self, items: list[ManifestEntry]) -> None:
+        """Small uploaded files: those not already in place, read in one BatchReadBlobs call."""
+        todo: list[tuple[ManifestEntry, Path]] = []
+        for e in items:
+            dest = self._dest(e)
+            if local_copy_matches(e, dest):
+                self.state.done(1)
+                self.progress.advance(1, e.size)
+            else:
+                todo.append((e, dest))
+        if not todo:
+            return
+        # One copy of each blob, however many paths hold it.
+        wanted: dict[tuple[str, str], ManifestEntry] = {}
+        for e, _ in todo:
+            wanted.setdefault((e.algorithm, e.digest), e)
+        keys = list(wanted)
+        got = _blobs.read_blobs(self.source.client, self.source.entity, self.source.manifest_id, keys)
+        blobs = dict(zip(keys, got))
+        for e, dest in todo:
+            if self.state.failed.is_set():
+                return
+            data = blobs[(e.algorithm, e.digest)]
+            if len(data) != e.size or b64(hash_bytes(data, (e.algorithm,))[0]) != e.digest:
+                raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
+            _write_atomic(e, dest, data)
+            self.state.done(1)
+            self.progress.advance(1, e.size)
+
+    def close(self) -> None:
+        # After a failure the tasks not started are dropped; otherwise all run.
+        self.pool.shutdown(wait=True, cancel_futures=self.state.failed.is_set())
+
+
+def _write_atomic(e: ManifestEntry, dest: Path, data: bytes) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+    except OSError as err:
+        raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, dest)
+    except OSError as err:
+        # A name this filesystem refuses, a directory where the file goes, a full disk.
+        raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def download(
-    client: Client, entity: str, entries: list[ManifestEntry], root: Path, allow_missing: bool, manifest_id: str
-) -> None:
-    """Fetches every entry into ``root``, eight at a time, each verified."""
-    cache = default_reference_cache() if any(e.ref for e in entries) else None
-    s3 = default_s3_fetcher()  # its client is built only if an s3:// entry is fetched
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        futures = [
-            pool.submit(fetch_entry, client, entity, e, root, allow_missing, cache, s3, manifest_id) for e in entries
-        ]
-        for f in futures:
-            f.result()
+    source: LoggedSource,
+    batches: Iterable[list[ManifestEntry]],
+    root: Path,
+    *,
+    allow_missing: bool = False,
+    skip_cache: bool = False,
+    quiet: bool = False,
+    total_objects: int | None = None,
+    total_bytes: int | None = None,
+) -> int:
+    """Fetches every entry of ``batches`` into ``root``, verified; returns how many files arrived.
+
+    ``batches`` is read as the workers drain it (see the module docstring).
+    ``allow_missing``: a reference whose object is gone is skipped, not an
+    error. ``skip_cache``: neither read nor fill the local reference cache.
+    A progress bar of objects and bytes is drawn on stderr when it is a
+    terminal, unless ``quiet``.
+
+    Raises:
+        DepotError: The first error any file met, as its own class, its
+            message prefixed with how many files arrived and how many did not.
+    """
+    cache = None if skip_cache else default_reference_cache()
+    progress = Progress(total_objects, total_bytes, label="download", enabled=False if quiet else None)
+    run = _Run(source, root, allow_missing, cache, progress)
+    seen = 0
+    try:
+        small: list[ManifestEntry] = []
+        small_bytes = 0
+        refs: list[ManifestEntry] = []
+        for batch in batches:
+            if run.state.failed.is_set():
+                break
+            seen += len(batch)
+            for e in batch:
+                if e.ref:
+                    refs.append(e)
+                    if len(refs) >= REF_GROUP:
+                        run.submit("one", refs)
+                        refs = []
+                elif e.size <= _blobs.SMALL_BLOB:
+                    small.append(e)
+                    small_bytes += e.size
+                    if len(small) >= _blobs.MAX_BATCH_BLOBS or small_bytes + _blobs.SMALL_BLOB > _blobs.MAX_BATCH_BYTES:
+                        run.submit("batch", small)
+                        small, small_bytes = [], 0
+                else:
+                    run.submit("one", [e])
+        if refs:
+            run.submit("one", refs)
+        if small:
+            run.submit("batch", small)
+    except BaseException as err:
+        # The entry stream itself failed (or the caller interrupted).
+        run.state.fail(err)
+    finally:
+        run.close()
+        progress.close()
+    first = run.state.error
+    if first is None:
+        return run.state.arrived
+    raise _summary(first, run.state.arrived, total_objects if total_objects is not None else seen) from first
+
+
+def _summary(err: BaseException, arrived: int, total: int) -> BaseException:
+    if isinstance(err, KeyboardInterrupt):
+        return err
+    head = f"{arrived} of {total} files arrived, {max(total - arrived, 0)} not fetched; first error: "
+    if isinstance(err, DepotError):
+        return type(err)(head + err.message, reason=err.reason, field=err.field)
+    return DepotError(head + f"{type(err).__name__}: {err}")
 
 
 def _digest_of(path: Path, algorithm: str) -> str:
@@ -76,16 +336,17 @@ def fetch_entry(
     cache: ReferenceCache | None = None,
     s3: S3Fetcher | None = None,
     manifest_id: str = "",
-) -> None:
-    """Downloads one entry into ``root`` (atomically) after verifying it.
+) -> bool:
+    """Downloads one entry into ``root`` (atomically) after verifying it; False if it was allowed missing.
 
+    A file already at its destination with the entry's digest is kept as is.
     ``manifest_id`` lets a registry reader with no role on the logging team
     read the blobs of the linked version (and only those).
     """
     dest = safe_join(root, e.path)
     try:
-        if dest.is_file() and local_copy_matches(e, dest):
-            return
+        if local_copy_matches(e, dest):
+            return True
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
     except OSError as err:
@@ -95,7 +356,7 @@ def fetch_entry(
     try:
         if e.ref:
             if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3):
-                return
+                return False
         else:
             req = mpb.ReadBlobRequest(
                 entity=entity,
@@ -118,5 +379,6 @@ def fetch_entry(
             # A name this filesystem refuses (a component past its NAME_MAX),
             # or a directory where the file goes.
             raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
+        return True
     finally:
         tmp.unlink(missing_ok=True)

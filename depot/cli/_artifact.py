@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import depot
 from depot._admin import Admin
 from depot._paths import ArtifactPath, parse_artifact_path
 from depot._ttl import TTL
+from depot._wandb import write_wandb_manifest
 from depot.metadata.v1 import metadata_pb2 as pb
 
 from . import _lineage
@@ -25,6 +28,7 @@ def register(sub: Actions) -> None:
     p = command(actions, "get", get, "download and verify a version")
     p.add_argument("path", help=PATH_HELP)
     p.add_argument("--root", default=None, help="download directory")
+    p.add_argument("--prefix", default=None, help="only the entries in this directory (data: data/..., never data2/)")
     p = command(actions, "ls", ls, "versions of a collection, newest first")
     p.add_argument("path", help=COLLECTION_HELP)
     p.add_argument("--alias", help="only the version with this alias")
@@ -59,8 +63,9 @@ def register(sub: Actions) -> None:
 
 
 def get(opts: argparse.Namespace) -> int:
+    # Streams: entries are fetched as they arrive, with a progress bar on a terminal.
     art = depot.Api().artifact(opts.path)
-    root = art.download(opts.root)
+    root = art.download(opts.root, path_prefix=opts.prefix)
     return show(
         opts,
         {"path": str(root), "version": art.qualified_name, "digest": art.digest},
@@ -131,11 +136,22 @@ def link(opts: argparse.Namespace) -> int:
 
 
 def export(opts: argparse.Namespace) -> int:
-    text = json.dumps(depot.export_wandb_manifest(depot.Api().artifact(opts.path)), indent=2)
-    if opts.output:
-        Path(opts.output).write_text(text + "\n")
-    else:
-        print(text)
+    # Written entry by entry as the manifest streams in: memory stays bounded.
+    art = depot.Api().artifact(opts.path)
+    if not opts.output:
+        write_wandb_manifest(art, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    target = Path(opts.output)
+    # Into a temp file renamed at the end: a failed export leaves no half file.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            write_wandb_manifest(art, out)
+            out.write("\n")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return 0
 
 
