@@ -292,6 +292,8 @@ class Artifact:
         name: str | None = None,
         checksum: bool = True,
         max_objects: int | None = None,
+        *,
+        allow_empty: bool = False,
     ) -> list[ManifestEntry]:
         """Tracks data by reference, without copying it.
 
@@ -301,6 +303,8 @@ class Artifact:
         the artifact is logged. With ``checksum=False`` the URI itself is the
         one entry.
         More files than ``max_objects`` is an error, never a silent cut.
+        An ``s3://`` prefix that matches no object is an error (most often a
+        typo) unless ``allow_empty=True``.
         """
         self._check_mutable()
         limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
@@ -308,6 +312,8 @@ class Artifact:
             raise InvalidArgumentError(
                 f"max_objects must be an integer from 1 to {INT64_MAX}, not {limit!r}", field="max_objects"
             )
+        if not isinstance(allow_empty, bool):
+            raise InvalidArgumentError(f"allow_empty must be True or False, not {allow_empty!r}", field="allow_empty")
         if not isinstance(checksum, bool):
             raise InvalidArgumentError(f"checksum must be True or False, not {checksum!r}", field="checksum")
         if name is not None:
@@ -329,7 +335,9 @@ class Artifact:
         if parts.scheme == "s3":
             # Listed and checksummed by the manifest service when the
             # artifact is logged: millions of keys never cross the wire.
-            self._server_references.append(mpb.Reference(uri=uri, name=name or "", max_objects=limit))
+            self._server_references.append(
+                mpb.Reference(uri=uri, name=name or "", max_objects=limit, allow_empty=allow_empty)
+            )
             return []
         if parts.scheme != "file":
             raise InvalidArgumentError(

@@ -23,6 +23,8 @@ from ._blobs import SMALL_BLOB, batches, update_blobs
 from ._client import Client
 from ._exceptions import DepotError, DigestMismatchError
 from ._manifest import Manifest, ManifestEntry, b64
+from ._progress import Progress
+from ._resolve import OnProgress, resolve_references
 
 # UploadBlob's chunk: 4 MiB halves the messages (and their per-message
 # work on both sides) against 1 MiB for a ~10% faster large upload
@@ -42,14 +44,36 @@ _INLINE_TOTAL = 1024 * 1024
 
 
 def store_manifest(
-    client: Client, entity: str, manifest: Manifest, references: list[mpb.Reference]
+    client: Client,
+    entity: str,
+    manifest: Manifest,
+    references: list[mpb.Reference],
+    on_progress: OnProgress | None = None,
 ) -> common_pb2.ManifestRef:
     """Uploads the blobs the server lacks, then stores the manifest (small
-    files inline, ``s3://`` references listed by the server)."""
+    files inline, ``s3://`` references listed by the server).
+
+    The server lists references as a long-running operation followed
+    without a call deadline (see ``_resolve``); ``on_progress(objects,
+    bytes)`` sees its progress, by default a line on stderr when it is a
+    terminal. Its stored manifest is the answer when there is nothing else,
+    else it is merged with the entries (``include_manifests``).
+    """
     entries = manifest.sorted_entries()
+    included: list[str] = []
+    if references:
+        with Progress(label="listing references", enabled=None if on_progress is None else False) as bar:
+
+            def show(objects: int, size: int) -> None:
+                bar.advance(objects - bar.objects, size - bar.bytes)  # the server sends running totals
+
+            listed = resolve_references(client, entity, manifest.digest_algorithm, references, on_progress or show)
+        if not entries:
+            return listed
+        included.append(listed.manifest_id)
     inline = _inline_contents(entries)
     _upload_missing(client, entity, [e for e in entries if not e.ref and e.path not in inline])
-    header = mpb.ManifestHeader(entity=entity, digest_algorithm=manifest.digest_algorithm, references=references)
+    header = mpb.ManifestHeader(entity=entity, digest_algorithm=manifest.digest_algorithm, include_manifests=included)
     if len(entries) <= _BATCH:
         entries_pb = [e._pb(inline.get(e.path, b"")) for e in entries]
         return client.call(client.manifest.PutManifest, mpb.PutManifestRequest(header=header, entries=entries_pb))

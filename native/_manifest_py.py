@@ -75,6 +75,54 @@ def check_digest_pair(path: str, digest: str) -> None:
         raise ManifestError(f"entry digest {digest!r} of {path!r} contains a control character")
 
 
+# The entry-path rules of depot.core.entry_paths.check_entry_path, applied by
+# ManifestWriter(check_paths=True) while entries are written, so a listing of
+# millions of keys is validated in the pass that writes it, not by a second
+# pass over the stored segment. Same limits, same order, same words; the
+# compiled writer checks the UTF-8 bytes and reports the same messages.
+MAX_PATH = 4096
+MAX_COMPONENT = 255
+# Indexed by the compiled writer's problem codes; ``{0:04X}`` is the code point.
+PATH_PROBLEMS = (
+    "",
+    "is not valid UTF-8",
+    "is empty",
+    "contains NUL",
+    "contains the control character U+{0:04X}",
+    "is absolute",
+    f"is longer than {MAX_PATH} bytes",
+    "contains '..'",
+    "is not normalized (empty or '.' component)",
+    f"has a component longer than {MAX_COMPONENT} bytes",
+)
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` is no valid entry path (check_entry_path's words), or None."""
+    try:
+        b = path.encode()
+    except UnicodeEncodeError:
+        return PATH_PROBLEMS[1]
+    if not path:
+        return PATH_PROBLEMS[2]
+    if "\0" in path:
+        return PATH_PROBLEMS[3]
+    if m := _FORBIDDEN.search(path):
+        return PATH_PROBLEMS[4].format(ord(m.group()))
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return PATH_PROBLEMS[5]
+    if len(b) > MAX_PATH:
+        return PATH_PROBLEMS[6]
+    parts = b.split(b"/")
+    if b".." in parts:
+        return PATH_PROBLEMS[7]
+    if any(p in (b"", b".") for p in parts):
+        return PATH_PROBLEMS[8]
+    if any(len(p) > MAX_COMPONENT for p in parts):
+        return PATH_PROBLEMS[9]
+    return None
+
+
 class ByteSink(Protocol):
     """Where ``ManifestWriter`` writes: anything with ``write(bytes)`` (a file, a spool)."""
 
@@ -158,10 +206,21 @@ def _put_bytes(out: bytearray, b: bytes) -> None:
 
 
 class ManifestWriter:
-    """Streams sorted entries into the manifest format; ``close()`` returns the summary."""
+    """Streams sorted entries into the manifest format; ``close()`` returns the summary.
 
-    def __init__(self, out: ByteSink, digest_algorithm: str, block_entries: int = DEFAULT_BLOCK_ENTRIES) -> None:
+    ``check_paths=True`` refuses (ManifestError) any path that breaks the
+    entry-path rules (see ``path_problem``), in ``add`` and ``add_page``.
+    """
+
+    def __init__(
+        self,
+        out: ByteSink,
+        digest_algorithm: str,
+        block_entries: int = DEFAULT_BLOCK_ENTRIES,
+        check_paths: bool = False,
+    ) -> None:
         self._out = out
+        self._check_paths = check_paths
         self._digester = ArtifactDigester(digest_algorithm)
         self._block_entries = block_entries
         self._buf = bytearray()
@@ -188,6 +247,8 @@ class ManifestWriter:
         code = _CODE.get(algorithm)
         if code is None:
             raise ManifestError(f"unknown entry digest algorithm {algorithm!r}")
+        if self._check_paths and (problem := path_problem(path)):
+            raise ManifestError(f"entry path {path!r} {problem}")
         p = path.encode()
         if self._last_path is not None and p <= self._last_path:
             if p == self._last_path:
@@ -254,6 +315,16 @@ class ManifestWriter:
             if not bucket_versioned and vid == "null":
                 vid = ""
             self.add(path_prefix + key[strip:], "etag", page.etag(i), page.size(i), ref_prefix + key, vid)
+
+    @property
+    def count(self) -> int:
+        """Entries written so far (a listing's progress, read between pages)."""
+        return self._count
+
+    @property
+    def total_size(self) -> int:
+        """The sum of the sizes written so far."""
+        return self._total_size
 
     def _flush_block(self) -> None:
         if not self._in_block:

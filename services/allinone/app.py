@@ -39,6 +39,7 @@ import grpc
 from depot.services.common import serving, tls
 from depot.services.common.secret_files import DataDirError, private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import Gc
+from depot.services.manifest.operations import Operations
 from depot.services.manifest.server import GATES as MANIFEST_GATES
 from depot.services.manifest.server import add_manifest, sweep_staging
 from depot.services.metadata import db
@@ -191,6 +192,8 @@ async def _serve_services(
     # but still through the port, so over TLS when the port serves TLS.
     channel = tls.internal_channel(address, manifest.client_tls, server_tls, to_self=True)
     stack.push_async_callback(channel.close)
+    operations = Operations(manifest.operation_settings())
+    stack.push_async_callback(operations.close)
     names = [
         *metadata.add_to(server),
         add_manifest(
@@ -200,6 +203,7 @@ async def _serve_services(
             secret,
             manifest.reference_policy(),
             idle_timeout_s=manifest.upload_idle_timeout_s,
+            operations=operations,
         ),
         gc.add_to(server),
     ]

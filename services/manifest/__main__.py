@@ -17,6 +17,7 @@ from depot.services.common import serving, telemetry, tls
 from depot.services.common.config import ConfigError
 
 from .config import ManifestConfig
+from .operations import Operations
 from .server import GATES, add_manifest, sweep_staging
 
 
@@ -27,6 +28,7 @@ async def _serve(config: ManifestConfig) -> None:
     channel = tls.internal_channel(
         config.metadata_address, settings.client_tls, config.server.tls, insecure=config.insecure
     )
+    operations = Operations(settings.operation_settings())
     try:
         server = serving.new_server(GATES)
         port = serving.bind(server, config.server.listen, config.server.tls)
@@ -37,6 +39,7 @@ async def _serve(config: ManifestConfig) -> None:
             config.internal_secret,
             settings.reference_policy(),
             idle_timeout_s=settings.upload_idle_timeout_s,
+            operations=operations,
         )
         health = await serving.start(server, [name], health_listen=config.server.health_listen)
         logging.info("manifest service on port %d, store %s", port, store.url)
@@ -44,6 +47,7 @@ async def _serve(config: ManifestConfig) -> None:
         await serving.stop(server, health, 10)
     finally:
         sweeper.cancel()
+        await operations.close()
         await channel.close()
         await store.aclose()
 

@@ -17,6 +17,7 @@ from depot.services.common import tls
 from depot.services.common.config import ConfigError, ServerConfig, flag, internal_secret, seconds
 
 from ._s3_http import S3Config
+from .operations import OperationSettings
 from .references import ReferencePolicy
 from .store import BlobStore, S3Options, open_store
 
@@ -39,6 +40,11 @@ class ManifestSettings:
     # swept; a client stream idle this long is closed.
     staging_grace_s: float = 3600.0
     upload_idle_timeout_s: float = 300.0
+    # A reference listing (ResolveReferences) no caller follows for this
+    # long is cancelled; a finished one's result is kept this long for
+    # callers re-attaching after a dropped connection.
+    resolve_grace_s: float = 30.0
+    resolve_retention_s: float = 600.0
     # How calls to metadata verify it and what they present; None: plain
     # where allowed (see tls.py).
     client_tls: tls.ClientTLS | None = None
@@ -66,6 +72,8 @@ class ManifestSettings:
             ),
             staging_grace_s=grace_s,
             upload_idle_timeout_s=idle_s,
+            resolve_grace_s=seconds(env, "DEPOT_RESOLVE_GRACE_S", 30.0),
+            resolve_retention_s=seconds(env, "DEPOT_RESOLVE_RETENTION_S", 600.0),
             client_tls=client_tls,
         )
 
@@ -82,6 +90,8 @@ class ManifestSettings:
             "DEPOT_REFERENCE_S3_ENDPOINT_URL": self.reference_s3_endpoint_url or "",
             "DEPOT_STAGING_GRACE_S": repr(self.staging_grace_s),
             "DEPOT_UPLOAD_IDLE_TIMEOUT_S": repr(self.upload_idle_timeout_s),
+            "DEPOT_RESOLVE_GRACE_S": repr(self.resolve_grace_s),
+            "DEPOT_RESOLVE_RETENTION_S": repr(self.resolve_retention_s),
         }
         if self.client_tls is not None:
             values.update(self.client_tls.to_env())
@@ -93,6 +103,9 @@ class ManifestSettings:
         return await open_store(
             self.storage_url, staging_dir=self.staging_dir, staging_grace_s=self.staging_grace_s, s3=s3
         )
+
+    def operation_settings(self) -> OperationSettings:
+        return OperationSettings(grace_s=self.resolve_grace_s, retention_s=self.resolve_retention_s)
 
     def reference_policy(self) -> ReferencePolicy:
         s3 = S3Config(endpoint_url=self.reference_s3_endpoint_url, region=self.s3.region)

@@ -19,8 +19,9 @@ import hashlib
 import heapq
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -34,12 +35,12 @@ from depot.native import (
 )
 from depot.services.common import validate
 from depot.services.common.credentials import sign_manifest
-from depot.services.common.errors import ErrorReason, FailedPrecondition, InvalidArgument
+from depot.services.common.errors import ErrorReason, FailedPrecondition, InvalidArgument, NotFound
 from depot.services.common.validate import check_entry_path
 
 from .blobs import MAX_INLINE_BLOB, BlobId, Blobs, check_blob_id
 from .reading import ManifestReading, manifest_key
-from .references import ReferencePolicy, ReferenceSpec
+from .references import ListingProgress, ReferencePolicy, ReferenceSpec
 from .staging import Staging, storage_errors
 from .store import BlobStore
 
@@ -115,38 +116,62 @@ def _inline_blob(e: ManifestEntry, content: bytes, i: int, total: int) -> tuple[
     return BlobId(e.algorithm, e.digest), content
 
 
-def _validated(entries: Iterable[ManifestEntry]) -> Iterator[ManifestEntry]:
-    """Entries listed from a store: keys like ``a//b`` or ``../x`` are refused."""
-    for i, e in enumerate(entries):
-        check_entry_path(e.path, f"references.entries[{i}].path")
-        yield e
+class _Hashed:
+    """A file that hashes what is written to it: the manifest id, without reading the file again."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        return self._f.write(data)
+
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class _Segment:
+    """One sorted source of a manifest in the staging dir."""
+
+    path: str
+    summary: ManifestSummary
+    manifest_id: str  # SHA-256 of the file
+    stored: bool = False  # an included manifest: already in the store
 
 
-def _merge(segments: list[str], out: IO[bytes], digest_algorithm: str) -> ManifestSummary:
-    """K-way merge of sorted segments into one manifest; duplicates are refused."""
+def _merge(segments: list[str], out: _Hashed, digest_algorithm: str) -> ManifestSummary:
+    """K-way merge of sorted segments into one manifest; duplicates are refused.
+
+    The writer checks every path natively (check_paths): included manifests
+    and streamed entries were checked when written, but a listed segment is
+    checked here too at no extra pass, and the merge is where a path from
+    two sources first meets the order and duplicate rules.
+    """
     with contextlib.ExitStack() as stack:
         readers = [iter(ManifestReader(stack.enter_context(open(p, "rb")))) for p in segments]
-        writer = ManifestWriter(out, digest_algorithm)
+        writer = ManifestWriter(out, digest_algorithm, check_paths=True)
         try:
-            for e in _validated(heapq.merge(*readers, key=lambda e: e.path.encode())):
+            for e in heapq.merge(*readers, key=lambda e: e.path.encode()):
                 writer.add(*e)
         except ManifestError as exc:
             raise InvalidArgument(str(exc), field="references") from None
         return writer.close()
 
 
-def _check_listed(path: str) -> None:
+def _read_summary(path: str) -> ManifestSummary:
     with open(path, "rb") as f:
-        for _ in _validated(ManifestReader(f)):
+        reader = ManifestReader(f)
+        for _ in reader.batches():
             pass
+    assert reader.summary is not None
+    return reader.summary
+
+
+async def _empty() -> AsyncIterator[Iterable[EntryIn]]:
+    return
+    yield  # pragma: no cover - makes this an async generator
 
 
 class _Spool:
@@ -220,20 +245,30 @@ class Manifests:
         digest_algorithm: str,
         batches: AsyncIterator[Iterable[EntryIn]],
         references: list[ReferenceSpec] | None = None,
+        include_manifests: list[str] | None = None,
+        progress: ListingProgress | None = None,
     ) -> StoredManifest:
-        """Stores the streamed entries merged with the listed references.
+        """Stores the streamed entries merged with included manifests and listed references.
 
-        Without references the streamed entries are the manifest. With them,
-        each source is first written as a sorted segment in a temporary
-        file; one segment is the manifest itself, several are merged.
+        Without references or included manifests the streamed entries are
+        the manifest. Otherwise each source is a sorted segment in a
+        temporary file; one segment is the manifest itself, several are
+        merged. One included manifest and nothing else is reused as is.
         """
         if digest_algorithm not in ALGORITHMS:
             raise InvalidArgument("digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm")
         references = references or []
+        include_manifests = include_manifests or []
         for i, spec in enumerate(references):
             self._references.check(spec, i)
+        keys = []
+        for i, m in enumerate(include_manifests):
+            try:
+                keys.append(manifest_key(entity, m))
+            except InvalidArgument as e:
+                raise InvalidArgument(e.message, field=f"header.include_manifests[{i}]") from None
         staging = self._store.staging
-        if not references:
+        if not references and not include_manifests:
             spool = _Spool(staging)
             try:
                 summary = await self._write_streamed(entity, digest_algorithm, batches, spool)
@@ -246,35 +281,81 @@ class Manifests:
             return self._signed(entity, manifest_id, summary)
         tmp = staging.new_dir("manifest-")
         try:
-            streamed = os.path.join(tmp, "streamed")
-            with storage_errors(streamed), open(streamed, "wb") as f:
-                summary = await self._write_streamed(entity, digest_algorithm, batches, f)
-            segments = [(streamed, summary)] if summary.count or not references else []
+            path = os.path.join(tmp, "streamed")
+            with storage_errors(path), open(path, "wb") as f:
+                out = _Hashed(f)
+                summary = await self._write_streamed(entity, digest_algorithm, batches, out)
+            streamed = _Segment(path, summary, out.sha256())
+            segments = [streamed] if summary.count else []
+            for i, key in enumerate(keys):
+                segments.append(await self._included(tmp, i, key, include_manifests[i]))
             for i, spec in enumerate(references):
-                seg = os.path.join(tmp, f"ref{i}")
-                with storage_errors(seg), open(seg, "wb") as f:
-                    writer = ManifestWriter(f, digest_algorithm)
-                    await self._references.write(spec, writer)
-                    ref_summary = writer.close()
-                if ref_summary.count:
-                    segments.append((seg, ref_summary))
-            if not segments:  # references that listed nothing
-                segments = [(streamed, summary)]
-            if len(segments) == 1:
-                final, summary = segments[0]
-                if final != streamed:
-                    await asyncio.to_thread(_check_listed, final)
-            else:
-                final = os.path.join(tmp, "merged")
-                with storage_errors(final), open(final, "wb") as f:
-                    summary = await asyncio.to_thread(_merge, [p for p, _ in segments], f, digest_algorithm)
-            manifest_id = await asyncio.to_thread(_sha256_file, final)
-            key = manifest_key(entity, manifest_id)
-            if not await self._store.exists(key):
-                await self._store.put_staged(key, final)
+                segments.append(await self._listed(tmp, i, spec, digest_algorithm, progress))
+            segments = [seg for seg in segments if seg.summary.count] or [streamed]
+            final = segments[0]
+            if len(segments) > 1 or final.summary.digest_algorithm != digest_algorithm:
+                path = os.path.join(tmp, "merged")
+                with storage_errors(path), open(path, "wb") as f:
+                    out = _Hashed(f)
+                    summary = await asyncio.to_thread(_merge, [seg.path for seg in segments], out, digest_algorithm)
+                final = _Segment(path, summary, out.sha256())
+            key = manifest_key(entity, final.manifest_id)
+            if not final.stored and not await self._store.exists(key):
+                await self._store.put_staged(key, final.path)
         finally:
             await asyncio.to_thread(shutil.rmtree, tmp, True)
-        return self._signed(entity, manifest_id, summary)
+        return self._signed(entity, final.manifest_id, final.summary)
+
+    async def _included(self, tmp: str, i: int, key: str, manifest_id: str) -> _Segment:
+        """A stored manifest of the entity, as a segment (read in place from a local store)."""
+        path = self._store.local_path(key)
+        missing = NotFound(f"manifest {manifest_id} not found", field=f"header.include_manifests[{i}]")
+        if path is None:
+            path = os.path.join(tmp, f"included{i}")
+            try:
+                await self._store.get_to_file(key, Path(path))
+            except NotFound:
+                raise missing from None
+        try:
+            summary = await asyncio.to_thread(_read_summary, path)
+        except FileNotFoundError:
+            raise missing from None
+        except ManifestError as exc:
+            raise FailedPrecondition(f"stored manifest {manifest_id} is corrupt: {exc}") from None
+        return _Segment(path, summary, manifest_id, stored=True)
+
+    async def _listed(
+        self, tmp: str, i: int, spec: ReferenceSpec, digest_algorithm: str, progress: ListingProgress | None
+    ) -> _Segment:
+        """One reference listed into a segment. The native writer checks every
+        path as it writes (check_paths), so nothing reads the segment again."""
+        path = os.path.join(tmp, f"ref{i}")
+        with storage_errors(path), open(path, "wb") as f:
+            out = _Hashed(f)
+            writer = ManifestWriter(out, digest_algorithm, check_paths=True)
+            if progress is not None:
+                progress.listing(writer)
+            try:
+                await self._references.write(spec, writer)
+            except ManifestError as exc:
+                raise InvalidArgument(f"reference {spec.uri}: {exc}", field=f"header.references[{i}].uri") from None
+            summary = writer.close()
+        if progress is not None:
+            progress.listed(summary.count, summary.total_size)
+        if not summary.count and not spec.allow_empty:
+            raise FailedPrecondition(
+                f"no objects under {spec.uri}; check the prefix (allow_empty accepts an empty reference)",
+                field=f"header.references[{i}].uri",
+            )
+        return _Segment(path, summary, out.sha256())
+
+    async def resolve(
+        self, entity: str, digest_algorithm: str, references: list[ReferenceSpec], progress: ListingProgress
+    ) -> StoredManifest:
+        """The stored manifest of everything ``references`` list (ResolveReferences' work)."""
+        if not references:
+            raise InvalidArgument("at least one reference is required", field="header.references")
+        return await self.create(entity, digest_algorithm, _empty(), references, progress=progress)
 
     def _signed(self, entity: str, manifest_id: str, summary: ManifestSummary) -> StoredManifest:
         # Listed references add sizes too; the sum is a bigint in the metadata.
@@ -294,7 +375,7 @@ class Manifests:
         entity: str,
         digest_algorithm: str,
         batches: AsyncIterator[Iterable[EntryIn]],
-        out: IO[bytes] | _Spool,
+        out: IO[bytes] | _Spool | _Hashed,
     ) -> ManifestSummary:
         writer = ManifestWriter(out, digest_algorithm)
         i = 0

@@ -26,6 +26,38 @@ class ReferenceSpec:
     uri: str
     name: str = ""
     max_objects: int = DEFAULT_MAX_OBJECTS
+    # A prefix that lists nothing is refused (most often a typo) unless asked for.
+    allow_empty: bool = False
+
+
+class ListingProgress:
+    """Objects and bytes listed so far over one header's references.
+
+    Read off the manifest writer the listing feeds (its running count and
+    size) whenever someone asks, so the listing itself pays nothing per page
+    or key for being watched.
+    """
+
+    def __init__(self) -> None:
+        self._objects = 0
+        self._bytes = 0
+        self._writer: Any = None
+
+    def listing(self, writer: Any) -> None:
+        """The writer the current reference is listed into."""
+        self._writer = writer
+
+    def listed(self, objects: int, size: int) -> None:
+        """The current reference is done: its totals."""
+        self._objects += objects
+        self._bytes += size
+        self._writer = None
+
+    def snapshot(self) -> tuple[int, int]:
+        w = self._writer
+        if w is None:
+            return self._objects, self._bytes
+        return self._objects + w.count, self._bytes + w.total_size
 
 
 @dataclass(frozen=True)

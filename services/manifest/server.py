@@ -12,6 +12,7 @@ from depot.services.common.interceptor import Gate, HandlerAuthenticates
 from .access import MetadataAccess
 from .blobs import Blobs
 from .manifests import Manifests
+from .operations import Operations
 from .reading import ManifestReading
 from .references import ReferencePolicy
 from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer
@@ -31,10 +32,13 @@ def add_manifest(
     references: ReferencePolicy | None = None,
     *,
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    operations: Operations | None = None,
 ) -> str:
+    """Adds the manifest service; ``operations`` holds its reference listings
+    (the caller closes it at shutdown, which cancels those still running)."""
     blobs = Blobs(store)
     manifests = Manifests(store, blobs, internal_secret, references, reading=ManifestReading(store))
-    servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s)
+    servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s, operations)
     manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, server)
     return SERVICE_NAME
 

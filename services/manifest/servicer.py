@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from depot.common.v1 import common_pb2
 from depot.core.names import check_name
@@ -12,15 +12,16 @@ from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import ManifestEntry
 from depot.services.common.credentials import bearer_from_metadata
-from depot.services.common.errors import FailedPrecondition, IdleTimeout, InvalidArgument, PermissionDenied
+from depot.services.common.errors import IdleTimeout, InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Context
 from depot.services.common.validate import as_invalid_argument
 
 from .access import READ, WRITE, MetadataAccess
 from .blobs import BlobId, Blobs, check_blob_id
-from .manifests import EntryIn, Manifests
+from .manifests import EntryIn, Manifests, StoredManifest
+from .operations import Operations
 from .reading import read_filter
-from .references import DEFAULT_MAX_OBJECTS, ReferenceSpec
+from .references import DEFAULT_MAX_OBJECTS, ListingProgress, ReferenceSpec
 
 BATCH = 1000
 MAX_FIND = 10_000
@@ -69,6 +70,22 @@ def _entry_pb(e: ManifestEntry) -> pb.ManifestEntry:
     )
 
 
+def _references(h: pb.ManifestHeader) -> list[ReferenceSpec]:
+    return [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS, r.allow_empty) for r in h.references]
+
+
+def _manifest_ref(m: StoredManifest) -> common_pb2.ManifestRef:
+    return common_pb2.ManifestRef(
+        entity=m.entity,
+        manifest_id=m.manifest_id,
+        digest=m.digest,
+        digest_algorithm=m.digest_algorithm,
+        size=m.size,
+        file_count=m.file_count,
+        token=m.token,
+    )
+
+
 class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
     def __init__(
         self,
@@ -76,11 +93,13 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         blobs: Blobs,
         manifests: Manifests,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        operations: Operations | None = None,
     ):
         self._access = access
         self._blobs = blobs
         self._manifests = manifests
         self._idle_s = idle_timeout_s
+        self._operations = operations or Operations()
 
     async def _authorize(self, context: Context, entity: str, perm: int, manifest_id: str = "") -> bool:
         """Raises unless allowed; True when allowed only through a registry link to the manifest."""
@@ -162,17 +181,10 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
         self, context: Context, h: pb.ManifestHeader, batches: AsyncIterator[list[EntryIn]]
     ) -> common_pb2.ManifestRef:
         await self._authorize(context, h.entity, WRITE)
-        refs = [ReferenceSpec(r.uri, r.name, r.max_objects or DEFAULT_MAX_OBJECTS) for r in h.references]
-        m = await self._manifests.create(h.entity, h.digest_algorithm or "xxh3_128", batches, refs)
-        return common_pb2.ManifestRef(
-            entity=m.entity,
-            manifest_id=m.manifest_id,
-            digest=m.digest,
-            digest_algorithm=m.digest_algorithm,
-            size=m.size,
-            file_count=m.file_count,
-            token=m.token,
+        m = await self._manifests.create(
+            h.entity, h.digest_algorithm or "xxh3_128", batches, _references(h), list(h.include_manifests)
         )
+        return _manifest_ref(m)
 
     async def ReadManifest(self, request: pb.ReadManifestRequest, context: Context) -> AsyncIterator[pb.EntryBatch]:
         await self._authorize(context, request.entity, READ, request.manifest_id)
@@ -220,6 +232,21 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
     async def ResolveReferences(
         self, request: pb.ResolveReferencesRequest, context: Context
     ) -> AsyncIterator[pb.ResolveProgress]:
-        await self._authorize(context, request.header.entity, WRITE)
-        raise FailedPrecondition("ResolveReferences is not available on this server yet")
-        yield pb.ResolveProgress()  # pragma: no cover - makes this an async generator
+        h = request.header
+        await self._authorize(context, h.entity, WRITE)
+        if h.include_manifests:
+            raise InvalidArgument("ResolveReferences lists references only", field="header.include_manifests")
+        algorithm = h.digest_algorithm or "xxh3_128"
+        refs = _references(h)
+        # The header as sent names the work: the same id with another header is refused.
+        fingerprint = h.SerializeToString(deterministic=True)
+
+        def start(progress: ListingProgress) -> Coroutine[Any, Any, StoredManifest]:
+            return self._manifests.resolve(h.entity, algorithm, refs, progress)
+
+        async with self._operations.attach(h.entity, request.request_id, fingerprint, start) as messages:
+            async for p in messages:
+                msg = pb.ResolveProgress(objects_listed=p.objects, bytes_listed=p.bytes)
+                if p.manifest is not None:
+                    msg.manifest.CopyFrom(_manifest_ref(p.manifest))
+                yield msg
