@@ -56,6 +56,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOTS = {"nested": "dataset", "flat": "flat"}
@@ -65,13 +66,15 @@ E2E_OPS = ("log_reference", "iterate", "get_entry", "export", "download")
 GET_ENTRY_SAMPLES = 200
 PROGRESS_EVERY = 1_000_000
 
+Row = dict[str, Any]  # one JSON line
+
 
 def _usage() -> tuple[float, float]:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
 
 
-async def _child_depot(a: argparse.Namespace) -> dict:
+async def _child_depot(a: argparse.Namespace) -> Row:
     from depot.native import MANIFEST_COMPILED, S3PAGE_COMPILED, ManifestWriter
     from depot.services.common.errors import DepotError
     from depot.services.manifest.s3_listing import S3Config, write_s3_reference
@@ -124,11 +127,11 @@ async def _child_depot(a: argparse.Namespace) -> dict:
     }
 
 
-async def _child_baseline(a: argparse.Namespace) -> dict:
+async def _child_baseline(a: argparse.Namespace) -> Row:
     import hashlib
 
+    from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
-    from botocore.config import Config
 
     cpu0 = _usage()[0]
     t0 = time.perf_counter()
@@ -136,11 +139,11 @@ async def _child_baseline(a: argparse.Namespace) -> dict:
     pairs = []
     async with get_session().create_client(
         "s3",
-        endpoint_url=a.endpoint,
+        endpoint_url=str(a.endpoint),
         region_name="us-east-1",
         aws_access_key_id="bench",
         aws_secret_access_key="bench",
-        config=Config(s3={"addressing_style": "path"}),
+        config=AioConfig(s3={"addressing_style": "path"}),
     ) as c:
         prefix = ROOTS[a.layout] + "/"
         async for page in c.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix):
@@ -176,7 +179,7 @@ def _fault_args(a: argparse.Namespace) -> list[str]:
     return out + ["--seed", str(a.seed)]
 
 
-def _start_sim(a: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+def _start_sim(a: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     p = subprocess.Popen(
         [
             sys.executable,
@@ -215,7 +218,7 @@ def _proc_cpu(pid: int) -> float | None:
         return None
 
 
-def _run_child(a: argparse.Namespace, kind: str, endpoint: str) -> dict:
+def _run_child(a: argparse.Namespace, kind: str, endpoint: str) -> Row:
     cmd = [
         sys.executable,
         __file__,
@@ -235,7 +238,8 @@ def _run_child(a: argparse.Namespace, kind: str, endpoint: str) -> dict:
         str(a.concurrency),
     ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    row: Row = json.loads(out.stdout.strip().splitlines()[-1])
+    return row
 
 
 # -- end to end (--e2e): the SDK, a real `depot server`, what a user does -------------------
@@ -249,7 +253,7 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:1000]
 
 
-def _client_row(work: Callable[[], dict]) -> dict:
+def _client_row(work: Callable[[], Row]) -> Row:
     """Runs one user step in this (fresh) client process: its figures, or its error, and peak RSS."""
     t0 = time.perf_counter()
     try:
@@ -263,13 +267,13 @@ def _client_row(work: Callable[[], dict]) -> dict:
 _E2E_CHILDREN = ("e2e-log", "e2e-iterate", "e2e-get-entry", "e2e-export", "e2e-download")
 
 
-def _child_e2e(a: argparse.Namespace) -> dict:
+def _child_e2e(a: argparse.Namespace) -> Row:
     import depot
 
     key = Path(a.key_file).read_text().strip()
     root = ROOTS[a.layout]
 
-    def log_reference() -> dict:
+    def log_reference() -> Row:
         run = depot.init(project="bench", job_type="e2e", address=a.address, api_key=key)
         t0 = time.perf_counter()
         art = depot.Artifact(a.artifact, type="dataset")
@@ -280,7 +284,7 @@ def _child_e2e(a: argparse.Namespace) -> dict:
             run.finish()
         return {"wall_s": round(time.perf_counter() - t0, 3), "artifact": art.qualified_name, "digest": art.digest}
 
-    def iterate() -> dict:
+    def iterate() -> Row:
         art = depot.Api(a.address, key).artifact(a.artifact)
         t0 = time.perf_counter()
         n = 0
@@ -291,7 +295,7 @@ def _child_e2e(a: argparse.Namespace) -> dict:
         wall = time.perf_counter() - t0
         return {"entries": n, "wall_s": round(wall, 3), "entries_per_s": round(n / wall)}
 
-    def get_entry() -> dict:
+    def get_entry() -> Row:
         sys.path.insert(0, str(HERE))
         import s3sim
 
@@ -315,7 +319,7 @@ def _child_e2e(a: argparse.Namespace) -> dict:
             "wall_s": round(sum(times), 3),
         }
 
-    def export() -> dict:
+    def export() -> Row:
         from depot.cli import main as cli
 
         out = Path(a.out)
@@ -327,7 +331,7 @@ def _child_e2e(a: argparse.Namespace) -> dict:
             raise RuntimeError(f"depot artifact export exited with {rc}")
         return {"wall_s": round(wall, 3), "bytes": out.stat().st_size}
 
-    def download() -> dict:
+    def download() -> Row:
         art = depot.Api(a.address, key).artifact(a.artifact)
         target = Path(a.out)
         t0 = time.perf_counter()
@@ -401,7 +405,7 @@ class PeakRss:
         self._thread.join()
 
 
-def _run_client(a: argparse.Namespace, kind: str, env: dict[str, str], **opts: str) -> dict:
+def _run_client(a: argparse.Namespace, kind: str, env: dict[str, str], **opts: str) -> Row:
     """One user step in a fresh client process; its JSON line, or the way it died."""
     cmd = [sys.executable, __file__, "--child", kind, "--objects", str(a.objects), "--layout", a.layout]
     cmd += ["--seed", str(a.seed)]
@@ -416,18 +420,19 @@ def _run_client(a: argparse.Namespace, kind: str, env: dict[str, str], **opts: s
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
         return {"wall_s": round(time.perf_counter() - t0, 3), "error": f"client exited with {out.returncode}"}
-    return dict(json.loads(lines[-1]))
+    row: Row = json.loads(lines[-1])
+    return row
 
 
-def _e2e_run(a: argparse.Namespace, k: int, work: Path) -> list[dict]:
+def _e2e_run(a: argparse.Namespace, k: int, work: Path) -> list[Row]:
     """One end-to-end run: simulator, library row, server, then every step in --ops."""
     import restarts  # bench/restarts.py: `depot server` as a process
 
     common = {"bench": "references-e2e", "objects": a.objects, "latency_ms": a.latency_ms, "layout": a.layout}
     common["run"] = k
-    rows: list[dict] = []
+    rows: list[Row] = []
 
-    def emit(op: str, row: dict) -> dict:
+    def emit(op: str, row: Row) -> Row:
         row = {**common, "op": op, **row}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -437,7 +442,10 @@ def _e2e_run(a: argparse.Namespace, k: int, work: Path) -> list[dict]:
     sim, endpoint = _start_sim(a)
     try:
         _progress("library-only listing")
-        lib = _run_child(a, "depot", endpoint)
+        try:
+            lib = _run_child(a, "depot", endpoint)
+        except subprocess.CalledProcessError as e:
+            lib = {"error": f"the library lister exited with {e.returncode}"}
         lib_wall = lib.get("wall_s") if "error" not in lib else None
         emit("library", {**lib, "client_peak_rss_mib": lib.get("peak_rss_mib")})
 
@@ -493,6 +501,8 @@ def _e2e_run(a: argparse.Namespace, k: int, work: Path) -> list[dict]:
                     )
                     row["server_peak_rss_mib"] = rss.take()
                     row["cold_cache"] = True
+                    if "error" in row:  # how far it got: files that arrived before the error or timeout
+                        row["downloaded"] = sum(len(files) for _d, _s, files in os.walk(target))
                     shutil.rmtree(target, ignore_errors=True)
                     emit("download", row)
         finally:
@@ -525,7 +535,7 @@ def _e2e(a: argparse.Namespace) -> None:
     unknown = sorted(set(a.ops) - set(E2E_OPS))
     if unknown:
         raise SystemExit(f"--ops: unknown step(s) {', '.join(unknown)}; choose from {', '.join(E2E_OPS)}")
-    runs: list[list[dict]] = []
+    runs: list[list[Row]] = []
     seed0 = a.seed
     with tempfile.TemporaryDirectory(prefix="depot-references-e2e-") as tmp:
         for k in range(a.repeat):
@@ -604,7 +614,7 @@ def main(argv: list[str] | None = None) -> None:
             base_runs.append(b)
             print(json.dumps(b), flush=True)
 
-    def median(runs: list[dict]) -> dict:
+    def median(runs: list[Row]) -> Row:
         m = dict(runs[0])
         for f in ("wall_s", "objects_per_s", "peak_rss_mib", "cpu_s", "requests", "retries", "throttles"):
             if all(f in r for r in runs):

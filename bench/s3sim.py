@@ -67,6 +67,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
@@ -225,7 +226,7 @@ class KeySpace:
         i = self.first_ge(k)
         return i if i < self.n and self.key(i) == k else None
 
-    def expected_entries(self):  # pragma: no cover - helper for tests/bench
+    def expected_entries(self) -> Iterator[tuple[str, str, int, str]]:  # pragma: no cover - for tests/bench
         """(key, etag, size, version_id) of every live object, in key order."""
         for i in range(self.n):
             if self.deleted(i):

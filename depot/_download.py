@@ -97,8 +97,10 @@ class LoggedSource:
             yield [ManifestEntry(p, d, a, s, r, v, x, None, self) for p, a, d, s, r, v, x in batch]
 
     def download_entry(self, entry: ManifestEntry, root: str | os.PathLike[str] | None, skip_cache: bool) -> Path:
+        # One file: fetched here, without a pool (W&B code loops over entries calling this).
         target = prepare_root(self.default_root if root is None else root)
-        download(self, [[entry]], target, skip_cache=skip_cache, quiet=True)
+        cache = None if skip_cache else default_reference_cache()
+        fetch_entry(self.client, self.entity, entry, target, False, cache, None, self.manifest_id)
         return safe_join(target, entry.path)
 
 
@@ -255,7 +257,6 @@ def download(
     *,
     allow_missing: bool = False,
     skip_cache: bool = False,
-    quiet: bool = False,
     total_objects: int | None = None,
     total_bytes: int | None = None,
 ) -> int:
@@ -265,14 +266,14 @@ def download(
     ``allow_missing``: a reference whose object is gone is skipped, not an
     error. ``skip_cache``: neither read nor fill the local reference cache.
     A progress bar of objects and bytes is drawn on stderr when it is a
-    terminal, unless ``quiet``.
+    terminal.
 
     Raises:
         DepotError: The first error any file met, as its own class, its
             message prefixed with how many files arrived and how many did not.
     """
     cache = None if skip_cache else default_reference_cache()
-    progress = Progress(total_objects, total_bytes, label="download", enabled=False if quiet else None)
+    progress = Progress(total_objects, total_bytes, label="download")
     run = _Run(source, root, allow_missing, cache, progress)
     seen = 0
     try:

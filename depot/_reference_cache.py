@@ -28,6 +28,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -95,20 +96,43 @@ class ReferenceCache:
         self._lock_path = self.root / "lock"
         self._total_path = self.root / "total"
         self._thread_lock = threading.Lock()
+        self._lock_fd = (-1, -1)  # (pid, fd): a forked child opens its own, or flock would not exclude it
         self._names = itertools.count()
+        self._dirs: set[str] = set()
+        # Bytes this process installed and has not yet added to the shared
+        # total (a list, so the exit finalizer shares it). Adding every put
+        # to the total file cost an flock and four file operations per
+        # object; a large cache batches them up to 1/64 of its bound.
+        self._pending = [0]
+        self._pending_lock = threading.Lock()
+        self._slack = max_bytes // 64 if max_bytes >= 64 << 20 else 0
+        weakref.finalize(self, _add_to_total, str(self._lock_path), str(self._total_path), self._pending)
+        if not self._total_path.exists():
+            with self._locked():
+                self._write_total(self._read_total())  # the finalizer adds to an existing total
 
     def _path(self, key: CacheKey) -> Path:
         name = key.file_name()
         return self._objects / name[:2] / name
 
+    def _name(self, key: CacheKey) -> str:
+        # The hot paths use str: pathlib's parsing cost more than the syscalls.
+        name = key.file_name()
+        return f"{self._objects}/{name[:2]}/{name}"
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._thread_lock, open(self._lock_path, "a+b") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        with self._thread_lock:
+            pid, fd = self._lock_fd
+            if pid != os.getpid():
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._lock_fd = (os.getpid(), fd)
+                weakref.finalize(self, os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def get(self, key: CacheKey, dest: str | os.PathLike[str], hashers: list[Hasher] | None = None) -> bool:
         """Puts the cached bytes of ``key`` at ``dest`` (replacing it); False on a miss.
@@ -118,12 +142,13 @@ class ReferenceCache:
         ``dest`` is then left empty. ``hashers`` are fed the same bytes, so a
         caller can check them against its own digest without reading them again.
         """
-        src = self._path(key)
+        src = self._name(key)
         dest = Path(dest)
         try:
-            want = _sum_path(src).read_bytes()
+            with open(src + _SUM_SUFFIX, "rb") as f:
+                want = f.read()
         except FileNotFoundError:
-            if src.exists():
+            if os.path.exists(src):
                 # No record of its digest (a cache from an older SDK): never trusted.
                 self.discard(key)
             return False
@@ -138,7 +163,7 @@ class ReferenceCache:
                             h.update(chunk)
                     ok = every[0].digest() == want
                     if ok:
-                        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.lnk")
+                        tmp = f"{dest}.{os.getpid()}.{threading.get_ident()}.lnk"
                         os.link(src, tmp)
                         os.replace(tmp, dest)
                 else:
@@ -169,9 +194,10 @@ class ReferenceCache:
             with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
                 copy_hashing(f, out, [h])
             self._install(key, tmp_name, h.digest(), size)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
+            raise
         return True
 
     def adopt(self, key: CacheKey, src: str | os.PathLike[str], xxh3_128: bytes) -> bool:
@@ -191,36 +217,54 @@ class ReferenceCache:
             return self.put(key, src)
         try:
             self._install(key, tmp_name, xxh3_128, size)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
+            raise
         return True
 
     def _install(self, key: CacheKey, tmp_name: str, digest: bytes, size: int) -> None:
-        """Moves a complete temp object and its digest into place, then keeps the bound."""
+        """Moves a complete temp object and its digest into place, then keeps the bound.
+
+        Not under the lock: a racing put of the same key or an eviction
+        leaves the running total off by that object, which the next
+        eviction's scan corrects.
+        """
         sum_tmp = f"{tmp_name}{_SUM_SUFFIX}"
+        target = self._name(key)
         try:
             with open(sum_tmp, "wb") as out:
                 out.write(digest)
-            target = self._path(key)
-            target.parent.mkdir(exist_ok=True)
-            with self._locked():
-                try:
-                    old = target.stat().st_size
-                except FileNotFoundError:
-                    old = 0
-                total = self._read_total() + size - old
-                # Digest first: a reader between the two replaces sees the new
-                # digest with the old bytes of the same key (the same bytes).
-                os.replace(sum_tmp, _sum_path(target))
-                os.replace(tmp_name, target)
-                _touch(target)
-                if total > self.max_bytes:
-                    total = self._evict(keep=target)
-                self._write_total(total)
-        finally:
+            parent = os.path.dirname(target)
+            if parent not in self._dirs:
+                os.makedirs(parent, exist_ok=True)
+                self._dirs.add(parent)
+            try:
+                old = os.stat(target).st_size
+            except FileNotFoundError:
+                old = 0
+            # Digest first: a reader between the two replaces sees the new
+            # digest with the old bytes of the same key (the same bytes).
+            os.replace(sum_tmp, target + _SUM_SUFFIX)
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(sum_tmp)
+            raise
+        os.replace(tmp_name, target)
+        self._account(size - old, keep=Path(target))
+
+    def _account(self, delta: int, keep: Path) -> None:
+        """Adds ``delta`` bytes to the total (batched up to the slack) and evicts past the bound."""
+        with self._pending_lock:
+            self._pending[0] += delta
+            if self._pending[0] <= self._slack:
+                return
+            delta, self._pending[0] = self._pending[0], 0
+        with self._locked():
+            total = self._read_total() + delta
+            if total > self.max_bytes:
+                total = self._evict(keep=keep)
+            self._write_total(total)
 
     def discard(self, key: CacheKey) -> None:
         """Removes the object of ``key``, if cached."""
@@ -295,7 +339,7 @@ def _unlink_object(path: Path) -> None:
             p.unlink()
 
 
-def _touch(path: Path) -> None:
+def _touch(path: str | Path) -> None:
     # The fine clock: the kernel stamps files from a coarse one (ms steps),
     # which would tie objects used in quick succession.
     now = time.time_ns()
@@ -327,3 +371,18 @@ def default_reference_cache() -> ReferenceCache | None:
         return ReferenceCache(path, max_bytes)
     except OSError:
         return None
+
+
+def _add_to_total(lock_path: str, total_path: str, pending: list[int]) -> None:
+    """At exit (the cache's finalizer): adds what this process installed and never accounted."""
+    if not pending[0]:
+        return
+    with contextlib.suppress(OSError, ValueError), open(lock_path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        with open(total_path) as t:
+            total = int(t.read())
+        tmp = f"{total_path}.{os.getpid()}.exit"
+        with open(tmp, "w") as t:
+            t.write(str(total + pending[0]))
+        os.replace(tmp, total_path)
+        pending[0] = 0

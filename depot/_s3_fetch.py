@@ -9,8 +9,9 @@ chain (environment, shared files, SSO, container and instance roles,
 refreshed when temporary), the region, the endpoint (``AWS_ENDPOINT_URL_S3``
 and the config file included) and the CA bundle (``AWS_CA_BUNDLE``). Each
 GET is then signed by ``_sigv4`` (botocore's algorithm, tested equal to it)
-and sent over a keep-alive ``http.client`` connection owned by the calling
-thread, the body streamed into the caller's file and hashers.
+and sent over a pooled keep-alive ``_http1`` connection (a lean HTTP/1.1 GET:
+``http.client``'s header parsing cost more than the signing), the body
+streamed into the caller's file and hashers.
 
 Faults, bounded so a dead bucket fails a download quickly and by name:
 503 SlowDown / 429, 500/502/504 and dropped connections are retried up to
@@ -31,7 +32,6 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import http.client
 import os
 import random
 import re
@@ -47,6 +47,7 @@ from depot.core.hashing import Hasher
 
 from ._copying import CHUNK
 from ._exceptions import CommError, DepotError, InvalidArgumentError, PermissionDeniedError
+from ._http1 import Connection, Response
 from ._http_refs import DEFAULT_TIMEOUT_S, normalize_etag
 from ._sigv4 import SigningCredentials, sign_get
 
@@ -166,7 +167,7 @@ class S3Fetcher:
         self.max_attempts = max_attempts
         self._resolved: _Resolved | None = None
         self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str], collections.deque[http.client.HTTPConnection]] = {}
+        self._idle: dict[tuple[str, str], collections.deque[Connection]] = {}
         weakref.finalize(self, _close_idle, self._idle)
         self._frozen: tuple[float, SigningCredentials | None] = (0.0, None)
         # S3 named another region for these buckets (a 301/400 with x-amz-bucket-region).
@@ -295,40 +296,34 @@ class S3Fetcher:
         headers["User-Agent"] = "depot-sdk"
         target = f"{path}?{query}" if query else path
         conn = self._checkout(r, scheme, host)
-        if isinstance(conn, _ProxiedHTTPConnection):
-            target = f"{scheme}://{host}{target}"  # plain http through a proxy: the absolute form
         try:
-            conn.request("GET", target, headers=headers)
-            resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as e:
+            resp = conn.get(target, headers)
+        except OSError as e:
             conn.close()
             raise _Attempt(f"cannot reach S3: {type(e).__name__}: {e}") from None
-        reusable = False
         try:
             if resp.status == 200:
-                got = self._stream(resp, out, hashers, where)
-                reusable = not resp.will_close
-                return got
+                return self._stream(resp, out, hashers, where)
             try:
-                body = resp.read()
-            except (OSError, http.client.HTTPException) as e:
+                body = resp.read_all()
+            except OSError as e:
                 raise _Attempt(f"connection lost: {type(e).__name__}: {e}") from None
-            reusable = not resp.will_close
         finally:
             # A connection is reused only after its answer was read in full.
-            if reusable:
+            if resp.reusable:
                 self._checkin(scheme, host, conn)
             else:
                 conn.close()
         self._refuse_unless_missing(resp, body, version_id, where, region, creds is None)
         return None
 
-    def _stream(self, resp: http.client.HTTPResponse, out: IO[bytes], hashers: list[Hasher], where: str) -> S3Object:
+    def _stream(self, resp: Response, out: IO[bytes], hashers: list[Hasher], where: str) -> S3Object:
         size = 0
+        pieces = resp.chunks(CHUNK)
         while True:
             try:
-                chunk = resp.read(CHUNK)
-            except (OSError, http.client.HTTPException) as e:
+                chunk = next(pieces, b"")
+            except OSError as e:
                 raise CommError(f"{where}: download interrupted after {size} bytes: {type(e).__name__}: {e}") from None
             if not chunk:
                 break
@@ -336,20 +331,17 @@ class S3Fetcher:
             for h in hashers:
                 h.update(chunk)
             size += len(chunk)
-        expected = resp.getheader("Content-Length")
-        if expected is not None and size != int(expected):
-            raise CommError(f"{where}: connection closed after {size} of {expected} bytes")
-        sse = resp.getheader("x-amz-server-side-encryption") or ""
+        head = resp.headers
+        sse = head.get("x-amz-server-side-encryption", "")
         return S3Object(
-            etag=normalize_etag(resp.getheader("ETag") or ""),
+            etag=normalize_etag(head.get("etag", "")),
             size=size,
-            version_id=resp.getheader("x-amz-version-id") or "",
-            opaque_etag=sse.startswith("aws:kms")
-            or resp.getheader("x-amz-server-side-encryption-customer-algorithm") is not None,
+            version_id=head.get("x-amz-version-id", ""),
+            opaque_etag=sse.startswith("aws:kms") or "x-amz-server-side-encryption-customer-algorithm" in head,
         )
 
     def _refuse_unless_missing(
-        self, resp: http.client.HTTPResponse, body: bytes, version_id: str, where: str, region: str, unsigned: bool
+        self, resp: Response, body: bytes, version_id: str, where: str, region: str, unsigned: bool
     ) -> None:
         """Returns for a missing object (a 404, a delete marker); raises for anything else."""
         status = resp.status
@@ -357,11 +349,11 @@ class S3Fetcher:
         code = m.group(1).decode(errors="replace") if m else ""
         if status == 404 or code in _MISSING_CODES:
             return
-        if resp.getheader("x-amz-delete-marker") == "true":
+        if resp.headers.get("x-amz-delete-marker") == "true":
             return  # the version asked for is a delete marker (405)
         if status == 400 and version_id and code == "InvalidArgument":
             return  # S3 answers a malformed version id so: it names no version
-        bucket_region = resp.getheader("x-amz-bucket-region")
+        bucket_region = resp.headers.get("x-amz-bucket-region")
         if status in (301, 307, 400) and bucket_region and bucket_region != region and self.endpoint_url is None:
             raise _Attempt(f"redirected to region {bucket_region}", region=bucket_region)
         if status in _RETRY_STATUS or code in _THROTTLE_CODES:
@@ -373,7 +365,7 @@ class S3Fetcher:
 
     # -- connections: idle keep-alive connections shared by the threads ------------------------
 
-    def _checkout(self, r: _Resolved, scheme: str, host: str) -> http.client.HTTPConnection:
+    def _checkout(self, r: _Resolved, scheme: str, host: str) -> Connection:
         # Shared rather than per thread: a download's worker threads come and
         # go, and a connection owned by a dead thread would leak its socket.
         idle = self._idle.get((scheme, host))
@@ -382,7 +374,7 @@ class S3Fetcher:
                 return idle.pop()  # deque.pop is atomic: no lock on the hot path
         return self._connect(r, scheme, host)
 
-    def _checkin(self, scheme: str, host: str, conn: http.client.HTTPConnection) -> None:
+    def _checkin(self, scheme: str, host: str, conn: Connection) -> None:
         idle = self._idle.setdefault((scheme, host), collections.deque())
         if len(idle) >= _MAX_IDLE:
             conn.close()
@@ -393,15 +385,11 @@ class S3Fetcher:
         """Closes the idle connections (a later ``get`` opens new ones)."""
         _close_idle(self._idle)
 
-    def _connect(self, r: _Resolved, scheme: str, host: str) -> http.client.HTTPConnection:
+    def _connect(self, r: _Resolved, scheme: str, host: str) -> Connection:
         hostname = urlsplit(f"//{host}").hostname or host
         proxy = r.proxies.get(scheme)
-        if proxy and urllib.request.proxy_bypass(hostname):
-            proxy = None
-        if not proxy:
-            if scheme == "https":
-                return http.client.HTTPSConnection(host, timeout=self.timeout, context=r.ssl_context)
-            return http.client.HTTPConnection(host, timeout=self.timeout)
+        if not proxy or urllib.request.proxy_bypass(hostname):
+            return Connection(scheme, host, timeout=self.timeout, ssl_context=r.ssl_context)
         p = urlsplit(proxy if "//" in proxy else f"http://{proxy}")
         auth = {}
         if p.username is not None:
@@ -410,36 +398,21 @@ class S3Fetcher:
         proxy_host = p.hostname or ""
         if p.port:
             proxy_host = f"{proxy_host}:{p.port}"
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(proxy_host, timeout=self.timeout, context=r.ssl_context)
-            conn.set_tunnel(host, headers=auth)
-            return conn
-        proxied = _ProxiedHTTPConnection(proxy_host, timeout=self.timeout)
-        proxied.proxy_headers = auth
-        return proxied
+        return Connection(
+            scheme, host, timeout=self.timeout, ssl_context=r.ssl_context, proxy=proxy_host, proxy_headers=auth
+        )
 
 
-def _close_idle(idle: dict[tuple[str, str], collections.deque[http.client.HTTPConnection]]) -> None:
+def _close_idle(idle: dict[tuple[str, str], collections.deque[Connection]]) -> None:
     for conns in list(idle.values()):
         while conns:
             with contextlib.suppress(IndexError):
                 conns.pop().close()
 
 
-class _ProxiedHTTPConnection(http.client.HTTPConnection):
-    """Plain http through a proxy: the absolute-form target, and the proxy's credentials on each request."""
-
-    proxy_headers: dict[str, str]
-
-    def putrequest(self, method: str, url: str, skip_host: bool = False, skip_accept_encoding: bool = False) -> None:
-        super().putrequest(method, url, skip_host, skip_accept_encoding)
-        for k, v in self.proxy_headers.items():
-            self.putheader(k, v)
-
-
 def _canonical_host(scheme: str, host: str) -> str:
-    # The Host header as http.client sends it and SigV4 signs it: lowercase,
-    # without the scheme's default port.
+    # The Host header as sent and as SigV4 signs it: lowercase, without the
+    # scheme's default port.
     default = ":443" if scheme == "https" else ":80"
     host = host.lower()
     return host[: -len(default)] if host.endswith(default) else host

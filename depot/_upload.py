@@ -26,9 +26,8 @@ from ._manifest import Manifest, ManifestEntry, b64
 from ._progress import Progress
 from ._resolve import OnProgress, resolve_references
 
-# UploadBlob's chunk: 4 MiB halves the messages (and their per-message
-# work on both sides) against 1 MiB for a ~10% faster large upload
-# (bench/transfer.py); gRPC's cap is 16 MiB.
+# UploadBlob's chunk: 4 MiB is a quarter of the messages (and of their
+# per-message work on both sides) of 1 MiB, within the server's 16 MiB cap.
 _CHUNK = 4 << 20
 _BATCH = 1000
 # Calls in flight: a batch or stream waits on the network or the server

@@ -24,7 +24,6 @@ from .staging import storage_errors
 from .store import BatchTooLarge, BlobStore, write_all
 
 MAX_BLOB = 5 * 1024**3  # one S3 PutObject
-EXISTS_CONCURRENCY = 32
 # Small files may be sent inline with their manifest entry (see CreateManifest).
 MAX_INLINE_BLOB = 64 * 1024
 # BatchUpdateBlobs / BatchReadBlobs (manifest.proto): per call, bounded so a
@@ -117,16 +116,11 @@ class Blobs:
     async def missing(self, entity: str, blobs: list[BlobId]) -> list[BlobId]:
         """The blobs not stored yet, in the order given (duplicates checked once).
 
-        Checks run concurrently, bounded: on S3 each one is a HEAD request.
+        One round of I/O: a worker thread's stats for a local store,
+        concurrent HEAD requests (bounded) on S3.
         """
         unique = list(dict.fromkeys(blobs))
-        gate = asyncio.Semaphore(EXISTS_CONCURRENCY)
-
-        async def stored(b: BlobId) -> bool:
-            async with gate:
-                return await self._store.exists(blob_key(entity, b))
-
-        found = dict(zip(unique, await asyncio.gather(*(stored(b) for b in unique))))
+        found = dict(zip(unique, await self._store.exists_many([blob_key(entity, b) for b in unique])))
         return [b for b in blobs if not found[b]]
 
     async def exists(self, entity: str, blob: BlobId) -> bool:

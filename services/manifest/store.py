@@ -61,6 +61,10 @@ class BlobStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        """``exists`` of each key, in one round of I/O."""
+        ...
+
     async def put_file(self, key: str, path: Path) -> None: ...
 
     async def put_staged(self, key: str, path: str) -> None:
@@ -118,6 +122,12 @@ class LocalBlobStore:
     async def exists(self, key: str) -> bool:
         # One stat: cheaper inline than a hop to a worker thread.
         return os.path.isfile(self._path(key))
+
+    async def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        # A thousand stats in one hop: a coroutine per key (as ``exists``
+        # inline) cost ~0.3 s per FindMissingBlobs of 1000 under load.
+        paths = [self._path(key) for key in keys]
+        return await asyncio.to_thread(lambda: [os.path.isfile(p) for p in paths])
 
     def local_path(self, key: str) -> str | None:
         return self._path(key)
@@ -337,6 +347,15 @@ class S3BlobStore:
             if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+
+    async def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        gate = asyncio.Semaphore(S3_BATCH_CONCURRENCY)
+
+        async def head(key: str) -> bool:
+            async with gate:
+                return await self.exists(key)
+
+        return list(await asyncio.gather(*(head(k) for k in keys)))
 
     async def put_file(self, key: str, path: Path) -> None:
         with open(path, "rb") as f:
