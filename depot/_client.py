@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 import grpc
 
+from depot.core import blobwire
 from depot.gc.v1 import gc_pb2_grpc
+from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.manifest.v1 import manifest_pb2_grpc
 from depot.metadata.v1 import metadata_pb2_grpc
 
@@ -38,6 +40,19 @@ _OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+_MANIFEST_SERVICE = "/depot.manifest.v1.ManifestService/"
+_CHUNK_KEY = blobwire.key(mpb.UploadBlobRequest.CHUNK_FIELD_NUMBER)
+_DATA_KEY = blobwire.key(mpb.BlobChunk.DATA_FIELD_NUMBER)
+
+
+def _upload_part(part: mpb.UploadBlobRequest | bytes) -> bytes:
+    # A chunk travels as its bytes, framed by hand (see depot.core.blobwire).
+    return blobwire.frame(_CHUNK_KEY, part) if isinstance(part, bytes) else part.SerializeToString()
+
+
+def _blob_chunk(message: bytes) -> memoryview:
+    data = blobwire.unframe(_DATA_KEY, message)
+    return memoryview(mpb.BlobChunk.FromString(message).data) if data is None else data
 
 
 class Client:
@@ -127,8 +142,23 @@ class Client:
         self.registries = metadata_pb2_grpc.RegistryServiceStub(self._channel)
         self.access = metadata_pb2_grpc.AccessServiceStub(self._channel)
         self.lineage = metadata_pb2_grpc.LineageServiceStub(self._channel)
-        self.manifest = manifest_pb2_grpc.ManifestServiceStub(self._mchannel)
+        self._bind_manifest(self._mchannel)
         self.gc = gc_pb2_grpc.GcServiceStub(self._channel)
+
+    def _bind_manifest(self, channel: grpc.Channel) -> None:
+        """The manifest service's calls over ``channel`` (tests pass an intercepted one)."""
+        self.manifest = manifest_pb2_grpc.ManifestServiceStub(channel)
+        # UploadBlob and ReadBlob with blob chunks as plain bytes, without
+        # protobuf's copies: UploadBlob takes the header message then each
+        # chunk's bytes, ReadBlob yields each chunk's bytes.
+        self.upload_blob = channel.stream_unary(
+            _MANIFEST_SERVICE + "UploadBlob", request_serializer=_upload_part, response_deserializer=mpb.Blob.FromString
+        )
+        self.read_blob = channel.unary_stream(
+            _MANIFEST_SERVICE + "ReadBlob",
+            request_serializer=mpb.ReadBlobRequest.SerializeToString,
+            response_deserializer=_blob_chunk,
+        )
 
     @property
     def address(self) -> str:

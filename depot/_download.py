@@ -30,8 +30,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from depot.core.hashing import new_hasher
 from depot.manifest.v1 import manifest_pb2 as mpb
-from depot.native import hash_bytes, hash_file
+from depot.native import hash_bytes
 
 from . import _blobs
 from ._client import Client
@@ -323,11 +324,6 @@ def _summary(err: BaseException, arrived: int, total: int) -> BaseException:
     return DepotError(head + f"{type(err).__name__}: {err}")
 
 
-def _digest_of(path: Path, algorithm: str) -> str:
-    (raw,) = hash_file(str(path), (algorithm,))
-    return b64(raw)
-
-
 def fetch_entry(
     client: Client,
     entity: str,
@@ -365,14 +361,17 @@ def fetch_entry(
                 manifest_id=manifest_id,
             )
 
-            def write(chunks: Iterator[mpb.BlobChunk]) -> None:
+            def write(chunks: Iterator[memoryview]) -> str:
+                # Hashed as it is written, so the file is not read back.
                 # "wb" truncates: a read retried after a restart starts over.
+                h = new_hasher(e.algorithm)
                 with open(tmp, "wb") as out:
                     for chunk in chunks:
-                        out.write(chunk.data)
+                        h.update(chunk)
+                        out.write(chunk)
+                return b64(h.digest())
 
-            client.read(client.manifest.ReadBlob, req, write)
-            if _digest_of(tmp, e.algorithm) != e.digest:
+            if client.read(client.read_blob, req, write) != e.digest:
                 raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
         try:
             os.replace(tmp, dest)

@@ -199,7 +199,7 @@ def _upload_one(client: Client, entity: str, e: ManifestEntry) -> None:
     local_path = e.local_path
     assert local_path is not None
 
-    def requests() -> Iterator[mpb.UploadBlobRequest]:
+    def requests() -> Iterator[mpb.UploadBlobRequest | bytes]:
         yield mpb.UploadBlobRequest(
             header=mpb.UploadBlobHeader(
                 entity=entity,
@@ -209,10 +209,10 @@ def _upload_one(client: Client, entity: str, e: ManifestEntry) -> None:
         )
         with open(local_path, "rb") as f:
             while chunk := f.read(_CHUNK):
-                yield mpb.UploadBlobRequest(chunk=chunk)
+                yield chunk  # framed by client.upload_blob
 
     try:
-        client.upload(client.manifest.UploadBlob, requests)
+        client.upload(client.upload_blob, requests)
     except DepotError as err:
         # The server refused the bytes (a size or digest mismatch): name the
         # file that changed rather than the blob.

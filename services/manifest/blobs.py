@@ -102,7 +102,7 @@ async def _off_loop(nbytes: int, fn: Callable[[], None]) -> None:
         await asyncio.to_thread(fn)
 
 
-def _absorb(fd: int, hasher: Hasher, chunk: bytes) -> None:
+def _absorb(fd: int, hasher: Hasher, chunk: bytes | memoryview) -> None:
     # Both release the GIL on large buffers (hashlib and xxhash hash outside
     # it, os.write is a syscall), so the loop keeps receiving meanwhile.
     hasher.update(chunk)
@@ -126,7 +126,7 @@ class Blobs:
     async def exists(self, entity: str, blob: BlobId) -> bool:
         return await self._store.exists(blob_key(entity, blob))
 
-    async def upload(self, entity: str, blob: BlobId, size: int, chunks: AsyncIterator[bytes]) -> bool:
+    async def upload(self, entity: str, blob: BlobId, size: int, chunks: AsyncIterator[bytes | memoryview]) -> bool:
         """Stores the bytes if they hash to ``blob``; False when already stored.
 
         Each chunk is hashed and written in a worker thread while the event

@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 
-from depot.manifest.v1 import manifest_pb2, manifest_pb2_grpc
+from depot.manifest.v1 import manifest_pb2
 from depot.services.common.interceptor import Gate, HandlerAuthenticates
 
 from .access import MetadataAccess
@@ -15,7 +15,7 @@ from .manifests import Manifests
 from .operations import Operations
 from .reading import ManifestReading
 from .references import ReferencePolicy
-from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer
+from .servicer import DEFAULT_IDLE_TIMEOUT_S, ManifestServicer, add_to_server
 from .store import BlobStore
 
 SERVICE_NAME = manifest_pb2.DESCRIPTOR.services_by_name["ManifestService"].full_name
@@ -39,7 +39,7 @@ def add_manifest(
     blobs = Blobs(store)
     manifests = Manifests(store, blobs, internal_secret, references, reading=ManifestReading(store))
     servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s, operations)
-    manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     return SERVICE_NAME
 
 

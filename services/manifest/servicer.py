@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
+import grpc
+
 from depot.common.v1 import common_pb2
+from depot.core import blobwire
 from depot.core.names import check_name
 from depot.manifest.v1 import manifest_pb2 as pb
 from depot.manifest.v1 import manifest_pb2_grpc
@@ -52,6 +55,51 @@ async def _until_idle(messages: AsyncIterator[T], idle_s: float, what: str) -> A
                 "and nothing of it was stored"
             ) from None
         yield msg
+
+
+_SERVICE = "depot.manifest.v1.ManifestService"
+_CHUNK_KEY = blobwire.key(pb.UploadBlobRequest.CHUNK_FIELD_NUMBER)
+_DATA_KEY = blobwire.key(pb.BlobChunk.DATA_FIELD_NUMBER)
+# An UploadBlob message as the servicer sees it: a chunk's bytes, or the
+# parsed message when it is not a lone chunk (the header).
+UploadPart = pb.UploadBlobRequest | memoryview
+
+
+def _upload_part(message: bytes) -> UploadPart:
+    data = blobwire.unframe(_CHUNK_KEY, message)
+    return pb.UploadBlobRequest.FromString(message) if data is None else data
+
+
+def _blob_chunk(data: bytes) -> bytes:
+    return blobwire.frame(_DATA_KEY, data)
+
+
+class _Registrations:
+    """Stands in for the server while the generated code registers the handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass  # the same handlers come again through the method below
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers.update(handlers)
+
+
+def add_to_server(servicer: ManifestServicer, server: grpc.aio.Server) -> None:
+    """The generated registration, with blob chunks framed by hand (see
+    depot.core.blobwire): ReadBlob yields bytes, UploadBlob receives
+    UploadPart."""
+    reg = _Registrations()
+    manifest_pb2_grpc.add_ManifestServiceServicer_to_server(servicer, reg)  # type: ignore[arg-type]
+    handlers = dict(reg.handlers)
+    handlers["ReadBlob"] = handlers["ReadBlob"]._replace(response_serializer=_blob_chunk)  # type: ignore[attr-defined]
+    handlers["UploadBlob"] = handlers["UploadBlob"]._replace(request_deserializer=_upload_part)  # type: ignore[attr-defined]
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
+    server.add_registered_method_handlers(_SERVICE, handlers)
 
 
 def _entry(e: pb.ManifestEntry) -> ManifestEntry:
@@ -121,32 +169,37 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
             missing=[pb.BlobDigest(algorithm=b.algorithm, digest=b.digest) for b in missing]
         )
 
-    async def UploadBlob(self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: Context) -> pb.Blob:
+    async def UploadBlob(self, request_iterator: AsyncIterator[UploadPart], context: Context) -> pb.Blob:
         request_iterator = _until_idle(request_iterator, self._idle_s, "UploadBlob")
         first = await anext(request_iterator, None)
-        if first is None or not first.HasField("header"):
+        if not isinstance(first, pb.UploadBlobRequest) or not first.HasField("header"):
             raise InvalidArgument("the first message must be the upload header", field="header")
         h = first.header
         await self._authorize(context, h.entity, WRITE)
         blob = check_blob_id(h.digest.algorithm, h.digest.digest, "header.digest")
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes | memoryview]:
             async for msg in request_iterator:
-                if msg.HasField("header"):
+                if isinstance(msg, memoryview):
+                    yield msg
+                elif msg.HasField("header"):
                     raise InvalidArgument("only one header per upload", field="header")
-                yield msg.chunk
+                else:
+                    yield msg.chunk
 
         created = await self._blobs.upload(h.entity, blob, h.size, chunks())
         return pb.Blob(digest=h.digest, size=h.size, created=created)
 
-    async def ReadBlob(self, request: pb.ReadBlobRequest, context: Context) -> AsyncIterator[pb.BlobChunk]:
+    async def ReadBlob(  # type: ignore[override] # bytes, framed by add_to_server's serializer
+        self, request: pb.ReadBlobRequest, context: Context
+    ) -> AsyncIterator[bytes]:
         via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
         blob: BlobId = check_blob_id(request.digest.algorithm, request.digest.digest)
         if via_registry and not await self._manifests.contains_blob(request.entity, request.manifest_id, blob):
             # A registry grants the linked manifest's blobs, not the team's others.
             raise PermissionDenied("the blob is not part of the manifest this caller may read", field="digest")
         async for chunk in self._blobs.read(request.entity, blob):
-            yield pb.BlobChunk(data=chunk)
+            yield chunk
 
     async def CreateManifest(
         self,

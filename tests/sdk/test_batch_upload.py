@@ -16,7 +16,6 @@ from support.servers import ServerThread
 import depot
 from depot import _blobs
 from depot._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError
-from depot.manifest.v1 import manifest_pb2_grpc
 from depot.native import hash_bytes
 
 MIB = 1024 * 1024
@@ -43,7 +42,7 @@ class _Counter(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientIntercept
 def _counting(run: depot.Run) -> _Counter:
     counter = _Counter()
     client = run._client
-    client.manifest = manifest_pb2_grpc.ManifestServiceStub(grpc.intercept_channel(client._mchannel, counter))
+    client._bind_manifest(grpc.intercept_channel(client._mchannel, counter))
     return counter
 
 
