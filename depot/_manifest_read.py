@@ -19,7 +19,7 @@ import bisect
 import functools
 import operator
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import grpc
 
@@ -37,12 +37,9 @@ MAX_NAMES = 1000
 _AFTER_SLASH = chr(ord("/") + 1)
 _path = operator.attrgetter("path")
 _T = TypeVar("_T")
-if TYPE_CHECKING:
-    # What the decoder makes: ManifestEntry tuples, or what an EntryMaker makes.
-    _Make = EntryMaker[Any] | None
 
 
-def _entry(e: mpb.ManifestEntry, make: _Make) -> Any:
+def _entry(e: mpb.ManifestEntry, make: EntryMaker[Any] | None) -> Any:
     new = ManifestEntry if make is None else make
     return new(e.path, e.algorithm, e.digest, e.size, e.ref, e.version_id, e.extra_json)
 
@@ -66,7 +63,7 @@ def _trim(entries: list[Any], after: str, prefix: str) -> list[Any]:
     return head + entries[start:end]
 
 
-def _decoded(msg: mpb.EntryBatch, make: _Make) -> Iterator[list[Any]]:
+def _decoded(msg: mpb.EntryBatch, make: EntryMaker[Any] | None) -> Iterator[list[Any]]:
     if msg.entries:
         yield [_entry(e, make) for e in msg.entries]
     for raw in msg.blocks:
@@ -114,7 +111,7 @@ def iter_entries(
     names: Iterable[str] | None = None,
     prefix: str = "",
     batch: int = DEFAULT_BATCH,
-    make: _Make = None,
+    make: EntryMaker[Any] | None = None,
 ) -> Iterator[list[Any]]:
     """A stored manifest's entries in path order, in non-empty lists of at most ``batch``.
 
@@ -205,7 +202,13 @@ class _Started:
 
 
 def _by_names(
-    client: Client, entity: str, manifest_id: str, names: list[str], prefix: str, batch: int, make: _Make
+    client: Client,
+    entity: str,
+    manifest_id: str,
+    names: list[str],
+    prefix: str,
+    batch: int,
+    make: EntryMaker[Any] | None,
 ) -> Iterator[list[Any]]:
     for i in range(0, len(names), MAX_NAMES):
         req = mpb.ReadManifestRequest(
