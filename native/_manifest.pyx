@@ -17,6 +17,7 @@ from libc.string cimport memcmp, memcpy
 
 from depot.native._manifest_py import (
     ALGORITHMS,
+    BLOCK_PAYLOAD_BYTES,
     DEFAULT_BLOCK_ENTRIES,
     DIGEST_PREFIX,
     MAGIC,
@@ -28,6 +29,9 @@ from depot.native._manifest_py import (
     ManifestSummary,
     check_digest_pair,
 )
+
+# A C constant: it is compared once per entry written.
+cdef size_t _BLOCK_PAYLOAD_BYTES = BLOCK_PAYLOAD_BYTES
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
@@ -404,7 +408,7 @@ cdef class ManifestWriter:
             self._size_lo = 0
         self._size_lo += size
         self._in_block += 1
-        if self._in_block >= self._block_entries:
+        if self._in_block >= self._block_entries or self._buf.len >= _BLOCK_PAYLOAD_BYTES:
             self._flush_block()
         return 0
 

@@ -25,6 +25,11 @@ previous path *in the same block* so every block decodes on its own::
 
 Paths are strictly increasing in UTF-8 byte order, which both sorts the
 manifest and rules out duplicates.
+
+A block ends after ``block_entries`` entries or once its payload reaches
+``BLOCK_PAYLOAD_BYTES``, whichever comes first: 4096 ordinary entries are
+~1 MiB, so only entries of huge fields end a block early, and the reader's
+``MAX_BLOCK_PAYLOAD`` always holds what the writer makes.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ ALGORITHMS = ("md5", "xxh3_128", "etag", "sha256", "none")
 _CODE = {name: i for i, name in enumerate(ALGORITHMS)}
 DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
 DEFAULT_BLOCK_ENTRIES = 4096
+# A block whose payload reaches this many bytes ends there (see above).
+BLOCK_PAYLOAD_BYTES = 16 * 1024 * 1024
 # Sizes are written as varints but read back into 64-bit integers.
 _SIZE_LIMIT = 1 << 64
 _U32 = struct.Struct("<I")
@@ -290,7 +297,7 @@ class ManifestWriter:
         self._count += 1
         self._total_size += size
         self._in_block += 1
-        if self._in_block >= self._block_entries:
+        if self._in_block >= self._block_entries or len(buf) >= BLOCK_PAYLOAD_BYTES:
             self._flush_block()
 
     def add_many(self, entries: Iterable[ManifestEntry]) -> None:
