@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from depot.manifest.v1 import manifest_pb2 as mpb
-from depot.native import hash_bytes, hash_file
+from depot.native import EntryMaker, hash_bytes, hash_file
 
 from . import _blobs
 from ._client import Client
@@ -93,8 +93,9 @@ class LoggedSource:
 
     def entries(self, *, names: list[str] | None = None, prefix: str = "") -> Iterator[list[ManifestEntry]]:
         """The manifest's entries in path order, a batch at a time, filtered on the server."""
-        for batch in iter_entries(self.client, self.entity, self.manifest_id, names=names, prefix=prefix):
-            yield [ManifestEntry(p, d, a, s, r, v, x, None, self) for p, a, d, s, r, v, x in batch]
+        # Built by the decoder itself, each sharing this source: no per-entry Python.
+        make = EntryMaker(ManifestEntry, local_path=None, _source=self)
+        return iter_entries(self.client, self.entity, self.manifest_id, names=names, prefix=prefix, make=make)
 
     def download_entry(self, entry: ManifestEntry, root: str | os.PathLike[str] | None, skip_cache: bool) -> Path:
         # One file: fetched here, without a pool (W&B code loops over entries calling this).
