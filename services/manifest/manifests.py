@@ -47,6 +47,11 @@ from .store import BlobStore
 REF_SCHEMES = ("s3", "gs", "file", "http", "https")
 REF_ALGORITHMS = ("etag", "md5", "sha256", "xxh3_128", "none")
 MAX_EXTRA = 16 * 1024
+# A ref (a URI), version id or digest longer than this is no real one; it is
+# refused at the edge so every entry fits the reader's block limits.
+MAX_FIELD = 4096
+# Stored manifests one header may include: each is fetched and merged.
+MAX_INCLUDED = 16
 MAX_INLINE_TOTAL = 1024 * 1024  # inline file bytes per manifest
 # A manifest up to this size is built in memory; a larger one spills to disk.
 _SPOOL_MEMORY = 4 * 1024 * 1024
@@ -71,6 +76,9 @@ def _check_entry(e: ManifestEntry, i: int) -> None:
     check_entry_path(e.path, f"{field}.path")
     if e.size < 0:
         raise InvalidArgument(f"entry {e.path!r} has a negative size", field=f"{field}.size")
+    for name, value in (("ref", e.ref), ("version_id", e.version_id), ("digest", e.digest)):
+        if len(value.encode()) > MAX_FIELD:
+            raise InvalidArgument(f"entry {e.path!r}: {name} is longer than {MAX_FIELD} bytes", field=f"{field}.{name}")
     validate.check_identifier(e.ref, f"{field}.ref", "reference")
     validate.check_identifier(e.version_id, f"{field}.version_id", "version id")
     if e.ref:
@@ -258,7 +266,13 @@ class Manifests:
         if digest_algorithm not in ALGORITHMS:
             raise InvalidArgument("digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm")
         references = references or []
-        include_manifests = include_manifests or []
+        # Naming a manifest twice includes it once (not a duplicate of every path).
+        include_manifests = list(dict.fromkeys(include_manifests or []))
+        if len(include_manifests) > MAX_INCLUDED:
+            raise InvalidArgument(
+                f"at most {MAX_INCLUDED} distinct manifests per header, not {len(include_manifests)}",
+                field="header.include_manifests",
+            )
         for i, spec in enumerate(references):
             self._references.check(spec, i)
         keys = []

@@ -17,6 +17,12 @@ entity, which every WRITE holder may use.
 Nobody watching means nobody will use the result: when no stream has been
 attached for ``grace_s`` the task is cancelled, which stops the S3 listing
 (its requests are awaited in that task).
+
+Only a result worth replaying is kept: a listing that was cancelled or
+failed on something retrying may cure (an unreachable S3 or database, a full
+disk) leaves the registry, so calling again with the same request_id lists
+again. One entity runs at most ``max_per_entity`` listings at once, so one
+team cannot take every slot of the server.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from depot.services.common.errors import InvalidArgument, ResourceExhausted
+from depot.services.common.errors import (
+    Aborted,
+    DepotError,
+    InvalidArgument,
+    ResourceExhausted,
+    StorageFull,
+    Unavailable,
+)
 
 from .manifests import StoredManifest
 from .references import ListingProgress
@@ -47,6 +60,8 @@ class OperationSettings:
     retention_s: float = 600.0
     # Operations kept at once (running + finished); the oldest finished go first.
     max_operations: int = 1000
+    # Listings one entity may run at once (finished ones do not count).
+    max_per_entity: int = 8
     # Progress messages at most this often per attached stream.
     interval_s: float = 1.0
 
@@ -67,19 +82,54 @@ def check_request_id(request_id: str) -> str:
     return request_id
 
 
+def _worth_keeping(task: asyncio.Task[StoredManifest]) -> bool:
+    """Whether a finished listing's outcome is what listing again would give.
+
+    A result or a refusal (bad input, too many objects) is; a cancellation or
+    an error that retrying may cure is not, so it is not replayed.
+    """
+    if task.cancelled():
+        return False
+    exc = task.exception()
+    if exc is None:
+        return True
+    return isinstance(exc, DepotError) and not isinstance(exc, (Unavailable, Aborted, StorageFull))
+
+
 class _Operation:
-    def __init__(self, fingerprint: bytes, task: asyncio.Task[StoredManifest], progress: ListingProgress) -> None:
+    def __init__(
+        self,
+        key: tuple[str, str],
+        fingerprint: bytes,
+        task: asyncio.Task[StoredManifest],
+        progress: ListingProgress,
+    ) -> None:
+        self.key = key
         self.fingerprint = fingerprint
         self.task = task
         self.progress = progress
         self.attached = 0
         self.finished_at: float | None = None
         self.idle: asyncio.TimerHandle | None = None
+        # Set when the grace ran out: the task may take a moment to stop.
+        self.cancelling = False
 
     @property
     def abandoned(self) -> bool:
-        """Cancelled because nobody followed it: a new attach starts over."""
-        return self.task.cancelled()
+        """Cancelled because nobody followed it (or stopping): a new attach starts over.
+
+        The cancel is requested before the task ends; an attach in between
+        must not follow a task bound to end CANCELLED.
+        """
+        return self.cancelling or self.task.cancelled()
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done() and not self.cancelling
+
+    def abandon(self) -> None:
+        self.cancelling = True
+        self.task.cancel()
 
 
 class Operations:
@@ -108,7 +158,7 @@ class Operations:
         finally:
             op.attached -= 1
             if not op.attached and not op.task.done():
-                op.idle = asyncio.get_running_loop().call_later(self.settings.grace_s, op.task.cancel)
+                op.idle = asyncio.get_running_loop().call_later(self.settings.grace_s, op.abandon)
 
     def _get(self, entity: str, request_id: str, fingerprint: bytes, start: Start) -> _Operation:
         self._expire()
@@ -121,6 +171,12 @@ class Operations:
                     field="request_id",
                 )
             return op
+        running = sum(1 for (e, _), o in self._ops.items() if e == entity and o.running)
+        if running >= self.settings.max_per_entity:
+            raise ResourceExhausted(
+                f"{running} reference listings of {entity!r} are running, the most one entity may run at once; "
+                "wait for one to finish (re-attach with its request_id) or try again later"
+            )
         if len(self._ops) >= self.settings.max_operations:
             finished = [(o.finished_at, k) for k, o in self._ops.items() if o.finished_at is not None]
             if not finished:
@@ -130,7 +186,7 @@ class Operations:
             del self._ops[min(finished)[1]]
         progress = ListingProgress()
         task = asyncio.create_task(start(progress), name=f"depot-resolve-{entity}-{request_id}")
-        op = _Operation(fingerprint, task, progress)
+        op = _Operation(key, fingerprint, task, progress)
         task.add_done_callback(lambda t: self._finished(op, t))
         self._ops[key] = op
         return op
@@ -142,6 +198,10 @@ class Operations:
             op.idle = None
         if not task.cancelled():
             task.exception()  # retrieved here; followers get it from task.result()
+        # Followers hold the operation itself and still see its end; a later
+        # attach lists again. An abandoned operation may already be replaced.
+        if not _worth_keeping(task) and self._ops.get(op.key) is op:
+            del self._ops[op.key]
 
     def _expire(self) -> None:
         cutoff = time.monotonic() - self.settings.retention_s

@@ -9,7 +9,9 @@ and a raw read sends the stored blocks as they are (the client's native
 codec decodes them; the server does no per-entry work).
 
 Manifests are immutable, so what is derived from one is cached for good:
-its block index and its blob set (bounded LRUs). A store without local files
+its block index and its blob set (bounded LRUs; blob sets by bytes, as a
+sorted run of 17-byte records, not a set of strings). Decoding runs in a
+worker thread, never on the event loop that serves every other call. A store without local files
 (S3) is read from a copy fetched into the staging dir; the copies are kept
 too (bounded by count and bytes), so looking up one entry of a large
 manifest does not download it again each call.
@@ -18,16 +20,19 @@ manifest does not download it again each call.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import bisect
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Generic, TypeVar
 
 from depot.core import entry_paths
+from depot.core.hashing import ALGORITHMS
 from depot.native import (
     Block,
     ManifestEntry,
@@ -61,8 +66,9 @@ _AFTER_SLASH = chr(ord("/") + 1)
 
 # Block indexes kept (~0.2 MiB each for 10M entries).
 DEFAULT_INDEX_CACHE = 64
-# Blob sets of manifests read by registry readers (ReadBlob's check).
-DEFAULT_BLOB_SET_CACHE = 64
+# Blob sets of manifests read by registry readers (ReadBlob's check), by
+# total bytes: 17 per uploaded file, so a 10M-file manifest's is ~170 MB.
+DEFAULT_BLOB_SET_BYTES = 512 * 1024 * 1024
 # Local copies of manifests from a remote store, by count and total bytes
 # (a 10M-entry manifest of S3 objects is ~0.5 GB).
 DEFAULT_STAGED_FILES = 8
@@ -90,6 +96,101 @@ class _Lru(Generic[K, V]):
         self._items.move_to_end(key)
         while len(self._items) > self._size:
             self._items.popitem(last=False)
+
+
+# A blob set record: the algorithm's index in ALGORITHMS, then the 16 raw digest bytes.
+_RECORD = 17
+_ALGORITHM_CODE = {a: i for i, a in enumerate(ALGORITHMS)}
+
+
+def _record(algorithm: str, digest: str) -> bytes | None:
+    """The blob set record of an uploaded file's digest (None when it is no blob digest)."""
+    code = _ALGORITHM_CODE.get(algorithm)
+    if code is None:
+        return None
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return bytes([code]) + raw if len(raw) == _RECORD - 1 else None
+
+
+class BlobSet:
+    """The distinct blobs of one manifest: sorted fixed-width records, searched by bisection."""
+
+    def __init__(self, records: bytes) -> None:
+        self._data = records
+        self.nbytes = len(records)
+
+    @classmethod
+    def read(cls, f: BinaryIO) -> BlobSet:
+        """The blob set of the manifest in ``f`` (blocking: run it in a worker thread)."""
+        found: set[bytes] = set()
+        for batch in ManifestReader(f).batches():
+            for e in batch:
+                if not e.ref and (r := _record(e.algorithm, e.digest)) is not None:
+                    found.add(r)
+        return cls(b"".join(sorted(found)))
+
+    def __contains__(self, blob: object) -> bool:
+        if not isinstance(blob, BlobId):
+            return False
+        target = _record(blob.algorithm, blob.digest)
+        if target is None:
+            return False
+        data = self._data
+        lo, hi = 0, len(data) // _RECORD
+        while lo < hi:
+            mid = (lo + hi) // 2
+            rec = data[mid * _RECORD : (mid + 1) * _RECORD]
+            if rec == target:
+                return True
+            if rec < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        return False
+
+
+class _BlobSets:
+    """Blob sets by manifest, least recently used dropped past ``max_bytes``; one build per manifest at a time."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], BlobSet] = OrderedDict()
+        self._bytes = 0
+        self._building: dict[tuple[str, str], asyncio.Task[BlobSet]] = {}
+
+    async def get(self, key: tuple[str, str], build: Callable[[], Awaitable[BlobSet]]) -> BlobSet:
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+            return hit
+        task = self._building.get(key)
+        if task is None:
+            task = asyncio.ensure_future(build())
+            self._building[key] = task
+            task.add_done_callback(lambda t: self._built(key, t))
+        # Shielded: one caller going away does not cancel the others' build.
+        return await asyncio.shield(task)
+
+    def _built(self, key: tuple[str, str], task: asyncio.Task[BlobSet]) -> None:
+        self._building.pop(key, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        blobs = task.result()
+        if blobs.nbytes > self._max_bytes:
+            return  # too big to keep: its callers use it once
+        while self._items and self._bytes + blobs.nbytes > self._max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
+        self._items[key] = blobs
+        self._bytes += blobs.nbytes
+
+
+def _decode_at(f: BinaryIO, offset: int) -> list[ManifestEntry]:
+    """The entries of the block at ``offset`` (blocking: run it in a worker thread)."""
+    return decode_block(read_block(f, offset))
 
 
 def manifest_key(entity: str, manifest_id: str) -> str:
@@ -284,13 +385,13 @@ class ManifestReading:
         store: BlobStore,
         *,
         index_cache: int = DEFAULT_INDEX_CACHE,
-        blob_set_cache: int = DEFAULT_BLOB_SET_CACHE,
+        blob_set_bytes: int = DEFAULT_BLOB_SET_BYTES,
         staged_files: int = DEFAULT_STAGED_FILES,
         staged_bytes: int = DEFAULT_STAGED_BYTES,
     ) -> None:
         self._store = store
         self._indexes: _Lru[str, BlockIndex] = _Lru(index_cache)
-        self._blob_sets: _Lru[tuple[str, str], frozenset[tuple[str, str]]] = _Lru(blob_set_cache)
+        self._blob_sets = _BlobSets(blob_set_bytes)
         self._staged = _StagedCopies(store, staged_files, staged_bytes)
 
     async def _open(self, entity: str, manifest_id: str) -> tuple[str, BinaryIO]:
@@ -324,18 +425,19 @@ class ManifestReading:
             try:
                 if flt.is_all:
                     # Every block, and the footer's count and size checked.
-                    for batch in ManifestReader(f).batches():
+                    batches = ManifestReader(f).batches()
+                    while (batch := await asyncio.to_thread(next, batches, None)) is not None:
                         yield batch
                     return
                 index = await self._index(key, f)
                 if flt.names:
                     for i, names in index.by_block(flt.names):
                         wanted = set(names)
-                        block = decode_block(read_block(f, index.blocks[i].offset))
+                        block = await asyncio.to_thread(_decode_at, f, index.blocks[i].offset)
                         yield [e for e in block if e.path in wanted and flt.keeps(e.path)]
                     return
                 for i in index.span(flt):
-                    block = decode_block(read_block(f, index.blocks[i].offset))
+                    block = await asyncio.to_thread(_decode_at, f, index.blocks[i].offset)
                     yield [e for e in block if flt.keeps(e.path)]
             except ManifestError as exc:
                 raise _corrupt(exc) from None
@@ -357,7 +459,7 @@ class ManifestReading:
             try:
                 for run in _raw_groups(index, index.span(flt)):
                     if run[0].size > RAW_BLOCK_LIMIT:
-                        block = decode_block(read_block(f, run[0].offset))
+                        block = await asyncio.to_thread(_decode_at, f, run[0].offset)
                         yield [], [e for e in block if flt.keeps(e.path)]
                     else:
                         yield await asyncio.to_thread(_read_run, f, run), []
@@ -366,15 +468,16 @@ class ManifestReading:
 
     async def contains_blob(self, entity: str, manifest_id: str, blob: BlobId) -> bool:
         """Whether the manifest lists ``blob`` as an uploaded file (recent answers cached)."""
-        key = (entity, manifest_id)
-        digests = self._blob_sets.get(key)
-        if digests is None:
-            found: set[tuple[str, str]] = set()
-            async for batch in self.read(entity, manifest_id):
-                found.update((e.algorithm, e.digest) for e in batch if not e.ref)
-            digests = frozenset(found)
-            self._blob_sets.put(key, digests)
-        return (blob.algorithm, blob.digest) in digests
+
+        async def build() -> BlobSet:
+            _, f = await self._open(entity, manifest_id)
+            with f:
+                try:
+                    return await asyncio.to_thread(BlobSet.read, f)
+                except ManifestError as exc:
+                    raise _corrupt(exc) from None
+
+        return blob in await self._blob_sets.get((entity, manifest_id), build)
 
 
-__all__ = ["MAX_NAMES", "BlockIndex", "ManifestReading", "ReadFilter", "manifest_key", "read_filter"]
+__all__ = ["MAX_NAMES", "BlobSet", "BlockIndex", "ManifestReading", "ReadFilter", "manifest_key", "read_filter"]

@@ -18,7 +18,10 @@ from depot.services.common.errors import InvalidArgument, PermissionDenied
 from ._s3_http import S3Config
 from .s3_listing import ReferenceStats, parse_s3_uri, write_s3_reference
 
+# The default and the most a reference may ask for: a manifest of this many
+# entries is what the server is sized to list, store and read back.
 DEFAULT_MAX_OBJECTS = 10_000_000
+MAX_OBJECTS = DEFAULT_MAX_OBJECTS
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,11 @@ class ReferencePolicy:
                 "file:// and http(s):// references are resolved by the SDK",
                 field=f"{field_}.uri",
             )
-        if spec.max_objects < 1:
-            raise InvalidArgument("max_objects must be at least 1", field=f"{field_}.max_objects")
+        if not 1 <= spec.max_objects <= MAX_OBJECTS:
+            raise InvalidArgument(
+                f"max_objects must be 1-{MAX_OBJECTS:,} (0 is the default, {DEFAULT_MAX_OBJECTS:,})",
+                field=f"{field_}.max_objects",
+            )
         bucket, _, _ = parse_s3_uri(spec.uri)
         if "*" not in self.buckets and bucket not in self.buckets:
             raise PermissionDenied(

@@ -20,7 +20,7 @@ from depot.services.common.interceptor import Context
 from depot.services.common.validate import as_invalid_argument
 
 from .access import READ, WRITE, MetadataAccess
-from .blobs import BlobId, Blobs, check_blob_id
+from .blobs import MAX_BATCH_BLOBS, BlobId, Blobs, check_blob_id
 from .manifests import EntryIn, Manifests, StoredManifest
 from .operations import Operations
 from .reading import read_filter
@@ -269,6 +269,12 @@ class ManifestServicer(manifest_pb2_grpc.ManifestServiceServicer):
 
     async def BatchReadBlobs(self, request: pb.BatchReadBlobsRequest, context: Context) -> pb.BatchReadBlobsResponse:
         via_registry = await self._authorize(context, request.entity, READ, request.manifest_id)
+        # Before the per-digest manifest checks below, not only in read_batch after them.
+        if len(request.digests) > MAX_BATCH_BLOBS:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH_BLOBS} blobs per BatchReadBlobs call, not {len(request.digests)}",
+                field="digests",
+            )
         ids = [check_blob_id(d.algorithm, d.digest, f"digests[{i}]") for i, d in enumerate(request.digests)]
         if via_registry:
             for i, blob in enumerate(ids):
