@@ -46,7 +46,7 @@ from ._exceptions import (
 from ._manifest import ArtifactFiles, Manifest, ManifestEntry, b64
 from ._paths import EntryTree, check_entry_size, check_entry_string
 from ._references import http_reference_entries
-from ._rules import check_entry_path, check_name, parse_json
+from ._rules import check_download_path, check_entry_path, check_name, parse_json
 
 DEFAULT_MAX_OBJECTS = 10_000_000
 
@@ -60,12 +60,21 @@ def _names(value: object) -> list[str] | None:
 
 
 def _prefix(value: object, field: str) -> str:
-    """A directory of entry paths, as ReadManifestRequest.prefix takes it ("" for all)."""
-    if value is None:
+    """A directory of entry paths, as ReadManifestRequest.prefix takes it ("" for all).
+
+    One trailing "/" is dropped ("data/" is "data"); anything else that is no
+    entry path ("/", "a//", "../x") is refused rather than read as "everything".
+    """
+    if value is None or value == "":
         return ""
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{field} must be a string, not {type(value).__name__}", field=field)
-    return value.rstrip("/")
+    try:
+        return check_download_path(value.removesuffix("/"), field)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(
+            f"{field} {value!r} is not a directory of entries: {e.message}", field=field
+        ) from None
 
 
 def _in_dir(path: str, prefix: str) -> bool:

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from depot.manifest.v1 import manifest_pb2 as mpb
-from depot.native import hash_bytes, hash_file
+from depot.native import EntryMaker, hash_bytes, hash_file
 
 from . import _blobs
 from ._client import Client
+from ._copying import Bounded, new_temp_beside
 from ._exceptions import DepotError, DigestMismatchError, InvalidArgumentError
 from ._manifest import ManifestEntry, b64
 from ._manifest_read import iter_entries
@@ -93,14 +93,15 @@ class LoggedSource:
 
     def entries(self, *, names: list[str] | None = None, prefix: str = "") -> Iterator[list[ManifestEntry]]:
         """The manifest's entries in path order, a batch at a time, filtered on the server."""
-        for batch in iter_entries(self.client, self.entity, self.manifest_id, names=names, prefix=prefix):
-            yield [ManifestEntry(p, d, a, s, r, v, x, None, self) for p, a, d, s, r, v, x in batch]
+        # Built by the decoder itself, each sharing this source: no per-entry Python.
+        make = EntryMaker(ManifestEntry, local_path=None, _source=self)
+        return iter_entries(self.client, self.entity, self.manifest_id, names=names, prefix=prefix, make=make)
 
     def download_entry(self, entry: ManifestEntry, root: str | os.PathLike[str] | None, skip_cache: bool) -> Path:
         # One file: fetched here, without a pool (W&B code loops over entries calling this).
         target = prepare_root(self.default_root if root is None else root)
         cache = None if skip_cache else default_reference_cache()
-        fetch_entry(self.client, self.entity, entry, target, False, cache, None, self.manifest_id)
+        fetch_entry(self.client, self.entity, entry, target, False, cache, None, self.manifest_id, None)
         return safe_join(target, entry.path)
 
 
@@ -174,6 +175,7 @@ class _Run:
                         self.cache,
                         self._s3() if e.ref.startswith("s3://") else None,
                         self.source.manifest_id,
+                        self.state.failed,
                     ):
                         self.state.done(1)
                     self.progress.advance(1, e.size)
@@ -235,11 +237,11 @@ class _Run:
 
 def _write_atomic(e: ManifestEntry, dest: Path, data: bytes) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+        tmp = new_temp_beside(dest)
     except OSError as err:
         raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             out.write(data)
         os.replace(tmp, dest)
     except OSError as err:
@@ -337,26 +339,26 @@ def fetch_entry(
     cache: ReferenceCache | None = None,
     s3: S3Fetcher | None = None,
     manifest_id: str = "",
+    stop: threading.Event | None = None,
 ) -> bool:
     """Downloads one entry into ``root`` (atomically) after verifying it; False if it was allowed missing.
 
     A file already at its destination with the entry's digest is kept as is.
     ``manifest_id`` lets a registry reader with no role on the logging team
-    read the blobs of the linked version (and only those).
+    read the blobs of the linked version (and only those). ``stop``, once
+    set, ends the transfer at its next chunk (a download's first error).
     """
     dest = safe_join(root, e.path)
     try:
         if local_copy_matches(e, dest):
             return True
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
+        tmp = new_temp_beside(dest)
     except OSError as err:
         raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         if e.ref:
-            if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3):
+            if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3, stop=stop):
                 return False
         else:
             req = mpb.ReadBlobRequest(
@@ -367,7 +369,8 @@ def fetch_entry(
 
             def write(chunks: Iterator[mpb.BlobChunk]) -> None:
                 # "wb" truncates: a read retried after a restart starts over.
-                with open(tmp, "wb") as out:
+                with open(tmp, "wb") as f:
+                    out = Bounded(f, e.size, stop, e.path)
                     for chunk in chunks:
                         out.write(chunk.data)
 

@@ -8,6 +8,12 @@ the status line and headers with ``readline`` and a split, and the body by
 ``Content-Length``, ``Transfer-Encoding: chunked`` or (HTTP/1.0, or
 ``Connection: close``) to the end of the stream.
 
+Strict where leniency would let a hostile peer in: lengths are ASCII digits
+(hex for chunk sizes), conflicting ``Content-Length`` headers and a chunk
+not ended by CRLF are errors, and each request has an overall deadline
+besides the per-read timeout, so a server dripping a byte at a time cannot
+hold a worker forever.
+
 Scope, on purpose: GET without a body; https through the caller's
 ``SSLContext`` (hostname checked); a proxy by the absolute-form target
 (http) or a ``CONNECT`` tunnel (https). No redirects, no decompression (S3
@@ -17,15 +23,23 @@ the stored bytes are what its ETag covers).
 
 from __future__ import annotations
 
+import io
+import re
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["Connection", "HTTPError", "Response"]
+__all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "Connection", "HTTPError", "Response"]
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 200
+# A request's whole life, headers and body: generous (a multi-GB object on
+# a slow link), yet finite.
+DEFAULT_REQUEST_TIMEOUT_S = 3600.0
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 class HTTPError(OSError):
@@ -53,10 +67,7 @@ class Response:
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             yield from self._chunked(f, size)
         elif "content-length" in self.headers:
-            try:
-                left = int(self.headers["content-length"])
-            except ValueError:
-                raise HTTPError(f"bad Content-Length {self.headers['content-length']!r}") from None
+            left = _content_length(self.headers["content-length"])
             while left > 0:
                 piece = f.read(min(size, left))
                 if not piece:
@@ -72,10 +83,11 @@ class Response:
     def _chunked(self, f: BinaryIO, size: int) -> Iterator[bytes]:
         while True:
             line = f.readline(_MAX_LINE)
-            try:
-                left = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise HTTPError(f"bad chunk size line {line[:40]!r}") from None
+            # Hex digits, then optional extensions after ";" (ignored).
+            head = line.rstrip(b"\r\n").split(b";", 1)[0].strip(b" \t")
+            if not line.endswith(b"\n") or not _HEX.fullmatch(head):
+                raise HTTPError(f"bad chunk size line {line[:40]!r}")
+            left = int(head, 16)
             if left == 0:
                 while f.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
@@ -86,7 +98,8 @@ class Response:
                     raise HTTPError("connection closed inside a chunk")
                 left -= len(piece)
                 yield piece
-            f.readline(_MAX_LINE)  # the CRLF after the chunk
+            if f.readline(3) not in (b"\r\n", b"\n"):
+                raise HTTPError("a chunk not followed by CRLF")
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         """The whole body (an error document), at most ``limit`` bytes kept."""
@@ -107,6 +120,8 @@ class Connection:
         ssl_context: For https (default: the system's trust store).
         proxy: ``name[:port]`` of an HTTP proxy, or empty.
         proxy_headers: Sent to the proxy (``Proxy-Authorization``).
+        request_timeout: Seconds a request may take in all, from sending it
+            to the last byte of its body.
     """
 
     def __init__(
@@ -118,6 +133,7 @@ class Connection:
         ssl_context: ssl.SSLContext | None = None,
         proxy: str = "",
         proxy_headers: dict[str, str] | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
     ) -> None:
         self.scheme = scheme
         self.host = host
@@ -125,7 +141,9 @@ class Connection:
         self.ssl_context = ssl_context
         self.proxy = proxy
         self.proxy_headers = proxy_headers or {}
+        self.request_timeout = request_timeout
         self._sock: socket.socket | None = None
+        self._raw: _DeadlineReader | None = None
         self._file: BinaryIO | None = None
 
     def reader(self) -> BinaryIO:
@@ -134,30 +152,36 @@ class Connection:
 
     def _open(self) -> None:
         name, port = _split(self.proxy or self.host, 443 if self.scheme == "https" and not self.proxy else 80)
-        sock = socket.create_connection((name, port), self.timeout)
+        # The connect and the tunnel count against the first request's deadline.
+        deadline = time.monotonic() + self.request_timeout
+        sock = socket.create_connection((name, port), min(self.timeout, self.request_timeout))
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.scheme == "https":
                 if self.proxy:
-                    self._tunnel(sock)
+                    self._tunnel(sock, deadline)
                 ctx = self.ssl_context or ssl.create_default_context()
                 sock = ctx.wrap_socket(sock, server_hostname=_split(self.host, 443)[0])
         except BaseException:
             sock.close()
             raise
         self._sock = sock
-        self._file = sock.makefile("rb", buffering=65536)  # type: ignore[assignment]
+        self._raw = _DeadlineReader(sock, self.timeout)
+        self._file = io.BufferedReader(self._raw, 65536)
 
-    def _tunnel(self, sock: socket.socket) -> None:
+    def _tunnel(self, sock: socket.socket, deadline: float) -> None:
         name, port = _split(self.host, 443)
         lines = [f"CONNECT {name}:{port} HTTP/1.1", f"Host: {name}:{port}"]
         lines += [f"{k}: {v}" for k, v in self.proxy_headers.items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        f = sock.makefile("rb")
+        raw = _DeadlineReader(sock, self.timeout)
+        raw.deadline = deadline
+        # Unbuffered: the TLS handshake that follows reads the socket itself.
+        f = io.BufferedReader(raw, 1)
         try:
             status, reason, _ = _read_head(f)
         finally:
-            f.close()
+            f.detach()
         if status != 200:
             raise HTTPError(f"proxy refused the tunnel to {name}:{port}: {status} {reason}")
 
@@ -165,7 +189,8 @@ class Connection:
         """Sends ``GET target`` and reads the status and headers; the caller reads the body."""
         if self._sock is None:
             self._open()
-        assert self._sock is not None
+        assert self._sock is not None and self._raw is not None
+        self._raw.deadline = time.monotonic() + self.request_timeout
         if self.proxy and self.scheme == "http":
             target = f"http://{self.host}{target}"
             headers = {**headers, **self.proxy_headers}
@@ -203,12 +228,51 @@ def _read_head(f: BinaryIO) -> tuple[int, str, dict[str, str]]:
             raise HTTPError("connection closed inside the response headers")
         name, sep, value = raw.decode("latin-1").partition(":")
         if sep:
-            headers[name.strip().lower()] = value.strip()
+            key, value = name.strip().lower(), value.strip()
+            if key == "content-length" and headers.get(key, value) != value:
+                # Two lengths: which body ends where is ambiguous (request smuggling's trick).
+                raise HTTPError("conflicting Content-Length headers")
+            headers[key] = value
     else:
         raise HTTPError("too many response headers")
     if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
         headers["connection"] = "close"
     return status, parts[2] if len(parts) > 2 else "", headers
+
+
+def _content_length(value: str) -> int:
+    # int() would take "-1", "+5", " 7" and "1_0".
+    if not _DIGITS.fullmatch(value):
+        raise HTTPError(f"bad Content-Length {value[:40]!r}")
+    return int(value)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reads, each bounded by the read timeout and by the request's deadline."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.deadline = float("inf")
+        self._set = sock.gettimeout()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        wait = min(self.timeout, self.deadline - time.monotonic())
+        if wait <= 0:
+            raise HTTPError("the request took longer than its overall timeout") from None
+        if wait != self._set:
+            # Only near the deadline: settimeout is a syscall.
+            self.sock.settimeout(wait)
+            self._set = wait
+        try:
+            return self.sock.recv_into(buf)
+        except TimeoutError:
+            if wait < self.timeout:
+                raise HTTPError("the request took longer than its overall timeout") from None
+            raise
 
 
 def _split(hostport: str, default: int) -> tuple[str, int]:

@@ -35,7 +35,9 @@ class EntrySource(Protocol):
 
 # slots: a 10M-entry listing builds 10M of these, so each costs what its
 # fields cost and nothing more (no per-instance dict); weakref_slot lets
-# tests check that a stream does not retain them.
+# tests check that a stream does not retain them. Entries read from the
+# server are built by the native decoder (an EntryMaker filling the slots,
+# __init__ not run): keep the fields plain slots, with no logic in __init__.
 @dataclass(slots=True, weakref_slot=True)
 class ManifestEntry:
     """One file of an artifact: where it lives in the artifact and what it is."""

@@ -15,7 +15,11 @@ an inode, so an in-place edit of the downloaded file changes the cached
 bytes too; the xxh3 check on the next ``get`` catches exactly that, and the
 object is fetched again. Where a hard link is impossible (another
 filesystem, a filesystem without links) ``adopt`` falls back to ``put``'s
-copy.
+copy. A hit is always copied out, never linked, so two download roots never
+share an inode through the cache.
+
+The cache holds private bucket data: its directory is created 0700, so other
+local users cannot read it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import xxhash
 
 from depot.core.hashing import Hasher
 
-from ._copying import CHUNK, copy_hashing, open_fresh
+from ._copying import copy_hashing, open_fresh
 from ._exceptions import InvalidArgumentError
 
 __all__ = ["DEFAULT_CACHE_MAX_BYTES", "CacheKey", "ReferenceCache", "default_reference_cache"]
@@ -71,28 +75,22 @@ class ReferenceCache:
     Args:
         root: The cache directory (created if absent).
         max_bytes: The size bound; an object larger than it is never cached.
-        link: Hard-link hits into place instead of copying. Faster, but a
-            later in-place edit of the downloaded file would change the
-            cached copy too (caught, and fetched again, on the next hit), so
-            it is off by default.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
-        *,
-        link: bool = False,
-    ):
+    def __init__(self, root: str | os.PathLike[str], max_bytes: int = DEFAULT_CACHE_MAX_BYTES):
         if max_bytes < 0:
             raise InvalidArgumentError("max_bytes must not be negative", field="max_bytes")
         self.root = Path(root)
         self.max_bytes = max_bytes
-        self.link = link
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
-        self._objects.mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        # Parents (~/.cache/depot) as mkdir -p makes them; the cache itself private.
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        for d in (self.root, self._objects, self._tmp):
+            d.mkdir(mode=0o700, exist_ok=True)
+        st = self.root.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            self.root.chmod(0o700)  # a cache an older SDK made readable to all
         self._lock_path = self.root / "lock"
         self._total_path = self.root / "total"
         self._thread_lock = threading.Lock()
@@ -156,22 +154,11 @@ class ReferenceCache:
         try:
             # Opening first means an eviction racing us unlinks a file we
             # still read in full.
-            with open(src, "rb") as f:
-                if self.link:
-                    while chunk := f.read(CHUNK):
-                        for h in every:
-                            h.update(chunk)
-                    ok = every[0].digest() == want
-                    if ok:
-                        tmp = f"{dest}.{os.getpid()}.{threading.get_ident()}.lnk"
-                        os.link(src, tmp)
-                        os.replace(tmp, dest)
-                else:
-                    with open_fresh(dest) as out:
-                        copy_hashing(f, out, every)
-                        ok = every[0].digest() == want
-                        if not ok:
-                            out.truncate(0)
+            with open(src, "rb") as f, open_fresh(dest) as out:
+                copy_hashing(f, out, every)
+                ok = every[0].digest() == want
+                if not ok:
+                    out.truncate(0)
         except FileNotFoundError:
             return False
         if not ok:

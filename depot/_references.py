@@ -24,15 +24,17 @@ import errno
 import hashlib
 import http.client
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import xxhash
 
 from depot.core.hashing import ALGORITHMS, Hasher
 
-from ._copying import CHUNK, copy_hashing, open_fresh
+from ._copying import CHUNK, Bounded, copy_hashing, open_fresh
 from ._exceptions import CommError, DepotError, DigestMismatchError, InvalidArgumentError, NotFoundError
 from ._http_refs import DEFAULT_TIMEOUT_S, http_reference_entries, normalize_etag, open_url, redact
 from ._manifest import ManifestEntry, b64
@@ -124,6 +126,7 @@ def fetch_reference(
     cache: ReferenceCache | None = None,
     s3: S3Fetcher | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    stop: threading.Event | None = None,
 ) -> bool:
     """Writes the bytes a reference entry recorded to ``dest`` and verifies them.
 
@@ -146,6 +149,8 @@ def fetch_reference(
         cache: A local cache of verified downloads (None: no caching).
         s3: The S3 client for ``s3://`` refs (default: ``default_s3_fetcher()``).
         timeout: Seconds an HTTP connect or read may block.
+        stop: Once set, the transfer ends at its next chunk (a download's
+            first error elsewhere).
 
     Returns:
         True when ``dest`` holds the verified bytes; False when the object is
@@ -165,7 +170,7 @@ def fetch_reference(
     scheme = urlsplit(e.ref).scheme
     if scheme == "file":
         # Local copies are as cheap as the cache; never cache them.
-        return _fetch_file(e, dest, allow_missing)
+        return _fetch_file(e, dest, allow_missing, stop)
     if scheme not in ("s3", "http", "https"):
         raise InvalidArgumentError(
             f"{e.path}: cannot download {scheme}:// references (file, s3, http, https)",
@@ -186,9 +191,9 @@ def fetch_reference(
                 cache.discard(key)
     check = _Check.for_entry(e, etag_md5=etag_md5, for_cache=key is not None)
     if scheme == "s3":
-        found = _fetch_s3(e, dest, allow_missing, s3 or default_s3_fetcher(), check)
+        found = _fetch_s3(e, dest, allow_missing, s3 or default_s3_fetcher(), check, stop)
     else:
-        found = _fetch_http(e, dest, allow_missing, timeout, check)
+        found = _fetch_http(e, dest, allow_missing, timeout, check, stop)
     if found and cache is not None and key is not None and check.cached is not None:
         try:
             cache.adopt(key, dest, check.cached.digest())
@@ -197,12 +202,17 @@ def fetch_reference(
     return found
 
 
-def _fetch_file(e: ManifestEntry, dest: Path, allow_missing: bool) -> bool:
+def _bounded(e: ManifestEntry, out: BinaryIO, stop: threading.Event | None) -> Bounded:
+    # "none" entries promise no size (their bytes may change), so only the stop applies.
+    return Bounded(out, None if e.algorithm == "none" else e.size, stop, e.path)
+
+
+def _fetch_file(e: ManifestEntry, dest: Path, allow_missing: bool, stop: threading.Event | None) -> bool:
     src = Path(unquote(urlsplit(e.ref).path))
     check = _Check.for_entry(e)
     try:
         with open(src, "rb") as f, open_fresh(dest) as out:
-            size = copy_hashing(f, out, check.hashers)
+            size = copy_hashing(f, _bounded(e, out, stop), check.hashers)
     except FileNotFoundError:
         return _missing(e, allow_missing, f"{src} does not exist")
     except IsADirectoryError:
@@ -221,11 +231,13 @@ def _fetch_file(e: ManifestEntry, dest: Path, allow_missing: bool) -> bool:
     return True
 
 
-def _fetch_s3(e: ManifestEntry, dest: Path, allow_missing: bool, s3: S3Fetcher, check: _Check) -> bool:
+def _fetch_s3(
+    e: ManifestEntry, dest: Path, allow_missing: bool, s3: S3Fetcher, check: _Check, stop: threading.Event | None
+) -> bool:
     bucket, key, uri_version = parse_s3_ref(e.ref)
     version_id = e.version_id or uri_version
     with open_fresh(dest) as out:
-        got = s3.get(bucket, key, version_id, out, check.hashers)
+        got = s3.get(bucket, key, version_id, _bounded(e, out, stop), check.hashers)
     if got is None:
         where = f"s3://{bucket}/{key}" + (f" version {version_id}" if version_id else "")
         return _missing(e, allow_missing, f"{where} does not exist")
@@ -236,7 +248,9 @@ def _fetch_s3(e: ManifestEntry, dest: Path, allow_missing: bool, s3: S3Fetcher, 
     return True
 
 
-def _fetch_http(e: ManifestEntry, dest: Path, allow_missing: bool, timeout: float, check: _Check) -> bool:
+def _fetch_http(
+    e: ManifestEntry, dest: Path, allow_missing: bool, timeout: float, check: _Check, stop: threading.Event | None
+) -> bool:
     resp = open_url(e.ref, "GET", timeout, tolerate=(404, 410))
     if resp is None:
         return _missing(e, allow_missing, f"{redact(e.ref)} answers HTTP 404/410")
@@ -251,7 +265,7 @@ def _fetch_http(e: ManifestEntry, dest: Path, allow_missing: bool, timeout: floa
                 )
         try:
             with open_fresh(dest) as out:
-                size = copy_hashing(resp, out, check.hashers)
+                size = copy_hashing(resp, _bounded(e, out, stop), check.hashers)
         except (http.client.HTTPException, ConnectionError, TimeoutError) as err:
             raise CommError(f"{redact(e.ref)}: download interrupted: {err}") from None
     check.verify(size)

@@ -22,7 +22,9 @@ here, since the caller's hashers have already seen part of it.
 
 Proxies: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` as ``urllib`` reads
 them (botocore's own rule), https through a CONNECT tunnel; a proxy's
-``user:password@`` becomes ``Proxy-Authorization: Basic``. Not supported:
+``user:password@`` becomes ``Proxy-Authorization: Basic``. Only ``http://``
+proxies: the connection to the proxy is plaintext, so an ``https://`` one is
+refused by name rather than sent its credentials in the clear. Not supported:
 botocore's ``proxies_config`` (proxy client certificates), S3 Express
 directory buckets, FIPS and dual-stack endpoints chosen by config flags.
 """
@@ -40,14 +42,14 @@ import threading
 import time
 import urllib.request
 import weakref
-from typing import IO, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
 from depot.core.hashing import Hasher
 
-from ._copying import CHUNK
+from ._copying import CHUNK, Sink
 from ._exceptions import CommError, DepotError, InvalidArgumentError, PermissionDeniedError
-from ._http1 import Connection, Response
+from ._http1 import DEFAULT_REQUEST_TIMEOUT_S, Connection, Response
 from ._http_refs import DEFAULT_TIMEOUT_S, normalize_etag
 from ._sigv4 import SigningCredentials, sign_get
 
@@ -60,6 +62,8 @@ _THROTTLE_CODES = frozenset(
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+# A region S3 names in x-amz-bucket-region goes into a hostname: nothing else passes.
+_REGION = re.compile(r"^[a-z0-9-]{1,64}$")
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_MAX_S = 2.0
 # Temporary credentials are re-read this often (botocore refreshes them
@@ -138,6 +142,9 @@ class S3Fetcher:
         addressing_style: ``auto`` (path style when an endpoint is given,
             which MinIO and Ceph need), ``path`` or ``virtual``.
         timeout: Seconds a connect or a read may block.
+        request_timeout: Seconds one GET may take in all, its body
+            included (default an hour), so a server dripping bytes cannot
+            hold a download thread forever.
         max_attempts: Tries per object, the first included, for throttles,
             5xx answers and dropped connections.
     """
@@ -149,6 +156,7 @@ class S3Fetcher:
         region_name: str | None = None,
         addressing_style: Literal["auto", "path", "virtual"] = "auto",
         timeout: float = DEFAULT_TIMEOUT_S,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
         max_attempts: int = 5,
     ):
         self.endpoint_url = endpoint_url or _s3_endpoint_from_env()
@@ -160,10 +168,13 @@ class S3Fetcher:
                 f"addressing_style must be auto, path or virtual, not {addressing_style!r}",
                 field="addressing_style",
             )
+        if not request_timeout > 0:
+            raise InvalidArgumentError("request_timeout must be positive", field="request_timeout")
         if max_attempts < 1:
             raise InvalidArgumentError("max_attempts must be at least 1", field="max_attempts")
         self.addressing_style = addressing_style
         self.timeout = timeout
+        self.request_timeout = request_timeout
         self.max_attempts = max_attempts
         self._resolved: _Resolved | None = None
         self._lock = threading.Lock()
@@ -234,7 +245,7 @@ class S3Fetcher:
         bucket: str,
         key: str,
         version_id: str,
-        out: IO[bytes],
+        out: Sink,
         hashers: list[Hasher] | None = None,
     ) -> S3Object | None:
         """Writes the object (that version, when given) to ``out``; None when it does not exist.
@@ -285,7 +296,7 @@ class S3Fetcher:
         bucket: str,
         key: str,
         version_id: str,
-        out: IO[bytes],
+        out: Sink,
         hashers: list[Hasher],
         where: str,
     ) -> S3Object | None:
@@ -317,7 +328,7 @@ class S3Fetcher:
         self._refuse_unless_missing(resp, body, version_id, where, region, creds is None)
         return None
 
-    def _stream(self, resp: Response, out: IO[bytes], hashers: list[Hasher], where: str) -> S3Object:
+    def _stream(self, resp: Response, out: Sink, hashers: list[Hasher], where: str) -> S3Object:
         size = 0
         pieces = resp.chunks(CHUNK)
         while True:
@@ -355,6 +366,8 @@ class S3Fetcher:
             return  # S3 answers a malformed version id so: it names no version
         bucket_region = resp.headers.get("x-amz-bucket-region")
         if status in (301, 307, 400) and bucket_region and bucket_region != region and self.endpoint_url is None:
+            if not _REGION.match(bucket_region):
+                raise CommError(f"{where}: S3 redirected to a malformed region {bucket_region[:80]!r}")
             raise _Attempt(f"redirected to region {bucket_region}", region=bucket_region)
         if status in _RETRY_STATUS or code in _THROTTLE_CODES:
             raise _Attempt(f"S3 answered HTTP {status} {code or resp.reason}")
@@ -389,8 +402,18 @@ class S3Fetcher:
         hostname = urlsplit(f"//{host}").hostname or host
         proxy = r.proxies.get(scheme)
         if not proxy or urllib.request.proxy_bypass(hostname):
-            return Connection(scheme, host, timeout=self.timeout, ssl_context=r.ssl_context)
+            return Connection(
+                scheme, host, timeout=self.timeout, ssl_context=r.ssl_context, request_timeout=self.request_timeout
+            )
         p = urlsplit(proxy if "//" in proxy else f"http://{proxy}")
+        if p.scheme != "http":
+            # The proxy is spoken to in plaintext (its CONNECT, its Basic
+            # credentials): an https:// proxy would get them in the clear.
+            name = "HTTPS_PROXY" if scheme == "https" else "HTTP_PROXY"
+            raise InvalidArgumentError(
+                f"{name}: only http:// proxies are supported for s3:// references, not {p.scheme}://",
+                field=name,
+            )
         auth = {}
         if p.username is not None:
             user_pass = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
@@ -399,7 +422,13 @@ class S3Fetcher:
         if p.port:
             proxy_host = f"{proxy_host}:{p.port}"
         return Connection(
-            scheme, host, timeout=self.timeout, ssl_context=r.ssl_context, proxy=proxy_host, proxy_headers=auth
+            scheme,
+            host,
+            timeout=self.timeout,
+            ssl_context=r.ssl_context,
+            proxy=proxy_host,
+            proxy_headers=auth,
+            request_timeout=self.request_timeout,
         )
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         MAGIC,
         ArtifactDigester,
         Block,
+        EntryMaker,
         ManifestEntry,
         ManifestError,
         ManifestReader,
@@ -60,6 +61,7 @@ else:
         try:
             from ._manifest import (
                 ArtifactDigester,
+                EntryMaker,
                 ManifestReader,
                 ManifestWriter,
                 artifact_digest,
@@ -78,6 +80,7 @@ else:
     if not MANIFEST_COMPILED:
         from ._manifest_py import (
             ArtifactDigester,
+            EntryMaker,
             ManifestReader,
             ManifestWriter,
             artifact_digest,
@@ -99,6 +102,7 @@ __all__ = [
     "USING_EXTENSIONS",
     "ArtifactDigester",
     "Block",
+    "EntryMaker",
     "ListPage",
     "ManifestEntry",
     "ManifestError",

@@ -1,12 +1,14 @@
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar, overload
 
 from ._manifest_py import ALGORITHMS as ALGORITHMS
 from ._manifest_py import DEFAULT_BLOCK_ENTRIES as DEFAULT_BLOCK_ENTRIES
+from ._manifest_py import ENTRY_FIELDS as ENTRY_FIELDS
 from ._manifest_py import MAGIC as MAGIC
 from ._manifest_py import MAX_BLOCK_PAYLOAD as MAX_BLOCK_PAYLOAD
 from ._manifest_py import Block as Block
 from ._manifest_py import ByteSink, ListPageLike
+from ._manifest_py import EntryMaker as EntryMaker
 from ._manifest_py import ManifestEntry as ManifestEntry
 from ._manifest_py import ManifestError as ManifestError
 from ._manifest_py import ManifestSummary as ManifestSummary
@@ -59,4 +61,10 @@ class ManifestReader:
 # Block index (reader side): seek a stored manifest instead of decoding it all.
 def scan_blocks(inp: BinaryIO) -> list[Block]: ...
 def read_block(inp: BinaryIO, offset: int) -> bytes: ...
-def decode_block(raw: bytes) -> list[ManifestEntry]: ...
+
+_T = TypeVar("_T")
+
+@overload
+def decode_block(raw: bytes, make: None = None) -> list[ManifestEntry]: ...
+@overload
+def decode_block(raw: bytes, make: EntryMaker[_T]) -> list[_T]: ...

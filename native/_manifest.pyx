@@ -12,7 +12,7 @@ import zlib
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
 from depot.native._manifest_py import (
@@ -663,9 +663,9 @@ cdef inline str _utf8(const char *p, uint64_t n):
     return PyUnicode_DecodeUTF8(p, n, NULL)
 
 
-from cpython.object cimport PyTypeObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_SET_ITEM
 
 cdef extern from "Python.h":
     object PyType_GenericAlloc(PyTypeObject *t, Py_ssize_t n)
@@ -696,7 +696,91 @@ cdef inline object _entry(object path, object alg, object digest, object size,
     return t
 
 
-cdef list _decode_block(bytes payload, uint32_t expected, uint64_t *sums):
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    enum:
+        T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+
+from depot.native._manifest_py import ENTRY_FIELDS, _slot
+
+
+cdef class EntryMaker:
+    """See the twin. Checked as the twin checks; then each entry is one
+    allocation and a pointer store per field, with no ``__init__`` and no
+    attribute lookup, which is what makes a decoded entry as cheap as a tuple."""
+
+    cdef object cls
+    cdef PyTypeObject *tp
+    cdef tuple values
+    cdef Py_ssize_t off[7]
+    cdef Py_ssize_t *fixed_off
+    cdef Py_ssize_t nfixed
+
+    def __cinit__(self, cls, **fixed):
+        if not isinstance(cls, type) or cls.__new__ is not object.__new__:
+            raise TypeError("EntryMaker needs a class whose __new__ is object.__new__")
+        cdef Py_ssize_t i = 0
+        for name in ENTRY_FIELDS:
+            self.off[i] = _offset(cls, name)
+            i += 1
+        self.fixed_off = <Py_ssize_t *>malloc(max(len(fixed), 1) * sizeof(Py_ssize_t))
+        if self.fixed_off == NULL:
+            raise MemoryError()
+        i = 0
+        for name in fixed:
+            self.fixed_off[i] = _offset(cls, name)
+            i += 1
+        self.nfixed = i
+        self.values = tuple(fixed.values())
+        self.cls = cls
+        self.tp = <PyTypeObject *>cls
+
+    def __dealloc__(self):
+        free(self.fixed_off)
+
+    def __call__(self, path, algorithm, digest, size, ref="", version_id="", extra=""):
+        return _made(self, path, algorithm, digest, size, ref, version_id, extra)
+
+
+cdef Py_ssize_t _offset(object cls, str name) except -1:
+    d = _slot(cls, name)
+    cdef PyMemberDef *m = (<PyMemberDescrObject *><PyObject *>d).d_member
+    # What a __slots__ entry always is; anything else is not written blindly.
+    if m.type != T_OBJECT_EX or m.flags != 0 or m.offset <= 0:
+        raise TypeError(f"EntryMaker: {cls.__qualname__}.{name} is not a plain slot")
+    return m.offset
+
+
+cdef inline void _store(object o, Py_ssize_t off, object v) noexcept:
+    # A fresh instance's slots are NULL (the allocation zeroes them): nothing to release.
+    Py_INCREF(v)
+    (<PyObject **>(<char *><PyObject *>o + off))[0] = <PyObject *>v
+
+
+cdef inline object _made(EntryMaker m, object path, object alg, object digest, object size,
+                         object ref, object vid, object extra):
+    cdef object o = PyType_GenericAlloc(m.tp, 0)
+    cdef Py_ssize_t i
+    _store(o, m.off[0], path)
+    _store(o, m.off[1], alg)
+    _store(o, m.off[2], digest)
+    _store(o, m.off[3], size)
+    _store(o, m.off[4], ref)
+    _store(o, m.off[5], vid)
+    _store(o, m.off[6], extra)
+    for i in range(m.nfixed):
+        _store(o, m.fixed_off[i], <object>PyTuple_GET_ITEM(m.values, i))
+    return o
+
+
+cdef list _decode_block(bytes payload, uint32_t expected, uint64_t *sums, EntryMaker make=None):
     cdef _Cur cur = _Cur.__new__(_Cur)
     cdef Buf prev
     cdef uint64_t shared, k, size, dl
@@ -738,7 +822,10 @@ cdef list _decode_block(bytes payload, uint32_t expected, uint64_t *sums):
             vid = _utf8(cur.take(k), k)
             k = cur.varint()
             extra = _utf8(cur.take(k), k)
-            out.append(_entry(_utf8(prev.p, prev.len), algs[code], digest, size, ref, vid, extra))
+            if make is None:
+                out.append(_entry(_utf8(prev.p, prev.len), algs[code], digest, size, ref, vid, extra))
+            else:
+                out.append(_made(make, _utf8(prev.p, prev.len), algs[code], digest, size, ref, vid, extra))
             if sums[0] + size < sums[0]:
                 sums[1] += 1
             sums[0] += size
@@ -836,7 +923,7 @@ from depot.native._manifest_py import MAX_BLOCK_PAYLOAD, Block, read_block, scan
 cdef object _decompressobj = zlib.decompressobj
 
 
-def decode_block(bytes raw):
+def decode_block(bytes raw, EntryMaker make=None):
     """The entries of one stored block; see the twin for the checks."""
     cdef uint64_t sums[2]
     cdef const unsigned char *p
@@ -861,6 +948,6 @@ def decode_block(bytes raw):
         raise ManifestError("corrupt manifest block: the zlib stream is incomplete or followed by junk")
     sums[0] = sums[1] = 0
     try:
-        return _decode_block(payload, count, sums)
+        return _decode_block(payload, count, sums, make)
     except UnicodeDecodeError:
         raise ManifestError("malformed manifest: text field is not valid UTF-8") from None

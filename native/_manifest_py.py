@@ -35,13 +35,15 @@ A block ends after ``block_entries`` entries or once its payload reaches
 from __future__ import annotations
 
 import hashlib
+import inspect
 import operator
 import re
 import struct
+import types
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple, Protocol
+from typing import Any, BinaryIO, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import xxhash
 
@@ -62,6 +64,7 @@ BLOCK_PAYLOAD_BYTES = 16 * 1024 * 1024
 _SIZE_LIMIT = 1 << 64
 _U32 = struct.Struct("<I")
 _U32x2 = struct.Struct("<II")
+_T = TypeVar("_T")
 
 
 class ManifestError(ValueError):
@@ -402,11 +405,12 @@ def _check_block_count(expected: int, payload_len: int) -> None:
         raise ManifestError(f"malformed manifest: a block of {payload_len} bytes cannot hold {expected} entries")
 
 
-def _decode_block(payload: bytes, expected: int) -> list[ManifestEntry]:
+def _decode_block(payload: bytes, expected: int, make: Callable[..., Any] | None = None) -> list[Any]:
     _check_block_count(expected, len(payload))
     cur = _Cursor(payload)
     prev = b""
-    out: list[ManifestEntry] = []
+    out: list[Any] = []
+    entry = ManifestEntry if make is None else make
     for _ in range(expected):
         shared = cur.varint()
         if shared > len(prev):
@@ -423,7 +427,7 @@ def _decode_block(payload: bytes, expected: int) -> list[ManifestEntry]:
         ref = cur.take(cur.varint()).decode()
         vid = cur.take(cur.varint()).decode()
         extra = cur.take(cur.varint()).decode()
-        out.append(ManifestEntry(p.decode(), ALGORITHMS[code], digest, size, ref, vid, extra))
+        out.append(entry(p.decode(), ALGORITHMS[code], digest, size, ref, vid, extra))
         prev = p
     if cur.pos != len(payload):
         raise ManifestError("malformed manifest: trailing bytes in block")
@@ -589,12 +593,56 @@ def read_block(inp: BinaryIO, offset: int) -> bytes:
     return header + _read_exact(inp, n)
 
 
-def decode_block(raw: bytes) -> list[ManifestEntry]:
+# The fields decode_block fills, in its order (ManifestEntry's).
+ENTRY_FIELDS = ManifestEntry._fields
+
+
+class EntryMaker(Generic[_T]):
+    """Builds a caller's entry objects, so ``decode_block`` can hand out the caller's
+    class directly instead of ``ManifestEntry`` tuples to be converted one by one.
+
+    ``cls`` must be a class with writable ``__slots__`` named as
+    ``ENTRY_FIELDS`` (and as each key of ``fixed``) whose ``__new__`` is
+    ``object.__new__``. An entry is made without calling ``__init__``: a bare
+    instance, its decoded fields set, then each ``fixed`` value (the same
+    object for every entry). The compiled maker writes the slots directly,
+    which is why only plain slots are accepted.
+    """
+
+    def __init__(self, cls: type[_T], **fixed: object) -> None:
+        if not isinstance(cls, type) or cls.__new__ is not object.__new__:
+            raise TypeError("EntryMaker needs a class whose __new__ is object.__new__")
+        for name in (*ENTRY_FIELDS, *fixed):
+            _slot(cls, name)
+        self._cls = cls
+        self._fixed = tuple(fixed.items())
+
+    def __call__(
+        self, path: str, algorithm: str, digest: str, size: int, ref: str = "", version_id: str = "", extra: str = ""
+    ) -> _T:
+        e: Any = object.__new__(self._cls)
+        e.path, e.algorithm, e.digest, e.size = path, algorithm, digest, size
+        e.ref, e.version_id, e.extra = ref, version_id, extra
+        for name, value in self._fixed:
+            setattr(e, name, value)
+        return cast(_T, e)
+
+
+def _slot(cls: type, name: str) -> types.MemberDescriptorType:
+    """The writable slot ``name`` of ``cls``, or a TypeError naming it."""
+    d = inspect.getattr_static(cls, name, None)
+    if type(d) is not types.MemberDescriptorType or not issubclass(cls, d.__objclass__):
+        raise TypeError(f"EntryMaker: {cls.__qualname__}.{name} is not a slot")
+    return d
+
+
+def decode_block(raw: bytes, make: EntryMaker[_T] | None = None) -> list[Any]:
     """The entries of one stored block (``u32le payload_len, u32le count, zlib payload``).
 
     Checks everything: the lengths, the zlib stream (complete, nothing after
     it, at most ``MAX_BLOCK_PAYLOAD`` inflated), every field and the entry
-    count. A client feeds it bytes from the network.
+    count. A client feeds it bytes from the network. The entries are
+    ``ManifestEntry`` tuples, or what ``make`` builds.
     """
     if len(raw) < 8:
         raise ManifestError("truncated manifest block: no header")
@@ -611,6 +659,6 @@ def decode_block(raw: bytes) -> list[ManifestEntry]:
     if not d.eof or d.unused_data:
         raise ManifestError("corrupt manifest block: the zlib stream is incomplete or followed by junk")
     try:
-        return _decode_block(payload, count)
+        return _decode_block(payload, count, make)
     except UnicodeDecodeError:
         raise ManifestError("malformed manifest: text field is not valid UTF-8") from None

@@ -12,6 +12,7 @@ import base64
 from pathlib import Path
 
 import pytest
+import xxhash
 from support.http_files import FileServer, Served
 
 import depot
@@ -96,16 +97,14 @@ def test_digest_record_rewritten_too_is_caught_by_the_entry_digest(
 
 
 def test_an_edit_through_a_hard_linked_download_is_not_served(tmp_path: Path) -> None:
-    cache = ReferenceCache(tmp_path / "cache", 1 << 20, link=True)
-    src = tmp_path / "src"
-    src.write_bytes(BODY)
-    key = CacheKey("s3://b/k", "", "etag")
-    assert cache.put(key, src)
+    cache = ReferenceCache(tmp_path / "cache", 1 << 20)
     first = tmp_path / "first"
-    assert cache.get(key, first)
+    first.write_bytes(BODY)
+    key = CacheKey("s3://b/k", "", "etag")
+    assert cache.adopt(key, first, xxhash.xxh3_128(BODY).digest())  # the download, linked into the cache
     first.write_bytes(POISON)  # in place: the cached copy changes with it
     assert not cache.get(key, tmp_path / "second")
-    assert not (tmp_path / "second").exists()
+    assert (tmp_path / "second").read_bytes() == b"", "a miss leaves dest empty, never the edited bytes"
     assert cache.total_bytes() == 0
 
 

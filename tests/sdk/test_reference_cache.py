@@ -147,13 +147,31 @@ def test_processes_share_one_bound(tmp_path: Path) -> None:
     assert int((root / "total").read_text()) == cache.total_bytes()
 
 
-def test_hard_link_mode(tmp_path: Path) -> None:
-    cache = ReferenceCache(tmp_path / "c", 1000, link=True)
+def test_a_hit_is_always_a_copy(tmp_path: Path) -> None:
+    # Two download roots must never share an inode with the cache or each other.
+    with pytest.raises(TypeError):
+        ReferenceCache(tmp_path / "c", 1000, link=True)  # type: ignore[call-arg]
+    cache = ReferenceCache(tmp_path / "c", 1000)
     _put(cache, tmp_path, 1, 10)
-    out = tmp_path / "out"
-    out.write_bytes(b"old")
-    assert cache.get(_key(1), out)
-    assert out.read_bytes() == _body(1, 10) and out.stat().st_nlink == 2
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_bytes(b"old")
+    assert cache.get(_key(1), one) and cache.get(_key(1), two)
+    assert one.read_bytes() == two.read_bytes() == _body(1, 10)
+    assert one.stat().st_nlink == two.stat().st_nlink == 1
+    assert one.stat().st_ino != two.stat().st_ino
+
+
+def test_the_cache_directory_is_private(tmp_path: Path) -> None:
+    cache = ReferenceCache(tmp_path / "home/.cache/depot/references", 1000)
+    for d in (cache.root, cache.root / "tmp", cache.root / "objects"):
+        assert d.stat().st_mode & 0o777 == 0o700, d
+    assert (tmp_path / "home").stat().st_mode & 0o077, "its parents are made as mkdir -p makes them"
+    # A cache an older SDK made readable to all is closed on first use.
+    old = tmp_path / "old"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    ReferenceCache(old, 1000)
+    assert old.stat().st_mode & 0o777 == 0o700
 
 
 def test_clear(tmp_path: Path) -> None:
