@@ -23,8 +23,10 @@ from depot.native._manifest_py import (
     MAGIC,
     ManifestEntry,
     ManifestError,
+    MAX_BLOCK_ENTRIES,
     MAX_COMPONENT,
     MAX_PATH,
+    MIN_ENTRY_BYTES,
     PATH_PROBLEMS as _PATH_PROBLEMS,
     ManifestSummary,
     check_digest_pair,
@@ -368,6 +370,8 @@ cdef class ManifestWriter:
         self._out = out
         self._check_paths = check_paths
         self._digester = ArtifactDigester(digest_algorithm)
+        if block_entries > MAX_BLOCK_ENTRIES:
+            raise ManifestError(f"block_entries is at most {MAX_BLOCK_ENTRIES}, what a reader accepts")
         self._block_entries = block_entries
         self._total_size = 0
         out.write(MAGIC + bytes([_CODE[digest_algorithm]]))
@@ -788,6 +792,9 @@ cdef list _decode_block(bytes payload, uint32_t expected, uint64_t *sums, EntryM
     cur.p = <const unsigned char *>PyBytes_AS_STRING(payload)
     cur.n = PyBytes_GET_SIZE(payload)
     cur.pos = 0
+    # As the twin's _check_block_count: a small block cannot claim many entries.
+    if expected > MAX_BLOCK_ENTRIES or expected * MIN_ENTRY_BYTES > cur.n:
+        raise ManifestError(f"malformed manifest: a block of {cur.n} bytes cannot hold {expected} entries")
     prev.p = NULL
     prev.len = prev.cap = 0
     try:
@@ -796,6 +803,8 @@ cdef list _decode_block(bytes payload, uint32_t expected, uint64_t *sums, EntryM
             if shared > prev.len:
                 raise ManifestError("malformed manifest: bad path prefix")
             k = cur.varint()
+            if k > _MAX_PATH - shared:  # shared <= prev.len <= _MAX_PATH: no wrap
+                raise ManifestError(f"malformed manifest: entry path longer than {MAX_PATH} bytes")
             q = cur.take(k)
             prev.len = shared
             buf_reserve(&prev, k)

@@ -52,6 +52,12 @@ ALGORITHMS = ("md5", "xxh3_128", "etag", "sha256", "none")
 _CODE = {name: i for i, name in enumerate(ALGORITHMS)}
 DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
 DEFAULT_BLOCK_ENTRIES = 4096
+# The most entries a block may say it holds: front coding lets an entry
+# repeat the previous path for a few bytes, so a small block claiming many
+# entries would decode into gigabytes of paths. Every entry takes at least
+# MIN_ENTRY_BYTES of payload (one byte per length, the code and the size).
+MAX_BLOCK_ENTRIES = 65536
+MIN_ENTRY_BYTES = 8
 # A block whose payload reaches this many bytes ends there (see above).
 BLOCK_PAYLOAD_BYTES = 16 * 1024 * 1024
 # Sizes are written as varints but read back into 64-bit integers.
@@ -232,6 +238,8 @@ class ManifestWriter:
         self._out = out
         self._check_paths = check_paths
         self._digester = ArtifactDigester(digest_algorithm)
+        if block_entries > MAX_BLOCK_ENTRIES:
+            raise ManifestError(f"block_entries is at most {MAX_BLOCK_ENTRIES}, what a reader accepts")
         self._block_entries = block_entries
         self._buf = bytearray()
         self._in_block = 0
@@ -392,7 +400,13 @@ class _Cursor:
         return b
 
 
+def _check_block_count(expected: int, payload_len: int) -> None:
+    if expected > MAX_BLOCK_ENTRIES or expected * MIN_ENTRY_BYTES > payload_len:
+        raise ManifestError(f"malformed manifest: a block of {payload_len} bytes cannot hold {expected} entries")
+
+
 def _decode_block(payload: bytes, expected: int, make: Callable[..., Any] | None = None) -> list[Any]:
+    _check_block_count(expected, len(payload))
     cur = _Cursor(payload)
     prev = b""
     out: list[Any] = []
@@ -401,7 +415,10 @@ def _decode_block(payload: bytes, expected: int, make: Callable[..., Any] | None
         shared = cur.varint()
         if shared > len(prev):
             raise ManifestError("malformed manifest: bad path prefix")
-        p = prev[:shared] + cur.take(cur.varint())
+        suffix = cur.varint()
+        if shared + suffix > MAX_PATH:
+            raise ManifestError(f"malformed manifest: entry path longer than {MAX_PATH} bytes")
+        p = prev[:shared] + cur.take(suffix)
         code = cur.take(1)[0]
         if code >= len(ALGORITHMS):
             raise ManifestError("malformed manifest: unknown entry algorithm code")
@@ -491,10 +508,10 @@ class ManifestReader:
 # a typical path is one step; a 4 KiB path a few.
 _SCAN_STEP = 512
 # The most a block may inflate to in decode_block, which is fed bytes from
-# the network: far above what the writer makes (4096 entries of ordinary
-# size are ~1 MiB) and still bounded, so a zlib bomb is an error, not a
-# runaway allocation.
-MAX_BLOCK_PAYLOAD = 128 * 1024 * 1024
+# the network: twice the most the writer makes (BLOCK_PAYLOAD_BYTES plus one
+# entry) and still bounded, so a zlib bomb is an error, not a runaway
+# allocation.
+MAX_BLOCK_PAYLOAD = 32 * 1024 * 1024
 
 
 # A dataclass, not a NamedTuple, for the reason ManifestSummary is one.
