@@ -21,10 +21,7 @@ internal secret, as the manifest service would), then from client processes
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
-import os
 import random
 import resource
 import statistics
@@ -35,36 +32,16 @@ import time
 import uuid
 from pathlib import Path
 
-from manifest_read import ENTITY, _ensure_team, _entries, _path, _start_server
+from _harness import start_allinone, store_manifest
+from manifest_read import ENTITY, _ensure_team, _entries, _path
 
 NAME = f"{ENTITY}/p/big:v0"
 
 
 def build(blobs: Path, n: int) -> tuple[dict[str, object], dict[str, object]]:
     """Writes the manifest where the service stores it; returns its ManifestRef fields and a report line."""
-    from depot.native import ManifestWriter
-
     t0 = time.perf_counter()
-    tmp = blobs / "manifest.tmp"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    sha = hashlib.sha256()
-
-    class Sink(io.RawIOBase):
-        def __init__(self, f: io.BufferedWriter) -> None:
-            self.f = f
-
-        def write(self, b: bytes) -> int:  # type: ignore[override]
-            sha.update(b)
-            return self.f.write(b)
-
-    with open(tmp, "wb") as f:
-        w = ManifestWriter(Sink(f), "md5")
-        w.add_many(_entries(n))
-        summary = w.close()
-    manifest_id = sha.hexdigest()
-    dest = blobs / ENTITY / "manifests" / manifest_id[:2] / manifest_id
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dest)
+    manifest_id, summary, _ = store_manifest(blobs, ENTITY, _entries(n))
     ref = {
         "entity": ENTITY,
         "manifest_id": manifest_id,
@@ -172,7 +149,7 @@ def main() -> None:
         data_dir = Path(tmp)
         fields, line = build(data_dir / "blobs", opts.entries)
         print(json.dumps(line), flush=True)
-        proc, address, key = _start_server(data_dir)
+        proc, address, key = start_allinone(data_dir)
         try:
             _ensure_team(address, key)
             commit(data_dir, address, key, fields)

@@ -25,9 +25,7 @@ ReadManifest with raw blocks, decoded by the native codec). JSON lines:
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import random
 import resource
 import statistics
@@ -37,6 +35,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from _harness import start_allinone, store_manifest
 
 ENTITY = "bench"
 
@@ -59,31 +59,8 @@ def _entries(n: int) -> Iterator[tuple[str, str, str, int, str]]:
 
 def build(blobs: Path, n: int) -> tuple[str, dict]:
     """Writes the manifest into the local blob store (as the service stores it); returns its id."""
-    import hashlib
-
-    from depot.native import ManifestWriter
-
     t0 = time.perf_counter()
-    tmp = blobs / "manifest.tmp"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    sha = hashlib.sha256()
-
-    class Sink(io.RawIOBase):
-        def __init__(self, f: io.BufferedWriter) -> None:
-            self.f = f
-
-        def write(self, b: bytes) -> int:  # type: ignore[override]
-            sha.update(b)
-            return self.f.write(b)
-
-    with open(tmp, "wb") as f:
-        w = ManifestWriter(Sink(f), "md5")
-        w.add_many(_entries(n))
-        w.close()
-    manifest_id = sha.hexdigest()
-    dest = blobs / ENTITY / "manifests" / manifest_id[:2] / manifest_id
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dest)
+    manifest_id, _, dest = store_manifest(blobs, ENTITY, _entries(n))
     return manifest_id, {
         "op": "build",
         "entries": n,
@@ -163,22 +140,6 @@ def _run_client(mode: str, address: str, key: str, manifest_id: str, n: int, loo
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    env = dict(os.environ, DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN="127.0.0.1:0", DEPOT_WORKERS="1")
-    env.pop("DEPOT_DATABASE_URL", None)
-    env.pop("DEPOT_STORAGE_URL", None)
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "depot.services.allinone"], env=env, stdout=log, stderr=log)
-    info = data_dir / "server.json"
-    deadline = time.monotonic() + 120
-    while not info.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"server did not start; see {data_dir / 'server.log'}")
-        time.sleep(0.2)
-    meta = json.loads(info.read_text())
-    return proc, meta["address"], Path(meta["admin_key_file"]).read_text().strip()
-
-
 def _ensure_team(address: str, key: str) -> None:
     import grpc
 
@@ -213,7 +174,7 @@ def main() -> None:
         print(json.dumps(line), flush=True)
         stored = data_dir / "blobs" / ENTITY / "manifests" / manifest_id[:2] / manifest_id
         print(json.dumps(scan(stored)), flush=True)
-        proc, address, key = _start_server(data_dir)
+        proc, address, key = start_allinone(data_dir)
         try:
             _ensure_team(address, key)
             runs = []

@@ -34,11 +34,11 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _harness import start_allinone
 
 COLLECTIONS = 8
 
@@ -256,22 +256,6 @@ def run_op(op: str, address: str, key: str, clients: int, procs: int, seconds: f
     }
 
 
-def _start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen, str, str]:
-    env = dict(os.environ, DEPOT_DATA_DIR=str(data_dir), DEPOT_LISTEN="127.0.0.1:0", DEPOT_WORKERS=str(workers))
-    env.pop("DEPOT_DATABASE_URL", None)
-    env.pop("DEPOT_STORAGE_URL", None)
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "depot.services.allinone"], env=env, stdout=log, stderr=log)
-    info = data_dir / "server.json"
-    deadline = time.monotonic() + 120
-    while not info.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"server did not start; see {data_dir / 'server.log'}")
-        time.sleep(0.2)
-    meta = json.loads(info.read_text())
-    return proc, meta["address"], Path(meta["admin_key_file"]).read_text().strip()
-
-
 def _median_line(runs: list[dict]) -> dict:
     first = runs[0]
     out = {k: first[k] for k in ("op", "clients", "offered_per_s", "server_workers")}
@@ -376,7 +360,7 @@ def main() -> None:
     by_workers: dict[int, list[dict]] = {}
     for workers in [int(w) for w in opts.workers.split(",")]:
         with tempfile.TemporaryDirectory(prefix="depot-bench-") as tmp:
-            proc, address, key = _start_server(Path(tmp), workers)
+            proc, address, key = start_allinone(Path(tmp), workers)
             try:
                 by_workers[workers] = _run_plan(opts, address, key, workers)
             finally:
