@@ -1,6 +1,6 @@
 """`python -m depot.services.gc serve|once`.
 
-``serve`` answers RunCollection and also runs a pass every
+``serve`` answers RunNow and GetStatus and also runs a pass every
 DEPOT_GC_INTERVAL_S seconds (only the replica holding the lock does work);
 ``once --force`` runs one pass and prints the report.
 """

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from .db import Connection, uses_session_lock
 from .idempotency import RETENTION
+
+# How long a deleted version stays restorable before the GC purges it, when
+# the server sets nothing else (DEPOT_GRACE_PERIOD_S).
+DEFAULT_GRACE = timedelta(days=7)
 
 # The TTL is clamped to 0 .. 100 years (validate.MAX_TTL) before it is added:
 # migration 0004 bounds stored TTLs, but one row outside them (written by
@@ -45,9 +50,13 @@ _EXPIRED_SAMPLE = (
     " || '/versions/v' || v.index AS name " + _EXPIRED + " ORDER BY v.id LIMIT $2"
 )
 _EXPIRED_COUNT = "SELECT count(*) " + _EXPIRED
+# Expiry is a delete by the system: the same grace period and undelete as a
+# user's delete (the aliases it held are kept for undelete). $2: the grace.
 _EXPIRE = (
-    "UPDATE versions SET state = 'deleted', delete_time = now()"
-    " WHERE id IN (SELECT v.id " + _EXPIRED + ") RETURNING id, collection_id"
+    "UPDATE versions x SET state = 'deleted', delete_time = now(), purge_time = now() + $2::interval,"
+    " delete_reason = 'ttl', deleted_aliases = coalesce((SELECT array_agg(a.alias ORDER BY a.alias)"
+    " FROM aliases a WHERE a.version_id = x.id AND a.alias <> 'latest'), '{}')"
+    " WHERE x.id IN (SELECT v.id " + _EXPIRED + ") RETURNING x.id, x.collection_id"
 )
 _DROP_ALIASES = "DELETE FROM aliases WHERE version_id = ANY($1::bigint[])"
 # `latest` falls back to the newest live version of each collection.
@@ -86,9 +95,12 @@ async def count_expired(conn: Connection, entity: str) -> int:
     return int(await conn.fetchval(_EXPIRED_COUNT, entity))
 
 
-async def expire(conn: Connection, entity: str, timeout: float) -> int:
-    """Expires the versions past their TTL; the caller holds a transaction. Returns how many."""
-    expired = await conn.fetch(_EXPIRE, entity, timeout=timeout)
+async def expire(conn: Connection, entity: str, timeout: float, grace: timedelta = DEFAULT_GRACE) -> int:
+    """Expires the versions past their TTL; the caller holds a transaction. Returns how many.
+
+    They stay restorable for ``grace`` (their purge_time).
+    """
+    expired = await conn.fetch(_EXPIRE, entity, grace, timeout=timeout)
     ids = [r["id"] for r in expired]
     await conn.execute(_DROP_ALIASES, ids)
     await conn.execute(_LATEST_TO_NEWEST, list({r["collection_id"] for r in expired}), timeout=timeout)

@@ -98,8 +98,16 @@ CREATE TABLE versions (
     -- The version follows its entity's default_ttl (and ttl is NULL).
     ttl_inherit boolean NOT NULL DEFAULT false,
     tags text[] NOT NULL DEFAULT '{}',
+    -- Deleted versions (issue 12): removed for good by the GC at purge_time
+    -- (delete_time + the grace period); restorable until then, with the
+    -- aliases they held (deleted_aliases) that nobody took meanwhile.
+    purge_time timestamptz,
+    delete_reason text CHECK (delete_reason IN ('user', 'ttl')),
+    deleted_aliases text[] NOT NULL DEFAULT '{}',
     UNIQUE (collection_id, index),
-    CHECK ((state = 'pending') = (index IS NULL))
+    CHECK ((state = 'pending') = (index IS NULL)),
+    CONSTRAINT versions_deleted_purge
+        CHECK ((state = 'deleted') = (purge_time IS NOT NULL AND delete_reason IS NOT NULL))
 );
 
 -- Dedup lookup: a live version of the collection with the same digest.
@@ -107,6 +115,9 @@ CREATE INDEX versions_digest ON versions (collection_id, digest) WHERE state = '
 CREATE INDEX versions_tags ON versions USING gin (tags);
 CREATE INDEX versions_metadata ON versions USING gin (metadata jsonb_path_ops);
 CREATE INDEX versions_producer ON versions (producer_run_id);
+-- The GC's purge scan and its scan for abandoned pending versions.
+CREATE INDEX versions_purge ON versions (purge_time) WHERE state = 'deleted';
+CREATE INDEX versions_pending ON versions (create_time) WHERE state = 'pending';
 
 -- An alias names at most one version of a collection.
 CREATE TABLE aliases (
