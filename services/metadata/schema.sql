@@ -98,8 +98,16 @@ CREATE TABLE versions (
     -- The version follows its entity's default_ttl (and ttl is NULL).
     ttl_inherit boolean NOT NULL DEFAULT false,
     tags text[] NOT NULL DEFAULT '{}',
+    -- Deleted versions (issue 12): removed for good by the GC at purge_time
+    -- (delete_time + the grace period); restorable until then, with the
+    -- aliases they held (deleted_aliases) that nobody took meanwhile.
+    purge_time timestamptz,
+    delete_reason text CHECK (delete_reason IN ('user', 'ttl')),
+    deleted_aliases text[] NOT NULL DEFAULT '{}',
     UNIQUE (collection_id, index),
-    CHECK ((state = 'pending') = (index IS NULL))
+    CHECK ((state = 'pending') = (index IS NULL)),
+    CONSTRAINT versions_deleted_purge
+        CHECK ((state = 'deleted') = (purge_time IS NOT NULL AND delete_reason IS NOT NULL))
 );
 
 -- Dedup lookup: a live version of the collection with the same digest.
@@ -107,6 +115,9 @@ CREATE INDEX versions_digest ON versions (collection_id, digest) WHERE state = '
 CREATE INDEX versions_tags ON versions USING gin (tags);
 CREATE INDEX versions_metadata ON versions USING gin (metadata jsonb_path_ops);
 CREATE INDEX versions_producer ON versions (producer_run_id);
+-- The GC's purge scan and its scan for abandoned pending versions.
+CREATE INDEX versions_purge ON versions (purge_time) WHERE state = 'deleted';
+CREATE INDEX versions_pending ON versions (create_time) WHERE state = 'pending';
 
 -- An alias names at most one version of a collection.
 CREATE TABLE aliases (
@@ -196,3 +207,33 @@ CREATE TABLE link_aliases (
     PRIMARY KEY (collection_id, alias)
 );
 CREATE INDEX link_aliases_link ON link_aliases (link_id);
+
+-- What each GC pass did (GcService.GetStatus); no end_time: running, or
+-- interrupted (closed by the next pass). The GC keeps the newest few hundred.
+CREATE TABLE gc_passes (
+    id bigserial PRIMARY KEY,
+    -- '' for all entities.
+    entity text NOT NULL,
+    trigger text NOT NULL CHECK (trigger IN ('schedule', 'run_now')),
+    dry_run boolean NOT NULL,
+    start_time timestamptz NOT NULL DEFAULT now(),
+    end_time timestamptz,
+    versions_expired bigint NOT NULL DEFAULT 0,
+    versions_purged bigint NOT NULL DEFAULT 0,
+    pending_purged bigint NOT NULL DEFAULT 0,
+    manifests_deleted bigint NOT NULL DEFAULT 0,
+    blobs_deleted bigint NOT NULL DEFAULT 0,
+    bytes_freed bigint NOT NULL DEFAULT 0,
+    blobs_scanned bigint NOT NULL DEFAULT 0,
+    sample text[] NOT NULL DEFAULT '{}',
+    -- [{"name": "expire", "duration_s": 0.01, "items": 3}, ...]
+    phases jsonb NOT NULL DEFAULT '[]',
+    -- ["purge: ...", ...]
+    errors jsonb NOT NULL DEFAULT '[]',
+    -- RunNow's request_id and its caller: a retry answers this pass's report
+    -- instead of running another one.
+    caller_id bigint,
+    request_id text,
+    UNIQUE (caller_id, request_id)
+);
+CREATE INDEX gc_passes_entity ON gc_passes (entity, id);

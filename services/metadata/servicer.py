@@ -14,7 +14,7 @@ from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import verify_manifest
-from depot.services.common.errors import InvalidArgument, PermissionDenied
+from depot.services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Callers, Context
 
 from .access import Access, Principal, Role
@@ -209,6 +209,25 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         return version_pb(v)
 
     @mutation(pb.ArtifactVersion)
+    # Issue 12 placeholders, replaced by the deletion work now in progress.
+    async def DeleteArtifactVersion(
+        self, request: pb.DeleteArtifactVersionRequest, context: Context
+    ) -> pb.ArtifactVersion:
+        raise FailedPrecondition("deleting versions is not available yet", field="name")
+
+    async def UndeleteArtifactVersion(
+        self, request: pb.UndeleteArtifactVersionRequest, context: Context
+    ) -> pb.UndeleteArtifactVersionResponse:
+        raise FailedPrecondition("undeleting versions is not available yet", field="name")
+
+    async def DeleteArtifactVersions(
+        self, request: pb.DeleteArtifactVersionsRequest, context: Context
+    ) -> pb.DeleteOperation:
+        raise FailedPrecondition("bulk deletion is not available yet", field="parent")
+
+    async def GetDeleteOperation(self, request: pb.GetDeleteOperationRequest, context: Context) -> pb.DeleteOperation:
+        raise FailedPrecondition("bulk deletion is not available yet", field="name")
+
     async def UpdateArtifactVersion(
         self, request: pb.UpdateArtifactVersionRequest, context: Context
     ) -> pb.ArtifactVersion:

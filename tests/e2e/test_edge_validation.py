@@ -231,7 +231,7 @@ def test_undecodable_requests_are_invalid_argument(channel, stubs: Stubs, payloa
     for method in (
         "/depot.metadata.v1.ArtifactService/GetArtifactVersion",
         "/depot.manifest.v1.ManifestService/PutManifest",
-        "/depot.gc.v1.GcService/RunCollection",
+        "/depot.gc.v1.GcService/RunNow",
     ):
         with pytest.raises(grpc.RpcError) as e:
             _raw(channel, method)(payload, metadata=md)

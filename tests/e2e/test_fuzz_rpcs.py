@@ -329,11 +329,12 @@ def test_every_method_is_enumerated() -> None:
     names = {_path(m) for m in METHODS}
     assert "/depot.metadata.v1.ArtifactService/CreateArtifactVersion" in names
     assert "/depot.manifest.v1.ManifestService/CreateManifest" in names
-    assert "/depot.gc.v1.GcService/RunCollection" in names
+    assert "/depot.gc.v1.GcService/RunNow" in names
     assert "/depot.metadata.v1.LineageService/WalkLineage" in names
-    # 37 metadata RPCs in four services (GetLineage merged into WalkLineage), 9 manifest
-    # (issue 11 added BatchUpdateBlobs, BatchReadBlobs, ResolveReferences), 1 gc.
-    assert len(names) == 47
+    # 41 metadata RPCs in four services (GetLineage merged into WalkLineage; issue 12
+    # added the four deletion RPCs), 9 manifest (issue 11 added BatchUpdateBlobs,
+    # BatchReadBlobs, ResolveReferences), 2 gc (RunNow, GetStatus).
+    assert len(names) == 52
 
 
 def _fuzz_messages(channel: grpc.Channel, m: MethodDescriptor, keys: list[tuple]) -> None:

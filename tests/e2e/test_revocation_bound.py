@@ -87,9 +87,7 @@ def _probes(a: Addresses, key: str, stack: list[grpc.Channel]) -> dict[str, Call
             mpb.FindMissingBlobsRequest(entity="bob", blobs=[_digest(b"x")]), metadata=md, timeout=30
         ),
         "manifest UploadBlob": upload,
-        "gc RunCollection": lambda: gc.RunCollection(
-            gc_pb2.RunCollectionRequest(entity="bob"), metadata=md, timeout=30
-        ),
+        "gc RunNow": lambda: gc.RunNow(gc_pb2.RunNowRequest(entity="bob", dry_run=True), metadata=md, timeout=30),
     }
 
 

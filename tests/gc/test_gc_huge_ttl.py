@@ -119,7 +119,8 @@ def test_migration_0004_clamps_stored_ttls_and_bounds_them(postgres) -> None:  #
             await conn.execute("INSERT INTO entities (name, kind, default_ttl) VALUES ('u', 'team', '30 days')")
         finally:
             await conn.close()
-        assert await db.migrate(dsn) == ["0004_ttl_bounds.sql"]
+        # Later migrations (0005_deletion.sql, ...) follow 0004; this test is about 0004.
+        assert (await db.migrate(dsn))[0] == "0004_ttl_bounds.sql"
         conn = await asyncpg.connect(dsn)
         try:
             ttl = {r["id"]: r["ttl"] for r in await conn.fetch("SELECT id, ttl FROM versions")}

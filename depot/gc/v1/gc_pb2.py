@@ -22,19 +22,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x65pot/gc/v1/gc.proto\x12\x0b\x64\x65pot.gc.v1\"I\n\x14RunCollectionRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x9f\x01\n\x10\x43ollectionReport\x12\x18\n\x10versions_expired\x18\x01 \x01(\x03\x12\x17\n\x0fversions_purged\x18\x02 \x01(\x03\x12\x15\n\rblobs_deleted\x18\x03 \x01(\x03\x12\x13\n\x0b\x62ytes_freed\x18\x04 \x01(\x03\x12\x0e\n\x06sample\x18\x05 \x03(\t\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x12\x0b\n\x03ran\x18\x07 \x01(\x08\x32^\n\tGcService\x12Q\n\rRunCollection\x12!.depot.gc.v1.RunCollectionRequest\x1a\x1d.depot.gc.v1.CollectionReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x65pot/gc/v1/gc.proto\x12\x0b\x64\x65pot.gc.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\rRunNowRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xa1\x03\n\x10\x43ollectionReport\x12\x0b\n\x03ran\x18\x01 \x01(\x08\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0e\n\x06\x65ntity\x18\x03 \x01(\t\x12\x0f\n\x07trigger\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10versions_expired\x18\x07 \x01(\x03\x12\x17\n\x0fversions_purged\x18\x08 \x01(\x03\x12\x16\n\x0epending_purged\x18\t \x01(\x03\x12\x19\n\x11manifests_deleted\x18\n \x01(\x03\x12\x15\n\rblobs_deleted\x18\x0b \x01(\x03\x12\x13\n\x0b\x62ytes_freed\x18\x0c \x01(\x03\x12\x15\n\rblobs_scanned\x18\r \x01(\x03\x12\x0e\n\x06sample\x18\x0e \x03(\t\x12(\n\x06phases\x18\x0f \x03(\x0b\x32\x18.depot.gc.v1.PhaseReport\x12\x0e\n\x06\x65rrors\x18\x10 \x03(\t\"W\n\x0bPhaseReport\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05items\x18\x03 \x01(\x03\"\"\n\x10GetStatusRequest\x12\x0e\n\x06\x65ntity\x18\x01 \x01(\t\"\xe1\x01\n\x08GcStatus\x12\x32\n\x0blast_passes\x18\x01 \x03(\x0b\x32\x1d.depot.gc.v1.CollectionReport\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cgrace_period\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0enext_pass_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07running\x18\x05 \x01(\x08\x32\x93\x01\n\tGcService\x12\x43\n\x06RunNow\x12\x1a.depot.gc.v1.RunNowRequest\x1a\x1d.depot.gc.v1.CollectionReport\x12\x41\n\tGetStatus\x12\x1d.depot.gc.v1.GetStatusRequest\x1a\x15.depot.gc.v1.GcStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'depot.gc.v1.gc_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNCOLLECTIONREQUEST']._serialized_start=37
-  _globals['_RUNCOLLECTIONREQUEST']._serialized_end=110
-  _globals['_COLLECTIONREPORT']._serialized_start=113
-  _globals['_COLLECTIONREPORT']._serialized_end=272
-  _globals['_GCSERVICE']._serialized_start=274
-  _globals['_GCSERVICE']._serialized_end=368
+  _globals['_RUNNOWREQUEST']._serialized_start=102
+  _globals['_RUNNOWREQUEST']._serialized_end=170
+  _globals['_COLLECTIONREPORT']._serialized_start=173
+  _globals['_COLLECTIONREPORT']._serialized_end=590
+  _globals['_PHASEREPORT']._serialized_start=592
+  _globals['_PHASEREPORT']._serialized_end=679
+  _globals['_GETSTATUSREQUEST']._serialized_start=681
+  _globals['_GETSTATUSREQUEST']._serialized_end=715
+  _globals['_GCSTATUS']._serialized_start=718
+  _globals['_GCSTATUS']._serialized_end=943
+  _globals['_GCSERVICE']._serialized_start=946
+  _globals['_GCSERVICE']._serialized_end=1093
 # @@protoc_insertion_point(module_scope)

@@ -34,19 +34,32 @@ class GcServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.RunCollection = channel.unary_unary(
-                '/depot.gc.v1.GcService/RunCollection',
-                request_serializer=depot_dot_gc_dot_v1_dot_gc__pb2.RunCollectionRequest.SerializeToString,
+        self.RunNow = channel.unary_unary(
+                '/depot.gc.v1.GcService/RunNow',
+                request_serializer=depot_dot_gc_dot_v1_dot_gc__pb2.RunNowRequest.SerializeToString,
                 response_deserializer=depot_dot_gc_dot_v1_dot_gc__pb2.CollectionReport.FromString,
+                _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/depot.gc.v1.GcService/GetStatus',
+                request_serializer=depot_dot_gc_dot_v1_dot_gc__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=depot_dot_gc_dot_v1_dot_gc__pb2.GcStatus.FromString,
                 _registered_method=True)
 
 
 class GcServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def RunCollection(self, request, context):
-        """One collection pass. With force=false it is a dry run that reports what
-        it would delete and deletes nothing (AIP-165).
+    def RunNow(self, request, context):
+        """One collection pass now (besides the schedule). With dry_run it changes
+        nothing and reports what it would do. Superusers for every entity,
+        entity admins for their own entity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
+        """The schedule and what the last passes did.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -55,10 +68,15 @@ class GcServiceServicer:
 
 def add_GcServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'RunCollection': grpc.unary_unary_rpc_method_handler(
-                    servicer.RunCollection,
-                    request_deserializer=depot_dot_gc_dot_v1_dot_gc__pb2.RunCollectionRequest.FromString,
+            'RunNow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunNow,
+                    request_deserializer=depot_dot_gc_dot_v1_dot_gc__pb2.RunNowRequest.FromString,
                     response_serializer=depot_dot_gc_dot_v1_dot_gc__pb2.CollectionReport.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=depot_dot_gc_dot_v1_dot_gc__pb2.GetStatusRequest.FromString,
+                    response_serializer=depot_dot_gc_dot_v1_dot_gc__pb2.GcStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -72,7 +90,7 @@ class GcService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def RunCollection(request,
+    def RunNow(request,
             target,
             options=(),
             channel_credentials=None,
@@ -85,9 +103,36 @@ class GcService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/depot.gc.v1.GcService/RunCollection',
-            depot_dot_gc_dot_v1_dot_gc__pb2.RunCollectionRequest.SerializeToString,
+            '/depot.gc.v1.GcService/RunNow',
+            depot_dot_gc_dot_v1_dot_gc__pb2.RunNowRequest.SerializeToString,
             depot_dot_gc_dot_v1_dot_gc__pb2.CollectionReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.gc.v1.GcService/GetStatus',
+            depot_dot_gc_dot_v1_dot_gc__pb2.GetStatusRequest.SerializeToString,
+            depot_dot_gc_dot_v1_dot_gc__pb2.GcStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -373,6 +373,9 @@ class ArtifactVersion(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     LINKED_FIELD_NUMBER: _builtins.int
     LINK_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    PURGE_TIME_FIELD_NUMBER: _builtins.int
+    DELETE_REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """entities/{e}/projects/{p}/artifacts/{a}/versions/v{index}"""
     uid: _builtins.str
@@ -396,6 +399,8 @@ class ArtifactVersion(_message.Message):
     """How `ttl` applies. With TTL_MODE_INHERIT, `ttl` is the team default now."""
     linked: _builtins.bool
     """Linked into at least one registry collection (so it never expires)."""
+    delete_reason: _builtins.str
+    """Who deleted it: "user" (DeleteArtifactVersion(s)) or "ttl" (expiry)."""
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -417,6 +422,14 @@ class ArtifactVersion(_message.Message):
     @_builtins.property
     def link(self) -> Global___LinkInfo:
         """Set when the version was named through a registry link."""
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """Set on deleted versions (only listed with show_deleted)."""
+
+    @_builtins.property
+    def purge_time(self) -> _timestamp_pb2.Timestamp:
+        """When the GC removes it for good; undelete is possible until then."""
 
     def __init__(
         self,
@@ -444,10 +457,13 @@ class ArtifactVersion(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         linked: _builtins.bool = ...,
         link: Global___LinkInfo | None = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        purge_time: _timestamp_pb2.Timestamp | None = ...,
+        delete_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["commit_time", b"commit_time", "create_time", b"create_time", "expire_time", b"expire_time", "link", b"link", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commit_time", b"commit_time", "create_time", b"create_time", "delete_time", b"delete_time", "expire_time", b"expire_time", "link", b"link", "purge_time", b"purge_time", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "collection", b"collection", "commit_time", b"commit_time", "create_time", b"create_time", "description", b"description", "digest", b"digest", "digest_algorithm", b"digest_algorithm", "expire_time", b"expire_time", "file_count", b"file_count", "index", b"index", "link", b"link", "linked", b"linked", "manifest_id", b"manifest_id", "metadata_json", b"metadata_json", "name", b"name", "producer_run", b"producer_run", "size", b"size", "state", b"state", "tags", b"tags", "ttl", b"ttl", "ttl_mode", b"ttl_mode", "type", b"type", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "collection", b"collection", "commit_time", b"commit_time", "create_time", b"create_time", "delete_reason", b"delete_reason", "delete_time", b"delete_time", "description", b"description", "digest", b"digest", "digest_algorithm", b"digest_algorithm", "expire_time", b"expire_time", "file_count", b"file_count", "index", b"index", "link", b"link", "linked", b"linked", "manifest_id", b"manifest_id", "metadata_json", b"metadata_json", "name", b"name", "producer_run", b"producer_run", "purge_time", b"purge_time", "size", b"size", "state", b"state", "tags", b"tags", "ttl", b"ttl", "ttl_mode", b"ttl_mode", "type", b"type", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -620,6 +636,7 @@ class ListArtifactVersionsRequest(_message.Message):
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     METADATA_KEY_FIELD_NUMBER: _builtins.int
     METADATA_VALUE_JSON_FIELD_NUMBER: _builtins.int
+    SHOW_DELETED_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """entities/{e}/projects/{p}/artifacts/{a}"""
     page_size: _builtins.int
@@ -630,6 +647,10 @@ class ListArtifactVersionsRequest(_message.Message):
     metadata_key: _builtins.str
     """metadata[metadata_key] == JSON value metadata_value_json."""
     metadata_value_json: _builtins.str
+    show_deleted: _builtins.bool
+    """List deleted versions (still within their grace period) instead of live
+    ones (AIP-164).
+    """
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
         """On the commit time (when the version became visible). Within
@@ -650,10 +671,11 @@ class ListArtifactVersionsRequest(_message.Message):
         created_before: _timestamp_pb2.Timestamp | None = ...,
         metadata_key: _builtins.str = ...,
         metadata_value_json: _builtins.str = ...,
+        show_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "created_after", b"created_after", "created_before", b"created_before", "metadata_key", b"metadata_key", "metadata_value_json", b"metadata_value_json", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "created_after", b"created_after", "created_before", b"created_before", "metadata_key", b"metadata_key", "metadata_value_json", b"metadata_value_json", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "show_deleted", b"show_deleted", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2102,3 +2124,225 @@ class WalkLineageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WalkLineageResponse: _TypeAlias = WalkLineageResponse  # noqa: Y015
+
+@_typing.final
+class DeleteArtifactVersionRequest(_message.Message):
+    """---------------------------------------------------------------------------
+    Deletion
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DELETE_ALIASES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """.../artifacts/{a}/versions/{vN | alias}"""
+    delete_aliases: _builtins.bool
+    """Required when the version holds aliases other than `latest`."""
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        delete_aliases: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_aliases", b"delete_aliases", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteArtifactVersionRequest: _TypeAlias = DeleteArtifactVersionRequest  # noqa: Y015
+
+@_typing.final
+class UndeleteArtifactVersionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """.../artifacts/{a}/versions/vN (aliases do not name deleted versions)."""
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndeleteArtifactVersionRequest: _TypeAlias = UndeleteArtifactVersionRequest  # noqa: Y015
+
+@_typing.final
+class UndeleteArtifactVersionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    RESTORED_ALIASES_FIELD_NUMBER: _builtins.int
+    LOST_ALIASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def version(self) -> Global___ArtifactVersion: ...
+    @_builtins.property
+    def restored_aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Aliases the version held when deleted and holds again."""
+
+    @_builtins.property
+    def lost_aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Aliases it held that were moved to another version meanwhile (they stay
+        there).
+        """
+
+    def __init__(
+        self,
+        *,
+        version: Global___ArtifactVersion | None = ...,
+        restored_aliases: _abc.Iterable[_builtins.str] | None = ...,
+        lost_aliases: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lost_aliases", b"lost_aliases", "restored_aliases", b"restored_aliases", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndeleteArtifactVersionResponse: _TypeAlias = UndeleteArtifactVersionResponse  # noqa: Y015
+
+@_typing.final
+class DeleteArtifactVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    WITHOUT_ALIASES_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    METADATA_KEY_FIELD_NUMBER: _builtins.int
+    METADATA_VALUE_JSON_FIELD_NUMBER: _builtins.int
+    DELETE_ALIASES_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """entities/{e}/projects/{p}/artifacts/{a} (one collection), or
+    entities/{e}/projects/{p} (every collection of the project; `type`
+    narrows it).
+    """
+    type: _builtins.str
+    """Filters, all optional, combined with AND. None: every live version."""
+    without_aliases: _builtins.bool
+    """Only versions holding no alias except `latest`."""
+    tag: _builtins.str
+    metadata_key: _builtins.str
+    """metadata[metadata_key] == JSON value metadata_value_json."""
+    metadata_value_json: _builtins.str
+    delete_aliases: _builtins.bool
+    """As DeleteArtifactVersionRequest.delete_aliases, for every match."""
+    dry_run: _builtins.bool
+    request_id: _builtins.str
+    """Required unless dry_run: names the operation and makes the call
+    idempotent (the same request_id answers the same operation).
+    """
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Committed before this time."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        type: _builtins.str = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
+        without_aliases: _builtins.bool = ...,
+        tag: _builtins.str = ...,
+        metadata_key: _builtins.str = ...,
+        metadata_value_json: _builtins.str = ...,
+        delete_aliases: _builtins.bool = ...,
+        dry_run: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_before", b"created_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_before", b"created_before", "delete_aliases", b"delete_aliases", "dry_run", b"dry_run", "metadata_key", b"metadata_key", "metadata_value_json", b"metadata_value_json", "parent", b"parent", "request_id", b"request_id", "tag", b"tag", "type", b"type", "without_aliases", b"without_aliases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteArtifactVersionsRequest: _TypeAlias = DeleteArtifactVersionsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteOperation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    SKIPPED_ALIASED_FIELD_NUMBER: _builtins.int
+    SKIPPED_LINKED_FIELD_NUMBER: _builtins.int
+    SAMPLE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """operations/{id}"""
+    state: _builtins.str
+    """"running" | "done" | "failed"; "dry_run" for a dry run's answer."""
+    matched: _builtins.int
+    """Versions matching the filter when the operation started."""
+    deleted: _builtins.int
+    skipped_aliased: _builtins.int
+    skipped_linked: _builtins.int
+    error: _builtins.str
+    @_builtins.property
+    def sample(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 20 version names of the matches (dry run) or deletions."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        state: _builtins.str = ...,
+        matched: _builtins.int = ...,
+        deleted: _builtins.int = ...,
+        skipped_aliased: _builtins.int = ...,
+        skipped_linked: _builtins.int = ...,
+        sample: _abc.Iterable[_builtins.str] | None = ...,
+        error: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deleted", b"deleted", "error", b"error", "matched", b"matched", "name", b"name", "sample", b"sample", "skipped_aliased", b"skipped_aliased", "skipped_linked", b"skipped_linked", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteOperation: _TypeAlias = DeleteOperation  # noqa: Y015
+
+@_typing.final
+class GetDeleteOperationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """operations/{id}"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDeleteOperationRequest: _TypeAlias = GetDeleteOperationRequest  # noqa: Y015

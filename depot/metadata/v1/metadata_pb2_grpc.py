@@ -114,6 +114,26 @@ class ArtifactServiceStub:
                 request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
                 response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
                 _registered_method=True)
+        self.DeleteArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.ArtifactService/DeleteArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+                _registered_method=True)
+        self.UndeleteArtifactVersion = channel.unary_unary(
+                '/depot.metadata.v1.ArtifactService/UndeleteArtifactVersion',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UndeleteArtifactVersionRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UndeleteArtifactVersionResponse.FromString,
+                _registered_method=True)
+        self.DeleteArtifactVersions = channel.unary_unary(
+                '/depot.metadata.v1.ArtifactService/DeleteArtifactVersions',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteArtifactVersionsRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteOperation.FromString,
+                _registered_method=True)
+        self.GetDeleteOperation = channel.unary_unary(
+                '/depot.metadata.v1.ArtifactService/GetDeleteOperation',
+                request_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetDeleteOperationRequest.SerializeToString,
+                response_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteOperation.FromString,
+                _registered_method=True)
 
 
 class ArtifactServiceServicer:
@@ -227,6 +247,50 @@ class ArtifactServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteArtifactVersion(self, request, context):
+        """-- deletion ----------------------------------------------------------------
+        A deleted version is gone from every read, listing, alias resolution and
+        lineage answer at once (ListArtifactVersions.show_deleted lists it for
+        undelete). It keeps its index; delete_time and purge_time (= delete_time
+        + the server's grace period, default 7 days) are set, and until
+        purge_time UndeleteArtifactVersion restores it. After purge_time the GC
+        removes its rows, manifest and lineage edges for good (NOT_FOUND from
+        then on) and its blobs become garbage.
+        Members and admins of the version's entity only. A version holding
+        custom aliases needs delete_aliases=true (as W&B); `latest` moves to the
+        newest live version. A version linked into a registry is refused with
+        FAILED_PRECONDITION naming the links: unlink it first. Deleting a deleted
+        version answers it as it is (idempotent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteArtifactVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteArtifactVersions(self, request, context):
+        """Deletes the live versions of a collection (or of every collection of a
+        project, by type) matching a filter, as a long-running operation run by
+        the metadata service in batches; follow it with GetDeleteOperation. With
+        dry_run it deletes nothing and answers the count and a sample at once.
+        Versions that need delete_aliases, or are linked into a registry, are
+        skipped and counted. The same request_id re-attaches to (and resumes)
+        the same operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeleteOperation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArtifactServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -304,6 +368,26 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     servicer.UpdateArtifactVersion,
                     request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.FromString,
                     response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'DeleteArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.SerializeToString,
+            ),
+            'UndeleteArtifactVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteArtifactVersion,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UndeleteArtifactVersionRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.UndeleteArtifactVersionResponse.SerializeToString,
+            ),
+            'DeleteArtifactVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArtifactVersions,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteArtifactVersionsRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteOperation.SerializeToString,
+            ),
+            'GetDeleteOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeleteOperation,
+                    request_deserializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.GetDeleteOperationRequest.FromString,
+                    response_serializer=depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteOperation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -716,6 +800,114 @@ class ArtifactService:
             '/depot.metadata.v1.ArtifactService/UpdateArtifactVersion',
             depot_dot_metadata_dot_v1_dot_metadata__pb2.UpdateArtifactVersionRequest.SerializeToString,
             depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/DeleteArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.ArtifactVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteArtifactVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/UndeleteArtifactVersion',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UndeleteArtifactVersionRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.UndeleteArtifactVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArtifactVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/DeleteArtifactVersions',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteArtifactVersionsRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteOperation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeleteOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/depot.metadata.v1.ArtifactService/GetDeleteOperation',
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.GetDeleteOperationRequest.SerializeToString,
+            depot_dot_metadata_dot_v1_dot_metadata__pb2.DeleteOperation.FromString,
             options,
             channel_credentials,
             insecure,

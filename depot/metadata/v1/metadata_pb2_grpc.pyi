@@ -82,6 +82,32 @@ class ArtifactServiceStub:
     RemoveAliases: _grpc.UnaryUnaryMultiCallable[_metadata_pb2.RemoveAliasesRequest, _metadata_pb2.ArtifactVersion]
     UpdateArtifactVersion: _grpc.UnaryUnaryMultiCallable[_metadata_pb2.UpdateArtifactVersionRequest, _metadata_pb2.ArtifactVersion]
     """update_mask paths: description, metadata_json, tags, ttl."""
+    DeleteArtifactVersion: _grpc.UnaryUnaryMultiCallable[_metadata_pb2.DeleteArtifactVersionRequest, _metadata_pb2.ArtifactVersion]
+    """-- deletion ----------------------------------------------------------------
+    A deleted version is gone from every read, listing, alias resolution and
+    lineage answer at once (ListArtifactVersions.show_deleted lists it for
+    undelete). It keeps its index; delete_time and purge_time (= delete_time
+    + the server's grace period, default 7 days) are set, and until
+    purge_time UndeleteArtifactVersion restores it. After purge_time the GC
+    removes its rows, manifest and lineage edges for good (NOT_FOUND from
+    then on) and its blobs become garbage.
+    Members and admins of the version's entity only. A version holding
+    custom aliases needs delete_aliases=true (as W&B); `latest` moves to the
+    newest live version. A version linked into a registry is refused with
+    FAILED_PRECONDITION naming the links: unlink it first. Deleting a deleted
+    version answers it as it is (idempotent).
+    """
+    UndeleteArtifactVersion: _grpc.UnaryUnaryMultiCallable[_metadata_pb2.UndeleteArtifactVersionRequest, _metadata_pb2.UndeleteArtifactVersionResponse]
+    DeleteArtifactVersions: _grpc.UnaryUnaryMultiCallable[_metadata_pb2.DeleteArtifactVersionsRequest, _metadata_pb2.DeleteOperation]
+    """Deletes the live versions of a collection (or of every collection of a
+    project, by type) matching a filter, as a long-running operation run by
+    the metadata service in batches; follow it with GetDeleteOperation. With
+    dry_run it deletes nothing and answers the count and a sample at once.
+    Versions that need delete_aliases, or are linked into a registry, are
+    skipped and counted. The same request_id re-attaches to (and resumes)
+    the same operation.
+    """
+    GetDeleteOperation: _grpc.UnaryUnaryMultiCallable[_metadata_pb2.GetDeleteOperationRequest, _metadata_pb2.DeleteOperation]
 
 @_typing.type_check_only
 class ArtifactServiceAsyncStub(ArtifactServiceStub):
@@ -124,6 +150,32 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     RemoveAliases: _aio.UnaryUnaryMultiCallable[_metadata_pb2.RemoveAliasesRequest, _metadata_pb2.ArtifactVersion]  # type: ignore[assignment]
     UpdateArtifactVersion: _aio.UnaryUnaryMultiCallable[_metadata_pb2.UpdateArtifactVersionRequest, _metadata_pb2.ArtifactVersion]  # type: ignore[assignment]
     """update_mask paths: description, metadata_json, tags, ttl."""
+    DeleteArtifactVersion: _aio.UnaryUnaryMultiCallable[_metadata_pb2.DeleteArtifactVersionRequest, _metadata_pb2.ArtifactVersion]  # type: ignore[assignment]
+    """-- deletion ----------------------------------------------------------------
+    A deleted version is gone from every read, listing, alias resolution and
+    lineage answer at once (ListArtifactVersions.show_deleted lists it for
+    undelete). It keeps its index; delete_time and purge_time (= delete_time
+    + the server's grace period, default 7 days) are set, and until
+    purge_time UndeleteArtifactVersion restores it. After purge_time the GC
+    removes its rows, manifest and lineage edges for good (NOT_FOUND from
+    then on) and its blobs become garbage.
+    Members and admins of the version's entity only. A version holding
+    custom aliases needs delete_aliases=true (as W&B); `latest` moves to the
+    newest live version. A version linked into a registry is refused with
+    FAILED_PRECONDITION naming the links: unlink it first. Deleting a deleted
+    version answers it as it is (idempotent).
+    """
+    UndeleteArtifactVersion: _aio.UnaryUnaryMultiCallable[_metadata_pb2.UndeleteArtifactVersionRequest, _metadata_pb2.UndeleteArtifactVersionResponse]  # type: ignore[assignment]
+    DeleteArtifactVersions: _aio.UnaryUnaryMultiCallable[_metadata_pb2.DeleteArtifactVersionsRequest, _metadata_pb2.DeleteOperation]  # type: ignore[assignment]
+    """Deletes the live versions of a collection (or of every collection of a
+    project, by type) matching a filter, as a long-running operation run by
+    the metadata service in batches; follow it with GetDeleteOperation. With
+    dry_run it deletes nothing and answers the count and a sample at once.
+    Versions that need delete_aliases, or are linked into a registry, are
+    skipped and counted. The same request_id re-attaches to (and resumes)
+    the same operation.
+    """
+    GetDeleteOperation: _aio.UnaryUnaryMultiCallable[_metadata_pb2.GetDeleteOperationRequest, _metadata_pb2.DeleteOperation]  # type: ignore[assignment]
 
 class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
     """The API is split by resource family (as temporal's API splits its
@@ -253,6 +305,56 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_metadata_pb2.ArtifactVersion, _abc.Awaitable[_metadata_pb2.ArtifactVersion]]:
         """update_mask paths: description, metadata_json, tags, ttl."""
+
+    @_abc_1.abstractmethod
+    def DeleteArtifactVersion(
+        self,
+        request: _metadata_pb2.DeleteArtifactVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_pb2.ArtifactVersion, _abc.Awaitable[_metadata_pb2.ArtifactVersion]]:
+        """-- deletion ----------------------------------------------------------------
+        A deleted version is gone from every read, listing, alias resolution and
+        lineage answer at once (ListArtifactVersions.show_deleted lists it for
+        undelete). It keeps its index; delete_time and purge_time (= delete_time
+        + the server's grace period, default 7 days) are set, and until
+        purge_time UndeleteArtifactVersion restores it. After purge_time the GC
+        removes its rows, manifest and lineage edges for good (NOT_FOUND from
+        then on) and its blobs become garbage.
+        Members and admins of the version's entity only. A version holding
+        custom aliases needs delete_aliases=true (as W&B); `latest` moves to the
+        newest live version. A version linked into a registry is refused with
+        FAILED_PRECONDITION naming the links: unlink it first. Deleting a deleted
+        version answers it as it is (idempotent).
+        """
+
+    @_abc_1.abstractmethod
+    def UndeleteArtifactVersion(
+        self,
+        request: _metadata_pb2.UndeleteArtifactVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_pb2.UndeleteArtifactVersionResponse, _abc.Awaitable[_metadata_pb2.UndeleteArtifactVersionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteArtifactVersions(
+        self,
+        request: _metadata_pb2.DeleteArtifactVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_pb2.DeleteOperation, _abc.Awaitable[_metadata_pb2.DeleteOperation]]:
+        """Deletes the live versions of a collection (or of every collection of a
+        project, by type) matching a filter, as a long-running operation run by
+        the metadata service in batches; follow it with GetDeleteOperation. With
+        dry_run it deletes nothing and answers the count and a sample at once.
+        Versions that need delete_aliases, or are linked into a registry, are
+        skipped and counted. The same request_id re-attaches to (and resumes)
+        the same operation.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDeleteOperation(
+        self,
+        request: _metadata_pb2.GetDeleteOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_pb2.DeleteOperation, _abc.Awaitable[_metadata_pb2.DeleteOperation]]: ...
 
 def add_ArtifactServiceServicer_to_server(servicer: ArtifactServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
