@@ -178,7 +178,7 @@ async def _serve_services(
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
 
-    metadata, gc = Metadata(pool, secret), Gc(pool)
+    metadata, gc = Metadata(pool, secret, grace=config.grace), Gc(pool)
     gates = {**metadata.callers(), **MANIFEST_GATES, **gc.callers()}
     server = serving.new_server(gates, reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:

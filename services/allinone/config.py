@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from depot.services.common.config import ServerConfig, whole_number
 from depot.services.manifest.config import ManifestSettings, data_dir_from_env
-from depot.services.metadata.config import DEFAULT_PORT
+from depot.services.metadata.config import DEFAULT_PORT, grace_period
+from depot.services.metadata.housekeeping import DEFAULT_GRACE
 
 MAX_WORKERS = 64
 
@@ -33,6 +35,8 @@ class AllInOneConfig:
     workers: int = 1
     # None: the one kept in data_dir (generated on first start).
     internal_secret: bytes | None = None
+    # DEPOT_GRACE_PERIOD_S: how long deleted versions stay restorable.
+    grace: timedelta = DEFAULT_GRACE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AllInOneConfig:
@@ -44,6 +48,7 @@ class AllInOneConfig:
             database_url=env.get("DEPOT_DATABASE_URL") or None,
             workers=whole_number(env, "DEPOT_WORKERS", 1, low=1, high=MAX_WORKERS),
             internal_secret=secret.encode() if secret else None,
+            grace=grace_period(env),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -56,6 +61,7 @@ class AllInOneConfig:
             "DEPOT_DATA_DIR": str(self.data_dir),
             "DEPOT_DATABASE_URL": self.database_url or "",
             "DEPOT_WORKERS": str(self.workers),
+            "DEPOT_GRACE_PERIOD_S": repr(self.grace.total_seconds()),
         }
         return {k: v for k, v in values.items() if v}
 
