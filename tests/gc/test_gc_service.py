@@ -10,6 +10,7 @@ from datetime import timedelta
 import asyncpg
 import grpc
 import pytest
+from support.servers import ServerThread, make_config
 from support.world import TEAM, World, code
 
 from depot.gc.v1 import gc_pb2 as gpb
@@ -63,6 +64,8 @@ def test_only_superusers_and_entity_admins_collect_and_read_reports(world: World
     assert [p.entity for p in alice.status(TEAM).last_passes] == [TEAM, TEAM]
     assert [p.entity for p in admin.status().last_passes] == ["", TEAM, TEAM]
     assert code(lambda: admin.run("no-such-team")) == grpc.StatusCode.NOT_FOUND
+    assert code(lambda: admin.run("bad/name")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code(lambda: admin.run(request_id="a\nb")) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_run_now_is_idempotent_under_request_id(world: World, server) -> None:
@@ -130,3 +133,28 @@ def test_status_shows_counters_schedule_and_the_running_flag(world: World, serve
     assert asyncio.run(while_another_collects()) == (True, False)
     # A replica that did not collect stores no report.
     assert len(admin.status().last_passes) == 2
+
+
+def test_the_all_in_one_runs_the_schedule_with_its_grace(tmp_path, database_url: str) -> None:
+    cfg = make_config(
+        tmp_path / "data",
+        database_url,
+        (tmp_path / "blobs").as_uri(),
+        DEPOT_GC_INTERVAL_S="0.2",
+        DEPOT_GRACE_PERIOD_S="5",
+    )
+    srv = ServerThread(cfg).start()
+    try:
+        with grpc.insecure_channel(srv.address) as channel:
+            gc = _Gc(channel, srv.admin_key)
+            # Polled, not timed: scheduled passes show up in the status once they ran.
+            deadline = time.monotonic() + 60
+            status = gc.status()
+            while not any(p.trigger == "schedule" for p in status.last_passes) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status = gc.status()
+            assert [p.trigger for p in status.last_passes if p.trigger == "schedule"]
+            assert status.interval.ToTimedelta() == timedelta(seconds=0.2)
+            assert status.grace_period.ToTimedelta() == timedelta(seconds=5)
+    finally:
+        srv.stop()
