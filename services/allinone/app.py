@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -178,7 +179,8 @@ async def _serve_services(
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
 
-    metadata, gc = Metadata(pool, secret), Gc(pool)
+    # One grace period: the collector's and the metadata service's (DEPOT_GRACE_PERIOD_S).
+    metadata, gc = Metadata(pool, secret, grace=config.gc.grace), Gc(pool, config.gc)
     gates = {**metadata.callers(), **MANIFEST_GATES, **gc.callers()}
     server = serving.new_server(gates, reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:
@@ -212,9 +214,19 @@ async def _serve_services(
     health_listen = None if joining else config.server.health_listen
     health_server = await serving.start(server, names, health_listen=health_listen)
     stack.push_async_callback(serving.stop, server, health_server, 5)
+    if not joining:
+        # The first process runs the schedule; a worker answers RunNow only
+        # (the collector lock would keep theirs idle anyway).
+        stack.push_async_callback(_cancelled, gc.start_schedule())
     if server_tls is not None:
         await _check_internal_channel(channel, address)
     return server, address
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 INTERNAL_CHECK_S = 10.0

@@ -1,28 +1,19 @@
 """What another service may import of the manifest service: the GC's needs, nothing else.
 
-The GC's blob collector reads the store the manifest service writes: it
-lists and deletes keys, and reads stored manifests to mark the blobs they
-name. It crosses into the manifest service through this module alone (the
-import contract, pyproject ``[tool.importlinter]`` ``service-layers``), so
-the key layout and store operations it depends on are listed here.
+The GC deletes what no version references from the blob store the manifest
+service writes, so it opens that store with the same settings
+(DEPOT_STORAGE_URL, the S3 options, ...), and its blob collector lists and
+deletes keys there and reads stored manifests to mark the blobs they name.
+The import contract (pyproject ``[tool.importlinter]``, ``service-layers``)
+lets the GC cross into the manifest service through this module alone, as
+it does into metadata through ``metadata.public``.
 """
 
 from __future__ import annotations
 
-from .blobs import BlobId, blob_key
+from .config import ManifestSettings, data_dir_from_env
 from .reading import manifest_key
-from .store import BlobStore, LocalBlobStore, check_key, open_store
-from .sweeping import TRASH, Deleted, StoredObject
+from .store import BlobStore, open_store
+from .sweeping import TRASH, StoredObject
 
-__all__ = [
-    "TRASH",
-    "BlobId",
-    "BlobStore",
-    "Deleted",
-    "LocalBlobStore",
-    "StoredObject",
-    "blob_key",
-    "check_key",
-    "manifest_key",
-    "open_store",
-]
+__all__ = ["TRASH", "BlobStore", "ManifestSettings", "StoredObject", "data_dir_from_env", "manifest_key", "open_store"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 import grpc
 
@@ -12,6 +14,8 @@ from .access import Access, Principal
 from .accounts import Accounts
 from .aliases import Aliases
 from .db import Database
+from .deletion import Deletion
+from .housekeeping import DEFAULT_GRACE
 from .idempotency import Idempotency
 from .lineage import Lineage
 from .listings import Listings
@@ -41,7 +45,7 @@ class Metadata:
     caches the domain shares), then ``add_to`` registers the servicers.
     """
 
-    def __init__(self, pool: asyncpg.Pool, internal_secret: bytes):
+    def __init__(self, pool: asyncpg.Pool, internal_secret: bytes, *, grace: timedelta = DEFAULT_GRACE):
         db = Database(pool)
         access = Access(db)
         pages = PageTokens(internal_secret)
@@ -59,6 +63,7 @@ class Metadata:
             aliases=Aliases(db, access, pages, projects, registry_access, resolver),
             listings=Listings(db, access, pages, projects),
             lineage=lineage,
+            deletion=Deletion(db, access, resolver, grace),
             manifest_secret=internal_secret,
         )
         self._registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))

@@ -41,6 +41,7 @@ from .convert import (
     ttl_mode,
     version_pb,
 )
+from .deletion import Deletion
 from .idempotency import Idempotency
 from .lineage import Lineage
 from .listings import Listings, VersionFilter
@@ -75,6 +76,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         aliases: Aliases,
         listings: Listings,
         lineage: Lineage,
+        deletion: Deletion,
         manifest_secret: bytes,
     ):
         super().__init__(callers, access, idempotency, registry_access)
@@ -83,6 +85,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self._aliases = aliases
         self._listings = listings
         self._lineage = lineage
+        self._deletion = deletion
         self._manifest_secret = manifest_secret
 
     def _verified_manifest(self, m: common_pb2.ManifestRef) -> ManifestInfo:
@@ -154,6 +157,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
             created_before=request_time(request, "created_before"),
             metadata_key=request.metadata_key,
             metadata_value_json=request.metadata_value_json,
+            show_deleted=request.show_deleted,
         )
         versions, token = await self._listings.list_versions(
             who, request.parent, request.page_size, request.page_token, f
@@ -209,17 +213,25 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         return version_pb(v)
 
     @mutation(pb.ArtifactVersion)
-    # Issue 12 placeholders, replaced by the deletion work now in progress.
     async def DeleteArtifactVersion(
         self, request: pb.DeleteArtifactVersionRequest, context: Context
     ) -> pb.ArtifactVersion:
-        raise FailedPrecondition("deleting versions is not available yet", field="name")
+        who = self._who()
+        return version_pb(await self._deletion.delete(who, request.name, request.delete_aliases))
 
+    @mutation(pb.UndeleteArtifactVersionResponse)
     async def UndeleteArtifactVersion(
         self, request: pb.UndeleteArtifactVersionRequest, context: Context
     ) -> pb.UndeleteArtifactVersionResponse:
-        raise FailedPrecondition("undeleting versions is not available yet", field="name")
+        who = self._who()
+        out = await self._deletion.undelete(who, request.name)
+        return pb.UndeleteArtifactVersionResponse(
+            version=version_pb(out.version),
+            restored_aliases=out.restored_aliases,
+            lost_aliases=out.lost_aliases,
+        )
 
+    # Issue 12 placeholders, replaced by the bulk deletion work now in progress.
     async def DeleteArtifactVersions(
         self, request: pb.DeleteArtifactVersionsRequest, context: Context
     ) -> pb.DeleteOperation:
