@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
+
 import asyncpg
 import grpc
 
@@ -11,7 +15,9 @@ from depot.services.common.interceptor import Callers
 from .access import Access, Principal
 from .accounts import Accounts
 from .aliases import Aliases
+from .bulk_delete import BulkDeletes
 from .db import Database
+from .housekeeping import DEFAULT_GRACE
 from .idempotency import Idempotency
 from .lineage import Lineage
 from .listings import Listings
@@ -39,9 +45,11 @@ class Metadata:
     built: ``callers()`` goes to ``serving.new_server`` (the edge
     authenticates every call of the four services with this Access, whose
     caches the domain shares), then ``add_to`` registers the servicers.
+    ``start`` runs the background work (the bulk deletes' runner) until
+    ``aclose``.
     """
 
-    def __init__(self, pool: asyncpg.Pool, internal_secret: bytes):
+    def __init__(self, pool: asyncpg.Pool, internal_secret: bytes, *, grace: timedelta = DEFAULT_GRACE):
         db = Database(pool)
         access = Access(db)
         pages = PageTokens(internal_secret)
@@ -52,6 +60,8 @@ class Metadata:
         lineage = Lineage(db, access, pages, runs, resolver)
         self._callers: Callers[Principal] = Callers(access.authenticate)
         shared = (self._callers, access, Idempotency(db), registry_access)
+        self._bulk_deletes = BulkDeletes(db, access, projects, grace=grace)
+        self._runner: asyncio.Task[None] | None = None
         self._artifacts = ArtifactServicer(
             *shared,
             runs=runs,
@@ -59,6 +69,7 @@ class Metadata:
             aliases=Aliases(db, access, pages, projects, registry_access, resolver),
             listings=Listings(db, access, pages, projects),
             lineage=lineage,
+            bulk_deletes=self._bulk_deletes,
             manifest_secret=internal_secret,
         )
         self._registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))
@@ -75,3 +86,16 @@ class Metadata:
         metadata_pb2_grpc.add_AccessServiceServicer_to_server(self._access, server)
         metadata_pb2_grpc.add_LineageServiceServicer_to_server(self._lineage, server)
         return SERVICE_NAMES
+
+    def start(self) -> None:
+        """Starts the runner of bulk deletes (every replica runs one; leases
+        keep each operation to one runner at a time)."""
+        self._runner = asyncio.get_running_loop().create_task(self._bulk_deletes.run(), name="bulk-deletes")
+
+    async def aclose(self) -> None:
+        """Stops the runner; the operation it held is released for the next one."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None

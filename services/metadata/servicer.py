@@ -20,6 +20,7 @@ from depot.services.common.interceptor import Callers, Context
 from .access import Access, Principal, Role
 from .accounts import Accounts
 from .aliases import Aliases
+from .bulk_delete import BulkDeletes, BulkFilter
 from .convert import (
     DIRECTION,
     PERMISSION,
@@ -32,6 +33,7 @@ from .convert import (
     link_pb,
     member_pb,
     node_pb,
+    operation_pb,
     project_pb,
     registry_collection_pb,
     registry_pb,
@@ -41,7 +43,7 @@ from .convert import (
     ttl_mode,
     version_pb,
 )
-from .idempotency import Idempotency
+from .idempotency import Idempotency, fingerprint
 from .lineage import Lineage
 from .listings import Listings, VersionFilter
 from .mutations import Family, mutation
@@ -75,6 +77,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         aliases: Aliases,
         listings: Listings,
         lineage: Lineage,
+        bulk_deletes: BulkDeletes,
         manifest_secret: bytes,
     ):
         super().__init__(callers, access, idempotency, registry_access)
@@ -83,6 +86,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self._aliases = aliases
         self._listings = listings
         self._lineage = lineage
+        self._bulk_deletes = bulk_deletes
         self._manifest_secret = manifest_secret
 
     def _verified_manifest(self, m: common_pb2.ManifestRef) -> ManifestInfo:
@@ -220,13 +224,38 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
     ) -> pb.UndeleteArtifactVersionResponse:
         raise FailedPrecondition("undeleting versions is not available yet", field="name")
 
+    # Not a @mutation: the request_id names the operation itself
+    # (bulk_delete.py), and a retry answers its progress now, not a stored reply.
     async def DeleteArtifactVersions(
         self, request: pb.DeleteArtifactVersionsRequest, context: Context
     ) -> pb.DeleteOperation:
-        raise FailedPrecondition("bulk deletion is not available yet", field="parent")
+        who = self._who()
+        f = BulkFilter.parse(
+            request.parent,
+            type=request.type,
+            created_before=request_time(request, "created_before"),
+            without_aliases=request.without_aliases,
+            tag=request.tag,
+            metadata_key=request.metadata_key,
+            metadata_value_json=request.metadata_value_json,
+        )
+        if request.dry_run:
+            return operation_pb(await self._bulk_deletes.dry_run(who, f))
+        bare = pb.DeleteArtifactVersionsRequest()
+        bare.CopyFrom(request)
+        bare.ClearField("request_id")
+        op = await self._bulk_deletes.start(
+            who,
+            f,
+            delete_aliases=request.delete_aliases,
+            request_id=request.request_id,
+            fingerprint=fingerprint(bare.SerializeToString(deterministic=True)),
+        )
+        return operation_pb(op)
 
     async def GetDeleteOperation(self, request: pb.GetDeleteOperationRequest, context: Context) -> pb.DeleteOperation:
-        raise FailedPrecondition("bulk deletion is not available yet", field="name")
+        who = self._who()
+        return operation_pb(await self._bulk_deletes.get(who, request.name))
 
     async def UpdateArtifactVersion(
         self, request: pb.UpdateArtifactVersionRequest, context: Context
