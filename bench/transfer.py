@@ -14,10 +14,15 @@ per case and repeat:
 
     python bench/transfer.py --repeat 3
     python bench/transfer.py --cases small --repeat 5
+    python bench/transfer.py --phases floor   # log and floor only, no download
 
 prints one JSON line per run (``log_s``, ``log_files_per_s``,
 ``log_gb_per_s``, ``download_s``, ...; GB = 10^9 bytes) and a median line
-per case (``"run": "median"``).
+per case (``"run": "median"``). The log step also reports the CPU it cost:
+the client's user/system seconds and the server process's, with the
+server's minor page faults (``log_server_sys_s`` is where the kernel's
+share shows: page-cache writes and inode allocation on the blob store's
+filesystem).
 """
 
 from __future__ import annotations
@@ -53,6 +58,13 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         time.sleep(0.1)
     meta = json.loads(info.read_text())
     return proc, meta["address"], Path(meta["admin_key_file"]).read_text().strip()
+
+
+def server_cpu(pid: int) -> tuple[float, float, int]:
+    """The server process's (user, system) CPU seconds and minor page faults so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7])
 
 
 def ensure_team(address: str, key: str, team: str) -> None:
@@ -98,30 +110,36 @@ def floor(src: Path, dst: Path) -> float:
     return time.perf_counter() - t0
 
 
-def run_case(case: str, count: int, size: int, seed: int, address: str, key: str, work: Path, pool: bytes) -> dict:
+def run_case(
+    case: str,
+    count: int,
+    size: int,
+    seed: int,
+    server: tuple[int, str, str],
+    work: Path,
+    pool: bytes,
+    phases: set[str],
+) -> dict:
     import depot
 
     src = work / "src"
     write_files(src, count, size, seed, pool)
+    pid, address, key = server
     run = depot.init(project="transfer", job_type="bench", address=address, api_key=key, entity="bench")
     try:
         t0 = time.perf_counter()
         art = depot.Artifact(f"{case}-{seed}", type="dataset")
         art.add_dir(src)
         t1 = time.perf_counter()
+        c0, s0 = os.times(), server_cpu(pid)
         run.log_artifact(art).wait()
         t2 = time.perf_counter()
+        c1, s1 = os.times(), server_cpu(pid)
     finally:
         run.finish()
-    api = depot.Api(address, key)
-    got = api.artifact(f"bench/transfer/{case}-{seed}:latest")
-    t3 = time.perf_counter()
-    got.download(work / "down")
-    t4 = time.perf_counter()
-    floor_s = floor(src, work / "copy")
     total = count * size
-    log_s, down_s = t2 - t1, t4 - t3
-    return {
+    log_s = t2 - t1
+    out = {
         "case": case,
         "files": count,
         "file_bytes": size,
@@ -129,13 +147,28 @@ def run_case(case: str, count: int, size: int, seed: int, address: str, key: str
         "log_s": round(log_s, 3),
         "log_files_per_s": round(count / log_s),
         "log_gb_per_s": round(total / log_s / 1e9, 3),
-        "download_s": round(down_s, 3),
-        "download_files_per_s": round(count / down_s),
-        "download_gb_per_s": round(total / down_s / 1e9, 3),
-        "floor_cp_hash_s": round(floor_s, 3),
-        "floor_files_per_s": round(count / floor_s),
-        "floor_gb_per_s": round(total / floor_s / 1e9, 3),
+        # CPU seconds of the log step (the client's threads, the server process)
+        "log_client_user_s": round(c1.user - c0.user, 3),
+        "log_client_sys_s": round(c1.system - c0.system, 3),
+        "log_server_user_s": round(s1[0] - s0[0], 3),
+        "log_server_sys_s": round(s1[1] - s0[1], 3),
+        "log_server_page_faults": s1[2] - s0[2],
     }
+    if "download" in phases:
+        api = depot.Api(address, key)
+        got = api.artifact(f"bench/transfer/{case}-{seed}:latest")
+        t3 = time.perf_counter()
+        got.download(work / "down")
+        down_s = time.perf_counter() - t3
+        out["download_s"] = round(down_s, 3)
+        out["download_files_per_s"] = round(count / down_s)
+        out["download_gb_per_s"] = round(total / down_s / 1e9, 3)
+    if "floor" in phases:
+        floor_s = floor(src, work / "copy")
+        out["floor_cp_hash_s"] = round(floor_s, 3)
+        out["floor_files_per_s"] = round(count / floor_s)
+        out["floor_gb_per_s"] = round(total / floor_s / 1e9, 3)
+    return out
 
 
 def median_line(runs: list[dict]) -> dict:
@@ -156,7 +189,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--small-count", type=int, default=CASES["small"][0])
     ap.add_argument("--large-mib", type=int, default=CASES["large"][1] >> 20, help="size of each large file")
+    ap.add_argument(
+        "--phases",
+        default="download,floor",
+        help="comma-separated steps after the log (always run): download, floor; empty for the log alone",
+    )
     opts = ap.parse_args()
+    phases = {p for p in opts.phases.split(",") if p}
+    if unknown_phases := phases - {"download", "floor"}:
+        raise SystemExit(f"unknown --phases {', '.join(sorted(unknown_phases))}: use download, floor")
     cases = {"small": (opts.small_count, CASES["small"][1]), "large": (CASES["large"][0], opts.large_mib << 20)}
     chosen = opts.cases.split(",")
     if unknown := set(chosen) - set(cases):
@@ -166,6 +207,7 @@ def main() -> None:
     pool = os.urandom(max(cases[c][1] for c in chosen) + (1 << 20))
     with tempfile.TemporaryDirectory(prefix="depot-transfer-") as tmp:
         proc, address, key = start_server(Path(tmp) / "data")
+        server = (proc.pid, address, key)
         try:
             ensure_team(address, key, "bench")
             for case in chosen:
@@ -175,7 +217,7 @@ def main() -> None:
                     work = Path(tmp) / f"{case}-{r}"
                     work.mkdir()
                     try:
-                        res = run_case(case, count, size, r, address, key, work, pool)
+                        res = run_case(case, count, size, r, server, work, pool, phases)
                     finally:
                         shutil.rmtree(work, ignore_errors=True)
                     res["run"] = r

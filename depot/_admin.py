@@ -1,4 +1,4 @@
-"""Administration: orgs, teams, users, members, API keys, registries and version bookkeeping.
+"""Administration: orgs, teams, users, members, API keys, registries, version bookkeeping and GC.
 
     admin = Admin()                                   # the connection of depot.Client()
     admin.create_entity("ml", "team", org="acme")
@@ -6,6 +6,7 @@
     key = admin.create_key(description="ci")          # key.key is the secret, shown once
     admin.versions("ml/proj/ds", alias="prod")        # every page, newest first
     admin.set_ttl("ml/proj/ds:v0", timedelta(days=30))
+    admin.run_gc("ml", dry_run=True)                  # what a GC pass would do
 
 Names are given as users type them (``acme``, ``acme/model``,
 ``ml/proj/ds:v0``); each method builds the resource name. Listings read
@@ -22,6 +23,7 @@ from typing import Literal
 
 from google.protobuf import field_mask_pb2
 
+from depot.gc.v1 import gc_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 
 from . import _ttl
@@ -348,3 +350,29 @@ class Admin:
                 version=upd, update_mask=field_mask_pb2.FieldMask(paths=["ttl"]), request_id=request_id()
             ),
         )
+
+    # -- garbage collection (the gc service) ------------------------------------------
+
+    def run_gc(self, entity: str | None = None, *, dry_run: bool = False) -> gc_pb2.CollectionReport:
+        """Runs one GC pass now and returns its report (``ran`` is False when
+        another replica's pass holds the collector lock).
+
+        ``entity`` limits the pass to one entity (its admins may); all
+        entities is a superuser's. With ``dry_run`` nothing changes: the
+        report says what the pass would do. A pass may take long: the call
+        waits up to the client's ``stream_timeout``, and a retry after a
+        lost answer returns the same pass's report.
+        """
+        c = self.client
+        return c.call(
+            c.gc.RunNow,
+            gc_pb2.RunNowRequest(
+                entity=entity_resource(entity) if entity else "", dry_run=dry_run, request_id=request_id()
+            ),
+            timeout=c.config.stream_timeout,
+        )
+
+    def gc_status(self, entity: str | None = None) -> gc_pb2.GcStatus:
+        """The GC schedule and the last passes (of ``entity``, or of all for a superuser)."""
+        c = self.client
+        return c.call(c.gc.GetStatus, gc_pb2.GetStatusRequest(entity=entity_resource(entity) if entity else ""))

@@ -8,6 +8,7 @@ download itself; entries of an artifact being built have none.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -153,8 +154,8 @@ class ArtifactFiles:
         self._count = count
 
     def __iter__(self) -> Iterator[ManifestEntry]:
-        for batch in self._batches():
-            yield from batch
+        # chain steps through each batch in C: no generator frame resumed per entry.
+        return itertools.chain.from_iterable(self._batches())
 
     def batches(self) -> Iterator[list[ManifestEntry]]:
         """The entries a batch at a time (as they arrive from the server)."""

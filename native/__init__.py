@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         ManifestWriter,
         artifact_digest,
         decode_block,
+        decode_payload,
+        inflate_block,
         read_block,
         scan_blocks,
     )
@@ -66,6 +68,8 @@ else:
                 ManifestWriter,
                 artifact_digest,
                 decode_block,
+                decode_payload,
+                inflate_block,
                 read_block,
                 scan_blocks,
             )
@@ -85,6 +89,8 @@ else:
             ManifestWriter,
             artifact_digest,
             decode_block,
+            decode_payload,
+            inflate_block,
             read_block,
             scan_blocks,
         )
@@ -112,9 +118,11 @@ __all__ = [
     "S3PageError",
     "artifact_digest",
     "decode_block",
+    "decode_payload",
     "hash_bytes",
     "hash_file",
     "hash_files",
+    "inflate_block",
     "parse_list_page",
     "read_block",
     "scan_blocks",

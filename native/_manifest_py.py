@@ -463,10 +463,7 @@ class ManifestReader:
             if n == 0:
                 break
             expected = _U32.unpack(_read_exact(self._in, 4))[0]
-            try:
-                payload = zlib.decompress(_read_exact(self._in, n))
-            except zlib.error as e:
-                raise ManifestError(f"corrupt manifest block: {e}") from None
+            payload = _inflate(_read_exact(self._in, n))
             try:
                 out = _decode_block(payload, expected)
             except UnicodeDecodeError:
@@ -644,21 +641,40 @@ def decode_block(raw: bytes, make: EntryMaker[_T] | None = None) -> list[Any]:
     count. A client feeds it bytes from the network. The entries are
     ``ManifestEntry`` tuples, or what ``make`` builds.
     """
+    return decode_payload(*inflate_block(raw), make)
+
+
+def inflate_block(raw: bytes) -> tuple[bytes, int]:
+    """One stored block's inflated payload and entry count, with ``decode_block``'s checks
+    of the header and the zlib stream: the half of a decode that needs no entry objects."""
     if len(raw) < 8:
         raise ManifestError("truncated manifest block: no header")
     n, count = _U32x2.unpack_from(raw)
     if n != len(raw) - 8:
         raise ManifestError(f"malformed manifest block: header says {n} payload bytes, got {len(raw) - 8}")
+    return _inflate(memoryview(raw)[8:]), count
+
+
+def decode_payload(payload: bytes, count: int, make: EntryMaker[_T] | None = None) -> list[Any]:
+    """The ``count`` entries of a payload from ``inflate_block``, checked as ``decode_block`` checks them."""
+    if not 0 <= count <= MAX_BLOCK_ENTRIES:
+        raise ManifestError(f"malformed manifest: a block of {len(payload)} bytes cannot hold {count} entries")
+    try:
+        return _decode_block(payload, count, make)
+    except UnicodeDecodeError:
+        raise ManifestError("malformed manifest: text field is not valid UTF-8") from None
+
+
+def _inflate(data: bytes | memoryview) -> bytes:
+    """A block's zlib stream inflated: complete, nothing after it, at most ``MAX_BLOCK_PAYLOAD`` bytes
+    (a zlib bomb is an error, not a runaway allocation, whether it came from disk or the network)."""
     d = zlib.decompressobj()
     try:
-        payload = d.decompress(memoryview(raw)[8:], MAX_BLOCK_PAYLOAD)
+        payload = d.decompress(data, MAX_BLOCK_PAYLOAD)
     except zlib.error as e:
         raise ManifestError(f"corrupt manifest block: {e}") from None
     if d.unconsumed_tail:
         raise ManifestError(f"malformed manifest block: inflates past {MAX_BLOCK_PAYLOAD} bytes")
     if not d.eof or d.unused_data:
         raise ManifestError("corrupt manifest block: the zlib stream is incomplete or followed by junk")
-    try:
-        return _decode_block(payload, count, make)
-    except UnicodeDecodeError:
-        raise ManifestError("malformed manifest: text field is not valid UTF-8") from None
+    return payload

@@ -17,6 +17,7 @@
     depot team member NAME USER ROLE | unmember NAME USER
     depot team settings NAME [--default-ttl 30d|never] [--ttl-policy members|admins]
     depot user create NAME [--org ORG] | org create NAME | entity ls
+    depot gc run [--entity E] [--dry-run] | status [--entity E]   (admins)
 
 PATH is ``entity/project/name[:ref]`` or a registry path
 ``{org}/wandb-registry-{registry}/{collection}[:ref]``. Tables by default,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -178,7 +179,7 @@ async def _serve_services(
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
 
-    metadata, gc = Metadata(pool, secret), Gc(pool)
+    metadata, gc = Metadata(pool, secret), Gc(pool, config.gc)
     gates = {**metadata.callers(), **MANIFEST_GATES, **gc.callers()}
     server = serving.new_server(gates, reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:
@@ -213,9 +214,19 @@ async def _serve_services(
     stack.push_async_callback(serving.stop, server, health_server, 5)
     metadata.start()
     stack.push_async_callback(metadata.aclose)
+    if not joining:
+        # The first process runs the schedule; a worker answers RunNow only
+        # (the collector lock would keep theirs idle anyway).
+        stack.push_async_callback(_cancelled, gc.start_schedule())
     if server_tls is not None:
         await _check_internal_channel(channel, address)
     return server, address
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 INTERNAL_CHECK_S = 10.0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depot.services.common.config import ServerConfig, whole_number
+from depot.services.gc.config import GcSettings
 from depot.services.manifest.config import ManifestSettings, data_dir_from_env
 from depot.services.metadata.config import DEFAULT_PORT
 
@@ -26,6 +27,8 @@ class AllInOneConfig:
     # Embedded PostgreSQL, blobs, admin key, internal secret, server lock.
     data_dir: Path
     manifest: ManifestSettings
+    # The collector's grace period and schedule (the first process runs it).
+    gc: GcSettings = GcSettings()
     # None: start an embedded PostgreSQL under data_dir.
     database_url: str | None = None
     # Server processes sharing the port (SO_REUSEPORT), so the services use
@@ -41,6 +44,7 @@ class AllInOneConfig:
             server=ServerConfig.from_env(env, default_port=DEFAULT_PORT),
             data_dir=data_dir_from_env(env),
             manifest=ManifestSettings.from_env(env),
+            gc=GcSettings.from_env(env),
             database_url=env.get("DEPOT_DATABASE_URL") or None,
             workers=whole_number(env, "DEPOT_WORKERS", 1, low=1, high=MAX_WORKERS),
             internal_secret=secret.encode() if secret else None,
@@ -53,6 +57,7 @@ class AllInOneConfig:
         values = {
             **self.server.to_env(),
             **self.manifest.to_env(),
+            **self.gc.to_env(),
             "DEPOT_DATA_DIR": str(self.data_dir),
             "DEPOT_DATABASE_URL": self.database_url or "",
             "DEPOT_WORKERS": str(self.workers),

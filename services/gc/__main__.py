@@ -1,8 +1,8 @@
 """`python -m depot.services.gc serve|once`.
 
 ``serve`` answers RunNow and GetStatus and also runs a pass every
-DEPOT_GC_INTERVAL_S seconds (only the replica holding the lock does work);
-``once --force`` runs one pass and prints the report.
+DEPOT_GC_INTERVAL_S seconds (0: never; only the replica holding the lock
+does work); ``once --force`` runs one pass and prints the report.
 """
 
 from __future__ import annotations
@@ -18,30 +18,19 @@ from depot.services.common import serving, telemetry
 from depot.services.common.config import ConfigError
 from depot.services.metadata.public import create_pool
 
-from .collector import Collector
 from .config import GcConfig
 from .server import Gc
-
-
-async def _periodic(collector: Collector, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            report = await collector.run("", force=True)
-            logging.info("gc pass: %s", report)
-        except Exception:  # noqa: BLE001 - keep collecting on the next tick
-            logging.exception("gc pass failed")
 
 
 async def _serve(config: GcConfig) -> None:
     pool = await create_pool(config.database_url)
     try:
-        gc = Gc(pool)
+        gc = Gc(pool, config.gc)
         server = serving.new_server(gc.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
         health = await serving.start(server, [gc.add_to(server)], health_listen=config.server.health_listen)
         logging.info("gc service on port %d", port)
-        task = asyncio.create_task(_periodic(Collector(pool), config.interval_s))
+        task = gc.start_schedule()
         await serving.wait_for_signal()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -54,7 +43,7 @@ async def _serve(config: GcConfig) -> None:
 async def _once(config: GcConfig, force: bool) -> None:
     pool = await create_pool(config.database_url, min_size=1, max_size=2)
     try:
-        print(await Collector(pool).run("", force=force))
+        print(await Gc(pool, config.gc).collector.run("", force=force))
     finally:
         await pool.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import grpc
 
@@ -9,7 +11,9 @@ from depot.gc.v1 import gc_pb2, gc_pb2_grpc
 from depot.services.common.interceptor import Callers
 from depot.services.metadata.public import Principal, access_on
 
-from .collector import Collector
+from .collector import Collector, Sweeper
+from .config import GcSettings
+from .schedule import Schedule
 from .servicer import GcServicer
 
 SERVICE_NAME = gc_pb2.DESCRIPTOR.services_by_name["GcService"].full_name
@@ -20,13 +24,24 @@ class Gc:
 
     Two steps, as for metadata's ``Metadata``: ``callers()`` goes to
     ``serving.new_server`` (the edge authenticates every call), then
-    ``add_to`` registers the servicer.
+    ``add_to`` registers the servicer. ``start_schedule`` runs the scheduled
+    passes (one process per deployment, or per replica: the collector lock
+    keeps them to one at a time).
+
+    Args:
+        pool: metadata's database.
+        settings: the grace period and the schedule.
+        sweeper: the blob mark-and-sweep over the manifest service's store;
+            None collects metadata only.
     """
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, settings: GcSettings | None = None, sweeper: Sweeper | None = None):
+        settings = settings or GcSettings()
         access = access_on(pool)
         self._callers: Callers[Principal] = Callers(access.authenticate)
-        self._servicer = GcServicer(self._callers, access, Collector(pool))
+        self.collector = Collector(pool, grace=settings.grace, sweeper=sweeper)
+        self.schedule = Schedule(settings.interval_s)
+        self._servicer = GcServicer(self._callers, access, self.collector, self.schedule)
 
     def callers(self) -> dict[str, Callers[Principal]]:
         return {SERVICE_NAME: self._callers}
@@ -35,3 +50,7 @@ class Gc:
         """Adds the GC service to ``server``; returns its name for health."""
         gc_pb2_grpc.add_GcServiceServicer_to_server(self._servicer, server)
         return SERVICE_NAME
+
+    def start_schedule(self) -> asyncio.Task[None]:
+        """Runs the scheduled passes until the task is cancelled."""
+        return asyncio.create_task(self.schedule.run(self.collector))

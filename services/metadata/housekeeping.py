@@ -8,7 +8,19 @@ they depend on, and the GC calls them through this module alone.
   inherits) has run out since commit, unless it is linked into a registry.
   It becomes deleted (gone from reads), loses its aliases, and ``latest``
   falls back to the newest live version of its collection.
+- Purge: a deleted version past its purge_time is removed for good, and so
+  is a pending version abandoned longer than the grace period (a client
+  that died mid-log). Its row goes, and with it (ON DELETE CASCADE) its
+  aliases, its consumers' edges (run_inputs) and any link; its producer edge
+  is a column of the row. What it referenced in the blob store (manifest,
+  blobs) is then garbage unless another version references it: the GC's
+  sweep decides that, after the purge.
 - Idempotency records older than ``idempotency.RETENTION`` are pruned.
+
+Expiry and purges run in batches of ``BATCH`` rows, one transaction each, so a
+backlog of millions neither holds row locks for long nor leaves one huge
+transaction to roll back: a pass that stops midway keeps what it purged, and
+the next one continues.
 """
 
 from __future__ import annotations
@@ -56,7 +68,8 @@ _EXPIRE = (
     "UPDATE versions x SET state = 'deleted', delete_time = now(), purge_time = now() + $2::interval,"
     " delete_reason = 'ttl', deleted_aliases = coalesce((SELECT array_agg(a.alias ORDER BY a.alias)"
     " FROM aliases a WHERE a.version_id = x.id AND a.alias <> 'latest'), '{}')"
-    " WHERE x.id IN (SELECT v.id " + _EXPIRED + ") RETURNING x.id, x.collection_id"
+    " WHERE x.id IN (SELECT v.id " + _EXPIRED + " ORDER BY v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED)"
+    " RETURNING x.id, x.collection_id"
 )
 _DROP_ALIASES = "DELETE FROM aliases WHERE version_id = ANY($1::bigint[])"
 # `latest` falls back to the newest live version of each collection.
@@ -67,6 +80,55 @@ _LATEST_TO_NEWEST = """
     ORDER BY collection_id, index DESC
     ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = EXCLUDED.version_id
 """
+# The versions a purge removes. A deleted version past its purge_time; never
+# one linked into a registry (deletion refuses those, and so does expiry, but
+# a row that is linked must not lose its link to a purge). Row locks are
+# taken with SKIP LOCKED: a version an undelete holds right now is left for
+# the next pass, and the recheck under the lock (READ COMMITTED re-evaluates
+# the WHERE on the locked row) skips one the undelete restored.
+# $1: entity or ''.
+_PURGEABLE = """
+    FROM versions v
+    JOIN collections c ON c.id = v.collection_id
+    JOIN projects p ON p.id = c.project_id
+    JOIN entities e ON e.id = p.entity_id
+    WHERE v.state = 'deleted' AND v.purge_time < now()
+      AND NOT EXISTS (SELECT 1 FROM links l WHERE l.version_id = v.id)
+      AND ($1::text = '' OR e.name = $1)
+"""
+# Pending versions older than the grace period: uploads whose client is
+# gone. $2: the grace.
+_ABANDONED = """
+    FROM versions v
+    JOIN collections c ON c.id = v.collection_id
+    JOIN projects p ON p.id = c.project_id
+    JOIN entities e ON e.id = p.entity_id
+    WHERE v.state = 'pending' AND v.create_time < now() - $2::interval
+      AND ($1::text = '' OR e.name = $1)
+"""
+# A version's name: vN once committed, its uid while pending (it has no index).
+_NAME = (
+    "'entities/' || e.name || '/projects/' || p.name || '/artifacts/' || c.name"
+    " || '/versions/' || coalesce('v' || v.index, v.uid::text) AS name "
+)
+_PURGE_SAMPLE = "SELECT " + _NAME + _PURGEABLE + " ORDER BY v.purge_time, v.id LIMIT $2"
+_PURGE_COUNT = "SELECT count(*) " + _PURGEABLE
+_PURGE_BATCH = (
+    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _PURGEABLE + " ORDER BY v.purge_time, v.id LIMIT $2"
+    " FOR UPDATE OF v SKIP LOCKED) RETURNING x.id"
+)
+_ABANDONED_SAMPLE = "SELECT " + _NAME + _ABANDONED + " ORDER BY v.create_time, v.id LIMIT $3"
+_ABANDONED_COUNT = "SELECT count(*) " + _ABANDONED
+# A pending version a commit holds right now is skipped (SKIP LOCKED), and
+# the recheck under the lock skips one that committed meanwhile.
+_ABANDONED_BATCH = (
+    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _ABANDONED + " ORDER BY v.create_time, v.id LIMIT $3"
+    " FOR UPDATE OF v SKIP LOCKED) RETURNING x.id"
+)
+# Rows per expiry or purge transaction: a batch is a few ms of row updates or
+# deletes, index updates and cascades, small enough that an undelete or a
+# commit waiting on one of its rows waits little.
+BATCH = 1000
 _PRUNE_IDEMPOTENCY = "DELETE FROM idempotency WHERE create_time < now() - $1::interval"
 
 
@@ -95,16 +157,53 @@ async def count_expired(conn: Connection, entity: str) -> int:
     return int(await conn.fetchval(_EXPIRED_COUNT, entity))
 
 
-async def expire(conn: Connection, entity: str, timeout: float, grace: timedelta = DEFAULT_GRACE) -> int:
-    """Expires the versions past their TTL; the caller holds a transaction. Returns how many.
+async def expire(
+    conn: Connection, entity: str, timeout: float, grace: timedelta = DEFAULT_GRACE, limit: int = BATCH
+) -> int:
+    """Expires up to ``limit`` versions past their TTL; the caller holds a transaction.
+    Returns how many (fewer than ``limit``: none are left, or the rest are
+    locked by a writer right now and wait for the next pass).
 
     They stay restorable for ``grace`` (their purge_time).
     """
-    expired = await conn.fetch(_EXPIRE, entity, grace, timeout=timeout)
+    expired = await conn.fetch(_EXPIRE, entity, grace, limit, timeout=timeout)
     ids = [r["id"] for r in expired]
     await conn.execute(_DROP_ALIASES, ids)
     await conn.execute(_LATEST_TO_NEWEST, list({r["collection_id"] for r in expired}), timeout=timeout)
     return len(ids)
+
+
+async def purge_sample(conn: Connection, entity: str, limit: int) -> list[str]:
+    """Names of up to ``limit`` deleted versions a purge would remove now."""
+    return [r["name"] for r in await conn.fetch(_PURGE_SAMPLE, entity, limit)]
+
+
+async def count_purgeable(conn: Connection, entity: str) -> int:
+    return int(await conn.fetchval(_PURGE_COUNT, entity))
+
+
+async def purge_batch(conn: Connection, entity: str, timeout: float, limit: int = BATCH) -> int:
+    """Removes up to ``limit`` deleted versions past their purge_time; the caller
+    holds a transaction. Returns how many (fewer than ``limit``: none are left,
+    or the rest are locked by an undelete in progress)."""
+    return len(await conn.fetch(_PURGE_BATCH, entity, limit, timeout=timeout))
+
+
+async def abandoned_sample(conn: Connection, entity: str, grace: timedelta, limit: int) -> list[str]:
+    """Names of up to ``limit`` pending versions older than ``grace``."""
+    return [r["name"] for r in await conn.fetch(_ABANDONED_SAMPLE, entity, grace, limit)]
+
+
+async def count_abandoned(conn: Connection, entity: str, grace: timedelta) -> int:
+    return int(await conn.fetchval(_ABANDONED_COUNT, entity, grace))
+
+
+async def purge_abandoned_batch(
+    conn: Connection, entity: str, grace: timedelta, timeout: float, limit: int = BATCH
+) -> int:
+    """Removes up to ``limit`` pending versions older than ``grace``; the caller
+    holds a transaction. Returns how many."""
+    return len(await conn.fetch(_ABANDONED_BATCH, entity, grace, limit, timeout=timeout))
 
 
 async def prune_idempotency(conn: Connection, timeout: float) -> None:

@@ -244,3 +244,33 @@ CREATE TABLE delete_operations (
 );
 -- A runner's scan for operations nobody holds.
 CREATE INDEX delete_operations_running ON delete_operations (lease_until) WHERE state = 'running';
+
+-- What each GC pass did (GcService.GetStatus); no end_time: running, or
+-- interrupted (closed by the next pass). The GC keeps the newest few hundred.
+CREATE TABLE gc_passes (
+    id bigserial PRIMARY KEY,
+    -- '' for all entities.
+    entity text NOT NULL,
+    trigger text NOT NULL CHECK (trigger IN ('schedule', 'run_now')),
+    dry_run boolean NOT NULL,
+    start_time timestamptz NOT NULL DEFAULT now(),
+    end_time timestamptz,
+    versions_expired bigint NOT NULL DEFAULT 0,
+    versions_purged bigint NOT NULL DEFAULT 0,
+    pending_purged bigint NOT NULL DEFAULT 0,
+    manifests_deleted bigint NOT NULL DEFAULT 0,
+    blobs_deleted bigint NOT NULL DEFAULT 0,
+    bytes_freed bigint NOT NULL DEFAULT 0,
+    blobs_scanned bigint NOT NULL DEFAULT 0,
+    sample text[] NOT NULL DEFAULT '{}',
+    -- [{"name": "expire", "duration_s": 0.01, "items": 3}, ...]
+    phases jsonb NOT NULL DEFAULT '[]',
+    -- ["purge: ...", ...]
+    errors jsonb NOT NULL DEFAULT '[]',
+    -- RunNow's request_id and its caller: a retry answers this pass's report
+    -- instead of running another one.
+    caller_id bigint,
+    request_id text,
+    UNIQUE (caller_id, request_id)
+);
+CREATE INDEX gc_passes_entity ON gc_passes (entity, id);

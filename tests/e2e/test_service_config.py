@@ -46,13 +46,15 @@ def test_metadata_needs_its_database_and_the_internal_secret() -> None:
 
 
 def test_gc_reads_its_interval_and_no_secret() -> None:
-    assert GcConfig.from_env({"DEPOT_DATABASE_URL": DSN}).interval_s == 3600.0
-    assert GcConfig.from_env({"DEPOT_DATABASE_URL": DSN, "DEPOT_GC_INTERVAL_S": "90"}).interval_s == 90.0
+    assert GcConfig.from_env({"DEPOT_DATABASE_URL": DSN}).gc.interval_s == 3600.0
+    assert GcConfig.from_env({"DEPOT_DATABASE_URL": DSN, "DEPOT_GC_INTERVAL_S": "90"}).gc.interval_s == 90.0
+    # 0 turns the schedule off (issue 12): RunNow alone starts passes.
+    assert GcConfig.from_env({"DEPOT_DATABASE_URL": DSN, "DEPOT_GC_INTERVAL_S": "0"}).gc.interval_s == 0.0
     with pytest.raises(ConfigError, match="^DEPOT_DATABASE_URL is required$"):
         GcConfig.from_env({"DEPOT_GC_INTERVAL_S": "90"})
 
 
-@pytest.mark.parametrize("bad", ["abc", "-5", "0", "nan", "inf", "1e12"])
+@pytest.mark.parametrize("bad", ["abc", "-5", "nan", "inf", "1e12"])
 def test_a_bad_gc_interval_names_the_variable_and_the_value(bad: str) -> None:
     with pytest.raises(ConfigError) as e:
         GcConfig.from_env({"DEPOT_DATABASE_URL": DSN, "DEPOT_GC_INTERVAL_S": bad})

@@ -165,3 +165,33 @@ def test_read_block_at_the_end_marker_is_an_error(impl: Impl) -> None:
     b = impl.manifest.scan_blocks(f)[-1]
     with pytest.raises(ManifestError, match="no block"):
         impl.manifest.read_block(f, b.offset + b.size)
+
+
+def test_reading_a_whole_manifest_bounds_what_a_block_inflates_to(impl: Impl, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ManifestReader.batches (the server's full read) has decode_block's bound: a stored zlib bomb
+    # is an error at the bound, not an allocation of whatever the block claims.
+    head = MAGIC + b"\x00"
+    bomb = head + _raw(b"\x00" * 5000, 1) + struct.pack("<I", 0)
+    monkeypatch.setattr(impl.manifest, "MAX_BLOCK_PAYLOAD", 1000)
+    with pytest.raises(ManifestError, match="inflates past 1000 bytes"):
+        list(impl.manifest.ManifestReader(io.BytesIO(bomb)).batches())
+    # A truncated zlib stream is named as such, not decoded from what inflated.
+    z = zlib.compress(b"\x00\x01a\x00\x01d\x01\x00\x00\x00", 1)[:-3]
+    cut = head + struct.pack("<II", len(z), 1) + z + struct.pack("<I", 0)
+    with pytest.raises(ManifestError, match="incomplete"):
+        list(impl.manifest.ManifestReader(io.BytesIO(cut)).batches())
+
+
+def test_inflate_then_decode_is_decode_block(impl: Impl) -> None:
+    f = io.BytesIO(_write(impl, _entries(2500), block=1000))
+    for b in impl.manifest.scan_blocks(f):
+        raw = impl.manifest.read_block(f, b.offset)
+        payload, count = impl.manifest.inflate_block(raw)
+        assert count == b.count
+        assert impl.manifest.decode_payload(payload, count) == impl.manifest.decode_block(raw)
+    with pytest.raises(ManifestError, match="cannot hold 65537 entries"):
+        impl.manifest.decode_payload(payload, 65537)
+    with pytest.raises(ManifestError, match="cannot hold -1 entries"):
+        impl.manifest.decode_payload(payload, -1)
+    with pytest.raises(ManifestError, match="header says"):
+        impl.manifest.inflate_block(raw[:-1])
