@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import s3sim  # noqa: E402  (bench/s3sim.py, beside this file)
 
 from depot import ManifestEntry  # noqa: E402
+from depot._copying import new_temp_beside  # noqa: E402
 from depot._reference_cache import ReferenceCache  # noqa: E402
 from depot._references import fetch_reference  # noqa: E402
 from depot._s3_fetch import S3Fetcher  # noqa: E402
@@ -73,8 +74,7 @@ def _cpu_s() -> float:
 def _fetch_one(e: ManifestEntry, root: Path, s3: S3Fetcher, cache: ReferenceCache | None) -> int:
     dest = root / e.path
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".depot-")
-    os.close(fd)
+    tmp = new_temp_beside(dest)
     try:
         if not fetch_reference(e, tmp, cache=cache, s3=s3):
             raise RuntimeError(f"{e.path} missing")

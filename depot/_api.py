@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +12,22 @@ from depot.metadata.v1 import metadata_pb2 as pb
 from ._artifact import Artifact, artifact_from_version
 from ._bulk_delete import DeleteOperation, delete_operation, delete_versions
 from ._client import Client
+from ._deletion import undelete_version
 from ._exceptions import InvalidArgumentError
 from ._lineage import Lineage, around
 from ._paging import all_items
 from ._paths import parse_artifact_path
+
+
+@dataclass(frozen=True)
+class UndeletedArtifact:
+    """What ``Api().undelete_artifact`` restored."""
+
+    artifact: Artifact
+    # Aliases the version held when deleted and holds again.
+    restored_aliases: list[str]
+    # Aliases it held that another version took meanwhile (they stay there).
+    lost_aliases: list[str]
 
 
 class Api:
@@ -47,6 +60,43 @@ class Api:
         if type is not None and v.type != type:
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
         return artifact_from_version(self.client, v)
+
+    def undelete_artifact(self, path: str) -> UndeletedArtifact:
+        """Restores a deleted version within its grace period.
+
+        Args:
+            path: ``entity/project/name:vN`` (a deleted version holds no alias,
+                so it is named by its index).
+
+        Returns:
+            The version, live again, with the aliases it got back and those
+            another version took meanwhile. ``latest`` returns to it when it
+            is the newest live version. A version deleted by TTL expiry comes
+            back kept forever (with its TTL it would expire again).
+
+        Raises:
+            NotFoundError: No such version, or it was purged.
+            FailedPreconditionError: Its purge time has passed.
+        """
+        p = parse_artifact_path(path, entity=os.environ.get("DEPOT_ENTITY"), project=os.environ.get("DEPOT_PROJECT"))
+        out = undelete_version(self.client, p.version_resource)
+        return UndeletedArtifact(
+            artifact_from_version(self.client, out.version), list(out.restored_aliases), list(out.lost_aliases)
+        )
+
+    def deleted_artifact_versions(self, path: str) -> list[Artifact]:
+        """The deleted versions of a collection ``entity/project/name`` still
+        restorable, newest first (members and admins only)."""
+        parent = parse_artifact_path(path).collection_resource
+        c = self.client
+        versions = all_items(
+            lambda t: c.call(
+                c.artifacts.ListArtifactVersions,
+                pb.ListArtifactVersionsRequest(parent=parent, page_size=100, page_token=t, show_deleted=True),
+            ),
+            lambda page: page.versions,
+        )
+        return [artifact_from_version(c, v) for v in versions]
 
     def artifact_versions(self, path: str) -> list[Artifact]:
         """Every committed version of a collection ``entity/project/name``, newest first."""

@@ -33,7 +33,7 @@ from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.native import hash_files
 
-from . import _download, _lineage, _registry, _ttl, _upload, _verify
+from . import _deletion, _download, _lineage, _registry, _ttl, _upload, _verify
 from ._client import Client, request_id
 from ._exceptions import (
     AlreadyExistsError,
@@ -714,6 +714,27 @@ class Artifact:
         v = self._logged()
         assert self._client is not None
         return _linked(self._client, _registry.link_version(self._client, v, target_path, aliases))
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Deletes this logged version (W&B's ``Artifact.delete``).
+
+        It is gone from every read at once (``latest`` moves to the newest
+        live version) and ``Api().undelete_artifact`` restores it until its
+        purge time, the server's grace period (7 days by default) after the
+        delete; then it is removed for good. Deleting it again does nothing.
+
+        Args:
+            delete_aliases: Also drop the aliases it holds besides ``latest``
+                (kept for an undelete); without it such a version is refused.
+
+        Raises:
+            FailedPreconditionError: It holds aliases and ``delete_aliases`` is
+                False, or it is linked into a registry (unlink it first); the
+                message names them.
+        """
+        v = self._logged()
+        assert self._client is not None
+        self._version = _deletion.delete_version(self._client, v.name, delete_aliases)
 
     def __repr__(self) -> str:
         if self._version is not None:

@@ -24,6 +24,7 @@ import errno
 import hashlib
 import http.client
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +132,9 @@ def fetch_reference(
     """Writes the bytes a reference entry recorded to ``dest`` and verifies them.
 
     ``dest`` is a temp file the caller owns and renames into place once this
-    returns True; it is replaced by a new file here, never written through
-    (it may share its inode with a cached object). S3 objects are fetched at the
+    returns True; a new, empty file linked only there is written in place,
+    anything else is replaced by a new file, never written through (it may
+    share its inode with a cached object). S3 objects are fetched at the
     recorded version id when there is one, so an overwritten key still
     yields the recorded bytes. Verification: size and digest for
     ``xxh3_128``/``md5``; for ``etag``, size plus the md5 of the bytes (a
@@ -207,11 +209,36 @@ def _bounded(e: ManifestEntry, out: BinaryIO, stop: threading.Event | None) -> B
     return Bounded(out, None if e.algorithm == "none" else e.size, stop, e.path)
 
 
+def _open_dest(dest: Path) -> BinaryIO:
+    """``dest`` opened for writing, never through a file another path shares.
+
+    A download's temp file (``new_temp_beside``) is new, empty and linked
+    once: it is written in place. Unlinking and re-creating it, as
+    ``open_fresh`` does, cost ~0.4 ms of CPU per object on ext4, a fifth of a
+    small object's cold fetch. Anything else at ``dest`` (a file the cache
+    shares by hard link, a symlink, a non-empty file, nothing) goes through
+    ``open_fresh``: a new inode.
+    """
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return open_fresh(dest)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size == 0:
+            return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return open_fresh(dest)
+
+
 def _fetch_file(e: ManifestEntry, dest: Path, allow_missing: bool, stop: threading.Event | None) -> bool:
     src = Path(unquote(urlsplit(e.ref).path))
     check = _Check.for_entry(e)
     try:
-        with open(src, "rb") as f, open_fresh(dest) as out:
+        with open(src, "rb") as f, _open_dest(dest) as out:
             size = copy_hashing(f, _bounded(e, out, stop), check.hashers)
     except FileNotFoundError:
         return _missing(e, allow_missing, f"{src} does not exist")
@@ -236,7 +263,7 @@ def _fetch_s3(
 ) -> bool:
     bucket, key, uri_version = parse_s3_ref(e.ref)
     version_id = e.version_id or uri_version
-    with open_fresh(dest) as out:
+    with _open_dest(dest) as out:
         got = s3.get(bucket, key, version_id, _bounded(e, out, stop), check.hashers)
     if got is None:
         where = f"s3://{bucket}/{key}" + (f" version {version_id}" if version_id else "")
@@ -264,7 +291,7 @@ def _fetch_http(
                     field=e.path,
                 )
         try:
-            with open_fresh(dest) as out:
+            with _open_dest(dest) as out:
                 size = copy_hashing(resp, _bounded(e, out, stop), check.hashers)
         except (http.client.HTTPException, ConnectionError, TimeoutError) as err:
             raise CommError(f"{redact(e.ref)}: download interrupted: {err}") from None

@@ -13,7 +13,6 @@ from typing import Any
 import depot
 from depot._admin import Admin
 from depot._bulk_delete import DeleteOperation
-from depot._client import request_id
 from depot._paths import ArtifactPath, parse_artifact_path
 from depot._progress import Progress
 from depot._ttl import TTL
@@ -323,21 +322,23 @@ def _op_json(op: DeleteOperation) -> dict[str, Any]:
 
 
 def _rm_one(opts: argparse.Namespace) -> int:
-    client = depot.Api().client
-    name = parse_artifact_path(opts.target).version_resource
-    req = pb.DeleteArtifactVersionRequest(name=name, delete_aliases=opts.delete_aliases, request_id=request_id())
-    v = client.call(client.artifacts.DeleteArtifactVersion, req)
-    return show_message(opts, v, f"{short(v.name)}: deleted; restorable until {when(v.purge_time)}")
+    art = depot.Api().artifact(opts.target)
+    art.delete(delete_aliases=opts.delete_aliases)
+    name = art.qualified_name
+    return show(
+        opts,
+        {"version": name, "deleted": True},
+        f"{name}: deleted; `depot artifact undelete {name}` restores it within the server's grace period",
+    )
 
 
 def undelete(opts: argparse.Namespace) -> int:
-    client = depot.Api().client
-    name = parse_artifact_path(opts.path).version_resource
-    req = pb.UndeleteArtifactVersionRequest(name=name, request_id=request_id())
-    out = client.call(client.artifacts.UndeleteArtifactVersion, req)
-    text = f"{short(out.version.name)}: restored"
+    out = depot.Api().undelete_artifact(opts.path)
+    name = out.artifact.qualified_name
+    text = f"{name}: restored"
     if out.restored_aliases:
         text += f"; aliases back: {', '.join(out.restored_aliases)}"
     if out.lost_aliases:
         text += f"; taken meanwhile by other versions (kept there): {', '.join(out.lost_aliases)}"
-    return show_message(opts, out, text)
+    data = {"version": name, "restored_aliases": out.restored_aliases, "lost_aliases": out.lost_aliases}
+    return show(opts, data, text)

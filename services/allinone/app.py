@@ -179,7 +179,8 @@ async def _serve_services(
     # What a crash left staged is swept before serving, then periodically.
     stack.callback((await sweep_staging(store)).cancel)
 
-    metadata, gc = Metadata(pool, secret), Gc(pool, config.gc)
+    # One grace period: the collector's and the metadata service's (DEPOT_GRACE_PERIOD_S).
+    metadata, gc = Metadata(pool, secret, grace=config.gc.grace), Gc(pool, config.gc)
     gates = {**metadata.callers(), **MANIFEST_GATES, **gc.callers()}
     server = serving.new_server(gates, reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:

@@ -1,8 +1,8 @@
 """`python -m depot.services.metadata serve|migrate|bootstrap-admin`.
 
 Reads configuration from the environment (DEPOT_DATABASE_URL always;
-``serve`` also DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_TLS_* and
-DEPOT_HEALTH_LISTEN: see config.py), wires the service and serves it.
+``serve`` also DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_TLS_*,
+DEPOT_HEALTH_LISTEN and DEPOT_GRACE_PERIOD_S: see config.py), wires the service and serves it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .server import Metadata
 async def _serve(config: MetadataConfig) -> None:
     pool = await db.create_pool(config.database_url)
     try:
-        metadata = Metadata(pool, config.internal_secret)
+        metadata = Metadata(pool, config.internal_secret, grace=config.grace)
         server = serving.new_server(metadata.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
         names = metadata.add_to(server)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
-from depot.services.common.config import ServerConfig, internal_secret, required
+from depot.services.common.config import ServerConfig, internal_secret, required, seconds
+
+from .housekeeping import DEFAULT_GRACE
 
 DEFAULT_PORT = 50051
 
@@ -19,6 +22,8 @@ class MetadataConfig:
     database_url: str
     # HMAC key that verifies the manifest service's tokens.
     internal_secret: bytes
+    # How long a deleted version stays restorable (its purge_time).
+    grace: timedelta = DEFAULT_GRACE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MetadataConfig:
@@ -26,6 +31,7 @@ class MetadataConfig:
             server=ServerConfig.from_env(env, default_port=DEFAULT_PORT),
             database_url=database_url(env),
             internal_secret=internal_secret(env),
+            grace=grace_period(env),
         )
 
 
@@ -34,4 +40,10 @@ def database_url(env: Mapping[str, str]) -> str:
     return required(env, "DEPOT_DATABASE_URL")
 
 
-__all__ = ["DEFAULT_PORT", "MetadataConfig", "database_url"]
+def grace_period(env: Mapping[str, str]) -> timedelta:
+    """DEPOT_GRACE_PERIOD_S: how long deleted versions stay restorable before
+    the GC purges them (default housekeeping.DEFAULT_GRACE, 7 days)."""
+    return timedelta(seconds=seconds(env, "DEPOT_GRACE_PERIOD_S", DEFAULT_GRACE.total_seconds()))
+
+
+__all__ = ["DEFAULT_PORT", "MetadataConfig", "database_url", "grace_period"]

@@ -59,6 +59,9 @@ def version_pb(v: Version) -> pb.ArtifactVersion:
         tags=v.tags,
         expire_time=timestamp(v.expire_time),
         linked=v.linked,
+        delete_time=timestamp(v.delete_time),
+        purge_time=timestamp(v.purge_time),
+        delete_reason=v.delete_reason,
     )
     if v.effective_ttl is not None:
         msg.ttl.CopyFrom(validate.duration_pb(v.effective_ttl))

@@ -16,7 +16,7 @@ from depot.services.common import validate
 from depot.services.common.errors import InvalidArgument
 
 from . import names, records
-from .access import READ, Access, Principal
+from .access import READ, WRITE, Access, Principal
 from .db import Database
 from .fields import MAX_DESCRIPTION, MAX_METADATA_BYTES
 from .names import parse_entity
@@ -47,8 +47,11 @@ _RUNS_PAGE = (
 """
 )
 # Versions of a collection ($1 entity, $2 project, $3 collection), newest
-# first; ListArtifactVersions adds a condition per filter given.
-_VERSIONS_OF = records.VERSION_SELECT + " WHERE e.name = $1 AND p.name = $2 AND c.name = $3 AND v.state = 'committed'"
+# first; ListArtifactVersions adds the state and a condition per filter given.
+_VERSIONS_OF = records.VERSION_SELECT + " WHERE e.name = $1 AND p.name = $2 AND c.name = $3"
+_LIVE = "v.state = 'committed'"
+# Deleted and still restorable: past purge_time the GC may remove it any moment.
+_IN_GRACE = "v.state = 'deleted' AND v.purge_time > now()"
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,14 @@ class VersionFilter:
     created_before: datetime | None = None
     metadata_key: str = ""
     metadata_value_json: str = ""
+    # Deleted versions still in their grace period instead of live ones.
+    show_deleted: bool = False
 
     def __post_init__(self) -> None:
         if self.alias:
             names.check_part(self.alias, "alias", "alias")
+            if self.show_deleted:
+                raise InvalidArgument("deleted versions hold no alias: drop alias or show_deleted", field="alias")
         if self.tag:
             names.check_part(self.tag, "tag", "tag")
         if bool(self.metadata_key) != bool(self.metadata_value_json):
@@ -86,6 +93,7 @@ class VersionFilter:
                 str(self.created_before),
                 self.metadata_key,
                 self.metadata_value_json,
+                self.show_deleted,
             ]
         )
 
@@ -158,7 +166,8 @@ class Listings:
         size = page_size(size)
         scope = f"ListArtifactVersions|{coll}|{f.scope()}"
         cursor = self._pages.decode(scope, token)
-        await self._access.require(who, proj.entity, READ)
+        # Deleted versions are listed for undelete, to those who may undelete.
+        await self._access.require(who, proj.entity, WRITE if f.show_deleted else READ)
         # Only the filters given become conditions (one prepared statement per
         # combination): "$n IS NULL OR ..." forms keep the planner from using
         # an index for any of them, so an alias filter walked the collection.
@@ -168,7 +177,7 @@ class Listings:
             args.append(value)
             return f"${len(args)}"
 
-        where = [_VERSIONS_OF]
+        where = [_VERSIONS_OF, _IN_GRACE if f.show_deleted else _LIVE]
         if f.alias:
             # First of the optional arguments: ALIASED_VERSION_ID takes it as $4.
             arg(f.alias)

@@ -105,6 +105,11 @@ class Version:
     linked: bool = False
     # Set when the version was reached through a registry link.
     link: LinkRef | None = None
+    # Set on a deleted version: when, until when it can be restored, and
+    # who deleted it ("user" or "ttl").
+    delete_time: datetime | None = None
+    purge_time: datetime | None = None
+    delete_reason: str = ""
 
     @property
     def name(self) -> str:
@@ -199,6 +204,9 @@ def version(row: Row, link: LinkRef | None = None) -> Version:
         effective_ttl=row["entity_default_ttl"] if row["ttl_inherit"] else row["ttl"],
         linked=row["linked"],
         link=link,
+        delete_time=row["delete_time"] if row["state"] == "deleted" else None,
+        purge_time=row["purge_time"],
+        delete_reason=row["delete_reason"] or "",
     )
 
 

@@ -17,6 +17,7 @@ from .accounts import Accounts
 from .aliases import Aliases
 from .bulk_delete import BulkDeletes
 from .db import Database
+from .deletion import Deletion
 from .housekeeping import DEFAULT_GRACE
 from .idempotency import Idempotency
 from .lineage import Lineage
@@ -70,6 +71,7 @@ class Metadata:
             listings=Listings(db, access, pages, projects),
             lineage=lineage,
             bulk_deletes=self._bulk_deletes,
+            deletion=Deletion(db, access, resolver, grace),
             manifest_secret=internal_secret,
         )
         self._registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))

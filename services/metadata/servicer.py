@@ -14,7 +14,7 @@ from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import verify_manifest
-from depot.services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Callers, Context
 
 from .access import Access, Principal, Role
@@ -43,6 +43,7 @@ from .convert import (
     ttl_mode,
     version_pb,
 )
+from .deletion import Deletion
 from .idempotency import Idempotency, fingerprint
 from .lineage import Lineage
 from .listings import Listings, VersionFilter
@@ -78,6 +79,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         listings: Listings,
         lineage: Lineage,
         bulk_deletes: BulkDeletes,
+        deletion: Deletion,
         manifest_secret: bytes,
     ):
         super().__init__(callers, access, idempotency, registry_access)
@@ -87,6 +89,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self._listings = listings
         self._lineage = lineage
         self._bulk_deletes = bulk_deletes
+        self._deletion = deletion
         self._manifest_secret = manifest_secret
 
     def _verified_manifest(self, m: common_pb2.ManifestRef) -> ManifestInfo:
@@ -158,6 +161,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
             created_before=request_time(request, "created_before"),
             metadata_key=request.metadata_key,
             metadata_value_json=request.metadata_value_json,
+            show_deleted=request.show_deleted,
         )
         versions, token = await self._listings.list_versions(
             who, request.parent, request.page_size, request.page_token, f
@@ -213,16 +217,23 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         return version_pb(v)
 
     @mutation(pb.ArtifactVersion)
-    # Issue 12 placeholders, replaced by the deletion work now in progress.
     async def DeleteArtifactVersion(
         self, request: pb.DeleteArtifactVersionRequest, context: Context
     ) -> pb.ArtifactVersion:
-        raise FailedPrecondition("deleting versions is not available yet", field="name")
+        who = self._who()
+        return version_pb(await self._deletion.delete(who, request.name, request.delete_aliases))
 
+    @mutation(pb.UndeleteArtifactVersionResponse)
     async def UndeleteArtifactVersion(
         self, request: pb.UndeleteArtifactVersionRequest, context: Context
     ) -> pb.UndeleteArtifactVersionResponse:
-        raise FailedPrecondition("undeleting versions is not available yet", field="name")
+        who = self._who()
+        out = await self._deletion.undelete(who, request.name)
+        return pb.UndeleteArtifactVersionResponse(
+            version=version_pb(out.version),
+            restored_aliases=out.restored_aliases,
+            lost_aliases=out.lost_aliases,
+        )
 
     # Not a @mutation: the request_id names the operation itself
     # (bulk_delete.py), and a retry answers its progress now, not a stored reply.

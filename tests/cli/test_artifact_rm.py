@@ -153,7 +153,7 @@ def test_one_version_rm_and_undelete(cli: Cli, world: World) -> None:
     rc, _, err = cli("artifact", "rm", f"{TARGET}:prod")
     assert rc == 1 and "prod" in err
     rc, out, _ = cli("artifact", "rm", f"{TARGET}:prod", "--delete-aliases")
-    assert rc == 0 and out.startswith("team-a/p/ds:v0: deleted; restorable until")
+    assert rc == 0 and out.startswith("team-a/p/ds:v0: deleted; `depot artifact undelete team-a/p/ds:v0` restores it")
     assert _live(world) == [1]
     rc, out, _ = cli("artifact", "undelete", f"{TARGET}:v0")
     assert rc == 0 and "aliases back: prod" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from support.http_files import FileServer, Served
 
 import depot
 from depot import ManifestEntry
+from depot._copying import new_temp_beside
 from depot._references import (
     CacheKey,
     ReferenceCache,
@@ -267,3 +269,33 @@ def test_local_copy_matches(tmp_path: Path) -> None:
     assert not local_copy_matches(ManifestEntry("f", md5hex, "etag", 3, ref="s3://b/f"), tmp_path / "no")
     p.write_bytes(b"abd")
     assert not local_copy_matches(ManifestEntry("f", md5hex, "etag", 3, ref="s3://b/f"), p)
+
+
+def test_s3_fetch_never_writes_through_a_shared_dest(
+    boto: Any, s3: S3Fetcher, s3_bucket: str, dest: Path, tmp_path: Path
+) -> None:
+    boto.put_object(Bucket=s3_bucket, Key="w", Body=b"fetched bytes")
+    e = _s3_entry(boto, s3_bucket, "w")
+    # A dest hard-linked elsewhere (as a cache adoption leaves it): replaced by a new file.
+    dest.write_bytes(b"")
+    shared = tmp_path / "shared"
+    os.link(dest, shared)
+    assert fetch_reference(e, dest, s3=s3)
+    assert dest.read_bytes() == b"fetched bytes" and shared.read_bytes() == b""
+    assert dest.stat().st_ino != shared.stat().st_ino
+    # A symlink is not followed.
+    dest.unlink()
+    dest.symlink_to(shared)
+    assert fetch_reference(e, dest, s3=s3)
+    assert dest.read_bytes() == b"fetched bytes" and not dest.is_symlink() and shared.read_bytes() == b""
+    # A non-empty file is replaced, not written over: a reader holding it still sees its bytes.
+    dest.write_bytes(b"old")
+    with open(dest, "rb") as held:
+        assert fetch_reference(e, dest, s3=s3)
+        assert held.read() == b"old" and dest.read_bytes() == b"fetched bytes"
+    # A fresh, empty temp linked only there (what a download makes) is written in place.
+    dest.unlink()
+    tmp = new_temp_beside(dest)
+    with open(tmp, "rb") as held:
+        assert fetch_reference(e, tmp, s3=s3)
+        assert held.read() == b"fetched bytes"
