@@ -340,5 +340,5 @@ def undelete(opts: argparse.Namespace) -> int:
         text += f"; aliases back: {', '.join(out.restored_aliases)}"
     if out.lost_aliases:
         text += f"; taken meanwhile by other versions (kept there): {', '.join(out.lost_aliases)}"
-    data = {"version": name, "restored_aliases": out.restored_aliases, "lost_aliases": out.lost_aliases}
+    data: dict[str, Any] = {"version": name, "restored_aliases": out.restored_aliases, "lost_aliases": out.lost_aliases}
     return show(opts, data, text)
