@@ -90,7 +90,7 @@ async def main() -> None:
                 line = {"bench": "gc_pass", "phase": phase, "versions": opts.versions, "median_of": opts.repeat}
                 print(json.dumps({**line, "wall_s": round(wall, 3), "per_s": round(opts.versions / wall)}))
         finally:
-            await asyncio.to_thread(pg.stop)
+            await asyncio.to_thread(pg.destroy)
 
 
 if __name__ == "__main__":
