@@ -122,13 +122,16 @@ class Collector:
         pass's report instead of running another.
         """
         async with self._pool.acquire() as conn, housekeeping.session_lock(conn, _LEADER_LOCK) as leader:
+            if leader:
+                # First, so a retry of a pass whose process died gets that
+                # pass's report (interrupted) rather than ABORTED for ever.
+                await passes.close_interrupted(conn)
             if request is not None:
                 earlier = await passes.find(conn, request)
                 if earlier is not None:
                     return _replay(earlier, entity, force, request)
             if not leader:
                 return Report(ran=False, dry_run=not force, entity=entity, trigger=trigger)
-            await passes.close_interrupted(conn)
             report = Report(ran=True, dry_run=not force, entity=entity, trigger=trigger, start_time=datetime.now(UTC))
             pass_id = await passes.begin(conn, report, request)
             start = time.monotonic()

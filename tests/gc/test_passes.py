@@ -337,3 +337,16 @@ def test_batches_follow_each_other_through_the_backlog(world: World, server, mon
     report = _pass(dsn, grace=timedelta(0))
     assert (report.versions_expired, report.versions_purged, report.pending_purged) == (5, 5, 5)
     assert _sql(dsn, "SELECT 1 FROM versions") == []
+
+
+def test_a_retry_of_a_pass_whose_process_died_gets_its_report(world: World, server) -> None:
+    dsn = server.config.database_url
+    key = passes.RequestKey(caller_id=1, request_id="r1")
+    _sql(
+        dsn,
+        "INSERT INTO gc_passes (entity, trigger, dry_run, caller_id, request_id)"
+        " VALUES ('', 'run_now', false, 1, 'r1')",
+    )
+    report = _on_pool(dsn, lambda pool: Collector(pool).run("", force=True, request=key))
+    assert report.ran and report.finished and report.errors == [passes.INTERRUPTED]
+    assert len(_sql(dsn, "SELECT 1 FROM gc_passes")) == 1
