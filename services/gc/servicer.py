@@ -71,8 +71,15 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         status = pb.GcStatus(last_passes=[report_pb(r) for r in reports], running=running)
         status.interval.CopyFrom(duration_pb(timedelta(seconds=self._schedule.interval_s)))
         status.grace_period.CopyFrom(duration_pb(self._collector.grace))
-        if self._schedule.next_pass is not None:
-            status.next_pass_time.FromDatetime(self._schedule.next_pass)
+        next_pass = self._schedule.next_pass
+        if next_pass is None and self._schedule.interval_s > 0:
+            # A process that does not run the schedule itself (an all-in-one
+            # worker): the next pass is due an interval after the last one.
+            scheduled = [r.start_time for r in reports if r.trigger == "schedule" and r.start_time is not None]
+            if scheduled:
+                next_pass = scheduled[0] + timedelta(seconds=self._schedule.interval_s)
+        if next_pass is not None:
+            status.next_pass_time.FromDatetime(next_pass)
         return status
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -15,7 +15,10 @@ from support.world import TEAM, World, code
 
 from depot.gc.v1 import gc_pb2 as gpb
 from depot.gc.v1 import gc_pb2_grpc
+from depot.services.common import serving
 from depot.services.gc.collector import _LEADER_LOCK, Collector
+from depot.services.gc.config import GcSettings
+from depot.services.gc.server import Gc
 from depot.services.metadata import db
 from depot.services.metadata.access import AUTH_CACHE_S
 from depot.services.metadata.housekeeping import DEFAULT_GRACE
@@ -158,3 +161,37 @@ def test_the_all_in_one_runs_the_schedule_with_its_grace(tmp_path, database_url:
             assert status.grace_period.ToTimedelta() == timedelta(seconds=5)
     finally:
         srv.stop()
+
+
+def test_a_process_without_the_schedule_reports_it_from_the_last_scheduled_pass(server) -> None:
+    """An all-in-one worker serves GcService without running the schedule: its
+    next_pass_time is an interval after the last scheduled pass."""
+
+    async def scenario() -> tuple[gpb.GcStatus, gpb.GcStatus, datetime]:
+        pool = await db.create_pool(server.config.database_url, min_size=1, max_size=2)
+        grpc_server = None
+        try:
+            # A pass the schedule ran (elsewhere) before.
+            started = await pool.fetchval(
+                "INSERT INTO gc_passes (entity, trigger, dry_run, end_time) VALUES ('', 'schedule', false, now())"
+                " RETURNING start_time"
+            )
+            gc = Gc(pool, GcSettings(interval_s=600.0))
+            grpc_server = serving.new_server(gc.callers())
+            port = serving.bind(grpc_server, "127.0.0.1:0")
+            await serving.start(grpc_server, [gc.add_to(grpc_server)])
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = gc_pb2_grpc.GcServiceStub(channel)
+                md = (("authorization", f"Bearer {server.admin_key}"),)
+                everything = await stub.GetStatus(gpb.GetStatusRequest(), metadata=md)
+                # An entity's view has no scheduled pass (those cover every entity).
+                one = await stub.GetStatus(gpb.GetStatusRequest(entity="team"), metadata=md)
+            return everything, one, started
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop(None)
+            await pool.close()
+
+    everything, one, started = asyncio.run(scenario())
+    assert everything.next_pass_time.ToDatetime(tzinfo=UTC) == started + timedelta(seconds=600)
+    assert not one.HasField("next_pass_time") and one.interval.ToTimedelta() == timedelta(seconds=600)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import grpc
+import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -28,7 +29,7 @@ from depot.services.gc import passes
 from depot.services.gc.collector import Collector, Sweeper
 from depot.services.gc.report import Report
 from depot.services.gc.telemetry import GcTelemetry
-from depot.services.metadata import db
+from depot.services.metadata import db, housekeeping
 
 T = TypeVar("T")
 HOUR = timedelta(hours=1)
@@ -317,3 +318,35 @@ def test_spans_and_counters(world: World, server) -> None:
     }
     assert sums["depot.gc.versions_expired"] == 2
     assert (sums["depot.gc.blobs_deleted"], sums["depot.gc.bytes_freed"], sums["depot.gc.errors"]) == (3, 300, 1)
+
+
+def test_batches_follow_each_other_through_the_backlog(world: World, server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With batches of 2, five versions of each kind take three transactions per phase, all in one pass."""
+    dsn = server.config.database_url
+    bob = world["bob"]
+    for i in range(5):
+        bob.log(TEAM, "p", "ds", {"f": bytes([i])})
+        bob.CreateArtifactVersion(pb.CreateArtifactVersionRequest(parent=PROJECT, artifact="up", type="dataset"))
+    _sql(
+        dsn,
+        "UPDATE versions SET ttl = '1 second', ttl_inherit = false, commit_time = now() - interval '1 hour',"
+        " create_time = now() - interval '2 hours'",
+    )
+    monkeypatch.setattr(housekeeping, "BATCH", 2)
+    # A zero grace: what expires is purged in the same pass.
+    report = _pass(dsn, grace=timedelta(0))
+    assert (report.versions_expired, report.versions_purged, report.pending_purged) == (5, 5, 5)
+    assert _sql(dsn, "SELECT 1 FROM versions") == []
+
+
+def test_a_retry_of_a_pass_whose_process_died_gets_its_report(world: World, server) -> None:
+    dsn = server.config.database_url
+    key = passes.RequestKey(caller_id=1, request_id="r1")
+    _sql(
+        dsn,
+        "INSERT INTO gc_passes (entity, trigger, dry_run, caller_id, request_id)"
+        " VALUES ('', 'run_now', false, 1, 'r1')",
+    )
+    report = _on_pool(dsn, lambda pool: Collector(pool).run("", force=True, request=key))
+    assert report.ran and report.finished and report.errors == [passes.INTERRUPTED]
+    assert len(_sql(dsn, "SELECT 1 FROM gc_passes")) == 1
