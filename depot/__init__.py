@@ -10,6 +10,7 @@ depot.Api().artifact("me/demo/dataset:latest").download()
 
 from ._api import Api
 from ._artifact import Artifact, LinkedArtifact, RunInfo
+from ._bulk_delete import DeleteOperation
 from ._client import Client
 from ._config import ConnectionConfig
 from ._exceptions import (
@@ -50,6 +51,7 @@ __all__ = [
     "Client",
     "CommError",
     "ConnectionConfig",
+    "DeleteOperation",
     "DepotError",
     "DigestMismatchError",
     "EntryNotFoundError",

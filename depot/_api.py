@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
 from ._artifact import Artifact, artifact_from_version
+from ._bulk_delete import DeleteOperation, delete_operation, delete_versions
 from ._client import Client
 from ._deletion import undelete_version
 from ._exceptions import InvalidArgumentError
@@ -116,3 +119,54 @@ class Api:
         producer of a version no run logged.
         """
         return around(self.client, parse_artifact_path(path).version_resource)
+
+    def delete_artifact_versions(
+        self,
+        parent: str,
+        *,
+        older_than: timedelta | None = None,
+        without_aliases: bool = False,
+        type: str | None = None,
+        tag: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        delete_aliases: bool = False,
+        dry_run: bool = False,
+        request_id: str | None = None,
+    ) -> DeleteOperation:
+        """Deletes every live version of a collection, or of a project's
+        collections, that matches the filters (all optional, combined with AND).
+
+        The server does the work in batches, as an operation; follow it with
+        ``.wait(progress=...)`` or ``.refresh()``. Deleted versions stay
+        restorable for the server's grace period. Versions linked into a
+        registry are skipped, as are those with custom aliases unless
+        ``delete_aliases``; the operation counts both.
+
+        Args:
+            parent: ``entity/project/name`` (one collection) or ``entity/project``.
+            older_than: Only versions committed longer ago than this.
+            without_aliases: Only versions holding no alias but ``latest``.
+            type: Only collections of this artifact type.
+            tag: Only versions with this tag.
+            metadata: ``{key: value}``: only versions whose metadata has it.
+            delete_aliases: Also delete versions holding custom aliases.
+            dry_run: Delete nothing; the answer has the count and a sample.
+            request_id: Names the operation: the same id re-attaches to it
+                (and resumes it if its server died). Default: a new one.
+        """
+        return delete_versions(
+            self.client,
+            parent,
+            older_than=older_than,
+            without_aliases=without_aliases,
+            type=type,
+            tag=tag,
+            metadata=metadata,
+            delete_aliases=delete_aliases,
+            dry_run=dry_run,
+            request_id=request_id,
+        )
+
+    def delete_operation(self, name: str) -> DeleteOperation:
+        """A bulk delete by its name (``operations/{id}``), to follow it again."""
+        return delete_operation(self.client, name)

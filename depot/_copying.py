@@ -12,7 +12,7 @@ from depot.core.hashing import Hasher
 
 from ._exceptions import DepotError, DigestMismatchError
 
-__all__ = ["CHUNK", "Bounded", "Sink", "copy_hashing", "new_temp_beside", "open_fresh"]
+__all__ = ["CHUNK", "Bounded", "Sink", "copy_hashing", "new_temp_beside", "open_fresh", "write_all"]
 
 CHUNK = 1 << 20
 
@@ -99,3 +99,10 @@ def new_temp_beside(dest: Path) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"no free temporary name in {dest.parent}")
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until all of ``data`` is written (a write may be partial)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -23,7 +23,11 @@ once with what did and did not arrive.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import itertools
 import os
+import secrets
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +39,7 @@ from depot.native import EntryMaker, hash_bytes
 
 from . import _blobs
 from ._client import Client
-from ._copying import Bounded, new_temp_beside
+from ._copying import Bounded, new_temp_beside, write_all
 from ._exceptions import DepotError, DigestMismatchError, InvalidArgumentError
 from ._manifest import ManifestEntry, b64
 from ._manifest_read import iter_entries
@@ -49,6 +53,7 @@ from ._references import (
     fetch_reference,
     local_copy_matches,
 )
+from ._rules import check_download_path
 
 __all__ = ["LoggedSource", "download", "fetch_entry", "prepare_root"]
 
@@ -139,6 +144,7 @@ class _Run:
     ):
         self.source = source
         self.root = root
+        self.base = root.resolve()
         self.allow_missing = allow_missing
         self.cache = cache
         self.s3: S3Fetcher | None = None
@@ -147,8 +153,12 @@ class _Run:
         self.state = _State()
         self.slots = threading.BoundedSemaphore(IN_FLIGHT)
         self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="depot-download")
-        # Directories made so far: one mkdir per directory, not per file.
-        self.dirs: set[Path] = set()
+        # Directories made so far, by entry directory: one resolve and mkdir
+        # per directory, not per file.
+        self.dirs: dict[str, str] = {}
+        # Temp file names: this download's token and a serial (O_EXCL guards a clash).
+        self.token = secrets.token_hex(6)
+        self.serial = itertools.count()
 
     def submit(self, task: str, items: list[ManifestEntry]) -> None:
         self.slots.acquire()
@@ -192,26 +202,50 @@ class _Run:
                 self.s3 = default_s3_fetcher()
             return self.s3
 
-    def _dest(self, e: ManifestEntry) -> Path:
-        dest = safe_join(self.root, e.path)
-        if dest.parent not in self.dirs:
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
-            self.dirs.add(dest.parent)
-        return dest
+    def _dir(self, e: ManifestEntry, rel: str) -> str:
+        """The directory ``rel`` of the root, resolved, checked and made once per download."""
+        if (known := self.dirs.get(rel)) is not None:
+            return known
+        # safe_join resolves every component (a symlink must not lead the
+        # write out of root): done once per directory instead of per file.
+        path = safe_join(self.root, rel) if rel else self.base
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DepotError(f"{e.path}: cannot write under {path}: {err.strerror}", field=e.path) from None
+        self.dirs[rel] = made = str(path)
+        return made
+
+    def _dest(self, e: ManifestEntry) -> tuple[str, bool]:
+        """Where ``e`` goes, and whether something is already there."""
+        check_download_path(e.path)
+        rel, _, name = e.path.rpartition("/")
+        dest = f"{self._dir(e, rel)}/{name}"
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            return dest, False
+        except OSError:
+            return dest, True
+        if stat.S_ISLNK(st.st_mode):
+            # The write follows a link that stays inside root, as safe_join says.
+            target = safe_join(self.root, e.path)
+            inside = target.parent.relative_to(self.base).as_posix()
+            return f"{self._dir(e, '' if inside == '.' else inside)}/{target.name}", True
+        return dest, True
 
     def _batch(self, items: list[ManifestEntry]) -> None:
         """Small uploaded files: those not already in place, read in one BatchReadBlobs call."""
-        todo: list[tuple[ManifestEntry, Path]] = []
+        todo: list[tuple[ManifestEntry, str]] = []
+        kept = kept_bytes = 0
         for e in items:
-            dest = self._dest(e)
-            if local_copy_matches(e, dest):
-                self.state.done(1)
-                self.progress.advance(1, e.size)
+            dest, present = self._dest(e)
+            if present and local_copy_matches(e, dest):
+                kept += 1
+                kept_bytes += e.size
             else:
                 todo.append((e, dest))
+        self._arrived(kept, kept_bytes)
         if not todo:
             return
         # One copy of each blob, however many paths hold it.
@@ -221,36 +255,51 @@ class _Run:
         keys = list(wanted)
         got = _blobs.read_blobs(self.source.client, self.source.entity, self.source.manifest_id, keys)
         blobs = dict(zip(keys, got))
-        for e, dest in todo:
-            if self.state.failed.is_set():
-                return
-            data = blobs[(e.algorithm, e.digest)]
-            if len(data) != e.size or b64(hash_bytes(data, (e.algorithm,))[0]) != e.digest:
-                raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
-            _write_atomic(e, dest, data)
-            self.state.done(1)
-            self.progress.advance(1, e.size)
+        written = written_bytes = 0
+        try:
+            for e, dest in todo:
+                if self.state.failed.is_set():
+                    return
+                data = blobs[(e.algorithm, e.digest)]
+                if len(data) != e.size or b64(hash_bytes(data, (e.algorithm,))[0]) != e.digest:
+                    raise DigestMismatchError(
+                        f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path
+                    )
+                self._write_atomic(e, dest, data)
+                written += 1
+                written_bytes += e.size
+        finally:
+            # Counted once per batch: a lock per file cost more than the write.
+            self._arrived(written, written_bytes)
+
+    def _arrived(self, n: int, nbytes: int) -> None:
+        if n:
+            self.state.done(n)
+            self.progress.advance(n, nbytes)
+
+    def _write_atomic(self, e: ManifestEntry, dest: str, data: bytes) -> None:
+        # A new file beside dest, renamed over it: never a partial file under
+        # dest's name. Unbuffered, one write: no file object per small file.
+        tmp = f"{dest.rpartition('/')[0]}/.depot-{self.token}-{next(self.serial)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            raise DepotError(f"{e.path}: cannot write under {dest}: {err.strerror}", field=e.path) from None
+        try:
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except OSError as err:
+            # A name this filesystem refuses, a directory where the file goes, a full disk.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
 
     def close(self) -> None:
         # After a failure the tasks not started are dropped; otherwise all run.
         self.pool.shutdown(wait=True, cancel_futures=self.state.failed.is_set())
-
-
-def _write_atomic(e: ManifestEntry, dest: Path, data: bytes) -> None:
-    try:
-        tmp = new_temp_beside(dest)
-    except OSError as err:
-        raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-        os.replace(tmp, dest)
-    except OSError as err:
-        # A name this filesystem refuses, a directory where the file goes, a full disk.
-        raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
 
 
 def download(

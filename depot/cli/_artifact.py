@@ -1,16 +1,20 @@
-"""``depot artifact``: versions of a collection: log, download, list, alias, TTL, link, W&B JSON."""
+"""``depot artifact``: versions of a collection: log, download, list, alias, TTL, link, W&B JSON, delete."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import depot
 from depot._admin import Admin
+from depot._bulk_delete import DeleteOperation
 from depot._paths import ArtifactPath, parse_artifact_path
+from depot._progress import Progress
 from depot._ttl import TTL
 from depot._wandb import write_wandb_manifest
 from depot.metadata.v1 import metadata_pb2 as pb
@@ -59,6 +63,32 @@ def register(sub: Actions) -> None:
     p.add_argument("--type", required=True, help="artifact type, e.g. dataset or model")
     p.add_argument("--root", help="where the manifest's uploaded (non-reference) files are")
     p.add_argument("--alias", action="append", default=[], help="alias of the new version (repeat)")
+    p = command(
+        actions,
+        "rm",
+        rm,
+        "delete a version, or every version of a collection or project matching a filter (restorable for the "
+        "server's grace period)",
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        help=f"one version: {PATH_HELP}; or, with --all or a filter, ENTITY/PROJECT/NAME or ENTITY/PROJECT",
+    )
+    p.add_argument("--delete-aliases", action="store_true", help="also delete versions that hold custom aliases")
+    p.add_argument("--all", action="store_true", help="every live version of the collection or project")
+    p.add_argument("--older-than", metavar="AGE", help="only versions committed longer ago (30d, 12h, ...)")
+    p.add_argument("--without-aliases", action="store_true", help="only versions holding no alias but latest")
+    p.add_argument("--type", help="only collections of this artifact type")
+    p.add_argument("--tag", help="only versions with this tag")
+    p.add_argument(
+        "--metadata", metavar="KEY=JSON", help="only versions whose metadata has KEY equal to JSON (k=1, k='\"a\"')"
+    )
+    p.add_argument("--dry-run", action="store_true", help="delete nothing: print the count and a sample")
+    p.add_argument("--request-id", help="names the operation: run again with the same id to re-attach or resume")
+    p.add_argument("--resume", metavar="operations/ID", help="follow (and resume) a bulk delete already started")
+    p = command(actions, "undelete", undelete, "restore a deleted version within the grace period")
+    p.add_argument("path", help="ENTITY/PROJECT/NAME:vN (aliases do not name deleted versions)")
     _lineage.register(actions, PATH_HELP)
 
 
@@ -191,3 +221,124 @@ def _log(opts: argparse.Namespace, target: ArtifactPath, art: depot.Artifact, jo
         {"version": art.qualified_name, "digest": art.digest, "aliases": list(art.aliases), "size": art.size},
         f"{art.qualified_name} {art.digest} ({', '.join(art.aliases)})",
     )
+
+
+def _bulk_filters(opts: argparse.Namespace) -> dict[str, Any]:
+    """The SDK's filter arguments from the flags given (empty when none is)."""
+    found: dict[str, Any] = {}
+    if opts.older_than:
+        found["older_than"] = parse_duration(opts.older_than)
+    if opts.without_aliases:
+        found["without_aliases"] = True
+    if opts.type:
+        found["type"] = opts.type
+    if opts.tag:
+        found["tag"] = opts.tag
+    if opts.metadata:
+        key, eq, value = opts.metadata.partition("=")
+        if not eq or not key:
+            raise depot.InvalidArgumentError(f"--metadata {opts.metadata!r}: use KEY=JSON", field="metadata")
+        try:
+            found["metadata"] = {key: json.loads(value)}
+        except ValueError:
+            raise depot.InvalidArgumentError(
+                f"--metadata {opts.metadata!r}: {value!r} is not JSON (a string is written '\"text\"')",
+                field="metadata",
+            ) from None
+    return found
+
+
+def rm(opts: argparse.Namespace) -> int:
+    if opts.resume:
+        if opts.target:
+            raise depot.InvalidArgumentError("--resume follows an operation: give no target", field="resume")
+        return _follow(opts, depot.Api().delete_operation(opts.resume))
+    if not opts.target:
+        raise depot.InvalidArgumentError("give what to delete (or --resume operations/ID)", field="target")
+    filters = _bulk_filters(opts)
+    if ":" in opts.target:
+        if filters or opts.all or opts.dry_run or opts.request_id:
+            raise depot.InvalidArgumentError(
+                f"{opts.target!r} names one version: --all, filters, --dry-run and --request-id are for "
+                "ENTITY/PROJECT/NAME or ENTITY/PROJECT",
+                field="target",
+            )
+        return _rm_one(opts)
+    if not filters and not opts.all:
+        raise depot.InvalidArgumentError(
+            f"to delete every version of {opts.target} give --all; or narrow it with a filter "
+            "(--older-than, --without-aliases, --type, --tag, --metadata); --dry-run shows what matches",
+            field="target",
+        )
+    op = depot.Api().delete_artifact_versions(
+        opts.target,
+        delete_aliases=opts.delete_aliases,
+        dry_run=opts.dry_run,
+        request_id=opts.request_id,
+        **filters,
+    )
+    if opts.dry_run:
+        lines = [f"{op.matched:,} versions match (nothing deleted)", *(f"  {short(n)}" for n in op.sample)]
+        if op.matched > len(op.sample):
+            lines.append(f"  ... and {op.matched - len(op.sample):,} more")
+        return show(opts, _op_json(op), "\n".join(lines))
+    if not opts.json:
+        print(
+            f"{op.name}: if interrupted, resume with: depot artifact rm --resume {op.name}"
+            f" (or the same command with --request-id)",
+            file=sys.stderr,
+        )
+    return _follow(opts, op)
+
+
+def _follow(opts: argparse.Namespace, op: DeleteOperation) -> int:
+    """Waits for a bulk delete, with a progress bar on a terminal."""
+    with Progress(label=f"deleting ({op.name})") as bar:
+
+        def step(o: DeleteOperation) -> None:
+            if o.matched and bar.total_objects is None:
+                bar.total_objects = o.matched
+            bar.advance(o.deleted + o.skipped_aliased + o.skipped_linked - bar.objects)
+
+        op.wait(progress=step)
+    text = f"{op.name}: deleted {op.deleted:,} of {op.matched:,} matching versions"
+    skipped = [f"{op.skipped_aliased:,} with custom aliases (use --delete-aliases)"] if op.skipped_aliased else []
+    skipped += [f"{op.skipped_linked:,} linked into a registry (unlink them first)"] if op.skipped_linked else []
+    if skipped:
+        text += "; skipped " + ", ".join(skipped)
+    return show(opts, _op_json(op), text)
+
+
+def _op_json(op: DeleteOperation) -> dict[str, Any]:
+    return {
+        "name": op.name,
+        "state": op.state,
+        "matched": op.matched,
+        "deleted": op.deleted,
+        "skipped_aliased": op.skipped_aliased,
+        "skipped_linked": op.skipped_linked,
+        "sample": op.sample,
+    }
+
+
+def _rm_one(opts: argparse.Namespace) -> int:
+    art = depot.Api().artifact(opts.target)
+    art.delete(delete_aliases=opts.delete_aliases)
+    name = art.qualified_name
+    return show(
+        opts,
+        {"version": name, "deleted": True},
+        f"{name}: deleted; `depot artifact undelete {name}` restores it within the server's grace period",
+    )
+
+
+def undelete(opts: argparse.Namespace) -> int:
+    out = depot.Api().undelete_artifact(opts.path)
+    name = out.artifact.qualified_name
+    text = f"{name}: restored"
+    if out.restored_aliases:
+        text += f"; aliases back: {', '.join(out.restored_aliases)}"
+    if out.lost_aliases:
+        text += f"; taken meanwhile by other versions (kept there): {', '.join(out.lost_aliases)}"
+    data: dict[str, Any] = {"version": name, "restored_aliases": out.restored_aliases, "lost_aliases": out.lost_aliases}
+    return show(opts, data, text)

@@ -13,6 +13,8 @@ the wire are exactly what the message classes would produce and accept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # The key byte of a length-delimited field (wire type 2) numbered 1..15.
 _LEN = 2
 
@@ -22,15 +24,36 @@ def key(field: int) -> int:
     return field << 3 | _LEN
 
 
-def frame(field_key: int, data: bytes) -> bytes:
-    """The serialization of a message whose only field, keyed ``field_key``, holds ``data``."""
-    n = len(data)
+def _head(field_key: int, n: int) -> bytes:
+    """A length-delimited field's key and length varint."""
     head = bytearray((field_key,))
     while n >= 0x80:
         head.append(n & 0x7F | 0x80)
         n >>= 7
     head.append(n)
-    return bytes(head) + data
+    return bytes(head)
+
+
+def frame(field_key: int, data: bytes) -> bytes:
+    """The serialization of a message whose only field, keyed ``field_key``, holds ``data``."""
+    return _head(field_key, len(data)) + data
+
+
+def blob_list(list_key: int, digest_key: int, data_key: int, blobs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """A message of one repeated field (``list_key``) of ``{digest, data}`` messages, serialized.
+
+    ``blobs`` holds each item's digest message already serialized and its
+    bytes. BatchReadBlobsResponse is this: building a thousand BlobData
+    messages cost four times what framing them here does, and the bytes
+    are copied once, into the result.
+    """
+    parts: list[bytes] = []
+    for digest, data in blobs:
+        dh = _head(digest_key, len(digest))
+        # proto3 leaves an empty bytes field out; so does this, to stay byte-equal.
+        bh = _head(data_key, len(data)) if data else b""
+        parts += (_head(list_key, len(dh) + len(digest) + len(bh) + len(data)), dh, digest, bh, data)
+    return b"".join(parts)
 
 
 def unframe(field_key: int, message: bytes) -> memoryview | None:

@@ -213,6 +213,8 @@ async def _serve_services(
     health_listen = None if joining else config.server.health_listen
     health_server = await serving.start(server, names, health_listen=health_listen)
     stack.push_async_callback(serving.stop, server, health_server, 5)
+    metadata.start()
+    stack.push_async_callback(metadata.aclose)
     if not joining:
         # The first process runs the schedule; a worker answers RunNow only
         # (the collector lock would keep theirs idle anyway).

@@ -122,13 +122,16 @@ class Collector:
         pass's report instead of running another.
         """
         async with self._pool.acquire() as conn, housekeeping.session_lock(conn, _LEADER_LOCK) as leader:
+            if leader:
+                # First, so a retry of a pass whose process died gets that
+                # pass's report (interrupted) rather than ABORTED for ever.
+                await passes.close_interrupted(conn)
             if request is not None:
                 earlier = await passes.find(conn, request)
                 if earlier is not None:
                     return _replay(earlier, entity, force, request)
             if not leader:
                 return Report(ran=False, dry_run=not force, entity=entity, trigger=trigger)
-            await passes.close_interrupted(conn)
             report = Report(ran=True, dry_run=not force, entity=entity, trigger=trigger, start_time=datetime.now(UTC))
             pass_id = await passes.begin(conn, report, request)
             start = time.monotonic()
@@ -197,13 +200,15 @@ class Collector:
         if report.dry_run:
             report.versions_expired = await housekeeping.count_expired(conn, report.entity)
             return report.versions_expired
+        after = housekeeping.START
         while True:
             async with conn.transaction():
                 await conn.execute(_GC_STATEMENT_TIMEOUT)
-                n = await housekeeping.expire(conn, report.entity, GC_STATEMENT_TIMEOUT_S, self.grace)
-            report.versions_expired += n
-            if n < housekeeping.BATCH:
+                batch = await housekeeping.expire(conn, report.entity, GC_STATEMENT_TIMEOUT_S, self.grace, after)
+            report.versions_expired += batch.count
+            if batch.count < housekeeping.BATCH:
                 return report.versions_expired
+            after = batch.after
 
     async def _purge(self, conn: PoolConnectionProxy, report: Report) -> int:
         report.add_sample(await housekeeping.purge_sample(conn, report.entity, SAMPLE))
@@ -212,26 +217,32 @@ class Collector:
             return report.versions_purged
         # One bounded transaction per batch: what is purged stays purged if
         # a later batch fails, and the next pass continues from there.
+        after = housekeeping.START
         while True:
             async with conn.transaction():
                 await conn.execute(_GC_STATEMENT_TIMEOUT)
-                n = await housekeeping.purge_batch(conn, report.entity, GC_STATEMENT_TIMEOUT_S)
-            report.versions_purged += n
-            if n < housekeeping.BATCH:
+                batch = await housekeeping.purge_batch(conn, report.entity, GC_STATEMENT_TIMEOUT_S, after)
+            report.versions_purged += batch.count
+            if batch.count < housekeeping.BATCH:
                 return report.versions_purged
+            after = batch.after
 
     async def _purge_pending(self, conn: PoolConnectionProxy, report: Report) -> int:
         report.add_sample(await housekeeping.abandoned_sample(conn, report.entity, self.grace, SAMPLE))
         if report.dry_run:
             report.pending_purged = await housekeeping.count_abandoned(conn, report.entity, self.grace)
             return report.pending_purged
+        after = housekeeping.START
         while True:
             async with conn.transaction():
                 await conn.execute(_GC_STATEMENT_TIMEOUT)
-                n = await housekeeping.purge_abandoned_batch(conn, report.entity, self.grace, GC_STATEMENT_TIMEOUT_S)
-            report.pending_purged += n
-            if n < housekeeping.BATCH:
+                batch = await housekeeping.purge_abandoned_batch(
+                    conn, report.entity, self.grace, GC_STATEMENT_TIMEOUT_S, after
+                )
+            report.pending_purged += batch.count
+            if batch.count < housekeeping.BATCH:
                 return report.pending_purged
+            after = batch.after
 
     async def _sweep(self, report: Report, sweeper: Sweeper) -> None:
         """The blob mark-and-sweep; its own timings become the mark and sweep phases."""

@@ -1,5 +1,8 @@
 """The stored reports of GC passes (table gc_passes, migration 0007).
 
+jsonb columns go in and out as Python values: metadata's pools (db.create_pool)
+carry a json codec.
+
 The GC's own table in metadata's database: it is written only here. A pass
 inserts its row when it starts (so GetStatus shows it running and a
 RunNow retry finds it) and fills it in when it ends. A row left without an
@@ -9,7 +12,6 @@ collector lock and so sure no other pass runs, closes it as interrupted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +45,7 @@ async def close_interrupted(conn: PoolConnectionProxy) -> None:
     """Ends the rows of passes whose process died; the caller holds the collector lock."""
     await conn.execute(
         "UPDATE gc_passes SET end_time = now(), errors = errors || $1::jsonb WHERE end_time IS NULL",
-        json.dumps([INTERRUPTED]),
+        [INTERRUPTED],
     )
 
 
@@ -77,8 +79,8 @@ async def finish(conn: PoolConnectionProxy, pass_id: int, report: Report) -> Non
         pass_id,
         report.duration_s,
         report.sample,
-        json.dumps([{"name": p.name, "duration_s": p.duration_s, "items": p.items} for p in report.phases]),
-        json.dumps(report.errors),
+        [{"name": p.name, "duration_s": p.duration_s, "items": p.items} for p in report.phases],
+        report.errors,
         *report.counters().values(),
     )
     await conn.execute(
@@ -108,7 +110,7 @@ async def last(conn: PoolConnectionProxy, entity: str | None, limit: int = LAST)
 
 def _report(row: asyncpg.Record) -> Report:
     end, start = row["end_time"], row["start_time"]
-    phases: list[dict[str, Any]] = json.loads(row["phases"])
+    phases: list[dict[str, Any]] = row["phases"]
     report = Report(
         ran=True,
         dry_run=row["dry_run"],
@@ -119,7 +121,7 @@ def _report(row: asyncpg.Record) -> Report:
         finished=end is not None,
         sample=list(row["sample"]),
         phases=[Phase(p["name"], float(p["duration_s"]), int(p["items"])) for p in phases],
-        errors=[str(e) for e in json.loads(row["errors"])],
+        errors=[str(e) for e in row["errors"]],
     )
     for name in COUNTERS:
         setattr(report, name, int(row[name]))

@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from google.protobuf import duration_pb2
-
 from depot.gc.v1 import gc_pb2 as pb
 from depot.gc.v1 import gc_pb2_grpc
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Callers, Context
+from depot.services.common.validate import check_identifier, check_name, duration_pb
 from depot.services.metadata.public import ADMIN, Access, Principal
 
 from .collector import Collector
@@ -46,6 +45,7 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         who = self._callers.get()
         entity = entity.removeprefix("entities/")
         if entity:
+            check_name(entity, "entity", "entity name")
             await self._access.require(who, entity, ADMIN)
         elif not who.superuser:
             raise PermissionDenied("every entity's passes are a superuser's; name your entity", field="entity")
@@ -55,6 +55,7 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         entity = await self._entity(request.entity)
         if len(request.request_id) > MAX_REQUEST_ID:
             raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID} characters", field="request_id")
+        check_identifier(request.request_id, "request_id", "request_id")
         key = RequestKey(self._callers.get().user_id, request.request_id) if request.request_id else None
         # The pass goes on if the caller goes away (deadline, dropped
         # connection): stopped midway it would only leave work for the next
@@ -68,10 +69,17 @@ class GcServicer(gc_pb2_grpc.GcServiceServicer):
         entity = await self._entity(request.entity)
         reports, running = await self._collector.status(entity or None)
         status = pb.GcStatus(last_passes=[report_pb(r) for r in reports], running=running)
-        status.interval.FromTimedelta(timedelta(seconds=self._schedule.interval_s))
-        status.grace_period.FromTimedelta(self._collector.grace)
-        if self._schedule.next_pass is not None:
-            status.next_pass_time.FromDatetime(self._schedule.next_pass)
+        status.interval.CopyFrom(duration_pb(timedelta(seconds=self._schedule.interval_s)))
+        status.grace_period.CopyFrom(duration_pb(self._collector.grace))
+        next_pass = self._schedule.next_pass
+        if next_pass is None and self._schedule.interval_s > 0:
+            # A process that does not run the schedule itself (an all-in-one
+            # worker): the next pass is due an interval after the last one.
+            scheduled = [r.start_time for r in reports if r.trigger == "schedule" and r.start_time is not None]
+            if scheduled:
+                next_pass = scheduled[0] + timedelta(seconds=self._schedule.interval_s)
+        if next_pass is not None:
+            status.next_pass_time.FromDatetime(next_pass)
         return status
 
 
@@ -83,7 +91,10 @@ def report_pb(r: Report) -> pb.CollectionReport:
         entity=r.entity,
         trigger=r.trigger,
         sample=r.sample,
-        phases=[pb.PhaseReport(name=p.name, duration=_duration(p.duration_s), items=p.items) for p in r.phases],
+        phases=[
+            pb.PhaseReport(name=p.name, duration=duration_pb(timedelta(seconds=p.duration_s)), items=p.items)
+            for p in r.phases
+        ],
         errors=r.errors,
         versions_expired=r.versions_expired,
         versions_purged=r.versions_purged,
@@ -95,11 +106,5 @@ def report_pb(r: Report) -> pb.CollectionReport:
     )
     if r.start_time is not None:
         out.start_time.FromDatetime(r.start_time)
-        out.duration.CopyFrom(_duration(r.duration_s))
+        out.duration.CopyFrom(duration_pb(timedelta(seconds=r.duration_s)))
     return out
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromTimedelta(timedelta(seconds=seconds))
-    return d

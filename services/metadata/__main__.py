@@ -30,8 +30,10 @@ async def _serve(config: MetadataConfig) -> None:
         port = serving.bind(server, config.server.listen, config.server.tls)
         names = metadata.add_to(server)
         health = await serving.start(server, names, health_listen=config.server.health_listen)
+        metadata.start()
         logging.info("metadata service on port %d", port)
         await serving.wait_for_signal()
+        await metadata.aclose()
         await serving.stop(server, health, 10)
     finally:
         await pool.close()

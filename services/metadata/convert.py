@@ -19,6 +19,7 @@ from depot.services.common.errors import InvalidArgument
 
 from . import accounts as acc
 from .access import ROLE_NAMES, Role
+from .bulk_delete import Operation
 from .lineage import Edge, Node
 from .records import Alias, Collection, Project, RegistryCollection, Run, Version
 from .registries import Link, Registry
@@ -205,3 +206,18 @@ def registry_collection_pb(c: RegistryCollection) -> pb.RegistryCollection:
 
 def edge_pb(e: Edge) -> pb.LineageEdge:
     return pb.LineageEdge(source=e.source, target=e.target, kind=e.kind)
+
+
+def operation_pb(op: Operation) -> pb.DeleteOperation:
+    return pb.DeleteOperation(
+        name=op.name,
+        state=op.state,
+        matched=op.matched,
+        deleted=op.deleted,
+        skipped_aliased=op.skipped_aliased,
+        skipped_linked=op.skipped_linked,
+        sample=op.sample,
+        error=op.error,
+        create_time=timestamp(op.create_time),
+        update_time=timestamp(op.update_time),
+    )

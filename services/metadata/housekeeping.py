@@ -27,7 +27,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asyncpg import Record
 
 from .db import Connection, uses_session_lock
 from .idempotency import RETENTION
@@ -68,7 +71,7 @@ _EXPIRE = (
     "UPDATE versions x SET state = 'deleted', delete_time = now(), purge_time = now() + $2::interval,"
     " delete_reason = 'ttl', deleted_aliases = coalesce((SELECT array_agg(a.alias ORDER BY a.alias)"
     " FROM aliases a WHERE a.version_id = x.id AND a.alias <> 'latest'), '{}')"
-    " WHERE x.id IN (SELECT v.id " + _EXPIRED + " ORDER BY v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED)"
+    " WHERE x.id IN (SELECT v.id " + _EXPIRED + " AND v.id > $4 ORDER BY v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED)"
     " RETURNING x.id, x.collection_id"
 )
 _DROP_ALIASES = "DELETE FROM aliases WHERE version_id = ANY($1::bigint[])"
@@ -114,20 +117,22 @@ _NAME = (
 _PURGE_SAMPLE = "SELECT " + _NAME + _PURGEABLE + " ORDER BY v.purge_time, v.id LIMIT $2"
 _PURGE_COUNT = "SELECT count(*) " + _PURGEABLE
 _PURGE_BATCH = (
-    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _PURGEABLE + " ORDER BY v.purge_time, v.id LIMIT $2"
-    " FOR UPDATE OF v SKIP LOCKED) RETURNING x.id"
+    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _PURGEABLE + " AND (v.purge_time, v.id) > ($3, $4)"
+    " ORDER BY v.purge_time, v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED) RETURNING x.id, x.purge_time AS at"
 )
 _ABANDONED_SAMPLE = "SELECT " + _NAME + _ABANDONED + " ORDER BY v.create_time, v.id LIMIT $3"
 _ABANDONED_COUNT = "SELECT count(*) " + _ABANDONED
 # A pending version a commit holds right now is skipped (SKIP LOCKED), and
 # the recheck under the lock skips one that committed meanwhile.
 _ABANDONED_BATCH = (
-    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _ABANDONED + " ORDER BY v.create_time, v.id LIMIT $3"
-    " FOR UPDATE OF v SKIP LOCKED) RETURNING x.id"
+    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _ABANDONED + " AND (v.create_time, v.id) > ($4, $5)"
+    " ORDER BY v.create_time, v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED) RETURNING x.id, x.create_time AS at"
 )
 # Rows per expiry or purge transaction: a batch is a few ms of row updates or
 # deletes, index updates and cascades, small enough that an undelete or a
-# commit waiting on one of its rows waits little.
+# commit waiting on one of its rows waits little. Each batch starts after the
+# last row of the one before (a keyset cursor), so a pass reads the backlog
+# once instead of rescanning what it already did (or skipped) per batch.
 BATCH = 1000
 _PRUNE_IDEMPOTENCY = "DELETE FROM idempotency WHERE create_time < now() - $1::interval"
 
@@ -157,20 +162,33 @@ async def count_expired(conn: Connection, entity: str) -> int:
     return int(await conn.fetchval(_EXPIRED_COUNT, entity))
 
 
+# Where a batch starts: after this (time, id) in the scan's order (expiry: the id alone).
+Cursor = tuple[datetime, int]
+START: Cursor = (datetime.min.replace(tzinfo=UTC), 0)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch did: how many rows, and where the next batch starts
+    (fewer than ``BATCH`` rows: the backlog is done for this pass; rows a
+    writer held locked are left for the next pass)."""
+
+    count: int
+    after: Cursor
+
+
 async def expire(
-    conn: Connection, entity: str, timeout: float, grace: timedelta = DEFAULT_GRACE, limit: int = BATCH
-) -> int:
-    """Expires up to ``limit`` versions past their TTL; the caller holds a transaction.
-    Returns how many (fewer than ``limit``: none are left, or the rest are
-    locked by a writer right now and wait for the next pass).
+    conn: Connection, entity: str, timeout: float, grace: timedelta = DEFAULT_GRACE, after: Cursor = START
+) -> Batch:
+    """Expires up to ``BATCH`` versions past their TTL; the caller holds a transaction.
 
     They stay restorable for ``grace`` (their purge_time).
     """
-    expired = await conn.fetch(_EXPIRE, entity, grace, limit, timeout=timeout)
+    expired = await conn.fetch(_EXPIRE, entity, grace, BATCH, after[1], timeout=timeout)
     ids = [r["id"] for r in expired]
     await conn.execute(_DROP_ALIASES, ids)
     await conn.execute(_LATEST_TO_NEWEST, list({r["collection_id"] for r in expired}), timeout=timeout)
-    return len(ids)
+    return Batch(len(ids), (after[0], max(ids, default=after[1])))
 
 
 async def purge_sample(conn: Connection, entity: str, limit: int) -> list[str]:
@@ -182,11 +200,10 @@ async def count_purgeable(conn: Connection, entity: str) -> int:
     return int(await conn.fetchval(_PURGE_COUNT, entity))
 
 
-async def purge_batch(conn: Connection, entity: str, timeout: float, limit: int = BATCH) -> int:
-    """Removes up to ``limit`` deleted versions past their purge_time; the caller
-    holds a transaction. Returns how many (fewer than ``limit``: none are left,
-    or the rest are locked by an undelete in progress)."""
-    return len(await conn.fetch(_PURGE_BATCH, entity, limit, timeout=timeout))
+async def purge_batch(conn: Connection, entity: str, timeout: float, after: Cursor = START) -> Batch:
+    """Removes up to ``BATCH`` deleted versions past their purge_time; the caller
+    holds a transaction (one an undelete holds now is left for the next pass)."""
+    return _batch(await conn.fetch(_PURGE_BATCH, entity, BATCH, *after, timeout=timeout), after)
 
 
 async def abandoned_sample(conn: Connection, entity: str, grace: timedelta, limit: int) -> list[str]:
@@ -199,11 +216,15 @@ async def count_abandoned(conn: Connection, entity: str, grace: timedelta) -> in
 
 
 async def purge_abandoned_batch(
-    conn: Connection, entity: str, grace: timedelta, timeout: float, limit: int = BATCH
-) -> int:
-    """Removes up to ``limit`` pending versions older than ``grace``; the caller
-    holds a transaction. Returns how many."""
-    return len(await conn.fetch(_ABANDONED_BATCH, entity, grace, limit, timeout=timeout))
+    conn: Connection, entity: str, grace: timedelta, timeout: float, after: Cursor = START
+) -> Batch:
+    """Removes up to ``BATCH`` pending versions older than ``grace``; the caller
+    holds a transaction."""
+    return _batch(await conn.fetch(_ABANDONED_BATCH, entity, grace, BATCH, *after, timeout=timeout), after)
+
+
+def _batch(rows: list[Record], after: Cursor) -> Batch:
+    return Batch(len(rows), max(((r["at"], r["id"]) for r in rows), default=after))
 
 
 async def prune_idempotency(conn: Connection, timeout: float) -> None:

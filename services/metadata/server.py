@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import asyncpg
@@ -13,6 +15,7 @@ from depot.services.common.interceptor import Callers
 from .access import Access, Principal
 from .accounts import Accounts
 from .aliases import Aliases
+from .bulk_delete import BulkDeletes
 from .db import Database
 from .deletion import Deletion
 from .housekeeping import DEFAULT_GRACE
@@ -43,6 +46,8 @@ class Metadata:
     built: ``callers()`` goes to ``serving.new_server`` (the edge
     authenticates every call of the four services with this Access, whose
     caches the domain shares), then ``add_to`` registers the servicers.
+    ``start`` runs the background work (the bulk deletes' runner) until
+    ``aclose``.
     """
 
     def __init__(self, pool: asyncpg.Pool, internal_secret: bytes, *, grace: timedelta = DEFAULT_GRACE):
@@ -56,6 +61,8 @@ class Metadata:
         lineage = Lineage(db, access, pages, runs, resolver)
         self._callers: Callers[Principal] = Callers(access.authenticate)
         shared = (self._callers, access, Idempotency(db), registry_access)
+        self._bulk_deletes = BulkDeletes(db, access, projects, grace=grace)
+        self._runner: asyncio.Task[None] | None = None
         self._artifacts = ArtifactServicer(
             *shared,
             runs=runs,
@@ -63,6 +70,7 @@ class Metadata:
             aliases=Aliases(db, access, pages, projects, registry_access, resolver),
             listings=Listings(db, access, pages, projects),
             lineage=lineage,
+            bulk_deletes=self._bulk_deletes,
             deletion=Deletion(db, access, resolver, grace),
             manifest_secret=internal_secret,
         )
@@ -80,3 +88,16 @@ class Metadata:
         metadata_pb2_grpc.add_AccessServiceServicer_to_server(self._access, server)
         metadata_pb2_grpc.add_LineageServiceServicer_to_server(self._lineage, server)
         return SERVICE_NAMES
+
+    def start(self) -> None:
+        """Starts the runner of bulk deletes (every replica runs one; leases
+        keep each operation to one runner at a time)."""
+        self._runner = asyncio.get_running_loop().create_task(self._bulk_deletes.run(), name="bulk-deletes")
+
+    async def aclose(self) -> None:
+        """Stops the runner; the operation it held is released for the next one."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None

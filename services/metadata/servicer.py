@@ -14,12 +14,13 @@ from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
 from depot.services.common.credentials import verify_manifest
-from depot.services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Callers, Context
 
 from .access import Access, Principal, Role
 from .accounts import Accounts
 from .aliases import Aliases
+from .bulk_delete import BulkDeletes, BulkFilter
 from .convert import (
     DIRECTION,
     PERMISSION,
@@ -32,6 +33,7 @@ from .convert import (
     link_pb,
     member_pb,
     node_pb,
+    operation_pb,
     project_pb,
     registry_collection_pb,
     registry_pb,
@@ -42,7 +44,7 @@ from .convert import (
     version_pb,
 )
 from .deletion import Deletion
-from .idempotency import Idempotency
+from .idempotency import Idempotency, fingerprint
 from .lineage import Lineage
 from .listings import Listings, VersionFilter
 from .mutations import Family, mutation
@@ -76,6 +78,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         aliases: Aliases,
         listings: Listings,
         lineage: Lineage,
+        bulk_deletes: BulkDeletes,
         deletion: Deletion,
         manifest_secret: bytes,
     ):
@@ -85,6 +88,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self._aliases = aliases
         self._listings = listings
         self._lineage = lineage
+        self._bulk_deletes = bulk_deletes
         self._deletion = deletion
         self._manifest_secret = manifest_secret
 
@@ -231,14 +235,38 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
             lost_aliases=out.lost_aliases,
         )
 
-    # Issue 12 placeholders, replaced by the bulk deletion work now in progress.
+    # Not a @mutation: the request_id names the operation itself
+    # (bulk_delete.py), and a retry answers its progress now, not a stored reply.
     async def DeleteArtifactVersions(
         self, request: pb.DeleteArtifactVersionsRequest, context: Context
     ) -> pb.DeleteOperation:
-        raise FailedPrecondition("bulk deletion is not available yet", field="parent")
+        who = self._who()
+        f = BulkFilter.parse(
+            request.parent,
+            type=request.type,
+            created_before=request_time(request, "created_before"),
+            without_aliases=request.without_aliases,
+            tag=request.tag,
+            metadata_key=request.metadata_key,
+            metadata_value_json=request.metadata_value_json,
+        )
+        if request.dry_run:
+            return operation_pb(await self._bulk_deletes.dry_run(who, f))
+        bare = pb.DeleteArtifactVersionsRequest()
+        bare.CopyFrom(request)
+        bare.ClearField("request_id")
+        op = await self._bulk_deletes.start(
+            who,
+            f,
+            delete_aliases=request.delete_aliases,
+            request_id=request.request_id,
+            fingerprint=fingerprint(bare.SerializeToString(deterministic=True)),
+        )
+        return operation_pb(op)
 
     async def GetDeleteOperation(self, request: pb.GetDeleteOperationRequest, context: Context) -> pb.DeleteOperation:
-        raise FailedPrecondition("bulk deletion is not available yet", field="name")
+        who = self._who()
+        return operation_pb(await self._bulk_deletes.get(who, request.name))
 
     async def UpdateArtifactVersion(
         self, request: pb.UpdateArtifactVersionRequest, context: Context

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
 import pytest
+from support.servers import ServerThread, make_config
 from support.world import TEAM, World, code
 
 from depot.gc.v1 import gc_pb2 as gpb
 from depot.gc.v1 import gc_pb2_grpc
+from depot.services.common import serving
 from depot.services.gc.collector import _LEADER_LOCK, Collector
+from depot.services.gc.config import GcSettings
+from depot.services.gc.server import Gc
 from depot.services.metadata import db
 from depot.services.metadata.access import AUTH_CACHE_S
 from depot.services.metadata.housekeeping import DEFAULT_GRACE
@@ -63,6 +67,8 @@ def test_only_superusers_and_entity_admins_collect_and_read_reports(world: World
     assert [p.entity for p in alice.status(TEAM).last_passes] == [TEAM, TEAM]
     assert [p.entity for p in admin.status().last_passes] == ["", TEAM, TEAM]
     assert code(lambda: admin.run("no-such-team")) == grpc.StatusCode.NOT_FOUND
+    assert code(lambda: admin.run("bad/name")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code(lambda: admin.run(request_id="a\nb")) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_run_now_is_idempotent_under_request_id(world: World, server) -> None:
@@ -130,3 +136,62 @@ def test_status_shows_counters_schedule_and_the_running_flag(world: World, serve
     assert asyncio.run(while_another_collects()) == (True, False)
     # A replica that did not collect stores no report.
     assert len(admin.status().last_passes) == 2
+
+
+def test_the_all_in_one_runs_the_schedule_with_its_grace(tmp_path, database_url: str) -> None:
+    cfg = make_config(
+        tmp_path / "data",
+        database_url,
+        (tmp_path / "blobs").as_uri(),
+        DEPOT_GC_INTERVAL_S="0.2",
+        DEPOT_GRACE_PERIOD_S="5",
+    )
+    srv = ServerThread(cfg).start()
+    try:
+        with grpc.insecure_channel(srv.address) as channel:
+            gc = _Gc(channel, srv.admin_key)
+            # Polled, not timed: scheduled passes show up in the status once they ran.
+            deadline = time.monotonic() + 60
+            status = gc.status()
+            while not any(p.trigger == "schedule" for p in status.last_passes) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status = gc.status()
+            assert [p.trigger for p in status.last_passes if p.trigger == "schedule"]
+            assert status.interval.ToTimedelta() == timedelta(seconds=0.2)
+            assert status.grace_period.ToTimedelta() == timedelta(seconds=5)
+    finally:
+        srv.stop()
+
+
+def test_a_process_without_the_schedule_reports_it_from_the_last_scheduled_pass(server) -> None:
+    """An all-in-one worker serves GcService without running the schedule: its
+    next_pass_time is an interval after the last scheduled pass."""
+
+    async def scenario() -> tuple[gpb.GcStatus, gpb.GcStatus, datetime]:
+        pool = await db.create_pool(server.config.database_url, min_size=1, max_size=2)
+        grpc_server = None
+        try:
+            # A pass the schedule ran (elsewhere) before.
+            started = await pool.fetchval(
+                "INSERT INTO gc_passes (entity, trigger, dry_run, end_time) VALUES ('', 'schedule', false, now())"
+                " RETURNING start_time"
+            )
+            gc = Gc(pool, GcSettings(interval_s=600.0))
+            grpc_server = serving.new_server(gc.callers())
+            port = serving.bind(grpc_server, "127.0.0.1:0")
+            await serving.start(grpc_server, [gc.add_to(grpc_server)])
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = gc_pb2_grpc.GcServiceStub(channel)
+                md = (("authorization", f"Bearer {server.admin_key}"),)
+                everything = await stub.GetStatus(gpb.GetStatusRequest(), metadata=md)
+                # An entity's view has no scheduled pass (those cover every entity).
+                one = await stub.GetStatus(gpb.GetStatusRequest(entity="team"), metadata=md)
+            return everything, one, started
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop(None)
+            await pool.close()
+
+    everything, one, started = asyncio.run(scenario())
+    assert everything.next_pass_time.ToDatetime(tzinfo=UTC) == started + timedelta(seconds=600)
+    assert not one.HasField("next_pass_time") and one.interval.ToTimedelta() == timedelta(seconds=600)

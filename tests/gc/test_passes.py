@@ -7,6 +7,7 @@ by sleeping: each test says which clock it moved.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import grpc
+import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -27,7 +29,7 @@ from depot.services.gc import passes
 from depot.services.gc.collector import Collector, Sweeper
 from depot.services.gc.report import Report
 from depot.services.gc.telemetry import GcTelemetry
-from depot.services.metadata import db
+from depot.services.metadata import db, housekeeping
 
 T = TypeVar("T")
 HOUR = timedelta(hours=1)
@@ -159,6 +161,31 @@ def test_purge_waits_for_purge_time_then_removes_the_version_and_its_edges(world
     assert _sql(dsn, "SELECT 1 FROM run_inputs") == []
     assert _get(bob, f"{coll}/versions/v0") == grpc.StatusCode.NOT_FOUND
     assert _get(bob, f"{coll}/versions/latest") == grpc.StatusCode.OK
+    undelete = pb.UndeleteArtifactVersionRequest(name=f"{coll}/versions/v0")
+    assert code(lambda: bob.UndeleteArtifactVersion(undelete)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_users_delete_is_undeletable_until_purged_then_gone(world: World, server) -> None:
+    dsn = server.config.database_url
+    bob = world["bob"]
+    coll = f"{PROJECT}/artifacts/ds"
+    for i in range(2):
+        bob.log(TEAM, "p", "ds", {"f": bytes([i])})
+    v0 = f"{coll}/versions/v0"
+    bob.DeleteArtifactVersion(pb.DeleteArtifactVersionRequest(name=v0))
+    undelete = pb.UndeleteArtifactVersionRequest(name=v0)
+    # Within the grace (the server's 7 days) passes leave it; undelete restores it.
+    assert _pass(dsn).versions_purged == 0
+    bob.UndeleteArtifactVersion(undelete)
+    assert _get(bob, v0) == grpc.StatusCode.OK
+    bob.DeleteArtifactVersion(pb.DeleteArtifactVersionRequest(name=v0))
+    # Its purge_time passes (moved to a second ago): the next pass purges it.
+    _sql(dsn, "UPDATE versions SET purge_time = now() - interval '1 second' WHERE state = 'deleted'")
+    report = _pass(dsn)
+    assert (report.versions_purged, report.sample) == (1, [v0])
+    assert _get(bob, v0) == grpc.StatusCode.NOT_FOUND
+    assert code(lambda: bob.UndeleteArtifactVersion(undelete)) == grpc.StatusCode.NOT_FOUND
+    assert _get(bob, f"{coll}/versions/v1") == grpc.StatusCode.OK
 
 
 def test_abandoned_pending_versions_are_purged_after_the_grace(world: World, server) -> None:
@@ -252,7 +279,8 @@ def test_a_failed_purge_skips_the_sweep_and_a_dead_pass_is_closed(world: World, 
     assert [p.name for p in report.phases] == ["expire", "purge", "purge_pending", "prune"]
     rows = _sql(dsn, "SELECT end_time IS NOT NULL AS ended, errors FROM gc_passes ORDER BY id")
     assert [r["ended"] for r in rows] == [True, True]
-    assert passes.INTERRUPTED in rows[0]["errors"]
+    assert json.loads(rows[0]["errors"]) == [passes.INTERRUPTED]
+    assert json.loads(rows[1]["errors"]) == report.errors
 
 
 def test_spans_and_counters(world: World, server) -> None:
@@ -290,3 +318,35 @@ def test_spans_and_counters(world: World, server) -> None:
     }
     assert sums["depot.gc.versions_expired"] == 2
     assert (sums["depot.gc.blobs_deleted"], sums["depot.gc.bytes_freed"], sums["depot.gc.errors"]) == (3, 300, 1)
+
+
+def test_batches_follow_each_other_through_the_backlog(world: World, server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With batches of 2, five versions of each kind take three transactions per phase, all in one pass."""
+    dsn = server.config.database_url
+    bob = world["bob"]
+    for i in range(5):
+        bob.log(TEAM, "p", "ds", {"f": bytes([i])})
+        bob.CreateArtifactVersion(pb.CreateArtifactVersionRequest(parent=PROJECT, artifact="up", type="dataset"))
+    _sql(
+        dsn,
+        "UPDATE versions SET ttl = '1 second', ttl_inherit = false, commit_time = now() - interval '1 hour',"
+        " create_time = now() - interval '2 hours'",
+    )
+    monkeypatch.setattr(housekeeping, "BATCH", 2)
+    # A zero grace: what expires is purged in the same pass.
+    report = _pass(dsn, grace=timedelta(0))
+    assert (report.versions_expired, report.versions_purged, report.pending_purged) == (5, 5, 5)
+    assert _sql(dsn, "SELECT 1 FROM versions") == []
+
+
+def test_a_retry_of_a_pass_whose_process_died_gets_its_report(world: World, server) -> None:
+    dsn = server.config.database_url
+    key = passes.RequestKey(caller_id=1, request_id="r1")
+    _sql(
+        dsn,
+        "INSERT INTO gc_passes (entity, trigger, dry_run, caller_id, request_id)"
+        " VALUES ('', 'run_now', false, 1, 'r1')",
+    )
+    report = _on_pool(dsn, lambda pool: Collector(pool).run("", force=True, request=key))
+    assert report.ran and report.finished and report.errors == [passes.INTERRUPTED]
+    assert len(_sql(dsn, "SELECT 1 FROM gc_passes")) == 1

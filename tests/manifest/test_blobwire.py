@@ -34,6 +34,26 @@ def test_a_sizable_chunk_has_a_multi_byte_length() -> None:
     assert got is not None and bytes(got) == data
 
 
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["xxh3_128", "md5", ""]), st.text(max_size=40), st.binary(max_size=20_000)),
+        max_size=8,
+    )
+)
+def test_blob_list_is_the_batch_read_response(blobs: list[tuple[str, str, bytes]]) -> None:
+    digests = [pb.BlobDigest(algorithm=a, digest=d) for a, d, _ in blobs]
+    want = pb.BatchReadBlobsResponse(
+        blobs=[pb.BlobData(digest=g, data=data) for g, (_, _, data) in zip(digests, blobs)]
+    ).SerializeToString()
+    got = blobwire.blob_list(
+        blobwire.key(pb.BatchReadBlobsResponse.BLOBS_FIELD_NUMBER),
+        blobwire.key(pb.BlobData.DIGEST_FIELD_NUMBER),
+        blobwire.key(pb.BlobData.DATA_FIELD_NUMBER),
+        [(g.SerializeToString(), data) for g, (_, _, data) in zip(digests, blobs)],
+    )
+    assert got == want
+
+
 def test_other_messages_are_left_to_protobuf() -> None:
     header = pb.UploadBlobRequest(header=pb.UploadBlobHeader(entity="e", size=3)).SerializeToString()
     chunk = pb.UploadBlobRequest(chunk=b"abc").SerializeToString()
