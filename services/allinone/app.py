@@ -206,6 +206,7 @@ async def _serve_services(
             manifest.reference_policy(),
             idle_timeout_s=manifest.upload_idle_timeout_s,
             operations=operations,
+            gc_grace_s=manifest.gc_grace_s,
         ),
         gc.add_to(server),
     ]

@@ -40,6 +40,7 @@ async def _serve(config: ManifestConfig) -> None:
             settings.reference_policy(),
             idle_timeout_s=settings.upload_idle_timeout_s,
             operations=operations,
+            gc_grace_s=settings.gc_grace_s,
         )
         health = await serving.start(server, [name], health_listen=config.server.health_listen)
         logging.info("manifest service on port %d, store %s", port, store.url)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ MAX_INLINE_BLOB = 64 * 1024
 # batch is one message well under gRPC's 16 MiB cap and one round of I/O.
 MAX_BATCH_BLOBS = 1000
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+# The GC's grace period when the server sets none (DEPOT_GRACE_PERIOD_S):
+# the blob collector never deletes a key modified more recently than this.
+DEFAULT_GC_GRACE_S = 7 * 24 * 3600.0
 # Below this many bytes hashing and writing run on the event loop: a hop to
 # a worker thread (~50 us) costs more than hashing 64 KiB with xxh3.
 _HOP_MIN = 64 * 1024
@@ -110,17 +114,37 @@ def _absorb(fd: int, hasher: Hasher, chunk: bytes | memoryview) -> None:
 
 
 class Blobs:
-    def __init__(self, store: BlobStore):
+    """Blobs of every entity in one store.
+
+    The dedup age rule (docs/gc.md): whenever a stored key is relied on
+    instead of written — a blob reported present, an upload or a manifest
+    found already stored — it must not be older than half the GC's grace
+    period, or it is touched first (local: utime; S3: a copy onto itself).
+    A key that vanishes before the touch is answered as missing, so the
+    client sends the bytes again. So a key handed out as present cannot be
+    swept for another grace/2, longer than any commit that relies on it.
+    """
+
+    def __init__(self, store: BlobStore, gc_grace_s: float = DEFAULT_GC_GRACE_S):
         self._store = store
+        self._refresh_after_s = gc_grace_s / 2
+
+    async def _kept(self, keys: list[str]) -> list[bool]:
+        return await self._store.refresh_many(keys, time.time() - self._refresh_after_s)
+
+    async def keep(self, key: str) -> bool:
+        """Whether ``key`` is stored, refreshed by the age rule (for a manifest found already stored)."""
+        return (await self._kept([key]))[0]
 
     async def missing(self, entity: str, blobs: list[BlobId]) -> list[BlobId]:
         """The blobs not stored yet, in the order given (duplicates checked once).
 
         One round of I/O: a worker thread's stats for a local store,
-        concurrent HEAD requests (bounded) on S3.
+        concurrent HEAD requests (bounded) on S3; an old blob is refreshed
+        (the age rule) or reported missing.
         """
         unique = list(dict.fromkeys(blobs))
-        found = dict(zip(unique, await self._store.exists_many([blob_key(entity, b) for b in unique])))
+        found = dict(zip(unique, await self._kept([blob_key(entity, b) for b in unique])))
         return [b for b in blobs if not found[b]]
 
     async def exists(self, entity: str, blob: BlobId) -> bool:
@@ -168,7 +192,7 @@ class Blobs:
                 raise InvalidArgument(f"received {received} bytes, declared {size}", field="size")
             _check_digest(blob, h, "uploaded bytes have")
             key = blob_key(entity, blob)
-            if await self._store.exists(key):
+            if await self.keep(key):
                 return False
             await self._store.put_staged(key, path)
             return True
@@ -205,11 +229,21 @@ class Blobs:
             unique.setdefault(blob, data)
         stored = await self._store.put_many([(blob_key(entity, b), d) for b, d in unique.items()])
         fresh = {b for b, created in zip(unique, stored) if created}
+        await self._keep_found(entity, [(b, d) for (b, d), created in zip(unique.items(), stored) if not created])
         out = []
         for blob, _ in blobs:
             out.append(blob in fresh)
             fresh.discard(blob)  # a repeat in the batch was not created by its own entry
         return out
+
+    async def _keep_found(self, entity: str, found: list[tuple[BlobId, bytes]]) -> None:
+        """The age rule for blobs a batch found already stored: refreshed, or written again if swept meanwhile."""
+        if not found:
+            return
+        kept = await self._kept([blob_key(entity, b) for b, _ in found])
+        gone = [(blob_key(entity, b), d) for (b, d), ok in zip(found, kept) if not ok]
+        if gone:
+            await self._store.put_many(gone)
 
     async def read_batch(self, entity: str, blobs: list[BlobId]) -> list[bytes]:
         """BatchReadBlobs: every blob's bytes in one round of I/O, in order."""

@@ -17,6 +17,7 @@ from depot.services.common import tls
 from depot.services.common.config import ConfigError, ServerConfig, flag, internal_secret, seconds
 
 from ._s3_http import S3Config
+from .blobs import DEFAULT_GC_GRACE_S
 from .operations import OperationSettings
 from .references import ReferencePolicy
 from .store import BlobStore, S3Options, open_store
@@ -45,6 +46,10 @@ class ManifestSettings:
     # callers re-attaching after a dropped connection.
     resolve_grace_s: float = 30.0
     resolve_retention_s: float = 600.0
+    # The GC's grace period (DEPOT_GRACE_PERIOD_S, shared with the metadata
+    # and GC services): a stored blob or manifest relied on instead of
+    # written is refreshed when older than half of it (docs/gc.md).
+    gc_grace_s: float = DEFAULT_GC_GRACE_S
     # How calls to metadata verify it and what they present; None: plain
     # where allowed (see tls.py).
     client_tls: tls.ClientTLS | None = None
@@ -74,6 +79,7 @@ class ManifestSettings:
             upload_idle_timeout_s=idle_s,
             resolve_grace_s=seconds(env, "DEPOT_RESOLVE_GRACE_S", 30.0),
             resolve_retention_s=seconds(env, "DEPOT_RESOLVE_RETENTION_S", 600.0),
+            gc_grace_s=seconds(env, "DEPOT_GRACE_PERIOD_S", DEFAULT_GC_GRACE_S),
             client_tls=client_tls,
         )
 
@@ -92,6 +98,7 @@ class ManifestSettings:
             "DEPOT_UPLOAD_IDLE_TIMEOUT_S": repr(self.upload_idle_timeout_s),
             "DEPOT_RESOLVE_GRACE_S": repr(self.resolve_grace_s),
             "DEPOT_RESOLVE_RETENTION_S": repr(self.resolve_retention_s),
+            "DEPOT_GRACE_PERIOD_S": repr(self.gc_grace_s),
         }
         if self.client_tls is not None:
             values.update(self.client_tls.to_env())

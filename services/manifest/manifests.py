@@ -288,7 +288,7 @@ class Manifests:
                 summary = await self._write_streamed(entity, digest_algorithm, batches, spool)
                 manifest_id = spool.sha256()
                 key = manifest_key(entity, manifest_id)
-                if not await self._store.exists(key):
+                if not await self._blobs.keep(key):
                     await spool.save(self._store, key)
             finally:
                 spool.close()
@@ -314,7 +314,7 @@ class Manifests:
                     summary = await asyncio.to_thread(_merge, [seg.path for seg in segments], out, digest_algorithm)
                 final = _Segment(path, summary, out.sha256())
             key = manifest_key(entity, final.manifest_id)
-            if not final.stored and not await self._store.exists(key):
+            if not final.stored and not await self._blobs.keep(key):
                 await self._store.put_staged(key, final.path)
         finally:
             await asyncio.to_thread(shutil.rmtree, tmp, True)

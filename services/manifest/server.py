@@ -10,7 +10,7 @@ from depot.manifest.v1 import manifest_pb2
 from depot.services.common.interceptor import Gate, HandlerAuthenticates
 
 from .access import MetadataAccess
-from .blobs import Blobs
+from .blobs import DEFAULT_GC_GRACE_S, Blobs
 from .manifests import Manifests
 from .operations import Operations
 from .reading import ManifestReading
@@ -33,10 +33,13 @@ def add_manifest(
     *,
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     operations: Operations | None = None,
+    gc_grace_s: float = DEFAULT_GC_GRACE_S,
 ) -> str:
     """Adds the manifest service; ``operations`` holds its reference listings
-    (the caller closes it at shutdown, which cancels those still running)."""
-    blobs = Blobs(store)
+    (the caller closes it at shutdown, which cancels those still running);
+    ``gc_grace_s`` is the GC's grace period (DEPOT_GRACE_PERIOD_S), which the
+    dedup age rule depends on."""
+    blobs = Blobs(store, gc_grace_s)
     manifests = Manifests(store, blobs, internal_secret, references, reading=ManifestReading(store))
     servicer = ManifestServicer(MetadataAccess(metadata_channel), blobs, manifests, idle_timeout_s, operations)
     add_to_server(servicer, server)

@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 
 from depot.services.common.errors import InvalidArgument, NotFound
 
+from . import sweeping
 from .staging import DEFAULT_GRACE_S, Staging, storage_errors
+from .sweeping import Deleted, StoredObject
 
 CHUNK = 1 << 20
 # ReadBlob's chunk: bigger messages mean fewer protobuf and HTTP/2 frames per
@@ -97,6 +99,29 @@ class BlobStore(Protocol):
 
     async def aclose(self) -> None: ...
 
+    # The blob collector's (services/gc/sweep.py; sweeping.py says why each is safe).
+
+    async def refresh_many(self, keys: Sequence[str], older_than: float) -> list[bool]:
+        """Whether each key is stored; one modified before ``older_than`` is
+        touched first (the dedup age rule), and False if it vanished meanwhile."""
+        ...
+
+    async def top_names(self) -> list[str]:
+        """The names directly under the store's root (entities, staging, trash), sorted."""
+        ...
+
+    def list_sorted(self, prefix: str) -> AsyncIterator[list[StoredObject]]:
+        """The objects under ``prefix`` (ending with '/'), in key order, a page at a time."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str], cutoff: float) -> Deleted:
+        """Deletes keys the caller listed as modified before ``cutoff`` (already gone counts as deleted)."""
+        ...
+
+    async def recover_sweep(self) -> int:
+        """Undoes what a crashed sweep left half done; returns how many keys were put back."""
+        ...
+
 
 class LocalBlobStore:
     """A directory; the default for laptops and tests."""
@@ -111,6 +136,8 @@ class LocalBlobStore:
         # keep worker processes sharing this root apart; O_EXCL still guards.
         self._tmp_prefix = f"{self.tmp}/batch-{os.getpid()}-{secrets.token_hex(4)}-"
         self._tmp_seq = itertools.count()
+        # The sweep's trash dir for this store object (created by the first delete_many).
+        self._trash: str | None = None
 
     def _path(self, key: str) -> str:
         # check_key refuses absolute keys and '..'/'.'/empty components, so the
@@ -237,6 +264,29 @@ class LocalBlobStore:
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(os.unlink, self._path(key))
+
+    async def refresh_many(self, keys: Sequence[str], older_than: float) -> list[bool]:
+        paths = [self._path(key) for key in keys]
+        return await asyncio.to_thread(sweeping.refresh_local, paths, older_than)
+
+    async def top_names(self) -> list[str]:
+        return sorted(await asyncio.to_thread(os.listdir, self.root))
+
+    def list_sorted(self, prefix: str) -> AsyncIterator[list[StoredObject]]:
+        check_key(prefix.rstrip("/"))
+        return sweeping.iter_local(str(self.root), prefix)
+
+    async def delete_many(self, keys: Sequence[str], cutoff: float) -> Deleted:
+        root = str(self.root)
+        for key in keys:
+            check_key(key)
+        if self._trash is None:
+            self._trash = await asyncio.to_thread(sweeping.new_trash, root)
+        return await asyncio.to_thread(sweeping.delete_local, root, self._trash, keys, cutoff)
+
+    async def recover_sweep(self) -> int:
+        self._trash = None
+        return await asyncio.to_thread(sweeping.recover_trash, str(self.root))
 
     async def aclose(self) -> None:
         return None
@@ -430,6 +480,36 @@ class S3BlobStore:
 
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.settings.bucket, Key=self._key(key))
+
+    async def refresh_many(self, keys: Sequence[str], older_than: float) -> list[bool]:
+        gate = asyncio.Semaphore(S3_BATCH_CONCURRENCY)
+        bucket, extra = self.settings.bucket, self._sse()
+
+        async def refresh(key: str) -> bool:
+            async with gate:
+                return await sweeping.refresh_s3(self._client, bucket, self._key(key), older_than, extra)
+
+        return list(await asyncio.gather(*(refresh(k) for k in keys)))
+
+    async def top_names(self) -> list[str]:
+        prefix = f"{self.settings.prefix}/" if self.settings.prefix else ""
+        names: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for resp in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix, Delimiter="/"):
+            names.extend(p["Prefix"][len(prefix) :].rstrip("/") for p in resp.get("CommonPrefixes", ()))
+        return sorted(names)
+
+    def list_sorted(self, prefix: str) -> AsyncIterator[list[StoredObject]]:
+        check_key(prefix.rstrip("/"))
+        return sweeping.iter_s3(self._client, self.settings.bucket, self.settings.prefix, prefix)
+
+    async def delete_many(self, keys: Sequence[str], cutoff: float) -> Deleted:
+        for key in keys:
+            check_key(key)
+        return await sweeping.delete_s3(self._client, self.settings.bucket, self.settings.prefix, keys)
+
+    async def recover_sweep(self) -> int:
+        return 0  # DeleteObjects leaves nothing half done
 
     async def aclose(self) -> None:
         await self._stack.aclose()

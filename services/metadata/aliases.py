@@ -16,6 +16,7 @@ from depot.services.common.errors import InvalidArgument, NotFound
 from . import names, records
 from .access import READ, WRITE, Access, Principal
 from .db import Database, one
+from .deletion import LIVE_VERSION_SHARE
 from .fields import check_aliases
 from .names import is_link_name, parse_registry_collection
 from .pages import PageTokens, page_size
@@ -90,6 +91,8 @@ class Aliases:
             if found.link_id is not None:
                 await conn.execute(SET_LINK_ALIASES, found.link_collection_id, found.link_id, sorted(set(aliases)))
             else:
+                if await conn.fetchval(LIVE_VERSION_SHARE, found.id) is None:
+                    raise NotFound(f"artifact version {name} was deleted", field="version")
                 await conn.execute(SET_ALIASES, found.collection_id, found.id, sorted(set(aliases)))
         return await self._reread(who, found)
 

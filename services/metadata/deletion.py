@@ -42,6 +42,12 @@ from .resolver import Resolver
 # versions.delete_reason: deleted by a user (DeleteArtifactVersion[s]) or by TTL expiry.
 DELETE_REASONS = ("user", "ttl")
 
+# A write that points at a version (an alias, a registry link) takes this
+# share lock on it first, in its transaction: a delete locks the row FOR
+# UPDATE, so the two serialize, and the write sees the version deleted (no
+# row) instead of pointing at it.
+LIVE_VERSION_SHARE = "SELECT 1 FROM versions WHERE id = $1 AND state = 'committed' FOR SHARE"
+
 _COLLECTIONS_OF = "SELECT DISTINCT collection_id FROM versions WHERE id = ANY($1::bigint[])"
 _LOCK_COLLECTIONS = "SELECT id FROM collections WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
 # The live versions among $1, locked; a version deleted (or purged) meanwhile

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncpg
 
-from . import housekeeping
+from . import housekeeping, roots
 from .access import ADMIN, Access, Principal
 from .db import Database, create_pool
 
-__all__ = ["ADMIN", "Access", "Principal", "access_on", "create_pool", "housekeeping"]
+__all__ = ["ADMIN", "Access", "Principal", "access_on", "create_pool", "housekeeping", "roots"]
 
 
 def access_on(pool: asyncpg.Pool) -> Access:

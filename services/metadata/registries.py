@@ -51,6 +51,7 @@ from .access import ADMIN, READ, ROLE_NAMES, WRITE, Access, Principal, Role, par
 from .accounts import Member
 from .aliases import SET_LINK_ALIASES
 from .db import Connection, Database, one
+from .deletion import LIVE_VERSION_SHARE
 from .names import parse_entity, parse_link, parse_registry, parse_registry_collection
 from .pages import PageTokens, page_size
 from .records import LinkRef, RegistryCollection, Version
@@ -95,10 +96,6 @@ _LINK_OF_VERSION = "SELECT id FROM links WHERE collection_id = $1 AND version_id
 _NEXT_LINK_INDEX = "UPDATE registry_collections SET next_index = next_index + 1 WHERE id = $1 RETURNING next_index - 1"
 _LINK_INSERT = "INSERT INTO links (collection_id, version_id, index) VALUES ($1, $2, $3) RETURNING id"
 _LINK_DELETE = "DELETE FROM links WHERE id = $1"
-# The version to link, still live, held until the link commits: a delete
-# (deletion.py) locks the row FOR UPDATE, so the two serialize and never
-# leave a link to a deleted version.
-_LIVE_VERSION_SHARE = "SELECT 1 FROM versions WHERE id = $1 AND state = 'committed' FOR SHARE"
 # `latest` falls back to the newest link left.
 _LATEST_TO_NEWEST_LINK = """
     INSERT INTO link_aliases (collection_id, alias, link_id)
@@ -320,7 +317,7 @@ class Registries:
                     field="version",
                     reason=ErrorReason.TYPE_MISMATCH,
                 )
-            if await conn.fetchval(_LIVE_VERSION_SHARE, src.id) is None:
+            if await conn.fetchval(LIVE_VERSION_SHARE, src.id) is None:
                 raise NotFound(f"artifact version {version} was deleted", field="version")
             # Linking the same version again returns its link (with any new aliases).
             link_id = await conn.fetchval(_LINK_OF_VERSION, rc["id"], src.id)

@@ -327,3 +327,50 @@ def test_concurrent_deletes_and_commits_do_not_deadlock(world: World, database_u
         newest = [c.result() for c in commits]
     for v in newest:
         assert bob.get(f"{v.collection}/versions/latest").index == v.index
+
+
+# Sessions of this test's database waiting on a lock.
+_WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+
+
+@pytest.mark.parametrize("write", ["alias", "link"])
+def test_a_write_racing_a_delete_never_points_at_the_deleted_version(
+    world: World, database_url: str, write: str
+) -> None:
+    """An alias or a link added while a delete holds the version waits for it,
+    then finds the version deleted (NOT_FOUND) instead of pointing at it."""
+    bob = world["bob"]
+    _log(bob, 1)
+    world.member("acme", "bob", "member")
+    world.admin.SetRegistryMember(pb.SetRegistryMemberRequest(registry=MODELS, user="entities/bob", role="member"))
+    if write == "alias":
+        req: object = pb.AddAliasesRequest(version=_name("v0"), aliases=["prod"])
+        call = bob.AddAliases
+    else:
+        world.admin.CreateRegistry(
+            pb.CreateRegistryRequest(parent="entities/acme", registry_id="data", registry=pb.Registry())
+        )
+        world.admin.SetRegistryMember(
+            pb.SetRegistryMemberRequest(registry="entities/acme/registries/data", user="entities/bob", role="member")
+        )
+        req = pb.LinkArtifactVersionRequest(version=_name("v0"), target="entities/acme/registries/data/collections/c")
+        call = bob.LinkArtifactVersion
+
+    async def race() -> grpc.StatusCode:
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                vid = await conn.fetchval("SELECT id FROM versions WHERE index = 0")
+                await delete_versions(conn, [vid], delete_reason="user", delete_aliases=True, grace=timedelta(hours=1))
+                loop = asyncio.get_running_loop()
+                pending = loop.run_in_executor(None, code, lambda: call(req))
+                # Commit only once the write waits on the version's lock.
+                while not await conn.fetchval(_WAITING):
+                    assert not pending.done(), "the write did not wait for the delete"
+                    await asyncio.sleep(0.05)
+            return await pending
+        finally:
+            await conn.close()
+
+    assert asyncio.run(race()) == grpc.StatusCode.NOT_FOUND
+    assert bob.ListAliases(pb.ListAliasesRequest(parent=COLL)).aliases == []
