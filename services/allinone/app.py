@@ -180,7 +180,7 @@ async def _serve_services(
     stack.callback((await sweep_staging(store)).cancel)
 
     # One grace period: the collector's and the metadata service's (DEPOT_GRACE_PERIOD_S).
-    metadata, gc = Metadata(pool, secret, grace=config.gc.grace), Gc(pool, config.gc)
+    metadata, gc = Metadata(pool, secret, grace=config.gc.grace), Gc(pool, config.gc, store)
     gates = {**metadata.callers(), **MANIFEST_GATES, **gc.callers()}
     server = serving.new_server(gates, reuse_port=config.workers > 1)
     if config.workers > 1 and not joining:

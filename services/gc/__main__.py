@@ -24,8 +24,9 @@ from .server import Gc
 
 async def _serve(config: GcConfig) -> None:
     pool = await create_pool(config.database_url)
+    store = await config.storage.open_store()
     try:
-        gc = Gc(pool, config.gc)
+        gc = Gc(pool, config.gc, store)
         server = serving.new_server(gc.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
         health = await serving.start(server, [gc.add_to(server)], health_listen=config.server.health_listen)
@@ -37,14 +38,17 @@ async def _serve(config: GcConfig) -> None:
             await task
         await serving.stop(server, health, 10)
     finally:
+        await store.aclose()
         await pool.close()
 
 
 async def _once(config: GcConfig, force: bool) -> None:
     pool = await create_pool(config.database_url, min_size=1, max_size=2)
+    store = await config.storage.open_store()
     try:
-        print(await Gc(pool, config.gc).collector.run("", force=force))
+        print(await Gc(pool, config.gc, store).collector.run("", force=force))
     finally:
+        await store.aclose()
         await pool.close()
 
 

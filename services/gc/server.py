@@ -9,12 +9,14 @@ import grpc
 
 from depot.gc.v1 import gc_pb2, gc_pb2_grpc
 from depot.services.common.interceptor import Callers
+from depot.services.manifest.public import BlobStore
 from depot.services.metadata.public import Principal, access_on
 
-from .collector import Collector, Sweeper
+from .collector import Collector
 from .config import GcSettings
 from .schedule import Schedule
 from .servicer import GcServicer
+from .sweep import BlobCollector
 
 SERVICE_NAME = gc_pb2.DESCRIPTOR.services_by_name["GcService"].full_name
 
@@ -30,15 +32,16 @@ class Gc:
 
     Args:
         pool: metadata's database.
-        settings: the grace period and the schedule.
-        sweeper: the blob mark-and-sweep over the manifest service's store;
-            None collects metadata only.
+        settings: the grace period, the schedule and the mark phase's work dir.
+        store: the manifest service's blob store, which the pass's mark and
+            sweep collect; None collects metadata only (expire and purge).
     """
 
-    def __init__(self, pool: asyncpg.Pool, settings: GcSettings | None = None, sweeper: Sweeper | None = None):
+    def __init__(self, pool: asyncpg.Pool, settings: GcSettings | None = None, store: BlobStore | None = None):
         settings = settings or GcSettings()
         access = access_on(pool)
         self._callers: Callers[Principal] = Callers(access.authenticate)
+        sweeper = None if store is None else BlobCollector(pool, store, settings.grace, settings.work_dir)
         self.collector = Collector(pool, grace=settings.grace, sweeper=sweeper)
         self.schedule = Schedule(settings.interval_s)
         self._servicer = GcServicer(self._callers, access, self.collector, self.schedule)

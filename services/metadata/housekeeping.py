@@ -71,7 +71,9 @@ _EXPIRE = (
     "UPDATE versions x SET state = 'deleted', delete_time = now(), purge_time = now() + $2::interval,"
     " delete_reason = 'ttl', deleted_aliases = coalesce((SELECT array_agg(a.alias ORDER BY a.alias)"
     " FROM aliases a WHERE a.version_id = x.id AND a.alias <> 'latest'), '{}')"
-    " WHERE x.id IN (SELECT v.id " + _EXPIRED + " AND v.id > $4 ORDER BY v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED)"
+    " WHERE x.id = ANY(ARRAY(SELECT v.id "
+    + _EXPIRED
+    + " AND v.id > $4 ORDER BY v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED))"
     " RETURNING x.id, x.collection_id"
 )
 _DROP_ALIASES = "DELETE FROM aliases WHERE version_id = ANY($1::bigint[])"
@@ -117,22 +119,25 @@ _NAME = (
 _PURGE_SAMPLE = "SELECT " + _NAME + _PURGEABLE + " ORDER BY v.purge_time, v.id LIMIT $2"
 _PURGE_COUNT = "SELECT count(*) " + _PURGEABLE
 _PURGE_BATCH = (
-    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _PURGEABLE + " AND (v.purge_time, v.id) > ($3, $4)"
-    " ORDER BY v.purge_time, v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED) RETURNING x.id, x.purge_time AS at"
+    "DELETE FROM versions x WHERE x.id = ANY(ARRAY(SELECT v.id " + _PURGEABLE + " AND (v.purge_time, v.id) > ($3, $4)"
+    " ORDER BY v.purge_time, v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED)) RETURNING x.id, x.purge_time AS at"
 )
 _ABANDONED_SAMPLE = "SELECT " + _NAME + _ABANDONED + " ORDER BY v.create_time, v.id LIMIT $3"
 _ABANDONED_COUNT = "SELECT count(*) " + _ABANDONED
 # A pending version a commit holds right now is skipped (SKIP LOCKED), and
 # the recheck under the lock skips one that committed meanwhile.
 _ABANDONED_BATCH = (
-    "DELETE FROM versions x WHERE x.id IN (SELECT v.id " + _ABANDONED + " AND (v.create_time, v.id) > ($4, $5)"
-    " ORDER BY v.create_time, v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED) RETURNING x.id, x.create_time AS at"
+    "DELETE FROM versions x WHERE x.id = ANY(ARRAY(SELECT v.id " + _ABANDONED + " AND (v.create_time, v.id) > ($4, $5)"
+    " ORDER BY v.create_time, v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED)) RETURNING x.id, x.create_time AS at"
 )
 # Rows per expiry or purge transaction: a batch is a few ms of row updates or
 # deletes, index updates and cascades, small enough that an undelete or a
 # commit waiting on one of its rows waits little. Each batch starts after the
 # last row of the one before (a keyset cursor), so a pass reads the backlog
-# once instead of rescanning what it already did (or skipped) per batch.
+# once instead of rescanning what it already did (or skipped) per batch. The
+# batch's ids go in as an array (= ANY(ARRAY(...))), so the rows are fetched
+# by primary key: with IN (subquery) PostgreSQL hash-joined the batch
+# against a sequential scan of all versions, per batch (bench/gc_pass.py).
 BATCH = 1000
 _PRUNE_IDEMPOTENCY = "DELETE FROM idempotency WHERE create_time < now() - $1::interval"
 
