@@ -139,18 +139,31 @@ class BlobCollector:
         self, entity: str, marks: _Marks, cutoff: float, dry_run: bool, result: SweepResult
     ) -> None:
         batch: list[StoredObject] = []
-        # "blobs/" < "manifests/": the two listings in this order are in key order.
-        for prefix in (f"{entity}/blobs/", f"{entity}/manifests/"):
-            async for page in self._store.list_sorted(prefix):
-                result.blobs_scanned += len(page)
-                unmarked = await asyncio.to_thread(marks.unmarked, page)
-                batch.extend(o for o in unmarked if o.mtime < cutoff)
-                if len(batch) >= DELETE_BATCH:
-                    await self._delete(batch[:DELETE_BATCH], cutoff, dry_run, result)
-                    batch = batch[DELETE_BATCH:]
-        while batch:
-            await self._delete(batch[:DELETE_BATCH], cutoff, dry_run, result)
-            batch = batch[DELETE_BATCH:]
+        # One delete request in flight while the listing goes on: the two
+        # wait on different things (S3 round trips, or the filesystem).
+        deleting: asyncio.Task[None] | None = None
+
+        async def flush(objs: list[StoredObject]) -> None:
+            nonlocal deleting
+            if deleting is not None:
+                await deleting
+            deleting = asyncio.ensure_future(self._delete(objs, cutoff, dry_run, result))
+
+        try:
+            # "blobs/" < "manifests/": the two listings in this order are in key order.
+            for prefix in (f"{entity}/blobs/", f"{entity}/manifests/"):
+                async for page in self._store.list_sorted(prefix):
+                    result.blobs_scanned += len(page)
+                    unmarked = await asyncio.to_thread(marks.unmarked, page)
+                    batch.extend(o for o in unmarked if o.mtime < cutoff)
+                    while len(batch) >= DELETE_BATCH:
+                        await flush(batch[:DELETE_BATCH])
+                        batch = batch[DELETE_BATCH:]
+            if batch:
+                await flush(batch)
+        finally:
+            if deleting is not None:
+                await deleting
 
     async def _delete(self, objs: list[StoredObject], cutoff: float, dry_run: bool, result: SweepResult) -> None:
         if dry_run:

@@ -44,6 +44,8 @@ S3_DELETE_BATCH = 1000
 # backoff from S3_BACKOFF_S (full jitter), before its keys are reported as errors.
 S3_DELETE_ATTEMPTS = 6
 S3_BACKOFF_S = 0.2
+# Worker threads deleting one batch of a local store.
+DELETE_THREADS = 4
 # Where a local store's sweep moves keys before unlinking them: '~' is
 # outside the entity name rule, so no entity's keys can live there.
 TRASH = "~gc-trash"
@@ -66,6 +68,16 @@ class Deleted:
     keys: list[str] = field(default_factory=list)
     refreshed: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def joined(parts: Sequence[Deleted]) -> Deleted:
+    """One :class:`Deleted` of several."""
+    out = Deleted()
+    for part in parts:
+        out.keys += part.keys
+        out.refreshed += part.refreshed
+        out.errors += part.errors
+    return out
 
 
 # --- local directory ---------------------------------------------------------
