@@ -256,8 +256,6 @@ class BulkDeletes:
         self._batch = batch
         self._lease = lease
         self._poll_s = poll_s
-        # Names this runner in lease_owner (one per process and server).
-        self._me = uuid.uuid4().hex
         self._wake = asyncio.Event()
 
     async def _project_id(self, f: BulkFilter) -> int:
@@ -332,11 +330,16 @@ class BulkDeletes:
     # -- the runner ---------------------------------------------------------
 
     async def run(self) -> None:
-        """Works through the operations nobody holds, one at a time, until cancelled."""
+        """Works through the operations nobody holds, one at a time, until cancelled.
+
+        A server runs a few of these at once (server.BULK_DELETE_RUNNERS); each
+        is its own lease owner.
+        """
+        me = uuid.uuid4().hex
         while True:
             self._wake.clear()
             try:
-                op_id = await self._db.fetchval(_CLAIM, self._me, self._lease)
+                op_id = await self._db.fetchval(_CLAIM, me, self._lease)
             except (OSError, asyncpg.PostgresError, DepotError, TimeoutError):
                 log.exception("bulk delete: could not claim an operation; retrying")
                 op_id = None
@@ -347,11 +350,11 @@ class BulkDeletes:
                     pass
                 continue
             try:
-                await self.work(str(op_id))
+                await self._work(str(op_id), me)
             except Exception:  # noqa: BLE001 - one operation's bug must not stop the runner of all
                 log.exception("bulk delete %s: unexpected error; it is retried once the lease expires", op_id)
 
-    async def work(self, op_id: str) -> None:
+    async def _work(self, op_id: str, me: str) -> None:
         """Runs a claimed operation to its end, or until its lease is lost.
 
         Stopped (cancelled), it gives the lease back so that the next runner
@@ -360,22 +363,22 @@ class BulkDeletes:
         to be retried from its cursor.
         """
         try:
-            while await self._batch_once(op_id):
+            while await self._batch_once(op_id, me):
                 pass
         except asyncio.CancelledError:
-            await asyncio.shield(self._db.execute(_RELEASE, op_id, self._me))
+            await asyncio.shield(self._db.execute(_RELEASE, op_id, me))
             raise
         except DepotError as e:
             log.warning("bulk delete %s failed: %s", op_id, e.message)
-            await self._db.execute(_FAIL, op_id, self._me, e.message)
+            await self._db.execute(_FAIL, op_id, me, e.message)
         except (OSError, asyncpg.PostgresError, TimeoutError):
             log.exception("bulk delete %s: a batch failed; it is retried once the lease expires", op_id)
 
-    async def _batch_once(self, op_id: str) -> bool:
+    async def _batch_once(self, op_id: str, me: str) -> bool:
         """One batch in one transaction; False once the operation is done or no longer held."""
         async with self._db.transaction() as conn:
             await conn.execute(f"SET LOCAL statement_timeout = {SCAN_TIMEOUT_MS}")
-            op = await conn.fetchrow(_HELD, op_id, self._me)
+            op = await conn.fetchrow(_HELD, op_id, me)
             if op is None:
                 return False
             f = BulkFilter.from_json(op["filter"])

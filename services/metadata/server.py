@@ -38,6 +38,11 @@ SERVICE_NAMES = [
     for name in ("ArtifactService", "RegistryService", "AccessService", "LineageService")
 ]
 
+# Bulk deletes one server works on at once: a user's 5-million-version delete
+# (about 20 minutes) does not hold up another team's; each runner has one
+# batch (one pooled connection) in flight.
+BULK_DELETE_RUNNERS = 3
+
 
 class Metadata:
     """The metadata service's parts on one database pool.
@@ -62,7 +67,7 @@ class Metadata:
         self._callers: Callers[Principal] = Callers(access.authenticate)
         shared = (self._callers, access, Idempotency(db), registry_access)
         self._bulk_deletes = BulkDeletes(db, access, projects, grace=grace)
-        self._runner: asyncio.Task[None] | None = None
+        self._runners: list[asyncio.Task[None]] = []
         self._artifacts = ArtifactServicer(
             *shared,
             runs=runs,
@@ -90,14 +95,18 @@ class Metadata:
         return SERVICE_NAMES
 
     def start(self) -> None:
-        """Starts the runner of bulk deletes (every replica runs one; leases
+        """Starts the runners of bulk deletes (every replica runs them; leases
         keep each operation to one runner at a time)."""
-        self._runner = asyncio.get_running_loop().create_task(self._bulk_deletes.run(), name="bulk-deletes")
+        loop = asyncio.get_running_loop()
+        self._runners = [
+            loop.create_task(self._bulk_deletes.run(), name=f"bulk-deletes-{i}") for i in range(BULK_DELETE_RUNNERS)
+        ]
 
     async def aclose(self) -> None:
-        """Stops the runner; the operation it held is released for the next one."""
-        if self._runner is not None:
-            self._runner.cancel()
+        """Stops the runners; the operations they held are released for the next ones."""
+        for task in self._runners:
+            task.cancel()
+        for task in self._runners:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+                await task
+        self._runners = []
