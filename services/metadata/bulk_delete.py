@@ -285,10 +285,14 @@ class BulkDeletes:
             matched = await conn.fetchval(
                 f"SELECT count(*) FROM (SELECT 1{where.sql} LIMIT {int(cap) + 1}) m",
                 *where.args,
-                timeout=DRY_RUN_TIMEOUT_MS / 1000,
+                # asyncpg's timer a little later, so PostgreSQL's cancel answers
+                # DEADLINE_EXCEEDED, not a retryable UNAVAILABLE (db.CLIENT_TIMEOUT_S).
+                timeout=DRY_RUN_TIMEOUT_MS / 1000 + 5,
             )
             rows = await conn.fetch(
-                "SELECT c.name, v.index" + where.sql + f" ORDER BY c.id, v.index LIMIT {SAMPLE}", *where.args
+                "SELECT c.name, v.index" + where.sql + f" ORDER BY c.id, v.index LIMIT {SAMPLE}",
+                *where.args,
+                timeout=DRY_RUN_TIMEOUT_MS / 1000 + 5,
             )
         sample = [f"{f.project}/artifacts/{r['name']}/versions/v{r['index']}" for r in rows]
         error = f"more than {cap:,} versions match: the dry run stopped counting there" if matched > cap else ""
