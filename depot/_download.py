@@ -283,7 +283,7 @@ class _Run:
 
 def _open_dirs(root: Path, what: str) -> DirFds:
     try:
-        return DirFds(root)
+        return DirFds(prepare_root(root))
     except OSError as err:
         raise DepotError(f"{what}: cannot open {root}: {err.strerror}", field=what) from None
 
