@@ -97,6 +97,11 @@ class Collector:
             pending version must be to count as abandoned.
         sweeper: the blob mark-and-sweep; None runs the metadata phases only
             (a GC with no blob store configured, and tests of those phases).
+        manifest_grace: the manifest service's grace period, when known
+            (GcSettings.manifest_grace). The sweep is refused while ``grace``
+            is shorter: that service refreshes a blob it answers "present"
+            only once older than half its own grace, so a shorter sweep age
+            could delete the blob before the commit relying on it lands.
         telemetry: spans and counters (the global OpenTelemetry providers).
     """
 
@@ -106,11 +111,13 @@ class Collector:
         *,
         grace: timedelta = housekeeping.DEFAULT_GRACE,
         sweeper: Sweeper | None = None,
+        manifest_grace: timedelta | None = None,
         telemetry: GcTelemetry | None = None,
     ):
         self._pool = pool
         self.grace = grace
         self._sweeper = sweeper
+        self._manifest_grace = manifest_grace
         self._telemetry = telemetry or GcTelemetry()
 
     async def run(
@@ -163,10 +170,12 @@ class Collector:
         purged = await self._phase(report, "purge", lambda: self._purge(conn, report))
         pending = await self._phase(report, "purge_pending", lambda: self._purge_pending(conn, report))
         if self._sweeper is not None:
-            if purged and pending:
-                await self._sweep(report, self._sweeper)
-            else:
+            if not (purged and pending):
                 report.errors.append("mark, sweep: skipped after a failed purge")
+            elif (refused := self._grace_too_short()) is not None:
+                report.errors.append(refused)
+            else:
+                await self._sweep(report, self._sweeper)
         if not report.dry_run:
 
             async def prune() -> int:
@@ -178,6 +187,17 @@ class Collector:
                 return 0
 
             await self._phase(report, "prune", prune)
+
+    def _grace_too_short(self) -> str | None:
+        """Why the sweep must not run with this grace period, or None."""
+        if self._manifest_grace is None or self.grace >= self._manifest_grace:
+            return None
+        return (
+            f"mark, sweep: refused: the GC's grace period (DEPOT_GRACE_PERIOD_S = "
+            f"{self.grace.total_seconds():g} s) is shorter than the manifest service's "
+            f"(DEPOT_MANIFEST_GRACE_PERIOD_S = {self._manifest_grace.total_seconds():g} s), "
+            "which could sweep a blob a commit relies on; give both services the same value"
+        )
 
     async def _phase(self, report: Report, name: str, work: Callable[[], Awaitable[int]]) -> bool:
         """Runs one phase in its span; records its duration and items, or its error. Whether it succeeded."""

@@ -42,7 +42,7 @@ class Gc:
         access = access_on(pool)
         self._callers: Callers[Principal] = Callers(access.authenticate)
         sweeper = None if store is None else BlobCollector(pool, store, settings.grace, settings.work_dir)
-        self.collector = Collector(pool, grace=settings.grace, sweeper=sweeper)
+        self.collector = Collector(pool, grace=settings.grace, sweeper=sweeper, manifest_grace=settings.manifest_grace)
         self.schedule = Schedule(settings.interval_s)
         self._servicer = GcServicer(self._callers, access, self.collector, self.schedule)
 

@@ -18,10 +18,15 @@ once; a runner inside every metadata server works through the matches:
   that is stopped gives it back; one that dies (process killed) leaves it
   to expire, after which any server's runner — or the next call with the
   same request_id, which wakes its server's runner — claims it and
-  continues from the cursor.
+  continues from the cursor;
+- every batch re-checks that the caller still may write to the entity
+  (their role, in the batch's transaction): a member removed while the
+  operation runs stops it at the next batch, failed with the reason.
 
-A dry run answers at once with the count and a sample of names, and writes
-nothing.
+A dry run answers on the request path with the count and a sample of names,
+and writes nothing. It is bounded: it counts up to ``DRY_RUN_COUNT_CAP``
+matches (beyond, ``matched`` is one more than the cap and ``error`` says so)
+and its statements get ``DRY_RUN_TIMEOUT_MS``, not the runner's scan time.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 
 import asyncpg
 
-from depot.services.common.errors import DepotError, ErrorReason, InvalidArgument, NotFound
+from depot.services.common.errors import DepotError, ErrorReason, InvalidArgument, NotFound, PermissionDenied
 
 from . import names
 from .access import READ, WRITE, Access, Principal
@@ -61,6 +66,11 @@ SAMPLE = 20
 # Counting the matches and walking past non-matching versions scan more than
 # a keyed query; they get this long instead of db.QUERY_TIMEOUT_S.
 SCAN_TIMEOUT_MS = 300_000
+# A dry run holds a request and a connection: it counts this many matches at
+# most, and a filter that needs more than DRY_RUN_TIMEOUT_MS to find them
+# answers DEADLINE_EXCEEDED (the operation itself counts them all).
+DRY_RUN_COUNT_CAP = 1_000_000
+DRY_RUN_TIMEOUT_MS = 30_000
 
 _PROJECT_ID = """
     SELECT p.id FROM projects p JOIN entities e ON e.id = p.entity_id WHERE e.name = $1 AND p.name = $2
@@ -92,6 +102,8 @@ _CLAIM = """
 _HELD = """
     SELECT * FROM delete_operations WHERE id = $1 AND lease_owner = $2 AND state = 'running' FOR UPDATE
 """
+# Who started an operation, as the access checks know a caller.
+_CALLER = "SELECT id, name, superuser FROM entities WHERE id = $1"
 _RELEASE = "UPDATE delete_operations SET lease_until = NULL WHERE id = $1 AND lease_owner = $2"
 _FAIL = """
     UPDATE delete_operations SET state = 'failed', error = $3, update_time = now(), lease_until = NULL
@@ -264,18 +276,23 @@ class BulkDeletes:
         pid = await self._db.fetchval(_PROJECT_ID, f.project.entity, f.project.project)
         return int(pid)
 
-    async def dry_run(self, who: Principal, f: BulkFilter) -> Operation:
-        """The count and a sample of what a real run would match now; deletes nothing."""
+    async def dry_run(self, who: Principal, f: BulkFilter, *, cap: int = DRY_RUN_COUNT_CAP) -> Operation:
+        """The count (up to ``cap``) and a sample of what a real run would match now; deletes nothing."""
         await self._access.require(who, f.project.entity, WRITE)
         where = _Where(await self._project_id(f), f, None)
         async with self._db.transaction() as conn:
-            await conn.execute(f"SET LOCAL statement_timeout = {SCAN_TIMEOUT_MS}")
-            matched = await conn.fetchval("SELECT count(*)" + where.sql, *where.args, timeout=SCAN_TIMEOUT_MS / 1000)
+            await conn.execute(f"SET LOCAL statement_timeout = {DRY_RUN_TIMEOUT_MS}")
+            matched = await conn.fetchval(
+                f"SELECT count(*) FROM (SELECT 1{where.sql} LIMIT {int(cap) + 1}) m",
+                *where.args,
+                timeout=DRY_RUN_TIMEOUT_MS / 1000,
+            )
             rows = await conn.fetch(
                 "SELECT c.name, v.index" + where.sql + f" ORDER BY c.id, v.index LIMIT {SAMPLE}", *where.args
             )
         sample = [f"{f.project}/artifacts/{r['name']}/versions/v{r['index']}" for r in rows]
-        return Operation(name="", state="dry_run", matched=int(matched), sample=sample)
+        error = f"more than {cap:,} versions match: the dry run stopped counting there" if matched > cap else ""
+        return Operation(name="", state="dry_run", matched=int(matched), sample=sample, error=error)
 
     async def start(
         self, who: Principal, f: BulkFilter, *, delete_aliases: bool, request_id: str, fingerprint: bytes
@@ -382,6 +399,7 @@ class BulkDeletes:
             if op is None:
                 return False
             f = BulkFilter.from_json(op["filter"])
+            await self._still_allowed(conn, op["caller_id"], f.project.entity)
             pid = await conn.fetchval(_PROJECT_ID, f.project.entity, f.project.project)
             where = _Where(int(pid), f, op["create_time"])
             if op["matched"] is None:
@@ -425,6 +443,19 @@ class BulkDeletes:
             await self._advance(conn, op_id, coll, index, deleted, skipped_aliased, skipped_linked, sample)
             return True
 
+    async def _still_allowed(self, conn: Connection, caller_id: int, entity: str) -> None:
+        """PERMISSION_DENIED (which fails the operation) unless the caller
+        still holds WRITE on ``entity``: checked per batch, in its transaction."""
+        row = await conn.fetchrow(_CALLER, caller_id)
+        assert row is not None  # the operation's row goes with its caller's (ON DELETE CASCADE)
+        who = Principal(row["id"], row["name"], row["superuser"])
+        try:
+            await self._access.check(who, entity, WRITE)
+        except (PermissionDenied, NotFound) as e:
+            raise PermissionDenied(
+                f"stopped: {who.user} may no longer write to entity {entity!r}", field="entity"
+            ) from e
+
     async def _next_collection(self, conn: Connection, pid: int, f: BulkFilter, after: int) -> int | None:
         found = await conn.fetchval(_NEXT_COLLECTION, pid, after, f.artifact or None, f.type)
         return int(found) if found is not None else None
@@ -466,4 +497,4 @@ class BulkDeletes:
         return False
 
 
-__all__ = ["BATCH", "LEASE", "BulkDeletes", "BulkFilter", "Operation"]
+__all__ = ["BATCH", "DRY_RUN_COUNT_CAP", "LEASE", "BulkDeletes", "BulkFilter", "Operation"]

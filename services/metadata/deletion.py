@@ -91,7 +91,7 @@ _DELETE = """
 _DROP_ALIASES = "DELETE FROM aliases WHERE version_id = ANY($1::bigint[])"
 # `latest` names the newest live version of each collection, or nothing
 # when none is left.
-_LATEST_TO_NEWEST = """
+LATEST_TO_NEWEST = """
     WITH newest AS (
         -- One backward step per collection on UNIQUE (collection_id, index):
         -- DISTINCT ON over the collection's rows sorted all of them, 0.6 s a
@@ -190,7 +190,7 @@ async def delete_versions(
     if gone:
         await conn.execute(_DELETE, gone, grace, delete_reason)
         await conn.execute(_DROP_ALIASES, gone)
-        await conn.execute(_LATEST_TO_NEWEST, collections)
+        await conn.execute(LATEST_TO_NEWEST, collections)
     return DeleteOutcome(tuple(deleted), tuple(skipped_aliased), tuple(skipped_linked))
 
 
@@ -300,6 +300,6 @@ class Deletion:
                 held = list(row["deleted_aliases"])
                 restored = [r["alias"] for r in await conn.fetch(_RESTORE_ALIASES, found.collection_id, found.id, held)]
                 lost = [a for a in held if a not in set(restored)]
-                await conn.execute(_LATEST_TO_NEWEST, [found.collection_id])
+                await conn.execute(LATEST_TO_NEWEST, [found.collection_id])
             version = records.version(one(await conn.fetchrow(records.VERSION_BY_ID, found.id)))
         return Undeleted(version, tuple(sorted(restored)), tuple(sorted(lost)))

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from asyncpg import Record
 
 from .db import Connection, uses_session_lock
+from .deletion import LATEST_TO_NEWEST
 from .idempotency import RETENTION
 
 # How long a deleted version stays restorable before the GC purges it, when
@@ -65,26 +66,26 @@ _EXPIRED_SAMPLE = (
     " || '/versions/v' || v.index AS name " + _EXPIRED + " ORDER BY v.id LIMIT $2"
 )
 _EXPIRED_COUNT = "SELECT count(*) " + _EXPIRED
+# The expired versions of one batch, locked: $2 how many, after id $3. A
+# writer holding one (a link or alias being added takes FOR SHARE) makes it
+# skipped, left for the next pass.
+_LOCK_EXPIRED = "SELECT v.id " + _EXPIRED + " AND v.id > $3 ORDER BY v.id LIMIT $2 FOR UPDATE OF v SKIP LOCKED"
 # Expiry is a delete by the system: the same grace period and undelete as a
-# user's delete (the aliases it held are kept for undelete). $2: the grace.
+# user's delete (the aliases it held are kept for undelete). $2: the grace,
+# $3: the ids locked by _LOCK_EXPIRED. The conditions are evaluated again
+# here, in this statement's own snapshot taken after the locks: the lock
+# statement judged "no registry link" in a snapshot taken before them, and
+# FOR UPDATE re-checks only the locked row, never the NOT EXISTS, so a link
+# committed in between would let a linked version expire. Once the rows are
+# locked no new link can come (it must share-lock the row first).
 _EXPIRE = (
     "UPDATE versions x SET state = 'deleted', delete_time = now(), purge_time = now() + $2::interval,"
     " delete_reason = 'ttl', deleted_aliases = coalesce((SELECT array_agg(a.alias ORDER BY a.alias)"
     " FROM aliases a WHERE a.version_id = x.id AND a.alias <> 'latest'), '{}')"
-    " WHERE x.id = ANY(ARRAY(SELECT v.id "
-    + _EXPIRED
-    + " AND v.id > $4 ORDER BY v.id LIMIT $3 FOR UPDATE OF v SKIP LOCKED))"
+    " WHERE x.id = ANY(ARRAY(SELECT v.id " + _EXPIRED + " AND v.id = ANY($3::bigint[])))"
     " RETURNING x.id, x.collection_id"
 )
 _DROP_ALIASES = "DELETE FROM aliases WHERE version_id = ANY($1::bigint[])"
-# `latest` falls back to the newest live version of each collection.
-_LATEST_TO_NEWEST = """
-    INSERT INTO aliases (collection_id, alias, version_id)
-    SELECT DISTINCT ON (collection_id) collection_id, 'latest', id FROM versions
-    WHERE collection_id = ANY($1::bigint[]) AND state = 'committed'
-    ORDER BY collection_id, index DESC
-    ON CONFLICT (collection_id, alias) DO UPDATE SET version_id = EXCLUDED.version_id
-"""
 # The versions a purge removes. A deleted version past its purge_time; never
 # one linked into a registry (deletion refuses those, and so does expiry, but
 # a row that is linked must not lose its link to a purge). Row locks are
@@ -189,11 +190,14 @@ async def expire(
 
     They stay restorable for ``grace`` (their purge_time).
     """
-    expired = await conn.fetch(_EXPIRE, entity, grace, BATCH, after[1], timeout=timeout)
+    locked = [r["id"] for r in await conn.fetch(_LOCK_EXPIRED, entity, BATCH, after[1], timeout=timeout)]
+    expired = await conn.fetch(_EXPIRE, entity, grace, locked, timeout=timeout) if locked else []
     ids = [r["id"] for r in expired]
     await conn.execute(_DROP_ALIASES, ids)
-    await conn.execute(_LATEST_TO_NEWEST, list({r["collection_id"] for r in expired}), timeout=timeout)
-    return Batch(len(ids), (after[0], max(ids, default=after[1])))
+    # `latest` goes to the newest live version of each collection touched.
+    await conn.execute(LATEST_TO_NEWEST, list({r["collection_id"] for r in expired}), timeout=timeout)
+    # Past every row looked at, the ones found linked under the lock included.
+    return Batch(len(ids), (after[0], max(locked, default=after[1])))
 
 
 async def purge_sample(conn: Connection, entity: str, limit: int) -> list[str]:

@@ -559,3 +559,30 @@ def test_objects_match_the_kubernetes_schema(kustomized: tuple[str, list[Doc]]) 
         if doc["apiVersion"].endswith("cnpg.io/v1"):
             continue  # a CRD: its schema ships with the operator, not here
         kubernetes_validate.validate(doc, MIN_KUBERNETES, strict=True)
+
+
+def test_one_grace_period_for_every_service(rendered: tuple[str, str, list[Doc]]) -> None:
+    # metadata, manifest and gc must agree on DEPOT_GRACE_PERIOD_S: a GC
+    # sweeping with a shorter grace than the manifest service's refresh rule
+    # assumes can delete a blob a commit relies on (docs/gc.md). So every
+    # service reads the one ConfigMap key, and the GC is also told the
+    # manifest service's value (its guard refuses to sweep below it).
+    _, _, docs = rendered
+    deployments = of_kind(docs, "Deployment")
+    wanted = {"metadata": {"DEPOT_GRACE_PERIOD_S"}, "manifest": {"DEPOT_GRACE_PERIOD_S"}}
+    wanted["gc"] = {"DEPOT_GRACE_PERIOD_S", "DEPOT_MANIFEST_GRACE_PERIOD_S"}
+    sources = set()
+    for name, variables in wanted.items():
+        (container,) = pod_spec(deployments[name])["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        for variable in variables:
+            assert "value" not in env[variable], f"{name}: {variable} set in the Deployment, not the ConfigMap"
+            ref = env[variable]["valueFrom"]["configMapKeyRef"]
+            assert not ref.get("optional"), f"{name}: {variable}"
+            sources.add((ref["name"], ref["key"]))
+    assert len(sources) == 1, sources
+    ((config_map, key),) = sources
+    assert key == "DEPOT_GRACE_PERIOD_S"
+    if not config_map.startswith("depot-config-"):  # the source rendering: the generator's literal
+        literals = kustomization(K8S / "base")["configMapGenerator"][0]["literals"]
+        assert "DEPOT_GRACE_PERIOD_S=604800" in literals
