@@ -13,7 +13,8 @@ DepotError
 ├── FailedPreconditionError
 │   ├── TypeMismatchError        an artifact name logged with another type
 │   ├── LastAdminError           the change would leave a team without an admin
-│   └── DigestMismatchError      bytes that do not hash to their claimed digest
+│   ├── DigestMismatchError      bytes that do not hash to their claimed digest
+│   └── ManifestExpiredError     a manifest built longer ago than half the GC's grace period
 ├── ResourceExhaustedError
 │   └── TooManyObjectsError      a reference lists more than max_objects
 └── AbortedError                 a conflict; retrying may succeed
@@ -100,6 +101,11 @@ class DigestMismatchError(FailedPreconditionError):
     """Bytes do not hash to the digest claimed for them."""
 
 
+class ManifestExpiredError(FailedPreconditionError):
+    """A version was committed with a manifest built too long ago (its blobs may
+    have been collected since); log the artifact again."""
+
+
 class ResourceExhaustedError(DepotError):
     """A limit was reached."""
 
@@ -151,6 +157,7 @@ BY_REASON: dict[str, type[DepotError]] = {
     "STORAGE_NOT_WRITABLE": FailedPreconditionError,
     "IDLE_TIMEOUT": AbortedError,
     "S3_UNAVAILABLE": CommError,
+    "MANIFEST_EXPIRED": ManifestExpiredError,
 }
 
 

@@ -7,13 +7,19 @@ to a run file in the work dir; reading back is ``heapq.merge`` over the run
 files, line by line, with repeats dropped. Memory is one run's buffer while
 adding and one line per run while merging, whatever the number of keys.
 
+The sort's state changes only after a file is fully written: a failed
+write (ENOSPC, EIO) raises :class:`SortFailed` with every key added so far
+still held, and the caller must treat the whole sort as unusable (the GC
+aborts its pass: a lost key would be a live blob swept). Every file gets a
+fresh name from one counter, so no write ever replaces a live run.
+
 Blocking: the GC calls it from a worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -24,17 +30,24 @@ RUN_KEYS = 200_000
 MAX_FAN_IN = 64
 
 
+class SortFailed(Exception):
+    """The sort could not write or read its work files: its output would be incomplete."""
+
+
 class ExternalSort:
     """Collects keys in any order (repeats allowed); :meth:`sorted` yields them in order, once each.
 
     Keys must not contain a newline (store keys never do: ``check_key``).
     """
 
-    def __init__(self, work_dir: Path, run_keys: int = RUN_KEYS) -> None:
+    def __init__(self, work_dir: Path, run_keys: int | None = None) -> None:
         self._dir = work_dir
-        self._run_keys = run_keys
+        # Read when the sort is made (not when this module is): tests lower it.
+        self._run_keys = RUN_KEYS if run_keys is None else run_keys
         self._buffer: list[str] = []
         self._runs: list[Path] = []
+        # Names of the files this sort writes: never reused, whatever was merged or removed.
+        self._files = 0
 
     def add(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -43,24 +56,32 @@ class ExternalSort:
                 self._spill()
 
     def _spill(self) -> None:
-        keys = sorted(set(self._buffer))
+        path = self._write(sorted(set(self._buffer)))
         self._buffer = []
-        path = self._dir / f"run-{len(self._runs):06d}"
-        with open(path, "w", encoding="ascii", newline="\n") as f:
-            f.writelines(k + "\n" for k in keys)
         self._runs.append(path)
         if len(self._runs) >= MAX_FAN_IN * 2:
             self._compact()
 
     def _compact(self) -> None:
         """Merges the oldest MAX_FAN_IN runs into one, keeping the open files bounded."""
-        head, self._runs = self._runs[:MAX_FAN_IN], self._runs[MAX_FAN_IN:]
-        path = self._dir / f"merged-{len(self._runs):06d}-{os.getpid()}-{id(head)}"
-        with open(path, "w", encoding="ascii", newline="\n") as out:
-            out.writelines(k + "\n" for k in _merge(head))
+        head = self._runs[:MAX_FAN_IN]
+        path = self._write(_merge(head))
+        self._runs = [path, *self._runs[MAX_FAN_IN:]]
         for run in head:
-            run.unlink()
-        self._runs.insert(0, path)
+            run.unlink(missing_ok=True)
+
+    def _write(self, keys: Iterable[str]) -> Path:
+        """A new run file holding ``keys`` (sorted); on any error, no file and SortFailed."""
+        path = self._dir / f"run-{self._files:08d}"
+        self._files += 1
+        try:
+            with open(path, "w", encoding="ascii", newline="\n") as f:
+                f.writelines(k + "\n" for k in keys)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # a partial file; the work dir goes with the pass anyway
+                path.unlink(missing_ok=True)
+            raise SortFailed(f"writing {path}: {type(exc).__name__}: {exc}") from exc
+        return path
 
     def sorted(self) -> Iterator[str]:
         """Every key added, in order, each once; the run files are removed when done."""
@@ -69,14 +90,18 @@ class ExternalSort:
         runs, self._runs = self._runs, []
         try:
             yield from _merge(runs)
+        except OSError as exc:
+            raise SortFailed(f"reading the runs: {type(exc).__name__}: {exc}") from exc
         finally:
             for run in runs:
                 run.unlink(missing_ok=True)
 
 
 def _merge(runs: list[Path]) -> Iterator[str]:
-    files = [open(run, encoding="ascii", newline="\n") for run in runs]  # noqa: SIM115 - closed below
+    files = []
     try:
+        for run in runs:
+            files.append(open(run, encoding="ascii", newline="\n"))  # noqa: SIM115 - closed below
         last = None
         for line in heapq.merge(*files):
             if line != last:
@@ -87,4 +112,4 @@ def _merge(runs: list[Path]) -> Iterator[str]:
             f.close()
 
 
-__all__ = ["RUN_KEYS", "ExternalSort"]
+__all__ = ["RUN_KEYS", "ExternalSort", "SortFailed"]

@@ -13,7 +13,9 @@ Keys go into an :class:`ExternalSort` as the manifests stream through the
 native decoder, so memory is one decoded block plus one sorted run,
 whatever the number of live blobs. A root that cannot be read (missing,
 corrupt, unreachable) makes its entity's mark incomplete: that entity is
-reported and not swept in this pass.
+reported and not swept in this pass. A failure of the sort itself (its work
+dir full or unwritable: :class:`SortFailed`) is no one entity's: the keys
+it held may be any entity's, so it propagates and the pass sweeps nothing.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from depot.core.hashing import ALGORITHMS
 from depot.native import ManifestReader
 from depot.services.manifest.public import BlobStore, manifest_key
 from depot.services.metadata.public import roots
 
-from .extsort import ExternalSort
+from .extsort import ExternalSort, SortFailed
 
 _BLOB_ALGORITHMS = frozenset(ALGORITHMS)
 
@@ -74,10 +76,13 @@ def blob_keys(entity: str, f: BinaryIO) -> Iterator[list[str]]:
 
 
 class Mark:
-    """One pass's mark over ``entities`` (names the store holds) of ``store``."""
+    """One pass's mark over ``entities`` (names metadata's entities table holds) of ``store``.
 
-    def __init__(self, pool: asyncpg.Pool, store: BlobStore, grace_s: float, work_dir: Path) -> None:
-        self._pool = pool
+    ``conn`` reads the roots; it must not be in a transaction.
+    """
+
+    def __init__(self, conn: PoolConnectionProxy, store: BlobStore, grace_s: float, work_dir: Path) -> None:
+        self._conn = conn
         self._store = store
         self._grace_s = grace_s
         self._dir = work_dir
@@ -86,8 +91,9 @@ class Mark:
         """Marks from the database roots of ``entity`` ('' = all) and the young manifests of ``entities``."""
         marked = Marked(ExternalSort(self._dir))
         in_scope = set(entities)
-        async with self._pool.acquire() as conn:
-            async for batch in roots.manifest_roots(conn, entity):
+        # Closed at once on an error, ending its transaction before the conn is used again.
+        async with contextlib.aclosing(roots.manifest_roots(self._conn, entity)) as batches:
+            async for batch in batches:
                 for owner, manifest_id in batch:
                     if owner in in_scope:
                         await self._mark_manifest(marked, owner, manifest_id)
@@ -111,6 +117,8 @@ class Mark:
         marked.manifests += 1
         try:
             await self._read_keys(marked, entity, key)
+        except SortFailed:
+            raise  # not this entity's: the whole mark is incomplete
         except Exception as exc:  # noqa: BLE001 - reported; the entity is not swept
             marked.failed[entity] = f"cannot read manifest {key}: {type(exc).__name__}: {exc}"
 

@@ -19,6 +19,7 @@ import hashlib
 import heapq
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,8 @@ class StoredManifest:
     size: int
     file_count: int
     token: str
+    # When the build began (signed): metadata honours the token for grace/2.
+    create_time_unix_ms: int
 
 
 def _check_entry(e: ManifestEntry, i: int) -> None:
@@ -168,15 +171,6 @@ def _merge(segments: list[str], out: _Hashed, digest_algorithm: str) -> Manifest
         return writer.close()
 
 
-def _read_summary(path: str) -> ManifestSummary:
-    with open(path, "rb") as f:
-        reader = ManifestReader(f)
-        for _ in reader.batches():
-            pass
-    assert reader.summary is not None
-    return reader.summary
-
-
 async def _empty() -> AsyncIterator[Iterable[EntryIn]]:
     return
     yield  # pragma: no cover - makes this an async generator
@@ -262,7 +256,13 @@ class Manifests:
         the manifest. Otherwise each source is a sorted segment in a
         temporary file; one segment is the manifest itself, several are
         merged. One included manifest and nothing else is reused as is.
+
+        The build's time is taken before any blob is checked: every key
+        the manifest relies on is refreshed (the age rule) at or after it,
+        so a commit within grace/2 of it needs only keys the collector
+        spares (docs/gc.md).
         """
+        started_ms = int(time.time() * 1000)
         if digest_algorithm not in ALGORITHMS:
             raise InvalidArgument("digest_algorithm must be 'md5' or 'xxh3_128'", field="header.digest_algorithm")
         references = references or []
@@ -292,7 +292,7 @@ class Manifests:
                     await spool.save(self._store, key)
             finally:
                 spool.close()
-            return self._signed(entity, manifest_id, summary)
+            return self._signed(entity, manifest_id, summary, started_ms)
         tmp = staging.new_dir("manifest-")
         try:
             path = os.path.join(tmp, "streamed")
@@ -302,7 +302,7 @@ class Manifests:
             streamed = _Segment(path, summary, out.sha256())
             segments = [streamed] if summary.count else []
             for i, key in enumerate(keys):
-                segments.append(await self._included(tmp, i, key, include_manifests[i]))
+                segments.append(await self._included(entity, tmp, i, key, include_manifests[i]))
             for i, spec in enumerate(references):
                 segments.append(await self._listed(tmp, i, spec, digest_algorithm, progress))
             segments = [seg for seg in segments if seg.summary.count] or [streamed]
@@ -318,12 +318,20 @@ class Manifests:
                 await self._store.put_staged(key, final.path)
         finally:
             await asyncio.to_thread(shutil.rmtree, tmp, True)
-        return self._signed(entity, final.manifest_id, final.summary)
+        return self._signed(entity, final.manifest_id, final.summary, started_ms)
 
-    async def _included(self, tmp: str, i: int, key: str, manifest_id: str) -> _Segment:
-        """A stored manifest of the entity, as a segment (read in place from a local store)."""
+    async def _included(self, entity: str, tmp: str, i: int, key: str, manifest_id: str) -> _Segment:
+        """A stored manifest of the entity, as a segment (read in place from a local store).
+
+        The new manifest relies on it as on streamed entries, so the age rule
+        applies alike: the included manifest is kept (it may be reused as
+        is) and its uploaded files' blobs are checked and refreshed.
+        """
+        field = f"header.include_manifests[{i}]"
+        missing = NotFound(f"manifest {manifest_id} not found", field=field)
+        if not await self._blobs.keep(key):
+            raise missing
         path = self._store.local_path(key)
-        missing = NotFound(f"manifest {manifest_id} not found", field=f"header.include_manifests[{i}]")
         if path is None:
             path = os.path.join(tmp, f"included{i}")
             try:
@@ -331,12 +339,31 @@ class Manifests:
             except NotFound:
                 raise missing from None
         try:
-            summary = await asyncio.to_thread(_read_summary, path)
+            summary = await self._refresh_blobs(entity, path, manifest_id, field)
         except FileNotFoundError:
             raise missing from None
         except ManifestError as exc:
             raise FailedPrecondition(f"stored manifest {manifest_id} is corrupt: {exc}") from None
         return _Segment(path, summary, manifest_id, stored=True)
+
+    async def _refresh_blobs(self, entity: str, path: str, manifest_id: str, field: str) -> ManifestSummary:
+        """Runs an included manifest's uploaded files through ``Blobs.missing``,
+        a block of entries at a time (one round of I/O each, as a streamed
+        batch); refuses the build if a blob is gone. Returns its summary."""
+        with open(path, "rb") as f:
+            reader = await asyncio.to_thread(ManifestReader, f)
+            batches = reader.batches()
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                gone = await self._blobs.missing(entity, [BlobId(e.algorithm, e.digest) for e in batch if not e.ref])
+                if gone:
+                    raise FailedPrecondition(
+                        f"included manifest {manifest_id} names blob {gone[0].algorithm}:{gone[0].digest}, "
+                        "which is no longer stored; log the artifact again with its files",
+                        field=field,
+                        reason=ErrorReason.BLOB_MISSING,
+                    )
+        assert reader.summary is not None
+        return reader.summary
 
     async def _listed(
         self, tmp: str, i: int, spec: ReferenceSpec, digest_algorithm: str, progress: ListingProgress | None
@@ -371,7 +398,7 @@ class Manifests:
             raise InvalidArgument("at least one reference is required", field="header.references")
         return await self.create(entity, digest_algorithm, _empty(), references, progress=progress)
 
-    def _signed(self, entity: str, manifest_id: str, summary: ManifestSummary) -> StoredManifest:
+    def _signed(self, entity: str, manifest_id: str, summary: ManifestSummary, started_ms: int) -> StoredManifest:
         # Listed references add sizes too; the sum is a bigint in the metadata.
         validate.check_size(summary.total_size, "entries.size")
         fields = (
@@ -382,7 +409,8 @@ class Manifests:
             summary.total_size,
             summary.count,
         )
-        return StoredManifest(*fields, token=sign_manifest(self._secret, *fields))
+        token = sign_manifest(self._secret, *fields, started_ms)
+        return StoredManifest(*fields, token=token, create_time_unix_ms=started_ms)
 
     async def _write_streamed(
         self,

@@ -139,6 +139,7 @@ def _manifest_ref(m: StoredManifest) -> common_pb2.ManifestRef:
         size=m.size,
         file_count=m.file_count,
         token=m.token,
+        create_time_unix_ms=m.create_time_unix_ms,
     )
 
 

@@ -106,16 +106,16 @@ class BlobStore(Protocol):
         touched first (the dedup age rule), and False if it vanished meanwhile."""
         ...
 
-    async def top_names(self) -> list[str]:
-        """The names directly under the store's root (entities, staging, trash), sorted."""
-        ...
-
     def list_sorted(self, prefix: str) -> AsyncIterator[list[StoredObject]]:
         """The objects under ``prefix`` (ending with '/'), in key order, a page at a time."""
         ...
 
-    async def delete_many(self, keys: Sequence[str], cutoff: float) -> Deleted:
-        """Deletes keys the caller listed as modified before ``cutoff`` (already gone counts as deleted)."""
+    async def delete_many(self, keys: Sequence[str], cutoff: float, *, listed: float = 0.0) -> Deleted:
+        """Deletes keys the caller listed at time ``listed`` as modified before ``cutoff``.
+
+        A key modified at or after ``cutoff`` since (a dedup refresh) is kept
+        and reported refreshed; already gone counts as deleted.
+        """
         ...
 
     async def recover_sweep(self) -> int:
@@ -269,14 +269,12 @@ class LocalBlobStore:
         paths = [self._path(key) for key in keys]
         return await asyncio.to_thread(sweeping.refresh_local, paths, older_than)
 
-    async def top_names(self) -> list[str]:
-        return sorted(await asyncio.to_thread(os.listdir, self.root))
-
     def list_sorted(self, prefix: str) -> AsyncIterator[list[StoredObject]]:
         check_key(prefix.rstrip("/"))
         return sweeping.iter_local(str(self.root), prefix)
 
-    async def delete_many(self, keys: Sequence[str], cutoff: float) -> Deleted:
+    async def delete_many(self, keys: Sequence[str], cutoff: float, *, listed: float = 0.0) -> Deleted:
+        # The move aside checks each inode's mtime itself: ``listed`` is not needed.
         root = str(self.root)
         for key in keys:
             check_key(key)
@@ -498,22 +496,16 @@ class S3BlobStore:
 
         return list(await asyncio.gather(*(refresh(k) for k in keys)))
 
-    async def top_names(self) -> list[str]:
-        prefix = f"{self.settings.prefix}/" if self.settings.prefix else ""
-        names: list[str] = []
-        paginator = self._client.get_paginator("list_objects_v2")
-        async for resp in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix, Delimiter="/"):
-            names.extend(p["Prefix"][len(prefix) :].rstrip("/") for p in resp.get("CommonPrefixes", ()))
-        return sorted(names)
-
     def list_sorted(self, prefix: str) -> AsyncIterator[list[StoredObject]]:
         check_key(prefix.rstrip("/"))
         return sweeping.iter_s3(self._client, self.settings.bucket, self.settings.prefix, prefix)
 
-    async def delete_many(self, keys: Sequence[str], cutoff: float) -> Deleted:
+    async def delete_many(self, keys: Sequence[str], cutoff: float, *, listed: float = 0.0) -> Deleted:
         for key in keys:
             check_key(key)
-        return await sweeping.delete_s3(self._client, self.settings.bucket, self.settings.prefix, keys)
+        return await sweeping.delete_s3(
+            self._client, self.settings.bucket, self.settings.prefix, keys, cutoff, listed, S3_BATCH_CONCURRENCY
+        )
 
     async def recover_sweep(self) -> int:
         return 0  # DeleteObjects leaves nothing half done

@@ -20,9 +20,11 @@ it can (the whole argument is in docs/gc.md):
   simply deleted again by that pass).
 - S3 has no rename: DeleteObjects (1,000 keys per request, retried with
   backoff on SlowDown and 5xx, per-key errors reported) deletes what the
-  listing showed old. A refresh landing between that listing and the delete
-  request is the one window left (docs/gc.md says how small, and what an
-  operator enables against it).
+  listing showed old. When the listing is more than RECHECK_AFTER_S old by
+  the time of the request, each key's LastModified is read again (HEAD, in
+  parallel) and a key refreshed since is kept. A refresh landing between
+  that HEAD and the delete request is the one window left (docs/gc.md says
+  how small, and what an operator enables against it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import contextlib
 import os
 import random
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +47,9 @@ S3_DELETE_BATCH = 1000
 # backoff from S3_BACKOFF_S (full jitter), before its keys are reported as errors.
 S3_DELETE_ATTEMPTS = 6
 S3_BACKOFF_S = 0.2
+# A listing older than this when its DeleteObjects is sent is checked again
+# key by key (HEAD): a dedup refresh may have landed meanwhile.
+RECHECK_AFTER_S = 1.0
 # Worker threads deleting one batch of a local store.
 DELETE_THREADS = 4
 # Where a local store's sweep moves keys before unlinking them: '~' is
@@ -261,14 +267,63 @@ async def refresh_s3(client: Any, bucket: str, key: str, older_than: float, extr
     return True
 
 
-async def delete_s3(client: Any, bucket: str, store_prefix: str, keys: Sequence[str]) -> Deleted:
-    """DeleteObjects in batches of 1,000, retrying SlowDown/5xx with backoff; per-key errors reported."""
+async def delete_s3(
+    client: Any,
+    bucket: str,
+    store_prefix: str,
+    keys: Sequence[str],
+    cutoff: float,
+    listed: float,
+    concurrency: int,
+) -> Deleted:
+    """DeleteObjects in batches of 1,000, retrying SlowDown/5xx with backoff; per-key errors reported.
+
+    Keys listed (at ``listed``) more than RECHECK_AFTER_S before their
+    batch is sent are HEADed first: one modified at or after ``cutoff``
+    since is kept (``refreshed``), one that cannot be checked is an error.
+    """
     out = Deleted()
     for start in range(0, len(keys), S3_DELETE_BATCH):
         batch = list(keys[start : start + S3_DELETE_BATCH])
         full = {(f"{store_prefix}/{k}" if store_prefix else k): k for k in batch}
-        await _delete_batch(client, bucket, full, out)
+        if time.time() - listed > RECHECK_AFTER_S:
+            full = await _still_old(client, bucket, full, cutoff, concurrency, out)
+        if full:
+            await _delete_batch(client, bucket, full, out)
     return out
+
+
+async def _still_old(
+    client: Any, bucket: str, full: dict[str, str], cutoff: float, concurrency: int, out: Deleted
+) -> dict[str, str]:
+    """The keys of ``full`` still modified before ``cutoff``; the others are recorded in ``out``."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def modified(s3_key: str) -> float | None | BaseException:
+        async with gate:
+            try:
+                head = await client.head_object(Bucket=bucket, Key=s3_key)
+            except client.exceptions.ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                failed: BaseException = e
+                return failed
+            except Exception as e:  # noqa: BLE001 - the key is reported and kept
+                return e
+            return float(head["LastModified"].timestamp())
+
+    answers = await asyncio.gather(*(modified(k) for k in full))
+    keep: dict[str, str] = {}
+    for (s3_key, key), answer in zip(full.items(), answers, strict=True):
+        if answer is None:
+            out.keys.append(key)  # already gone: deleting twice is deleting
+        elif isinstance(answer, BaseException):
+            out.errors.append((key, f"HEAD before delete: {type(answer).__name__}: {answer}"))
+        elif answer >= cutoff:
+            out.refreshed.append(key)  # a dedup refresh since the listing: live again
+        else:
+            keep[s3_key] = key
+    return keep
 
 
 async def _delete_batch(client: Any, bucket: str, full: dict[str, str], out: Deleted) -> None:
@@ -305,4 +360,4 @@ async def _delete_batch(client: Any, bucket: str, full: dict[str, str], out: Del
     out.errors.extend((k, "DeleteObjects: retries exhausted") for k in pending.values())
 
 
-__all__ = ["PAGE", "TRASH", "Deleted", "StoredObject"]
+__all__ = ["PAGE", "RECHECK_AFTER_S", "TRASH", "Deleted", "StoredObject"]

@@ -1,4 +1,4 @@
-"""The blob collector's roots in metadata's tables (public: services/gc uses it).
+"""The blob collector's roots and entities in metadata's tables (public: services/gc uses it).
 
 Every manifest a remaining version row names is a root of the mark: live,
 deleted but still in its grace period, and pending rows alike (purged rows
@@ -11,7 +11,7 @@ age rules instead (docs/gc.md).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .db import Connection
 
@@ -31,7 +31,17 @@ _ROOTS = """
 """
 
 
-async def manifest_roots(conn: Connection, entity: str) -> AsyncIterator[list[tuple[str, str]]]:
+# $1: an entity name, or '' for all. The only names the collector sweeps:
+# a store's root may hold other folders (a bucket shared with user data).
+_ENTITIES = "SELECT name FROM entities WHERE $1::text = '' OR name = $1"
+
+
+async def entity_names(conn: Connection, entity: str) -> list[str]:
+    """The names of metadata's entities (``entity`` alone, if it is one; '' = all)."""
+    return [r["name"] for r in await conn.fetch(_ENTITIES, entity)]
+
+
+async def manifest_roots(conn: Connection, entity: str) -> AsyncGenerator[list[tuple[str, str]], None]:
     """(entity, manifest id) of every remaining version with a manifest, in batches.
 
     Opens its own read-only REPEATABLE READ transaction on ``conn`` (which
@@ -43,4 +53,4 @@ async def manifest_roots(conn: Connection, entity: str) -> AsyncIterator[list[tu
             yield [(r["entity"], r["manifest_id"]) for r in rows]
 
 
-__all__ = ["BATCH", "manifest_roots"]
+__all__ = ["BATCH", "entity_names", "manifest_roots"]

@@ -78,6 +78,7 @@ class Metadata:
             bulk_deletes=self._bulk_deletes,
             deletion=Deletion(db, access, resolver, grace),
             manifest_secret=internal_secret,
+            grace=grace,
         )
         self._registries = RegistryServicer(*shared, Registries(db, access, pages, registry_access, resolver))
         self._access = AccessServicer(*shared, Accounts(db, access, pages))

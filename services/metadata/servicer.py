@@ -8,12 +8,14 @@ mutation is declared with ``@mutation(ResponseType)`` (mutations.py).
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Protocol
 
 from depot.common.v1 import common_pb2
 from depot.metadata.v1 import metadata_pb2 as pb
 from depot.metadata.v1 import metadata_pb2_grpc
-from depot.services.common.credentials import verify_manifest
+from depot.services.common.credentials import check_manifest_age, verify_manifest
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 from depot.services.common.interceptor import Callers, Context
 
@@ -81,6 +83,7 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         bulk_deletes: BulkDeletes,
         deletion: Deletion,
         manifest_secret: bytes,
+        grace: timedelta,
     ):
         super().__init__(callers, access, idempotency, registry_access)
         self._runs = runs
@@ -91,11 +94,15 @@ class ArtifactServicer(Family, metadata_pb2_grpc.ArtifactServiceServicer):
         self._bulk_deletes = bulk_deletes
         self._deletion = deletion
         self._manifest_secret = manifest_secret
+        # The manifest service refreshes a build's blobs by half the GC's
+        # grace period; a later commit could name blobs the GC freed.
+        self._manifest_max_age_s = grace.total_seconds() / 2
 
     def _verified_manifest(self, m: common_pb2.ManifestRef) -> ManifestInfo:
-        """The manifest service's summary, if its signature holds."""
+        """The manifest service's summary, if its signature holds and it is recent enough."""
         fields = (m.entity, m.manifest_id, m.digest, m.digest_algorithm, m.size, m.file_count)
-        verify_manifest(self._manifest_secret, m.token, *fields)
+        verify_manifest(self._manifest_secret, m.token, *fields, m.create_time_unix_ms)
+        check_manifest_age(m.create_time_unix_ms, self._manifest_max_age_s, time.time())
         return ManifestInfo(*fields)
 
     @mutation(pb.Run)

@@ -16,7 +16,7 @@ from depot.services.manifest.manifests import StoredManifest
 from depot.services.manifest.operations import Operations, OperationSettings, Progress
 from depot.services.manifest.references import ListingProgress
 
-RESULT = StoredManifest("team", "ab" * 32, "d", "md5", 1, 1, "token")
+RESULT = StoredManifest("team", "ab" * 32, "d", "md5", 1, 1, "token", 0)
 
 
 class Listings:

@@ -66,6 +66,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: S3 kept failing a reference listing after the server's own
     retries (the SDK does not retry it again).
     """
+    MANIFEST_EXPIRED: _ErrorReason.ValueType  # 26
+    """FAILED_PRECONDITION: a manifest token was built longer ago than half the
+    GC's grace period (its blobs may be collected); build the manifest again.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the AIP-193 google.rpc.ErrorInfo
@@ -117,13 +121,17 @@ S3_UNAVAILABLE: ErrorReason.ValueType  # 25
 """UNAVAILABLE: S3 kept failing a reference listing after the server's own
 retries (the SDK does not retry it again).
 """
+MANIFEST_EXPIRED: ErrorReason.ValueType  # 26
+"""FAILED_PRECONDITION: a manifest token was built longer ago than half the
+GC's grace period (its blobs may be collected); build the manifest again.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
 class ManifestRef(_message.Message):
     """What the manifest service vouches for: it returns one for every stored
     manifest, and the metadata service commits a version only with a token
-    the manifest service signed (HMAC over the fields above it).
+    the manifest service signed (HMAC over its other fields).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -135,6 +143,7 @@ class ManifestRef(_message.Message):
     SIZE_FIELD_NUMBER: _builtins.int
     FILE_COUNT_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     manifest_id: _builtins.str
     digest: _builtins.str
@@ -142,6 +151,12 @@ class ManifestRef(_message.Message):
     size: _builtins.int
     file_count: _builtins.int
     token: _builtins.str
+    create_time_unix_ms: _builtins.int
+    """When the manifest service began building the manifest (Unix ms, before
+    it checked and refreshed the blobs), signed into the token. Metadata
+    refuses a token older than half the GC's grace period (MANIFEST_EXPIRED):
+    the blob collector only spares keys refreshed within the grace period.
+    """
     def __init__(
         self,
         *,
@@ -152,10 +167,11 @@ class ManifestRef(_message.Message):
         size: _builtins.int = ...,
         file_count: _builtins.int = ...,
         token: _builtins.str = ...,
+        create_time_unix_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "digest_algorithm", b"digest_algorithm", "entity", b"entity", "file_count", b"file_count", "manifest_id", b"manifest_id", "size", b"size", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time_unix_ms", b"create_time_unix_ms", "digest", b"digest", "digest_algorithm", b"digest_algorithm", "entity", b"entity", "file_count", b"file_count", "manifest_id", b"manifest_id", "size", b"size", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
