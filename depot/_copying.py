@@ -1,18 +1,23 @@
-"""Writing downloaded bytes: the one copy-while-hashing loop, the fresh files it writes to, and their bound."""
+"""Writing downloaded bytes: the copy-while-hashing loop, the fresh files and directories it writes to, its bound."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
+import sys
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
 from depot.core.hashing import Hasher
 
 from ._exceptions import DepotError, DigestMismatchError
+from ._paths import safe_join
 
-__all__ = ["CHUNK", "Bounded", "Sink", "copy_hashing", "new_temp_beside", "open_fresh", "write_all"]
+__all__ = ["CHUNK", "Bounded", "DirFds", "Sink", "copy_hashing", "new_temp_in", "open_fresh", "write_all"]
 
 CHUNK = 1 << 20
 
@@ -83,22 +88,20 @@ def open_fresh(path: Path) -> BinaryIO:
     return open(path, "xb")
 
 
-def new_temp_beside(dest: Path) -> Path:
-    """An empty new file in ``dest``'s directory, for the download of ``dest`` to be renamed over it.
+def new_temp_in(dir_fd: int) -> tuple[str, int]:
+    """A new empty file in the directory ``dir_fd``, for a download to be renamed over its destination: (name, open fd).
 
     Not ``tempfile.mkstemp``: its files are 0600, and a downloaded file should
     get the mode ``cp`` gives a new file (0o666 less the umask, applied by
     the kernel, so the process-wide umask is never read or changed).
     """
     for _ in range(100):
-        tmp = dest.parent / f".depot-{secrets.token_hex(8)}"
+        name = f".depot-{secrets.token_hex(8)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
         except FileExistsError:
             continue
-        os.close(fd)
-        return tmp
-    raise FileExistsError(f"no free temporary name in {dest.parent}")
+    raise FileExistsError("no free temporary name in the download directory")
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
@@ -106,3 +109,123 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# On Linux a path through /proc/self/fd/N reaches the directory N opened,
+# whatever its name now leads to: how path-taking code (the reference
+# fetchers and cache) writes into a pinned directory.
+_PROC_FD = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
+
+
+class DirFds:
+    """The directories a download writes into, each opened once as a file descriptor.
+
+    A directory's path is resolved once per download (resolving it per file
+    cost a dozen lstat calls a file). Remembering the resolved path string
+    instead would let anyone who can write to the download root swap a
+    directory for a symlink mid-download and have every later file written
+    through it, outside the root. Holding the directory open does not: it is
+    opened component by component from the root's fd without following a
+    link (O_NOFOLLOW, made with mkdir where missing), and every file is
+    created and renamed relative to that fd, so a swapped name either fails
+    to open or the write lands in the directory already opened, inside root.
+    A symlink already inside root that stays inside root is followed as
+    ``safe_join`` allows, by opening the directory it resolves to.
+
+    At most ``limit`` idle descriptors stay open (least recently used closed
+    first); ``acquire`` pins one until ``release``, so a descriptor in use is
+    never closed under a writer. Thread-safe.
+    """
+
+    def __init__(self, root: Path, limit: int = 128) -> None:
+        self.root = root
+        self.base = root.resolve()
+        self.root_fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.limit = limit
+        self._lock = threading.Lock()
+        # rel -> [fd, users]; rel "" is the root, never evicted.
+        self._open: OrderedDict[str, list[int]] = OrderedDict()
+
+    def acquire(self, rel: str) -> int:
+        """The fd of directory ``rel`` (no leading or trailing "/"), made if missing; pinned until ``release``."""
+        if not rel:
+            return self.root_fd
+        with self._lock:
+            held = self._open.get(rel)
+            if held is not None:
+                held[1] += 1
+                self._open.move_to_end(rel)
+                return held[0]
+            fd = self._walk(rel)
+            self._open[rel] = [fd, 1]
+            self._evict()
+            return fd
+
+    def release(self, rel: str) -> None:
+        if not rel:
+            return
+        with self._lock:
+            self._open[rel][1] -= 1
+            self._evict()
+
+    def path(self, rel: str, fd: int, name: str) -> Path:
+        """A path to ``name`` in directory ``rel`` open as ``fd``, for code that takes paths.
+
+        On Linux it stays in the directory ``fd`` opened; elsewhere no path
+        can, and it is the directory's name (resolved once, as ``safe_join``
+        did per file before).
+        """
+        if _PROC_FD:
+            return Path(f"/proc/self/fd/{fd}/{name}")
+        return self.base / rel / name
+
+    def _walk(self, rel: str) -> int:
+        try:
+            return self._open_under(rel)
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+        # A symlink on the way: follow it only to a directory inside root
+        # (safe_join refuses the rest), then open that without following.
+        inside = safe_join(self.root, rel).relative_to(self.base).as_posix()
+        return self.root_fd if inside == "." else self._open_under(inside)
+
+    def _open_under(self, rel: str) -> int:
+        # From the nearest ancestor already open, one component at a time.
+        parts = rel.split("/")
+        start = 0
+        fd = self.root_fd
+        for i in range(len(parts) - 1, 0, -1):
+            held = self._open.get("/".join(parts[:i]))
+            if held is not None:
+                fd, start = held[0], i
+                break
+        parent = fd
+        for name in parts[start:]:
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o777, dir_fd=parent)
+                child = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            finally:
+                if parent != fd:
+                    os.close(parent)
+            parent = child
+        return parent
+
+    def _evict(self) -> None:
+        if len(self._open) <= self.limit:
+            return
+        for rel in [r for r, (_, users) in self._open.items() if users == 0]:
+            os.close(self._open.pop(rel)[0])
+            if len(self._open) <= self.limit:
+                return
+
+    def close(self) -> None:
+        with self._lock:
+            for fd, _ in self._open.values():
+                os.close(fd)
+            self._open.clear()
+            os.close(self.root_fd)

@@ -12,7 +12,9 @@ How a download runs (``download``)::
     the stream is read only as fast as the workers drain it, so memory is
     bounded whatever the entry count (never a future per entry).
 
-Every file goes into a temp file beside its destination, is checked against
+Every file goes into a temp file beside its destination, in a directory
+held open for the whole download (``DirFds``: a directory swapped for a
+symlink mid-download cannot lead a write out of the root), is checked against
 its digest (batched bytes are hashed in memory before they are written),
 then renamed into place. A file already at its destination with the right
 digest is skipped, so a download that stopped resumes where it was. The
@@ -39,7 +41,7 @@ from depot.native import EntryMaker, hash_bytes
 
 from . import _blobs
 from ._client import Client
-from ._copying import Bounded, new_temp_beside, write_all
+from ._copying import Bounded, DirFds, new_temp_in, write_all
 from ._exceptions import DepotError, DigestMismatchError, InvalidArgumentError
 from ._manifest import ManifestEntry, b64
 from ._manifest_read import iter_entries
@@ -144,7 +146,6 @@ class _Run:
     ):
         self.source = source
         self.root = root
-        self.base = root.resolve()
         self.allow_missing = allow_missing
         self.cache = cache
         self.s3: S3Fetcher | None = None
@@ -153,9 +154,9 @@ class _Run:
         self.state = _State()
         self.slots = threading.BoundedSemaphore(IN_FLIGHT)
         self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="depot-download")
-        # Directories made so far, by entry directory: one resolve and mkdir
-        # per directory, not per file.
-        self.dirs: dict[str, str] = {}
+        # The directories written into, open: one walk and mkdir per
+        # directory, not per file, and no path re-resolved per file.
+        self.dirs = _open_dirs(root, "root")
         # Temp file names: this download's token and a serial (O_EXCL guards a clash).
         self.token = secrets.token_hex(6)
         self.serial = itertools.count()
@@ -187,6 +188,7 @@ class _Run:
                         self._s3() if e.ref.startswith("s3://") else None,
                         self.source.manifest_id,
                         self.state.failed,
+                        self.dirs,
                     ):
                         self.state.done(1)
                     self.progress.advance(1, e.size)
@@ -202,62 +204,34 @@ class _Run:
                 self.s3 = default_s3_fetcher()
             return self.s3
 
-    def _dir(self, e: ManifestEntry, rel: str) -> str:
-        """The directory ``rel`` of the root, resolved, checked and made once per download."""
-        if (known := self.dirs.get(rel)) is not None:
-            return known
-        # safe_join resolves every component (a symlink must not lead the
-        # write out of root): done once per directory instead of per file.
-        path = safe_join(self.root, rel) if rel else self.base
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise DepotError(f"{e.path}: cannot write under {path}: {err.strerror}", field=e.path) from None
-        self.dirs[rel] = made = str(path)
-        return made
-
-    def _dest(self, e: ManifestEntry) -> tuple[str, bool]:
-        """Where ``e`` goes, and whether something is already there."""
-        check_download_path(e.path)
-        rel, _, name = e.path.rpartition("/")
-        dest = f"{self._dir(e, rel)}/{name}"
-        try:
-            st = os.lstat(dest)
-        except FileNotFoundError:
-            return dest, False
-        except OSError:
-            return dest, True
-        if stat.S_ISLNK(st.st_mode):
-            # The write follows a link that stays inside root, as safe_join says.
-            target = safe_join(self.root, e.path)
-            inside = target.parent.relative_to(self.base).as_posix()
-            return f"{self._dir(e, '' if inside == '.' else inside)}/{target.name}", True
-        return dest, True
-
     def _batch(self, items: list[ManifestEntry]) -> None:
         """Small uploaded files: those not already in place, read in one BatchReadBlobs call."""
-        todo: list[tuple[ManifestEntry, str]] = []
+        todo: list[tuple[ManifestEntry, str, str]] = []
         kept = kept_bytes = 0
-        for e in items:
-            dest, present = self._dest(e)
-            if present and local_copy_matches(e, dest):
-                kept += 1
-                kept_bytes += e.size
-            else:
-                todo.append((e, dest))
+        at = _At(self.dirs)
+        try:
+            for e in items:
+                rel, name, present = _dest(at, e)
+                if present and local_copy_matches(e, name, dir_fd=at.enter(e, rel)):
+                    kept += 1
+                    kept_bytes += e.size
+                else:
+                    todo.append((e, rel, name))
+        finally:
+            at.leave()
         self._arrived(kept, kept_bytes)
         if not todo:
             return
         # One copy of each blob, however many paths hold it.
         wanted: dict[tuple[str, str], ManifestEntry] = {}
-        for e, _ in todo:
+        for e, _, _ in todo:
             wanted.setdefault((e.algorithm, e.digest), e)
         keys = list(wanted)
         got = _blobs.read_blobs(self.source.client, self.source.entity, self.source.manifest_id, keys)
         blobs = dict(zip(keys, got))
         written = written_bytes = 0
         try:
-            for e, dest in todo:
+            for e, rel, name in todo:
                 if self.state.failed.is_set():
                     return
                 data = blobs[(e.algorithm, e.digest)]
@@ -265,10 +239,11 @@ class _Run:
                     raise DigestMismatchError(
                         f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path
                     )
-                self._write_atomic(e, dest, data)
+                self._write_atomic(e, at.enter(e, rel), name, data)
                 written += 1
                 written_bytes += e.size
         finally:
+            at.leave()
             # Counted once per batch: a lock per file cost more than the write.
             self._arrived(written, written_bytes)
 
@@ -277,29 +252,87 @@ class _Run:
             self.state.done(n)
             self.progress.advance(n, nbytes)
 
-    def _write_atomic(self, e: ManifestEntry, dest: str, data: bytes) -> None:
-        # A new file beside dest, renamed over it: never a partial file under
-        # dest's name. Unbuffered, one write: no file object per small file.
-        tmp = f"{dest.rpartition('/')[0]}/.depot-{self.token}-{next(self.serial)}"
+    def _write_atomic(self, e: ManifestEntry, fd: int, name: str, data: bytes) -> None:
+        # A new file beside name in the open directory fd, renamed over it:
+        # never a partial file under name. Unbuffered, one write: no file
+        # object per small file.
+        tmp = f".depot-{self.token}-{next(self.serial)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666, dir_fd=fd)
         except OSError as err:
-            raise DepotError(f"{e.path}: cannot write under {dest}: {err.strerror}", field=e.path) from None
+            raise DepotError(f"{e.path}: cannot write under {self.root}: {err.strerror}", field=e.path) from None
         try:
             try:
-                write_all(fd, data)
+                write_all(out, data)
             finally:
-                os.close(fd)
-            os.replace(tmp, dest)
+                os.close(out)
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         except OSError as err:
             # A name this filesystem refuses, a directory where the file goes, a full disk.
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
+                os.unlink(tmp, dir_fd=fd)
+            raise DepotError(
+                f"{e.path}: cannot write it under {self.root}: {err.strerror or err}", field=e.path
+            ) from None
 
     def close(self) -> None:
         # After a failure the tasks not started are dropped; otherwise all run.
         self.pool.shutdown(wait=True, cancel_futures=self.state.failed.is_set())
+        self.dirs.close()
+
+
+def _open_dirs(root: Path, what: str) -> DirFds:
+    try:
+        return DirFds(prepare_root(root))
+    except OSError as err:
+        raise DepotError(f"{what}: cannot open {root}: {err.strerror}", field=what) from None
+
+
+class _At:
+    """The directory a loop over path-ordered entries writes in, pinned open while it stays the same."""
+
+    __slots__ = ("dirs", "fd", "rel")
+
+    def __init__(self, dirs: DirFds) -> None:
+        self.dirs = dirs
+        self.rel: str | None = None
+        self.fd = -1
+
+    def enter(self, e: ManifestEntry, rel: str) -> int:
+        """The fd of directory ``rel`` (made if missing), for ``e``'s file."""
+        if rel != self.rel:
+            self.leave()
+            try:
+                self.fd = self.dirs.acquire(rel)
+            except OSError as err:
+                where = self.dirs.root / rel
+                raise DepotError(f"{e.path}: cannot write under {where}: {err.strerror}", field=e.path) from None
+            self.rel = rel
+        return self.fd
+
+    def leave(self) -> None:
+        if self.rel is not None:
+            rel, self.rel = self.rel, None
+            self.dirs.release(rel)
+
+
+def _dest(at: _At, e: ManifestEntry) -> tuple[str, str, bool]:
+    """Where ``e`` goes (directory under root, name in it), and whether something is already there."""
+    check_download_path(e.path)
+    rel, _, name = e.path.rpartition("/")
+    try:
+        st = os.stat(name, dir_fd=at.enter(e, rel), follow_symlinks=False)
+    except FileNotFoundError:
+        return rel, name, False
+    except OSError:
+        return rel, name, True
+    if stat.S_ISLNK(st.st_mode):
+        # The write follows a link that stays inside root, as safe_join says.
+        dirs = at.dirs
+        target = safe_join(dirs.root, e.path)
+        inside = target.parent.relative_to(dirs.base).as_posix()
+        return ("" if inside == "." else inside), target.name, True
+    return rel, name, True
 
 
 def download(
@@ -385,6 +418,7 @@ def fetch_entry(
     s3: S3Fetcher | None = None,
     manifest_id: str = "",
     stop: threading.Event | None = None,
+    dirs: DirFds | None = None,
 ) -> bool:
     """Downloads one entry into ``root`` (atomically) after verifying it; False if it was allowed missing.
 
@@ -392,45 +426,81 @@ def fetch_entry(
     ``manifest_id`` lets a registry reader with no role on the logging team
     read the blobs of the linked version (and only those). ``stop``, once
     set, ends the transfer at its next chunk (a download's first error).
+    ``dirs``: the download's open directories under ``root`` (one call
+    alone opens its own).
     """
-    dest = safe_join(root, e.path)
+    own = dirs is None
+    held = _open_dirs(root, "root") if dirs is None else dirs
+    at = _At(held)
     try:
-        if local_copy_matches(e, dest):
+        rel, name, present = _dest(at, e)
+        fd = at.enter(e, rel)
+        if present and local_copy_matches(e, name, dir_fd=fd):
             return True
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = new_temp_beside(dest)
-    except OSError as err:
-        raise DepotError(f"{e.path}: cannot write under {dest.parent}: {err.strerror}", field=e.path) from None
-    try:
-        if e.ref:
-            if not fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3, stop=stop):
-                return False
-        else:
-            req = mpb.ReadBlobRequest(
-                entity=entity,
-                digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
-                manifest_id=manifest_id,
-            )
-
-            def write(chunks: Iterator[memoryview]) -> str:
-                # Hashed as it is written, so the file is not read back.
-                # "wb" truncates: a read retried after a restart starts over.
-                h = new_hasher(e.algorithm)
-                with open(tmp, "wb") as f:
-                    out = Bounded(f, e.size, stop, e.path)
-                    for chunk in chunks:
-                        out.write(chunk)
-                        h.update(chunk)
-                return b64(h.digest())
-
-            if client.read(client.read_blob, req, write) != e.digest:
-                raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
         try:
-            os.replace(tmp, dest)
+            tmp, out = new_temp_in(fd)
         except OSError as err:
-            # A name this filesystem refuses (a component past its NAME_MAX),
-            # or a directory where the file goes.
-            raise DepotError(f"{e.path}: cannot write {dest}: {err.strerror or err}", field=e.path) from None
-        return True
+            raise DepotError(f"{e.path}: cannot write under {root}: {err.strerror}", field=e.path) from None
+        try:
+            if not _fetch_into(
+                client, entity, e, held.path(rel, fd, tmp), out, allow_missing, cache, s3, manifest_id, stop
+            ):
+                return False
+            try:
+                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError as err:
+                # A name this filesystem refuses (a component past its NAME_MAX),
+                # or a directory where the file goes.
+                raise DepotError(
+                    f"{e.path}: cannot write it under {root}: {err.strerror or err}", field=e.path
+                ) from None
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=fd)
     finally:
-        tmp.unlink(missing_ok=True)
+        at.leave()
+        if own:
+            held.close()
+
+
+def _fetch_into(
+    client: Client,
+    entity: str,
+    e: ManifestEntry,
+    tmp: Path,
+    out: int,
+    allow_missing: bool,
+    cache: ReferenceCache | None,
+    s3: S3Fetcher | None,
+    manifest_id: str,
+    stop: threading.Event | None,
+) -> bool:
+    """Fills the temp file ``out`` (open; also reachable as ``tmp``) with ``e``'s verified bytes; closes ``out``."""
+    if e.ref:
+        # The reference fetchers and cache take paths: ``tmp`` stays in the open directory.
+        os.close(out)
+        return fetch_reference(e, tmp, allow_missing=allow_missing, cache=cache, s3=s3, stop=stop)
+    with open(out, "wb", closefd=True) as f:
+        req = mpb.ReadBlobRequest(
+            entity=entity,
+            digest=mpb.BlobDigest(algorithm=e.algorithm, digest=e.digest),
+            manifest_id=manifest_id,
+        )
+
+        def write(chunks: Iterator[memoryview]) -> str:
+            # Hashed as it is written, so the file is not read back.
+            # Truncated first: a read retried after a restart starts over.
+            f.seek(0)
+            f.truncate()
+            h = new_hasher(e.algorithm)
+            sink = Bounded(f, e.size, stop, e.path)
+            for chunk in chunks:
+                sink.write(chunk)
+                h.update(chunk)
+            f.flush()
+            return b64(h.digest())
+
+        if client.read(client.read_blob, req, write) != e.digest:
+            raise DigestMismatchError(f"{e.path}: downloaded bytes do not match digest {e.digest}", field=e.path)
+    return True

@@ -14,7 +14,7 @@ from support.http_files import FileServer, Served
 
 import depot
 from depot import ManifestEntry
-from depot._copying import new_temp_beside
+from depot._copying import new_temp_in
 from depot._references import (
     CacheKey,
     ReferenceCache,
@@ -295,7 +295,13 @@ def test_s3_fetch_never_writes_through_a_shared_dest(
         assert held.read() == b"old" and dest.read_bytes() == b"fetched bytes"
     # A fresh, empty temp linked only there (what a download makes) is written in place.
     dest.unlink()
-    tmp = new_temp_beside(dest)
+    dir_fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        name, out = new_temp_in(dir_fd)
+        os.close(out)
+    finally:
+        os.close(dir_fd)
+    tmp = dest.parent / name
     with open(tmp, "rb") as held:
         assert fetch_reference(e, tmp, s3=s3)
         assert held.read() == b"fetched bytes"
