@@ -16,7 +16,7 @@ from typing import Any
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 
 from ._s3_http import S3Config
-from .s3_listing import ReferenceStats, parse_s3_uri, write_s3_reference
+from .s3_listing import FanOut, ReferenceStats, parse_s3_uri, write_s3_reference
 
 # The default and the most a reference may ask for: a manifest of this many
 # entries is what the server is sized to list, store and read back.
@@ -68,6 +68,8 @@ class ReferencePolicy:
     buckets: frozenset[str] = frozenset()
     s3: S3Config = field(default_factory=S3Config)
     concurrency: int = 32
+    # Lists a large s3:// reference across the manifest replicas (fanout.py); None: in this process.
+    fan_out: FanOut | None = None
 
     @classmethod
     def from_setting(cls, buckets: str, s3: S3Config) -> ReferencePolicy:
@@ -102,4 +104,5 @@ class ReferencePolicy:
             max_objects=spec.max_objects,
             concurrency=self.concurrency,
             session_config=self.s3,
+            fan_out=self.fan_out,
         )
