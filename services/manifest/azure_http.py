@@ -181,7 +181,13 @@ class AzureHttpClient:
         """One List Blobs page (raw body and native ``ListPage``) from ``marker``."""
         from depot.native import S3PageError, parse_list_page
 
-        query = {"restype": "container", "comp": "list", "maxresults": str(self.config.page_size)}
+        # Metadata says which blobs are directory stubs (hdi_isfolder), which are not entries.
+        query = {
+            "restype": "container",
+            "comp": "list",
+            "include": "metadata",
+            "maxresults": str(self.config.page_size),
+        }
         if prefix:
             query["prefix"] = prefix
         if marker:
