@@ -10,12 +10,14 @@ a caller-supplied path or URL.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 
 from ._s3_http import S3Config
+from .gcs_listing import GCSConfig, parse_gcs_uri, write_gcs_reference
 from .s3_listing import ReferenceStats, parse_s3_uri, write_s3_reference
 
 # The default and the most a reference may ask for: a manifest of this many
@@ -63,11 +65,20 @@ class ListingProgress:
         return self._objects + w.count, self._bytes + w.total_size
 
 
+class _Lister(NamedTuple):
+    """How the server lists one URI scheme: the bucket a URI names, and the listing itself."""
+
+    bucket: Callable[[str], str]
+    write: Callable[[ReferencePolicy, ReferenceSpec, Any], Awaitable[ReferenceStats]]
+
+
 @dataclass(frozen=True)
 class ReferencePolicy:
     buckets: frozenset[str] = frozenset()
     s3: S3Config = field(default_factory=S3Config)
     concurrency: int = 32
+    # STORAGE_EMULATOR_HOST, when set, points it at an emulator (see gcs_http).
+    gcs: GCSConfig = field(default_factory=GCSConfig)
 
     @classmethod
     def from_setting(cls, buckets: str, s3: S3Config) -> ReferencePolicy:
@@ -75,9 +86,12 @@ class ReferencePolicy:
 
     def check(self, spec: ReferenceSpec, i: int) -> None:
         field_ = f"header.references[{i}]"
-        if not spec.uri.startswith("s3://"):
+        scheme = spec.uri.partition("://")[0]
+        lister = _LISTERS.get(scheme) if "://" in spec.uri else None
+        if lister is None:
+            schemes = ", ".join(f"{s}://" for s in _LISTERS)
             raise InvalidArgument(
-                f"reference {spec.uri!r}: the server lists s3:// references only; "
+                f"reference {spec.uri!r}: the server lists {schemes} references only; "
                 "file:// and http(s):// references are resolved by the SDK",
                 field=f"{field_}.uri",
             )
@@ -86,8 +100,9 @@ class ReferencePolicy:
                 f"max_objects must be 1-{MAX_OBJECTS:,} (0 is the default, {DEFAULT_MAX_OBJECTS:,})",
                 field=f"{field_}.max_objects",
             )
-        bucket, _, _ = parse_s3_uri(spec.uri)
-        if "*" not in self.buckets and bucket not in self.buckets:
+        bucket = lister.bucket(spec.uri)
+        # A bare name allows the bucket under every scheme; "gs://name" under one.
+        if "*" not in self.buckets and bucket not in self.buckets and f"{scheme}://{bucket}" not in self.buckets:
             raise PermissionDenied(
                 f"bucket {bucket!r} is not one Depot may list for its users "
                 "(an operator adds it to DEPOT_REFERENCE_BUCKETS)",
@@ -95,11 +110,33 @@ class ReferencePolicy:
             )
 
     async def write(self, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
-        return await write_s3_reference(
-            spec.uri,
-            writer,
-            name=spec.name or None,
-            max_objects=spec.max_objects,
-            concurrency=self.concurrency,
-            session_config=self.s3,
-        )
+        return await _LISTERS[spec.uri.partition("://")[0]].write(self, spec, writer)
+
+
+async def _write_s3(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
+    return await write_s3_reference(
+        spec.uri,
+        writer,
+        name=spec.name or None,
+        max_objects=spec.max_objects,
+        concurrency=policy.concurrency,
+        session_config=policy.s3,
+    )
+
+
+async def _write_gcs(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
+    return await write_gcs_reference(
+        spec.uri,
+        writer,
+        name=spec.name or None,
+        max_objects=spec.max_objects,
+        concurrency=policy.concurrency,
+        config=policy.gcs,
+    )
+
+
+# The schemes the server lists, keyed by URI scheme.
+_LISTERS: dict[str, _Lister] = {
+    "s3": _Lister(lambda uri: parse_s3_uri(uri)[0], _write_s3),
+    "gs": _Lister(lambda uri: parse_gcs_uri(uri)[0], _write_gcs),
+}
