@@ -33,8 +33,10 @@ from urllib.parse import unquote, urlsplit
 
 import xxhash
 
+from depot.core.azure_blob import AzureUriError, is_azure_uri, parse_azure_uri
 from depot.core.hashing import ALGORITHMS, Hasher
 
+from ._azure_fetch import AzureFetcher, default_azure_fetcher
 from ._copying import CHUNK, Bounded, copy_hashing, open_fresh
 from ._exceptions import CommError, DepotError, DigestMismatchError, InvalidArgumentError, NotFoundError
 from ._gcs_fetch import GCSFetcher, default_gcs_fetcher, parse_gcs_ref
@@ -179,9 +181,9 @@ def fetch_reference(
     if scheme == "file":
         # Local copies are as cheap as the cache; never cache them.
         return _fetch_file(e, dest, allow_missing, stop)
-    if scheme not in ("s3", "gs", "http", "https"):
+    if scheme not in ("s3", "gs", "az", "http", "https"):
         raise InvalidArgumentError(
-            f"{e.path}: cannot download {scheme}:// references (file, s3, gs, http, https)",
+            f"{e.path}: cannot download {scheme}:// references (file, s3, gs, az, http, https)",
             field=e.path,
         )
     # "none" entries were never checksummed, so their bytes may change: never cache.
@@ -202,6 +204,8 @@ def fetch_reference(
         found = _fetch_s3(e, dest, allow_missing, s3 or default_s3_fetcher(), check, stop)
     elif scheme == "gs":
         found = _fetch_gcs(e, dest, allow_missing, gcs or default_gcs_fetcher(), check, stop)
+    elif is_azure_uri(e.ref):
+        found = _fetch_azure(e, dest, allow_missing, default_azure_fetcher(), check, stop)
     else:
         found = _fetch_http(e, dest, allow_missing, timeout, check, stop)
     if found and cache is not None and key is not None and check.cached is not None:
@@ -292,6 +296,23 @@ def _fetch_gcs(
     if got is None:
         where = f"gs://{bucket}/{key}" + (f" generation {e.version_id}" if e.version_id else "")
         return _missing(e, allow_missing, f"{where} does not exist (overwritten or deleted, and not kept)")
+    check.verify(got.size)
+    return True
+
+
+def _fetch_azure(
+    e: ManifestEntry, dest: Path, allow_missing: bool, az: AzureFetcher, check: _Check, stop: threading.Event | None
+) -> bool:
+    try:
+        addr = parse_azure_uri(e.ref)
+    except AzureUriError as err:
+        raise InvalidArgumentError(f"{e.path}: {err}", field=e.path) from None
+    # An Azure ETag is opaque (never an md5): the fetcher sends it as If-Match.
+    etag = e.digest if e.algorithm == "etag" else ""
+    with _open_dest(dest) as out:
+        got = az.get(addr, etag, e.version_id or addr.version_id, _bounded(e, out, stop), check.hashers)
+    if got is None:
+        return _missing(e, allow_missing, f"{e.ref} does not exist")
     check.verify(got.size)
     return True
 

@@ -111,7 +111,7 @@ def test_policy_dispatch_and_allowlist() -> None:
     assert e.value.field == "header.references[1].uri"
     with pytest.raises(PermissionDenied, match="'secret'"):
         policy.check(ReferenceSpec("gs://secret/p"), 0)
-    with pytest.raises(InvalidArgument, match=r"s3://, gs://"):
+    with pytest.raises(InvalidArgument, match=r"s3://, gs:// and Azure Blob"):
         policy.check(ReferenceSpec("az://c/p"), 0)
 
 
