@@ -112,7 +112,7 @@ def test_policy_dispatch_and_allowlist() -> None:
     with pytest.raises(PermissionDenied, match="'secret'"):
         policy.check(ReferenceSpec("gs://secret/p"), 0)
     with pytest.raises(InvalidArgument, match=r"s3://, gs:// and Azure Blob"):
-        policy.check(ReferenceSpec("az://c/p"), 0)
+        policy.check(ReferenceSpec("ftp://c/p"), 0)
 
 
 async def test_no_google_credentials_is_a_clear_permission_error(
