@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import s3sim  # noqa: E402  (bench/s3sim.py, beside this file)
 
 from depot import ManifestEntry  # noqa: E402
-from depot._copying import new_temp_beside  # noqa: E402
+from depot._copying import new_temp_in  # noqa: E402
 from depot._reference_cache import ReferenceCache  # noqa: E402
 from depot._references import fetch_reference  # noqa: E402
 from depot._s3_fetch import S3Fetcher  # noqa: E402
@@ -74,7 +74,14 @@ def _cpu_s() -> float:
 def _fetch_one(e: ManifestEntry, root: Path, s3: S3Fetcher, cache: ReferenceCache | None) -> int:
     dest = root / e.path
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_temp_beside(dest)
+    # A temp file beside the destination, made the way the SDK's download makes it.
+    dir_fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        name, fd = new_temp_in(dir_fd)
+        os.close(fd)
+    finally:
+        os.close(dir_fd)
+    tmp = dest.parent / name
     try:
         if not fetch_reference(e, tmp, cache=cache, s3=s3):
             raise RuntimeError(f"{e.path} missing")

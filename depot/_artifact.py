@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from google.protobuf import field_mask_pb2
 
+from depot.core.azure_blob import AzureUriError, is_azure_uri, parse_azure_uri
 from depot.core.hashing import ALGORITHMS
 from depot.core.limits import INT64_MAX
 from depot.manifest.v1 import manifest_pb2 as mpb
@@ -334,14 +335,20 @@ class Artifact:
             parts = urlsplit(uri)
         except ValueError as e:
             raise InvalidArgumentError(f"invalid reference URI {uri!r}: {e}", field="uri") from None
-        if parts.scheme in ("http", "https"):
+        azure = is_azure_uri(uri)
+        if azure:
+            try:
+                parse_azure_uri(uri)  # a SAS token or bad name fails here, before it leaves this machine
+            except AzureUriError as err:
+                raise InvalidArgumentError(str(err), field="uri") from None
+        if parts.scheme in ("http", "https") and not azure:
             # HEAD/GET from this machine: the server never fetches user URLs.
             entries = http_reference_entries(uri, name, checksum, limit, self.hash_algorithm)
             return [self._put(e) for e in entries]
         if not checksum:
             base = name or (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc)
             return [self._put(ManifestEntry(base, uri, "none", 0, ref=uri))]
-        if parts.scheme == "s3":
+        if parts.scheme == "s3" or azure:
             # Listed and checksummed by the manifest service when the
             # artifact is logged: millions of keys never cross the wire.
             self._server_references.append(

@@ -33,8 +33,10 @@ from urllib.parse import unquote, urlsplit
 
 import xxhash
 
+from depot.core.azure_blob import AzureUriError, is_azure_uri, parse_azure_uri
 from depot.core.hashing import ALGORITHMS, Hasher
 
+from ._azure_fetch import AzureFetcher, default_azure_fetcher
 from ._copying import CHUNK, Bounded, copy_hashing, open_fresh
 from ._exceptions import CommError, DepotError, DigestMismatchError, InvalidArgumentError, NotFoundError
 from ._http_refs import DEFAULT_TIMEOUT_S, http_reference_entries, normalize_etag, open_url, redact
@@ -173,9 +175,9 @@ def fetch_reference(
     if scheme == "file":
         # Local copies are as cheap as the cache; never cache them.
         return _fetch_file(e, dest, allow_missing, stop)
-    if scheme not in ("s3", "http", "https"):
+    if scheme not in ("s3", "az", "http", "https"):
         raise InvalidArgumentError(
-            f"{e.path}: cannot download {scheme}:// references (file, s3, http, https)",
+            f"{e.path}: cannot download {scheme}:// references (file, s3, az, http, https)",
             field=e.path,
         )
     # "none" entries were never checksummed, so their bytes may change: never cache.
@@ -194,6 +196,8 @@ def fetch_reference(
     check = _Check.for_entry(e, etag_md5=etag_md5, for_cache=key is not None)
     if scheme == "s3":
         found = _fetch_s3(e, dest, allow_missing, s3 or default_s3_fetcher(), check, stop)
+    elif is_azure_uri(e.ref):
+        found = _fetch_azure(e, dest, allow_missing, default_azure_fetcher(), check, stop)
     else:
         found = _fetch_http(e, dest, allow_missing, timeout, check, stop)
     if found and cache is not None and key is not None and check.cached is not None:
@@ -272,6 +276,23 @@ def _fetch_s3(
     if e.algorithm == "etag" and (check.content is None or got.opaque_etag) and got.etag != e.digest:
         # Multipart (or SSE) ETags are not an md5 of the bytes; S3's word is all we have.
         raise DigestMismatchError(f"{e.path}: {e.ref} has ETag {got.etag}, {e.digest} was recorded", field=e.path)
+    return True
+
+
+def _fetch_azure(
+    e: ManifestEntry, dest: Path, allow_missing: bool, az: AzureFetcher, check: _Check, stop: threading.Event | None
+) -> bool:
+    try:
+        addr = parse_azure_uri(e.ref)
+    except AzureUriError as err:
+        raise InvalidArgumentError(f"{e.path}: {err}", field=e.path) from None
+    # An Azure ETag is opaque (never an md5): the fetcher sends it as If-Match.
+    etag = e.digest if e.algorithm == "etag" else ""
+    with _open_dest(dest) as out:
+        got = az.get(addr, etag, e.version_id or addr.version_id, _bounded(e, out, stop), check.hashers)
+    if got is None:
+        return _missing(e, allow_missing, f"{e.ref} does not exist")
+    check.verify(got.size)
     return True
 
 

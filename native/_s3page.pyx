@@ -35,10 +35,10 @@ cdef extern from "depot_s3page.h" nogil:
         char err[256]
         size_t errlen
     int DP_OK, DP_ERR, DP_NOMEM, DP_ERROR_DOC, DP_BAD_SIZE, DP_NO_KEY
-    int DP_K_V2, DP_K_VERSIONS
+    int DP_K_V2, DP_K_VERSIONS, DP_K_AZURE
     int DP_T_NCT, DP_T_NKM, DP_T_NVIM, DP_T_CODE, DP_T_MSG
     int DP_F_KEY
-    int DP_E_CONTENTS, DP_E_VERSION, DP_E_DELETE
+    int DP_E_CONTENTS, DP_E_VERSION, DP_E_DELETE, DP_E_BLOB
     int DP_NI, DP_I_KEY_OFF, DP_I_KEY_LEN, DP_I_ETAG_OFF, DP_I_ETAG_LEN
     int DP_I_VID_OFF, DP_I_VID_LEN, DP_I_LM_OFF, DP_I_LM_LEN, DP_I_SIZE
     void dp_init(dp_parse *P)
@@ -136,7 +136,7 @@ cdef class ListPage:
 
 
 def parse_list_page(body):
-    """Parses a ListObjectsV2 or ListObjectVersions response body.
+    """Parses a ListObjectsV2, ListObjectVersions or Azure List Blobs response body.
 
     Raises:
         S3PageError: the body is truncated, malformed, not a listing, or an S3
@@ -168,15 +168,15 @@ def parse_list_page(body):
                 f"S3 error {_span_str(&P, P.top[DP_T_CODE])}: {_span_str(&P, P.top[DP_T_MSG])}"
             )
         if rc == DP_NO_KEY:
-            ename = {DP_E_CONTENTS: "Contents", DP_E_VERSION: "Version", DP_E_DELETE: "DeleteMarker"}[
-                P.ents[P.bad_entry].kind
-            ]
-            raise S3PageError(f"malformed listing: <{ename}> without <Key>")
+            ename = {DP_E_CONTENTS: "Contents", DP_E_VERSION: "Version", DP_E_DELETE: "DeleteMarker",
+                     DP_E_BLOB: "Blob"}[P.ents[P.bad_entry].kind]
+            raise S3PageError(f"malformed listing: <{ename}> without <{'Name' if P.kind == DP_K_AZURE else 'Key'}>")
         if rc == DP_BAD_SIZE:
             key = _span_str(&P, P.ents[P.bad_entry].f[DP_F_KEY])
-            raise S3PageError(f"malformed listing: bad or missing <Size> for key {key!r}")
+            size_field = "Content-Length" if P.kind == DP_K_AZURE else "Size"
+            raise S3PageError(f"malformed listing: bad or missing <{size_field}> for key {key!r}")
         page = ListPage.__new__(ListPage)
-        page.kind = "v2" if P.kind == DP_K_V2 else "versions"
+        page.kind = "v2" if P.kind == DP_K_V2 else "azure" if P.kind == DP_K_AZURE else "versions"
         page.count = <Py_ssize_t>P.nkept
         page.is_truncated = P.truncated
         page.next_continuation_token = _span_str(&P, P.top[DP_T_NCT])

@@ -1,7 +1,11 @@
 """Pure-Python twin of the S3 listing-page parser (``_s3page.pyx``).
 
 Parses one ListObjectsV2 (``<ListBucketResult>``) or ListObjectVersions
-(``<ListVersionsResult>``) response body. This is not a general XML parser: it
+(``<ListVersionsResult>``) response body, or an Azure List Blobs
+(``<EnumerationResults>``) one: Azure nests an object one level deeper
+(``Blobs/Blob/Properties``) and names its fields differently, so its elements
+are mapped onto the S3 fields (``Name`` → key, ``Etag``, ``Content-Length`` →
+size, ``VersionId``) and ``NextMarker`` is the page's continuation token. This is not a general XML parser: it
 accepts what S3, MinIO and moto emit (an optional XML declaration, comments,
 elements with attributes, text with the five named entities and numeric
 character references, self-closing elements) and rejects everything else —
@@ -22,7 +26,12 @@ _NAMED = {b"amp": b"&", b"lt": b"<", b"gt": b">", b"quot": b'"', b"apos": b"'"}
 _HEX = b"0123456789abcdefABCDEF"
 
 # Root element -> page kind; and the element holding one object in that kind.
-_ROOTS = {b"ListBucketResult": "v2", b"ListVersionsResult": "versions", b"Error": "error"}
+_ROOTS = {
+    b"ListBucketResult": "v2",
+    b"ListVersionsResult": "versions",
+    b"EnumerationResults": "azure",
+    b"Error": "error",
+}
 _TOP_FIELDS = {
     b"IsTruncated",
     b"NextContinuationToken",
@@ -33,6 +42,12 @@ _TOP_FIELDS = {
     b"Message",
 }
 _ENTRY_FIELDS = {b"Key", b"ETag", b"Size", b"LastModified", b"VersionId", b"IsLatest"}
+# Azure List Blobs: fields of <Blob> (depth 4) and of <Blob><Properties> (depth 5),
+# stored under the S3 field they stand for.
+_AZ_BLOB_FIELDS = {b"Name": b"Key", b"VersionId": b"VersionId"}
+_AZ_PROP_FIELDS = {b"Etag": b"ETag", b"Content-Length": b"Size", b"Last-Modified": b"LastModified"}
+# Elements whose only captured child is a prefix (S3 <CommonPrefixes><Prefix>, Azure <BlobPrefix><Name>).
+_PREFIX_HOLDERS = (b"CommonPrefixes", b"BlobPrefix")
 
 
 _MAX_DEPTH = 256
@@ -186,7 +201,7 @@ def _strip_etag(s: str) -> str:
 
 
 def parse_list_page(body: bytes) -> ListPage:
-    """Parses a ListObjectsV2 or ListObjectVersions response body.
+    """Parses a ListObjectsV2, ListObjectVersions or Azure List Blobs response body.
 
     Raises:
         S3PageError: the body is truncated, malformed, not a listing, or an S3
@@ -215,6 +230,7 @@ def parse_list_page(body: bytes) -> ListPage:
     cap: bytes | None = None  # name of the element whose text we are capturing
     cap_depth = -1
     cap_buf = bytearray()
+    ent_depth = 2  # depth of one object's element: 3 in Azure's <Blobs><Blob>
     # Checked once the structure is known good, so both implementations report
     # a truncated body as truncated even when it also holds bad UTF-8.
     utf8_bad = False
@@ -264,13 +280,13 @@ def parse_list_page(body: bytes) -> ListPage:
                 utf8_bad |= not _valid_utf8(cap_buf)
                 if depth == 2:
                     top[cap] = bytes(cap_buf)
-                elif depth == 3 and entry_name == b"CommonPrefixes":
+                elif entry_name in _PREFIX_HOLDERS:
                     prefixes.append(bytes(cap_buf))
                 else:
                     entry[cap] = bytes(cap_buf)
                 cap = None
-            elif depth == 2 and entry_name:
-                if entry_name != b"CommonPrefixes":
+            elif depth == ent_depth and entry_name:
+                if entry_name not in _PREFIX_HOLDERS:
                     entries.append((entry_name, entry))
                 entry_name = b""
             stack.pop()
@@ -335,6 +351,24 @@ def parse_list_page(body: bytes) -> ListPage:
             if k is None:
                 raise S3PageError(f"not an S3 listing page: root element <{_show(name)}>")
             kind = k
+            if kind == "azure":
+                ent_depth = 3
+        elif kind == "azure":
+            if depth == 2:
+                if name == b"NextMarker":
+                    cap, cap_depth = name, 2
+            elif depth == 3 and stack[1] == b"Blobs" and name in (b"Blob", b"BlobPrefix"):
+                entry_name = name
+                entry = {}
+            elif depth == 4 and entry_name and cap is None:
+                if entry_name == b"BlobPrefix":
+                    if name == b"Name":
+                        cap, cap_depth = name, 4
+                elif name in _AZ_BLOB_FIELDS:
+                    cap, cap_depth = _AZ_BLOB_FIELDS[name], 4
+            elif depth == 5 and entry_name == b"Blob" and cap is None and stack[3] == b"Properties":
+                if name in _AZ_PROP_FIELDS:
+                    cap, cap_depth = _AZ_PROP_FIELDS[name], 5
         elif depth == 2:
             if name in _TOP_FIELDS:
                 cap, cap_depth = name, 2
@@ -358,13 +392,13 @@ def parse_list_page(body: bytes) -> ListPage:
             if cap is not None and cap_depth == depth:
                 if depth == 2:
                     top[cap] = b""
-                elif entry_name == b"CommonPrefixes":
+                elif entry_name in _PREFIX_HOLDERS:
                     prefixes.append(b"")
                 else:
                     entry[cap] = b""
                 cap = None
-            elif depth == 2 and entry_name:
-                if entry_name != b"CommonPrefixes":
+            elif depth == ent_depth and entry_name:
+                if entry_name not in _PREFIX_HOLDERS:
                     entries.append((entry_name, entry))
                 entry_name = b""
             if depth == 1:
@@ -399,23 +433,28 @@ def parse_list_page(body: bytes) -> ListPage:
     elif trunc != b"false":
         raise S3PageError("malformed listing: IsTruncated is neither true nor false")
     page.next_continuation_token = text(top.get(b"NextContinuationToken", b""))
+    if kind == "azure":
+        # Azure has no IsTruncated: a page with a NextMarker has a next page.
+        page.next_continuation_token = text(top.get(b"NextMarker", b""))
+        page.is_truncated = bool(page.next_continuation_token)
+    key_field, size_field = (b"Name", b"Content-Length") if kind == "azure" else (b"Key", b"Size")
     page.next_key_marker = text(top.get(b"NextKeyMarker", b""), True)
     page.next_version_id_marker = text(top.get(b"NextVersionIdMarker", b""))
     page.common_prefixes = [text(p, True) for p in prefixes]
     for ename, f in entries:
         raw_key = f.get(b"Key")
         if raw_key is None:
-            raise S3PageError(f"malformed listing: <{ename.decode()}> without <Key>")
+            raise S3PageError(f"malformed listing: <{ename.decode()}> without <{key_field.decode()}>")
         key = text(raw_key, True)
         page.last_key = key
         if ename == b"DeleteMarker":
             continue
         raw_size = f.get(b"Size")
         if raw_size is None or not raw_size.isdigit() or len(raw_size) > 19 or not raw_size.isascii():
-            raise S3PageError(f"malformed listing: bad or missing <Size> for key {key!r}")
+            raise S3PageError(f"malformed listing: bad or missing <{size_field.decode()}> for key {key!r}")
         size = int(raw_size)
         if size >= 1 << 63:
-            raise S3PageError(f"malformed listing: bad or missing <Size> for key {key!r}")
+            raise S3PageError(f"malformed listing: bad or missing <{size_field.decode()}> for key {key!r}")
         etag = _strip_etag(text(f.get(b"ETag", b"")))
         mtime = text(f.get(b"LastModified", b""))
         vid = text(f.get(b"VersionId", b""))

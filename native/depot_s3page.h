@@ -17,8 +17,8 @@
 
 enum { DP_F_KEY, DP_F_ETAG, DP_F_SIZE, DP_F_LM, DP_F_VID, DP_F_ISLATEST, DP_NF };
 enum { DP_T_ISTRUNC, DP_T_NCT, DP_T_NKM, DP_T_NVIM, DP_T_ENC, DP_T_CODE, DP_T_MSG, DP_NT };
-enum { DP_E_NONE, DP_E_CONTENTS, DP_E_VERSION, DP_E_DELETE, DP_E_PREFIXES };
-enum { DP_K_NONE, DP_K_V2, DP_K_VERSIONS, DP_K_ERROR };
+enum { DP_E_NONE, DP_E_CONTENTS, DP_E_VERSION, DP_E_DELETE, DP_E_PREFIXES, DP_E_BLOB, DP_E_BLOBPFX };
+enum { DP_K_NONE, DP_K_V2, DP_K_VERSIONS, DP_K_ERROR, DP_K_AZURE };
 /* Columns of one kept entry in the output index (int64 each). */
 enum { DP_I_KEY_OFF, DP_I_KEY_LEN, DP_I_ETAG_OFF, DP_I_ETAG_LEN, DP_I_VID_OFF, DP_I_VID_LEN,
        DP_I_LM_OFF, DP_I_LM_LEN, DP_I_SIZE, DP_NI };
@@ -233,6 +233,20 @@ static int dp_entry_field(const char *name, size_t nl) {
     return -1;
 }
 
+/* Azure List Blobs: <Blob> children (depth 4) and <Blob><Properties> children (depth 5). */
+static int dp_az_blob_field(const char *name, size_t nl) {
+    if (dp_is(name, nl, "Name")) return DP_F_KEY;
+    if (dp_is(name, nl, "VersionId")) return DP_F_VID;
+    return -1;
+}
+
+static int dp_az_prop_field(const char *name, size_t nl) {
+    if (dp_is(name, nl, "Etag")) return DP_F_ETAG;
+    if (dp_is(name, nl, "Content-Length")) return DP_F_SIZE;
+    if (dp_is(name, nl, "Last-Modified")) return DP_F_LM;
+    return -1;
+}
+
 #define DP_TRUNC_TAG() DP_FAIL("truncated XML: document ends inside a tag")
 
 /* Where a finished capture goes. */
@@ -253,7 +267,7 @@ static int dp_end_capture(dp_parse *P, int target, int field, dp_entry *cur, siz
 }
 
 static int dp_end_entry(dp_parse *P, dp_entry *cur) {
-    if (cur->kind == DP_E_PREFIXES) return DP_OK;
+    if (cur->kind == DP_E_PREFIXES || cur->kind == DP_E_BLOBPFX) return DP_OK;
     if (dp_grow((void **)&P->ents, &P->capents, P->nents + 1, sizeof(dp_entry))) return DP_NOMEM;
     P->ents[P->nents++] = *cur;
     return DP_OK;
@@ -271,6 +285,7 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
     }
     size_t st_off[DP_MAX_DEPTH], st_len[DP_MAX_DEPTH];
     int depth = 0, root_done = 0;
+    int ent_depth = 2; /* depth of one object's element: 3 in Azure's <Blobs><Blob> */
     int entry_kind = DP_E_NONE;
     dp_entry cur;
     int cap = -1, cap_depth = -1, cap_target = 0;
@@ -312,7 +327,7 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
             if (cap >= 0 && depth == cap_depth) {
                 if ((rc = dp_end_capture(P, cap_target, cap, &cur, cap_start))) return rc;
                 cap = -1;
-            } else if (depth == 2 && entry_kind) {
+            } else if (depth == ent_depth && entry_kind) {
                 if ((rc = dp_end_entry(P, &cur))) return rc;
                 entry_kind = DP_E_NONE;
             }
@@ -360,8 +375,29 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
         if (nd == 1) {
             if (dp_is(name, nl, "ListBucketResult")) P->kind = DP_K_V2;
             else if (dp_is(name, nl, "ListVersionsResult")) P->kind = DP_K_VERSIONS;
+            else if (dp_is(name, nl, "EnumerationResults")) { P->kind = DP_K_AZURE; ent_depth = 3; }
             else if (dp_is(name, nl, "Error")) P->kind = DP_K_ERROR;
             else return dp_fail_name(P, "not an S3 listing page: root element <", name, nl, ">");
+        } else if (P->kind == DP_K_AZURE) {
+            if (nd == 2) {
+                if (dp_is(name, nl, "NextMarker")) { cap = DP_T_NCT; cap_depth = 2; cap_target = DP_CAP_TOP; }
+            } else if (nd == 3 && dp_is(d + st_off[1], st_len[1], "Blobs") &&
+                       (dp_is(name, nl, "Blob") || dp_is(name, nl, "BlobPrefix"))) {
+                entry_kind = dp_is(name, nl, "Blob") ? DP_E_BLOB : DP_E_BLOBPFX;
+                cur.kind = entry_kind;
+                for (int i = 0; i < DP_NF; i++) { cur.f[i].off = 0; cur.f[i].len = -1; }
+            } else if (nd == 4 && entry_kind && cap < 0) {
+                if (entry_kind == DP_E_BLOBPFX) {
+                    if (dp_is(name, nl, "Name")) { cap = 0; cap_depth = 4; cap_target = DP_CAP_PREFIX; }
+                } else {
+                    int f = dp_az_blob_field(name, nl);
+                    if (f >= 0) { cap = f; cap_depth = 4; cap_target = DP_CAP_ENTRY; }
+                }
+            } else if (nd == 5 && entry_kind == DP_E_BLOB && cap < 0 &&
+                       dp_is(d + st_off[3], st_len[3], "Properties")) {
+                int f = dp_az_prop_field(name, nl);
+                if (f >= 0) { cap = f; cap_depth = 5; cap_target = DP_CAP_ENTRY; }
+            }
         } else if (nd == 2) {
             int t = dp_top_field(name, nl);
             if (t >= 0) {
@@ -391,7 +427,7 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
             if (cap >= 0 && cap_depth == nd) {
                 if ((rc = dp_end_capture(P, cap_target, cap, &cur, cap_start))) return rc;
                 cap = -1;
-            } else if (nd == 2 && entry_kind) {
+            } else if (nd == ent_depth && entry_kind) {
                 if ((rc = dp_end_entry(P, &cur))) return rc;
                 entry_kind = DP_E_NONE;
             }
@@ -443,6 +479,7 @@ static int dp_finish(dp_parse *P) {
     else if (dp_span_is(P, t, "true")) P->truncated = 1;
     else DP_FAIL("malformed listing: IsTruncated is neither true nor false");
     int rc;
+    if (P->kind == DP_K_AZURE) P->truncated = P->top[DP_T_NCT].len > 0; /* no IsTruncated: a NextMarker says it */
     if (url) {
         if ((rc = dp_unquote(P, &P->top[DP_T_NKM]))) return rc;
         for (size_t i = 0; i < P->npfx; i++)

@@ -5,4 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/python -m pytest "$@"
+# Worker processes (pytest-xdist), one per core, each with its own PostgreSQL
+# cluster and moto server. More workers than cores finished no sooner and pushed
+# the fault tests' bounded waits past their limits. DEPOT_TEST_WORKERS=0 runs the
+# tests in this one process (what a debugger wants).
+workers=${DEPOT_TEST_WORKERS:-$(nproc)}
+exec .venv/bin/python -m pytest -n "$workers" "$@"

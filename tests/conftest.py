@@ -25,6 +25,7 @@ import asyncpg
 import boto3
 import grpc
 import pytest
+from support.azurite import Azurite, azurite_binary, running_azurite
 from support.entities import create_team
 from support.servers import ServerThread, make_config
 from support.world import World, build_world
@@ -128,6 +129,17 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's blob service on loopback (installed by .ci/run); a missing install fails, never skips."""
+    try:
+        azurite_binary()
+    except FileNotFoundError as err:
+        pytest.fail(str(err), pytrace=False)
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as az:
+        yield az
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from .references import ListingProgress, ReferencePolicy, ReferenceSpec
 from .staging import Staging, storage_errors
 from .store import BlobStore
 
-REF_SCHEMES = ("s3", "gs", "file", "http", "https")
+REF_SCHEMES = ("s3", "gs", "az", "file", "http", "https")
 REF_ALGORITHMS = ("etag", "md5", "sha256", "xxh3_128", "none")
 MAX_EXTRA = 16 * 1024
 # A ref (a URI), version id or digest longer than this is no real one; it is

@@ -10,12 +10,15 @@ a caller-supplied path or URL.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from depot.core.azure_blob import is_azure_uri, redact
 from depot.services.common.errors import InvalidArgument, PermissionDenied
 
 from ._s3_http import S3Config
+from .azure_listing import AzureConfig, parse_reference_uri, write_azure_reference
 from .s3_listing import ReferenceStats, parse_s3_uri, write_s3_reference
 
 # The default and the most a reference may ask for: a manifest of this many
@@ -64,10 +67,66 @@ class ListingProgress:
 
 
 @dataclass(frozen=True)
+class _Lister:
+    """How the server lists one URI scheme: the allowlist name of a URI's bucket, and the listing."""
+
+    bucket: Callable[[str], str]
+    write: Callable[[ReferencePolicy, ReferenceSpec, Any], Awaitable[ReferenceStats]]
+
+
+def _s3_bucket(uri: str) -> str:
+    return parse_s3_uri(uri)[0]
+
+
+def _write_s3(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> Awaitable[ReferenceStats]:
+    return write_s3_reference(
+        spec.uri,
+        writer,
+        name=spec.name or None,
+        max_objects=spec.max_objects,
+        concurrency=policy.concurrency,
+        session_config=policy.s3,
+    )
+
+
+def _azure_container(uri: str) -> str:
+    # DEPOT_REFERENCE_BUCKETS names an Azure container as <account>/<container>.
+    if not is_azure_uri(uri):
+        raise InvalidArgument(
+            f"reference {redact(uri)!r}: http(s):// references are resolved by the SDK "
+            "(the server lists https:// URIs of Azure Blob accounts only)",
+            field="uri",
+        )
+    return parse_reference_uri(uri).allow_key
+
+
+def _write_azure(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> Awaitable[ReferenceStats]:
+    return write_azure_reference(
+        spec.uri,
+        writer,
+        name=spec.name or None,
+        max_objects=spec.max_objects,
+        concurrency=policy.concurrency,
+        config=policy.azure,
+    )
+
+
+# The schemes the server lists, by URI scheme.
+_LISTERS: dict[str, _Lister] = {
+    "s3": _Lister(_s3_bucket, _write_s3),
+    "az": _Lister(_azure_container, _write_azure),
+    "https": _Lister(_azure_container, _write_azure),
+}
+
+
+@dataclass(frozen=True)
 class ReferencePolicy:
     buckets: frozenset[str] = frozenset()
     s3: S3Config = field(default_factory=S3Config)
     concurrency: int = 32
+    # Azure credentials come from the environment (connection strings,
+    # azure-identity's chain), as botocore's do for S3.
+    azure: AzureConfig = field(default_factory=AzureConfig.from_env)
 
     @classmethod
     def from_setting(cls, buckets: str, s3: S3Config) -> ReferencePolicy:
@@ -75,9 +134,10 @@ class ReferencePolicy:
 
     def check(self, spec: ReferenceSpec, i: int) -> None:
         field_ = f"header.references[{i}]"
-        if not spec.uri.startswith("s3://"):
+        lister = _LISTERS.get(spec.uri.partition("://")[0])
+        if lister is None:
             raise InvalidArgument(
-                f"reference {spec.uri!r}: the server lists s3:// references only; "
+                f"reference {redact(spec.uri)!r}: the server lists s3:// and Azure Blob references only; "
                 "file:// and http(s):// references are resolved by the SDK",
                 field=f"{field_}.uri",
             )
@@ -86,20 +146,13 @@ class ReferencePolicy:
                 f"max_objects must be 1-{MAX_OBJECTS:,} (0 is the default, {DEFAULT_MAX_OBJECTS:,})",
                 field=f"{field_}.max_objects",
             )
-        bucket, _, _ = parse_s3_uri(spec.uri)
+        bucket = lister.bucket(spec.uri)
         if "*" not in self.buckets and bucket not in self.buckets:
             raise PermissionDenied(
                 f"bucket {bucket!r} is not one Depot may list for its users "
-                "(an operator adds it to DEPOT_REFERENCE_BUCKETS)",
+                "(an operator adds it to DEPOT_REFERENCE_BUCKETS; an Azure container as <account>/<container>)",
                 field=f"{field_}.uri",
             )
 
     async def write(self, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
-        return await write_s3_reference(
-            spec.uri,
-            writer,
-            name=spec.name or None,
-            max_objects=spec.max_objects,
-            concurrency=self.concurrency,
-            session_config=self.s3,
-        )
+        return await _LISTERS[spec.uri.partition("://")[0]].write(self, spec, writer)
