@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import json
 import os
 from types import TracebackType
@@ -69,7 +70,8 @@ class Run:
                 artifact._manifest_loaded = False
             return artifact
 
-        artifact._future = self._pool.submit(work)
+        # In the caller's context: its current trace span (if any) is the parent of the upload's calls.
+        artifact._future = self._pool.submit(contextvars.copy_context().run, work)
         self._pending.append(artifact)
         return artifact
 

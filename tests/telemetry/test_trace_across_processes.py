@@ -94,6 +94,7 @@ SDK_SCRIPT = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+    import depot
     from depot._client import Client
     from depot.manifest.v1 import manifest_pb2 as mpb
 
@@ -113,6 +114,13 @@ SDK_SCRIPT = textwrap.dedent(
     client = Client(metadata, key, manifest_address=manifest)
     with trace.get_tracer("training").start_as_current_span("log-checkpoint") as span:
         client.upload(client.upload_blob, requests)
+        # The public API too, whose uploads run in the SDK's threads.
+        os.environ["DEPOT_MANIFEST_ADDRESS"] = manifest
+        with depot.init(entity="team", project="p", address=metadata, api_key=key) as run:
+            art = depot.Artifact("checkpoint", type="model")
+            with art.new_file("weights.bin", mode="wb") as f:
+                f.write(os.urandom(2_000_000))  # past the batch limit: an UploadBlob of its own
+            run.log_artifact(art).wait()
         print(format(span.get_span_context().trace_id, "032x"), format(span.get_span_context().span_id, "016x"))
     client.close()
     provider.shutdown()
@@ -203,10 +211,23 @@ def test_one_trace_from_an_sdk_call_to_a_sql_statement(
         ("training-script", "log-checkpoint", Span.SPAN_KIND_INTERNAL),
     ], chain
     assert by_id[bytes.fromhex(root_hex)][1].name == "log-checkpoint"
+    # The uploads' long step, storing the blob, is a child of the manifest's UploadBlob span.
+    stores = [s for _, s in spans if s.name == "blob.store"]
+    assert len(stores) == 2
+    assert {by_id[s.parent_span_id][1].name for s in stores} == {"/depot.manifest.v1.ManifestService/UploadBlob"}
+    # log_artifact's calls, made in the SDK's threads, are in the user's trace too, under its span.
+    sdk_calls = {s.name for svc, s in spans if svc == "training-script" and s.kind == Span.SPAN_KIND_CLIENT}
+    assert {
+        "/depot.metadata.v1.ArtifactService/CreateRun",
+        "/depot.metadata.v1.ArtifactService/CreateArtifactVersion",
+        "/depot.manifest.v1.ManifestService/PutManifest",
+    } <= sdk_calls, sdk_calls
     assert all(s.status.code != Status.STATUS_CODE_ERROR for _, s in spans)
 
     # Metrics went out over OTLP as well (exported at the latest on shutdown).
-    assert "rpc.server.duration" in collected.metrics.get("depot-manifest", set()), collected.metrics
+    assert {"rpc.server.duration", "depot.blobs.bytes_hashed", "depot.blobs.bytes_stored"} <= collected.metrics.get(
+        "depot-manifest", set()
+    ), collected.metrics
     assert "rpc.server.duration" in collected.metrics.get("depot-metadata", set()), collected.metrics
 
 
