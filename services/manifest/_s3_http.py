@@ -27,7 +27,12 @@ the cause lost:
   reference fails with :class:`S3Unavailable` naming the last S3 error code
   and the bucket, well inside any client deadline.
 - 403 and NoSuchBucket are answers, not faults: they fail at once
-  (PermissionDenied / NotFound, naming the S3 code and the bucket).
+  (PermissionDenied / NotFound, naming the S3 code and the bucket), and so
+  does a TLS certificate this process does not trust (FailedPrecondition).
+
+Both the botocore client and the listing session go through the standard
+HTTP_PROXY / HTTPS_PROXY / NO_PROXY and trust AWS_CA_BUNDLE (or the
+profile's ``ca_bundle``), so a listing reaches S3 exactly as botocore does.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import asyncio
 import dataclasses
 import random
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -44,7 +50,14 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, S3Unavailable, Unavailable
+from depot.services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    S3Unavailable,
+    Unavailable,
+)
 
 __all__ = ["S3Config", "S3HttpClient", "S3RequestError"]
 
@@ -109,6 +122,25 @@ class S3Config:
             raise InvalidArgument("stall_timeout and throttle_budget must be > 0")
         if self.min_concurrency < 0:
             raise InvalidArgument("min_concurrency must be >= 0")
+
+
+def _tls(config: S3Config, ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl=``: off, the system's trust store, or the configured CA bundle."""
+    if not config.verify_tls:
+        return False
+    if not ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as e:
+        raise FailedPrecondition(f"CA bundle {ca_bundle} (AWS_CA_BUNDLE) cannot be loaded: {e}") from None
+
+
+def _untrusted(where: str, detail: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"{where}: S3's TLS certificate is not trusted ({detail}); "
+        "set AWS_CA_BUNDLE to the CA that signed it (or fix the endpoint)"
+    )
 
 
 class S3RequestError(Exception):
@@ -208,8 +240,13 @@ class S3HttpClient:
         )
         if c.anonymous:
             cfg_kw["signature_version"] = UNSIGNED
+        # verify=None, not True: an explicit True makes botocore ignore
+        # AWS_CA_BUNDLE (and a profile's ca_bundle); None reads them.
         kw: dict[str, Any] = dict(
-            region_name=c.region, endpoint_url=c.endpoint_url, config=AioConfig(**cfg_kw), verify=c.verify_tls
+            region_name=c.region,
+            endpoint_url=c.endpoint_url,
+            config=AioConfig(**cfg_kw),
+            verify=None if c.verify_tls else False,
         )
         if c.aws_access_key_id:
             kw.update(
@@ -234,10 +271,16 @@ class S3HttpClient:
                         raise PermissionDenied("no AWS credentials found for S3 (set them, or use anonymous access)")
             self.region = self._client.meta.region_name or "us-east-1"
             self._set_base(self._client.meta.endpoint_url, style)
+            # The listing session must reach S3 the way botocore does:
+            # trust_env reads HTTP_PROXY / HTTPS_PROXY / NO_PROXY, and TLS
+            # trusts the same CA bundle (AWS_CA_BUNDLE or the profile's).
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency + 8, ttl_dns_cache=300, ssl=c.verify_tls),
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency + 8, ttl_dns_cache=300, ssl=_tls(c, session.get_config_variable("ca_bundle"))
+                ),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout, sock_read=c.read_timeout),
                 auto_decompress=True,
+                trust_env=True,
             )
         except BaseException:
             await self._client_cm.__aexit__(None, None, None)
@@ -336,7 +379,7 @@ class S3HttpClient:
 
     async def _botocore(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """A one-off botocore call under the retry policy; S3's final answers raise ``ClientError``."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, SSLError
 
         async def attempt() -> Any:
             try:
@@ -353,6 +396,8 @@ class S3HttpClient:
                 if status in _RETRY_STATUS:
                     raise _Outcome("error", detail, code) from None
                 raise
+            except SSLError as e:
+                raise _untrusted(what, str(e)) from None
             except BotoCoreError as e:
                 raise _Outcome("error", f"{type(e).__name__}: {e}", type(e).__name__) from None
 
@@ -457,6 +502,9 @@ class S3HttpClient:
                     body = await resp.read()
                     status = resp.status
                     bucket_region = resp.headers.get("x-amz-bucket-region")
+            except aiohttp.ClientConnectorCertificateError as e:
+                # Not transient: retrying cannot make the certificate trusted.
+                raise _untrusted(where, str(e.certificate_error)) from None
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
                 raise _Outcome("error", f"{type(e).__name__}: {e}", type(e).__name__) from None
             if status == 200:

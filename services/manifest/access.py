@@ -22,6 +22,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from depot.metadata.v1 import metadata_pb2 as mpb
 from depot.metadata.v1 import metadata_pb2_grpc
+from depot.services.common.caching import ExpiringCache
 from depot.services.common.credentials import REVOKE_WITHIN_S
 from depot.services.common.errors import (
     DepotError,
@@ -41,6 +42,8 @@ WRITE = mpb.PERMISSION_WRITE
 # Half the bound: metadata's auth cache (services/metadata/access.py
 # AUTH_CACHE_S) may hold the key for the other half.
 CACHE_TTL_S = REVOKE_WITHIN_S / 2
+# Answers kept; when full, the least recently used makes room (caching.py).
+CACHE_MAX = 10_000
 
 
 # Metadata's answer is the caller's answer, with its message: these codes
@@ -98,15 +101,15 @@ def _error_info(e: grpc.aio.AioRpcError) -> tuple[Reason | None, str | None]:
 class MetadataAccess:
     def __init__(self, channel: grpc.aio.Channel):
         self._stub = metadata_pb2_grpc.AccessServiceStub(channel)
-        self._cache: dict[tuple[bytes, str, int, str], tuple[float, bool]] = {}
+        self._cache: ExpiringCache[tuple[bytes, str, int, str], bool] = ExpiringCache("manifest.access", CACHE_MAX)
 
     async def check(self, api_key: str, entity: str, permission: int, manifest_id: str = "") -> bool:
         """Raises unless allowed; True when allowed only through a registry link to ``manifest_id``."""
         ck = (hashlib.sha256(api_key.encode()).digest(), entity, permission, manifest_id)
         now = time.monotonic()
         hit = self._cache.get(ck)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         try:
             request = mpb.CheckAccessRequest(
                 api_key=api_key,
@@ -121,7 +124,5 @@ class MetadataAccess:
             )
         except grpc.aio.AioRpcError as e:
             raise _caller_error(e) from None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[ck] = (now + CACHE_TTL_S, resp.via_registry)
+        self._cache.put(ck, bool(resp.via_registry), now + CACHE_TTL_S)
         return bool(resp.via_registry)

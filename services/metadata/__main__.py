@@ -1,4 +1,4 @@
-"""`python -m depot.services.metadata serve|migrate|bootstrap-admin`.
+"""`python -m depot.services.metadata serve|migrate [--status]|bootstrap-admin`.
 
 Reads configuration from the environment (DEPOT_DATABASE_URL always;
 ``serve`` also DEPOT_INTERNAL_SECRET, DEPOT_LISTEN, DEPOT_TLS_*,
@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+import asyncpg
+
 from depot.services.common import serving, telemetry
 from depot.services.common.config import ConfigError, TelemetryConfig
 
@@ -25,6 +27,10 @@ from .server import Metadata
 async def _serve(config: MetadataConfig) -> None:
     pool = await db.create_pool(config.database_url)
     try:
+        async with pool.acquire() as conn:
+            # Serving a schema that is not what the files say would fail
+            # later and obscurely: refuse now, naming the edited file.
+            await db.check_migrations(conn)
         metadata = Metadata(pool, config.internal_secret, grace=config.grace)
         server = serving.new_server(metadata.callers())
         port = serving.bind(server, config.server.listen, config.server.tls)
@@ -39,6 +45,21 @@ async def _serve(config: MetadataConfig) -> None:
         await pool.close()
 
 
+async def _status(dsn: str) -> int:
+    """Prints each migration's state; 1 when one was edited after it was applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        states = await db.migration_states(conn)
+    finally:
+        await conn.close()
+    for m in states:
+        check = {"applied": "checksum ok", "edited": f"CHECKSUM MISMATCH (applied {m.recorded})"}.get(m.state, "")
+        if m.state == "applied" and m.recorded is None:
+            check = "no checksum recorded yet (the next migrate records it)"
+        print(f"{m.version:04d} {m.name or '(no file in this build)'} {m.state} {check}".rstrip())
+    return 1 if any(m.state == "edited" for m in states) else 0
+
+
 async def _bootstrap(dsn: str) -> None:
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     try:
@@ -51,7 +72,10 @@ async def _bootstrap(dsn: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m depot.services.metadata")
     ap.add_argument("command", choices=["serve", "migrate", "bootstrap-admin"])
+    ap.add_argument("--status", action="store_true", help="migrate: list applied/pending migrations, apply nothing")
     opts = ap.parse_args(argv)
+    if opts.status and opts.command != "migrate":
+        ap.error("--status goes with migrate")
     try:
         # migrate and bootstrap-admin (a Kubernetes Job, an operator once)
         # only touch the database: they need nothing else.
@@ -63,13 +87,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format=telemetry.LOG_FORMAT)
     telemetry.setup("depot-metadata", telemetry_config)
-    if config is not None:
-        serving.run(_serve(config))
-    elif opts.command == "migrate":
-        for name in asyncio.run(db.migrate(dsn)):
-            print("applied", name)
-    else:
-        asyncio.run(_bootstrap(dsn))
+    try:
+        if config is not None:
+            serving.run(_serve(config))
+        elif opts.status:
+            return asyncio.run(_status(dsn))
+        elif opts.command == "migrate":
+            for name in asyncio.run(db.migrate(dsn)):
+                print("applied", name)
+        else:
+            asyncio.run(_bootstrap(dsn))
+    except db.MigrationEdited as e:
+        print(f"depot-metadata: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

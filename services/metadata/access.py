@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from enum import IntEnum
 
+from depot.services.common.caching import ExpiringCache
 from depot.services.common.credentials import ApiKey, new_api_key, parse_api_key
 from depot.services.common.errors import (
     InvalidArgument,
@@ -97,22 +98,25 @@ _ROLE_SQL = """
 # service caches CheckAccess answers (themselves up to this old) for the
 # other half: a revoked key is refused everywhere within REVOKE_WITHIN_S.
 AUTH_CACHE_S = 0.5
-_AUTH_CACHE_MAX = 10_000
+# Entries per cache. When full, the least recently used entry makes room
+# (caching.py): a flood of distinct keys never flushes the hot ones.
+AUTH_CACHE_MAX = 10_000
 
 
 class Access:
     def __init__(self, db: Database):
         self._db = db
-        self._auth_cache: dict[str, tuple[float, Principal]] = {}
-        self._role_cache: dict[tuple[int, bool, str], tuple[float, EntityAccess]] = {}
+        self._auth_cache: ExpiringCache[str, Principal] = ExpiringCache("metadata.auth", AUTH_CACHE_MAX)
+        self._role_cache: ExpiringCache[tuple[int, bool, str], EntityAccess] = ExpiringCache(
+            "metadata.roles", AUTH_CACHE_MAX
+        )
 
     def forget_key(self, key_id: str) -> None:
         """Drops a revoked key; again once the revocation commits, in case a
         concurrent call cached it in between."""
 
         def forget() -> None:
-            for raw in [k for k in self._auth_cache if k.startswith(f"dpt_{key_id}_")]:
-                self._auth_cache.pop(raw, None)
+            self._auth_cache.discard_if(lambda raw: raw.startswith(f"dpt_{key_id}_"))
 
         forget()
         self._db.on_commit(forget)
@@ -120,12 +124,10 @@ class Access:
     async def authenticate(self, raw_key: str) -> Principal:
         now = time.monotonic()
         hit = self._auth_cache.get(raw_key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         who = await self._authenticate(raw_key)
-        if len(self._auth_cache) >= _AUTH_CACHE_MAX:
-            self._auth_cache.clear()
-        self._auth_cache[raw_key] = (now + AUTH_CACHE_S, who)
+        self._auth_cache.put(raw_key, who, now + AUTH_CACHE_S)
         return who
 
     async def _authenticate(self, raw_key: str) -> Principal:
@@ -167,19 +169,14 @@ class Access:
         now = time.monotonic()
         ck = (who.user_id, who.superuser, entity)
         hit = self._role_cache.get(ck)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None:
+            return hit
         found = await self._lookup(who, entity)
         if found is not None:
             # Only what is committed is cached: inside a transaction (say one
             # that creates the entity) the answer waits for its commit.
-            self._db.on_commit(lambda: self._remember(ck, now + AUTH_CACHE_S, found))
+            self._db.on_commit(lambda: self._role_cache.put(ck, found, now + AUTH_CACHE_S))
         return found
-
-    def _remember(self, ck: tuple[int, bool, str], until: float, found: EntityAccess) -> None:
-        if len(self._role_cache) >= _AUTH_CACHE_MAX:
-            self._role_cache.clear()
-        self._role_cache[ck] = (until, found)
 
     async def _lookup(self, who: Principal, entity: str) -> EntityAccess | None:
         row = await self._db.fetchrow(

@@ -1,18 +1,23 @@
 """PostgreSQL pool and schema migrations.
 
 Migrations are plain SQL files ``migrations/NNNN_name.sql`` applied in order,
-each in its own transaction, recorded in ``schema_migrations``. An advisory
-lock makes concurrent migrators (several pods starting) wait for each other.
+each in its own transaction, recorded in ``schema_migrations`` with the
+sha256 of the file. An advisory lock makes concurrent migrators (several pods
+starting) wait for each other. An applied migration whose file was edited
+since is refused, by the migrator and by the services at start, naming the
+file (``python -m depot.services.metadata migrate --status`` shows them all).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -44,23 +49,107 @@ def schema_sql() -> str:
     return (resources.files("depot.services.metadata") / "schema.sql").read_text()
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Applies pending migrations; returns the names of those applied."""
+def checksum(sql: str) -> str:
+    """What schema_migrations records of a migration: the sha256 of its text."""
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+class MigrationEdited(Exception):
+    """An applied migration's file no longer matches what was applied."""
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    version: int
+    name: str  # the file name; "" for an applied version this build has no file for
+    state: str  # "applied", "edited", "pending" or "unknown"
+    recorded: str | None  # checksum recorded when applied (None before checksums were recorded)
+    current: str | None  # checksum of the file now
+
+
+def edited_error(edited: list[MigrationState]) -> MigrationEdited:
+    names = ", ".join(f"{m.name} (applied sha256 {m.recorded}, file now {m.current})" for m in edited)
+    return MigrationEdited(
+        f"applied migration edited: {names}. An applied migration must never change: restore the file "
+        "as it was applied and put the change in a new numbered migration"
+    )
+
+
+# Older databases recorded versions only: the checksum column is the
+# migrator's own bookkeeping, added here (schema.sql has it) rather than by a
+# numbered migration, so that the migrator can read it before it runs any.
+_CHECKSUM_COLUMN = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text"
+
+
+async def migration_states(
+    conn: Connection, available: list[tuple[int, str, str]] | None = None
+) -> list[MigrationState]:
+    """Every migration's state: applied as the file is now, edited since, pending, or unknown here."""
+    files = migrations() if available is None else available
+    recorded: dict[int, str | None] = {}
+    if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        has_checksum = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+            " WHERE table_name = 'schema_migrations' AND column_name = 'checksum')"
+        )
+        column = "checksum" if has_checksum else "NULL::text"
+        recorded = {r[0]: r[1] for r in await conn.fetch(f"SELECT version, {column} FROM schema_migrations")}
+    states = []
+    for version, name, sql in files:
+        current = checksum(sql)
+        if version not in recorded:
+            states.append(MigrationState(version, name, "pending", None, current))
+            continue
+        was = recorded.pop(version)
+        # No checksum recorded (applied before they were): trusted as applied.
+        state = "edited" if was is not None and was != current else "applied"
+        states.append(MigrationState(version, name, state, was, current))
+    # Versions in the database with no file: a newer build migrated it.
+    states += [MigrationState(v, "", "unknown", c, None) for v, c in recorded.items()]
+    return sorted(states, key=lambda m: m.version)
+
+
+async def check_migrations(conn: Connection) -> None:
+    """Raises MigrationEdited when an applied migration's file changed since (services check it at start)."""
+    edited = [m for m in await migration_states(conn) if m.state == "edited"]
+    if edited:
+        raise edited_error(edited)
+
+
+async def migrate(dsn: str, available: list[tuple[int, str, str]] | None = None) -> list[str]:
+    """Applies pending migrations; returns the names of those applied.
+
+    Refuses (MigrationEdited, nothing applied) when an applied migration's
+    file was edited since: the database would not be what the files say.
+    Checksums missing from an older database are recorded from the files.
+    """
+    files = migrations() if available is None else available
     conn = await asyncpg.connect(dsn)
     applied: list[str] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
-        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        done = set()
-        if exists:
-            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, name, sql in migrations():
-            if version in done:
+        states = await migration_states(conn, files)
+        edited = [m for m in states if m.state == "edited"]
+        if edited:
+            raise edited_error(edited)
+        if any(m.state != "pending" for m in states):
+            await conn.execute(_CHECKSUM_COLUMN)
+            await conn.executemany(
+                "UPDATE schema_migrations SET checksum = $2 WHERE version = $1 AND checksum IS NULL",
+                [(m.version, m.current) for m in states if m.state == "applied" and m.recorded is None],
+            )
+        sql_of = {version: sql for version, _, sql in files}
+        for m in states:
+            if m.state != "pending":
                 continue
             async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
-            applied.append(name)
+                await conn.execute(sql_of[m.version])
+                if m.version == files[0][0]:
+                    await conn.execute(_CHECKSUM_COLUMN)  # the first migration creates the table
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", m.version, m.current
+                )
+            applied.append(m.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
         await conn.close()

@@ -3,7 +3,10 @@
 
 CREATE TABLE schema_migrations (
     version integer PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    -- sha256 of the migration file as applied (db.py adds the column to
+    -- older databases itself; NULL: applied before checksums were recorded).
+    checksum text
 );
 
 -- A user, team or org. Users own API keys; teams and orgs have members.

@@ -6,8 +6,13 @@ Each check runs on two renderings of every overlay:
   (no patches, no generators). Needs only PyYAML, so it always runs.
 - ``kustomize``: the real ``kustomize build`` output, which is what gets
   applied. It also proves the overlays build, that every Secret/ConfigMap
-  reference resolves, and that patches did not undo the hardening. Skipped,
-  with the reason shown, when neither ``kustomize`` nor ``kubectl`` exists.
+  reference resolves, and that patches did not undo the hardening. It needs
+  ``kustomize`` or ``kubectl`` (which embeds it; the machine image ships
+  kubectl): without either these tests fail, they are never skipped.
+
+Every rendered object is also validated offline against the Kubernetes
+OpenAPI schemas of ``kubernetes-validate`` (dev extra); the last tests feed a
+deliberately broken copy of the tree and check that the same checks fail.
 """
 
 from __future__ import annotations
@@ -91,12 +96,12 @@ def kustomize_command() -> list[str] | None:
     return None
 
 
-@functools.cache
-def built_docs(overlay: str) -> list[Doc]:
+def kustomize_build(directory: Path) -> list[Doc]:
+    """``kustomize build`` of ``directory``; fails (never skips) without the binary."""
     command = kustomize_command()
-    assert command is not None
+    assert command is not None, "neither `kustomize` nor `kubectl` is on PATH; cannot build the overlays"
     result = subprocess.run(
-        [*command, str(K8S / "overlays" / overlay)],
+        [*command, str(directory)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -104,6 +109,11 @@ def built_docs(overlay: str) -> list[Doc]:
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc is not None]
+
+
+@functools.cache
+def built_docs(overlay: str) -> list[Doc]:
+    return kustomize_build(K8S / "overlays" / overlay)
 
 
 @pytest.fixture(
@@ -114,16 +124,12 @@ def rendered(request: pytest.FixtureRequest) -> tuple[str, str, list[Doc]]:
     overlay, mode = request.param
     if mode == "source":
         return overlay, mode, source_docs(K8S / "overlays" / overlay)
-    if kustomize_command() is None:
-        pytest.skip("neither `kustomize` nor `kubectl` is on PATH; cannot build the overlays")
     return overlay, mode, built_docs(overlay)
 
 
 @pytest.fixture(params=list(OVERLAYS))
 def kustomized(request: pytest.FixtureRequest) -> tuple[str, list[Doc]]:
     """For checks that only make sense once generators and patches ran."""
-    if kustomize_command() is None:
-        pytest.skip("neither `kustomize` nor `kubectl` is on PATH; cannot build the overlays")
     overlay: str = request.param
     return overlay, built_docs(overlay)
 
@@ -548,17 +554,64 @@ def test_replica_counts(kustomized: tuple[str, list[Doc]]) -> None:
 MIN_KUBERNETES = "1.30.0"
 
 
-def test_objects_match_the_kubernetes_schema(kustomized: tuple[str, list[Doc]]) -> None:
+def validate_schema(docs: list[Doc]) -> None:
+    """Raises kubernetes_validate.ValidationError on the first object the API server would reject."""
     # Catches misspelt or misplaced fields, which the API server would reject
     # (or, with client-side apply, silently drop). The schemas come with the
-    # kubernetes-validate package (a dev dependency).
+    # kubernetes-validate package (a dev dependency), so this runs offline.
     import kubernetes_validate
 
-    _, docs = kustomized
     for doc in docs:
         if doc["apiVersion"].endswith("cnpg.io/v1"):
             continue  # a CRD: its schema ships with the operator, not here
         kubernetes_validate.validate(doc, MIN_KUBERNETES, strict=True)
+
+
+def test_objects_match_the_kubernetes_schema(kustomized: tuple[str, list[Doc]]) -> None:
+    _, docs = kustomized
+    validate_schema(docs)
+
+
+# --------------------------------------------------------------------------
+# The checks catch a broken tree (so a green run means something)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broken_tree(tmp_path: Path) -> Path:
+    """A private copy of deploy/k8s to break one thing in."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    return copy
+
+
+def test_a_misspelt_field_fails_the_schema_check(broken_tree: Path) -> None:
+    import kubernetes_validate
+
+    path = broken_tree / "base" / "metadata.yaml"
+    text = path.read_text()
+    assert "containerPort:" in text
+    path.write_text(text.replace("containerPort:", "containerPrt:", 1))
+    docs = kustomize_build(broken_tree / "overlays" / "prod")  # kustomize itself does not mind
+    with pytest.raises(kubernetes_validate.ValidationError, match="containerPrt"):
+        validate_schema(docs)
+
+
+def test_a_wrongly_typed_value_fails_the_schema_check(broken_tree: Path) -> None:
+    import kubernetes_validate
+
+    path = broken_tree / "base" / "gc.yaml"
+    text = path.read_text()
+    assert "readOnlyRootFilesystem: true" in text
+    path.write_text(text.replace("readOnlyRootFilesystem: true", 'readOnlyRootFilesystem: "yes"', 1))
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_schema(kustomize_build(broken_tree / "overlays" / "dev"))
+
+
+def test_a_kustomization_naming_a_missing_file_fails_the_build(broken_tree: Path) -> None:
+    (broken_tree / "base" / "pdb.yaml").unlink()
+    with pytest.raises(AssertionError, match="pdb.yaml"):
+        kustomize_build(broken_tree / "overlays" / "dev")
 
 
 def test_one_grace_period_for_every_service(rendered: tuple[str, str, list[Doc]]) -> None:
