@@ -12,6 +12,7 @@ from ._api import Api
 from ._artifact import Artifact, LinkedArtifact, RunInfo
 from ._bulk_delete import DeleteOperation
 from ._client import Client
+from ._collections import ArtifactCollection, ArtifactType
 from ._config import ConnectionConfig
 from ._exceptions import (
     AbortedError,
@@ -31,6 +32,7 @@ from ._exceptions import (
     TTLAdminsOnlyError,
     TypeMismatchError,
     UnauthenticatedError,
+    UnsupportedError,
 )
 from ._manifest import Manifest, ManifestEntry
 from ._references import ReferenceCache, S3Fetcher
@@ -49,6 +51,8 @@ __all__ = [
     "Api",
     "ArtifactTTL",
     "Artifact",
+    "ArtifactCollection",
+    "ArtifactType",
     "Client",
     "CommError",
     "ConnectionConfig",
@@ -74,6 +78,7 @@ __all__ = [
     "TooManyObjectsError",
     "TypeMismatchError",
     "UnauthenticatedError",
+    "UnsupportedError",
     "artifact_from_wandb_manifest",
     "export_wandb_manifest",
     "from_wandb_manifest",

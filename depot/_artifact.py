@@ -13,6 +13,7 @@ import codecs
 import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -40,16 +41,46 @@ from ._exceptions import (
     AlreadyExistsError,
     DepotError,
     EntryNotFoundError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     TooManyObjectsError,
+    UnsupportedError,
 )
 from ._manifest import ArtifactFiles, Manifest, ManifestEntry, b64
 from ._paths import EntryTree, check_entry_size, check_entry_string
 from ._references import http_reference_entries
-from ._rules import check_download_path, check_entry_path, check_name, parse_json
+from ._rules import check_download_path, check_entry_path, check_name, check_settable_alias, parse_json
 
 DEFAULT_MAX_OBJECTS = 10_000_000
+# Where a run (or Artifact.save) logs when neither a project nor DEPOT_PROJECT is given.
+DEFAULT_PROJECT = "uncategorized"
+# W&B's add_file/add_dir policies; Depot treats both alike (see add_file).
+_POLICIES = ("mutable", "immutable")
+_log = logging.getLogger("depot")
+
+
+def _str_list(value: object, field: str) -> list[str]:
+    # W&B takes aliases and tags as lists; one bare string is a common slip
+    # that would otherwise be read as a list of characters.
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+        raise InvalidArgumentError(f"{field} must be a list of strings", field=field)
+    return list(value)
+
+
+def settable_aliases(value: object, field: str = "aliases") -> list[str]:
+    """The aliases a caller may ask for, ``latest`` dropped (Depot keeps it on the newest version).
+
+    W&B's own default alias list is ``["latest"]``, so code written for it
+    passes ``latest``; ``vN`` is still refused (the index is the version's).
+    """
+    out: list[str] = []
+    for a in _str_list(value, field):
+        if a != "latest":
+            out.append(check_settable_alias(a, field))
+    return list(dict.fromkeys(out))
 
 
 def _names(value: object) -> list[str] | None:
@@ -118,6 +149,11 @@ def _local_kind(value: object, field: str) -> tuple[Path, str]:
     return path, "dir" if stat.S_ISDIR(st.st_mode) else "other"
 
 
+def _check_policy(policy: object) -> None:
+    if policy is not None and policy not in _POLICIES:
+        raise InvalidArgumentError(f"policy must be 'mutable' or 'immutable', not {policy!r}", field="policy")
+
+
 def _metadata(value: object) -> dict[str, Any]:
     if value is None:
         return {}
@@ -140,6 +176,10 @@ class Artifact:
         type: The artifact type, fixed when the name is first logged (``dataset``, ``model``...).
         description: Free text shown with the version.
         metadata: A JSON-serializable dict stored with the version.
+        incremental: Build on the collection's latest version: when logged,
+            its entries that this artifact neither replaces nor removes are
+            kept (by digest: nothing is uploaded again).
+        use_as: Accepted for W&B code; recorded, not used by Depot.
         hash_algorithm: ``xxh3_128`` (default) or ``md5`` (W&B's) for uploaded files.
     """
 
@@ -149,6 +189,8 @@ class Artifact:
         type: str,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        incremental: bool = False,
+        use_as: str | None = None,
         *,
         hash_algorithm: str = "xxh3_128",
     ):
@@ -161,6 +203,18 @@ class Artifact:
         self.description = description or ""
         self.metadata = _metadata(metadata)
         self.hash_algorithm = hash_algorithm
+        if not isinstance(incremental, bool):
+            raise InvalidArgumentError(f"incremental must be True or False, not {incremental!r}", field="incremental")
+        self.incremental = incremental
+        self.use_as = use_as
+        # Paths remove() dropped: an incremental log leaves them out of the base version too.
+        self._removed: set[str] = set()
+        # Aliases and tags as the caller edits them; save() (or the log) sends the difference.
+        self._aliases: list[str] = []
+        self._tags: list[str] = []
+        # Whether the log stored this artifact's description, metadata and tags
+        # (False when identical content returned an existing version).
+        self._fields_applied: bool | None = None
         # timedelta, None (forever) or ArtifactTTL.INHERIT (the team default).
         self._ttl: _ttl.TTL = _ttl.ArtifactTTL.INHERIT
         self._manifest = Manifest()
@@ -206,15 +260,46 @@ class Artifact:
         self._manifest.entries[path] = entry
         return entry
 
-    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> ManifestEntry:
-        """Adds one local file, stored under ``name`` (default: its file name)."""
+    def add_file(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        is_tmp: bool | None = False,
+        skip_cache: bool | None = False,
+        policy: str | None = "mutable",
+        overwrite: bool = False,
+    ) -> ManifestEntry:
+        """Adds one local file, stored under ``name`` (default: its file name), like W&B's ``add_file``.
+
+        Args:
+            local_path: The file.
+            name: Its path in the artifact.
+            is_tmp: Name it after its content, as W&B does: the file name's
+                stem becomes the first 20 hex digits of its digest.
+            skip_cache: Accepted for W&B code; Depot keeps no upload cache.
+            policy: ``mutable`` or ``immutable``. Depot copies neither way:
+                the file is read when the artifact is logged, and a file
+                changed since it was added fails the log (DigestMismatchError)
+                instead of uploading other bytes than the digest says.
+            overwrite: Replace an entry already at ``name`` with other content.
+
+        Raises:
+            InvalidArgumentError: ``name`` holds an entry with other content
+                and ``overwrite`` is False (W&B's ValueError), or a bad argument.
+        """
         self._check_mutable()
+        _check_policy(policy)
         path, kind = _local_kind(local_path, "local_path")
         if kind != "file":
             raise InvalidArgumentError(f"{path} is not a file", field="local_path")
         entry_path = check_entry_path(path.name if name is None else name, "name")
-        self._tree.check(entry_path)
         ((raw,),) = _hash_local([path], self.hash_algorithm)
+        if is_tmp:
+            head, _, file_name = entry_path.rpartition("/")
+            _, dot, ext = file_name.partition(".")
+            entry_path = f"{head}{'/' if head else ''}{raw.hex()[:20]}{dot}{ext}"
+        self._tree.check(entry_path)
+        self._check_overwrite(entry_path, b64(raw), overwrite, "overwrite")
         return self._put(
             ManifestEntry(
                 path=entry_path,
@@ -225,9 +310,35 @@ class Artifact:
             )
         )
 
-    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
-        """Adds every file under a directory, keeping relative paths (under ``name``)."""
+    def _check_overwrite(self, path: str, digest: str, overwrite: bool, flag: str) -> None:
+        # W&B's rule: the same path with the same content is no conflict.
+        old = self._manifest.entries.get(path)
+        if old is not None and old.digest != digest and not overwrite:
+            raise InvalidArgumentError(
+                f"the artifact has an entry {path!r} with other content already; pass {flag}=True to replace it",
+                field="name",
+            )
+
+    def add_dir(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        skip_cache: bool | None = False,
+        policy: str | None = "mutable",
+        merge: bool = False,
+    ) -> None:
+        """Adds every file under a directory, keeping relative paths (under ``name``), like W&B's ``add_dir``.
+
+        Args:
+            local_path: The directory.
+            name: The directory in the artifact the files go under.
+            skip_cache: Accepted for W&B code; Depot keeps no upload cache.
+            policy: ``mutable`` or ``immutable``; see :meth:`add_file`.
+            merge: Replace entries already added with other content; without
+                it such a file is refused and nothing is added.
+        """
         self._check_mutable()
+        _check_policy(policy)
         root, kind = _local_kind(local_path, "local_path")
         if kind != "dir":
             raise InvalidArgumentError(f"{root} is not a directory", field="local_path")
@@ -239,6 +350,8 @@ class Artifact:
             # artifact as it was.
             self._tree.check(check_entry_path(prefix + p.relative_to(root).as_posix()))
         digests = _hash_local(files, self.hash_algorithm)
+        for p, (raw,) in zip(files, digests):
+            self._check_overwrite(prefix + p.relative_to(root).as_posix(), b64(raw), merge, "merge")
         for p, (raw,) in zip(files, digests):
             rel = p.relative_to(root).as_posix()
             self._put(
@@ -404,6 +517,57 @@ class Artifact:
             )
         return out
 
+    def remove(self, item: str | os.PathLike[str] | ManifestEntry) -> None:
+        """Removes an entry, or every entry under a directory, like W&B's ``remove``.
+
+        On an ``incremental`` artifact the path is also left out of the
+        version it builds on.
+
+        Raises:
+            EntryNotFoundError: Nothing is at that path (nor under it), and
+                (incremental) it was no path to drop from the base version.
+        """
+        self._check_mutable()
+        path = (
+            item.path if isinstance(item, ManifestEntry) else os.fspath(item) if isinstance(item, os.PathLike) else item
+        )
+        if not isinstance(path, str):
+            raise InvalidArgumentError(f"remove takes an entry path, not {type(item).__name__}", field="item")
+        path = check_download_path(path.removesuffix("/"), "item")
+        gone = [p for p in self._manifest.entries if _in_dir(p, path)]
+        if not gone and not self.incremental:
+            raise EntryNotFoundError(f"artifact {self.name} has no entry {path!r} to remove", field="item")
+        for p in gone:
+            del self._manifest.entries[p]
+        # EntryTree only grows; removal is rare, so rebuild it from what is left.
+        self._tree = EntryTree()
+        for p in self._manifest.entries:
+            self._tree.add(p)
+        self._size_total = sum(e.size for e in self._manifest.entries.values())
+        self._removed.add(path)
+
+    def get(self, name: str) -> Any:
+        """W&B's ``get`` of a logged media object (a ``wandb.Table``...): not in Depot.
+
+        Raises:
+            UnsupportedError: Always; Depot stores files, not W&B media objects.
+        """
+        raise UnsupportedError(
+            "Artifact.get returns W&B media objects (wandb.Table, wandb.Image...), which Depot does not have: "
+            "use get_entry(name).download() and read the file"
+        )
+
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> ManifestEntry:
+        """W&B's ``add`` of a media object: not in Depot.
+
+        Raises:
+            UnsupportedError: Always; write the object to a file and use :meth:`add_file`.
+        """
+        raise UnsupportedError(
+            "Artifact.add stores W&B media objects (wandb.Table, wandb.Image...), which Depot does not have: "
+            "write the object to a file and use add_file"
+        )
+
     # -- after logging ---------------------------------------------------------
 
     def wait(self, timeout: float | None = None) -> Artifact:
@@ -483,18 +647,79 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
-        return list(self._logged().aliases)
+        """The aliases: edit this list (or assign one) and :meth:`save`, as in W&B.
+
+        Before logging they are added to those ``log_artifact`` is given.
+        ``latest`` is Depot's to place (on the newest version): adding or
+        removing it here changes nothing.
+        """
+        if self._future is not None:
+            self.wait()
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, value: list[str]) -> None:
+        self._aliases = _str_list(value, "aliases")
+
+    @property
+    def tags(self) -> list[str]:
+        """The version's tags: edit this list (or assign one) and :meth:`save`, as in W&B."""
+        if self._future is not None:
+            self.wait()
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: list[str]) -> None:
+        self._tags = _str_list(value, "tags")
+
+    @property
+    def metadata_applied(self) -> bool | None:
+        """Whether logging stored this artifact's description, metadata and tags.
+
+        None before logging. False when identical content was logged already
+        (the existing version is returned as stored, like W&B: its
+        description, metadata and tags are kept, this artifact's new aliases
+        are added). The artifact then shows what the server stored; edit it
+        and :meth:`save` to change the existing version.
+        """
+        if self._future is not None:
+            self.wait()
+        return self._fields_applied
+
+    def _pending_references(self) -> None:
+        if self._server_references and self._version is None and self._future is None:
+            uris = ", ".join(r.uri for r in self._server_references[:3])
+            raise FailedPreconditionError(
+                f"the artifact has references the server lists when it is logged ({uris}); "
+                "its digest and size are known only after run.log_artifact(...).wait()",
+                field="digest",
+            )
 
     @property
     def digest(self) -> str:
+        """The W&B artifact digest (hex) of the entries.
+
+        Raises:
+            FailedPreconditionError: Unlogged, with ``s3://`` references still
+                to be listed by the server (their entries are not known yet).
+        """
         if self._version is not None or self._future is not None:
             return self._logged().digest
+        self._pending_references()
         return self._manifest.digest
+
+    @property
+    def digest_algorithm(self) -> str:
+        """The artifact digest's algorithm: ``md5`` or ``xxh3_128`` (W&B's MD5 and XXH128)."""
+        if self._version is not None or self._future is not None:
+            return self._logged().digest_algorithm
+        return self._manifest.digest_algorithm
 
     @property
     def size(self) -> int:
         if self._version is not None or self._future is not None:
             return self._logged().size
+        self._pending_references()
         return sum(e.size for e in self._manifest.entries.values())
 
     @property
@@ -530,7 +755,9 @@ class Artifact:
         self._entries_remote()
         return self._manifest
 
-    def files(self, names: list[str] | None = None, prefix: str | None = None) -> ArtifactFiles:
+    def files(
+        self, names: list[str] | None = None, prefix: str | None = None, per_page: int | None = None
+    ) -> ArtifactFiles:
         """The entries in path order, optionally only some, like W&B's ``files()``.
 
         A logged artifact's entries stream from the server in batches each
@@ -543,6 +770,7 @@ class Artifact:
             names: Only the entries at these paths (absent ones are skipped).
             prefix: Only the entries in this directory: ``data`` is ``data``
                 and ``data/...``, never ``data2/...`` or ``data.csv``.
+            per_page: Accepted for W&B code; the server sizes the batches.
         """
         names = _names(names)
         prefix = _prefix(prefix, "prefix")
@@ -626,13 +854,119 @@ class Artifact:
     @classmethod
     def _from_version(cls, client: Client, v: pb.ArtifactVersion) -> Self:
         art = cls(v.collection.rsplit("/", 1)[-1], v.type, v.description)
-        # As stored: not re-checked, so an old odd value never makes a version unreadable.
-        art.metadata = json.loads(v.metadata_json) if v.metadata_json else {}
         art._client = client
-        art._version = v
+        art._adopt(v)
         art._manifest_loaded = False
         art._ttl = _ttl.from_version(v)
         return art
+
+    def _adopt(self, v: pb.ArtifactVersion) -> None:
+        """Shows the version as the server stored it (the editable fields too)."""
+        self._version = v
+        self.description = v.description
+        # As stored: not re-checked, so an old odd value never makes a version unreadable.
+        self.metadata = json.loads(v.metadata_json) if v.metadata_json else {}
+        self._aliases = list(v.aliases)
+        self._tags = list(v.tags)
+
+    def save(self, project: str | None = None, settings: Any = None) -> None:
+        """Persists edits, or logs an artifact never logged, like W&B's ``Artifact.save``.
+
+        A logged version: the changed description, metadata and tags are sent
+        in one UpdateArtifactVersion, aliases added and removed (the server's
+        checks apply: roles, reserved names); the artifact then shows what is
+        stored. An unlogged artifact is logged by a new run (job type
+        ``auto``) in ``project``, as W&B does, and waited for.
+
+        Raises:
+            UnsupportedError: ``settings`` (a ``wandb.Settings``) was given.
+        """
+        if settings is not None:
+            raise UnsupportedError("Artifact.save(settings=...) takes wandb.Settings, which Depot does not have")
+        if self._version is None and self._future is None:
+            self._save_new(project)
+            return
+        v = self._logged()
+        assert self._client is not None
+        c = self._client
+        upd = pb.ArtifactVersion(name=v.name)
+        mask: list[str] = []
+        if self.description != v.description:
+            if not isinstance(self.description, str):
+                raise InvalidArgumentError("description must be a string", field="description")
+            upd.description = self.description
+            mask.append("description")
+        metadata = _metadata(self.metadata)
+        if metadata != (json.loads(v.metadata_json) if v.metadata_json else {}):
+            upd.metadata_json = json.dumps(metadata) if metadata else ""
+            mask.append("metadata_json")
+        tags = sorted(set(_str_list(self._tags, "tags")))
+        if tags != sorted(v.tags):
+            upd.tags.extend(tags)
+            mask.append("tags")
+        target, stored = self._alias_state(v)
+        want = settable_aliases([a for a in self._aliases if a not in stored])
+        # "latest" is Depot's: neither kept nor dropped by an edit.
+        drop = [a for a in stored if a not in self._aliases and a != "latest"]
+        if mask:
+            v = c.call(
+                c.artifacts.UpdateArtifactVersion,
+                pb.UpdateArtifactVersionRequest(
+                    version=upd, update_mask=field_mask_pb2.FieldMask(paths=mask), request_id=request_id()
+                ),
+            )
+        if drop:
+            v = c.call(
+                c.artifacts.RemoveAliases,
+                pb.RemoveAliasesRequest(version=target, aliases=drop, request_id=request_id()),
+            )
+        if want:
+            v = c.call(
+                c.artifacts.AddAliases, pb.AddAliasesRequest(version=target, aliases=want, request_id=request_id())
+            )
+        link = self._version.link if self._version is not None and self._version.HasField("link") else None
+        if link is not None and not v.HasField("link"):
+            v.link.CopyFrom(link)
+        self._adopt(v)
+
+    def _save_new(self, project: str | None) -> None:
+        """Logs this artifact from a run of its own (job type ``auto``), as W&B's ``save`` does.
+
+        The run is made here rather than through ``depot.init``: ``_run``
+        builds on this module, not the reverse.
+        """
+        client = Client()
+        entity = os.environ.get("DEPOT_ENTITY") or client.call(client.access.GetCaller, pb.GetCallerRequest()).user
+        project = check_name(project or os.environ.get("DEPOT_PROJECT") or DEFAULT_PROJECT, "project", "project")
+        parent = f"entities/{entity}/projects/{project}"
+        run = client.call(
+            client.artifacts.CreateRun,
+            pb.CreateRunRequest(parent=parent, run=pb.Run(job_type="auto"), request_id=request_id()),
+        )
+        state = "failed"
+        try:
+            logged_into(self, client, log_artifact(client, parent, run.name, self, []))
+            state = "finished"
+        finally:
+            client.call(
+                client.artifacts.FinishRun, pb.FinishRunRequest(name=run.name, state=state, request_id=request_id())
+            )
+
+    def _alias_state(self, v: pb.ArtifactVersion) -> tuple[str, list[str]]:
+        """What alias edits name, and the aliases stored there."""
+        return v.name, list(v.aliases)
+
+    def unlink(self) -> None:
+        """W&B's ``unlink`` of a version reached through a registry link.
+
+        Raises:
+            FailedPreconditionError: This artifact was not reached through a
+                link (``Api().artifact("{org}/wandb-registry-.../...")`` gives one).
+        """
+        raise FailedPreconditionError(
+            f"{self.name} was not reached through a registry link; unlink the LinkedArtifact that "
+            "link() or Api().artifact('{org}/wandb-registry-{registry}/{collection}:...') returns"
+        )
 
     def _batches(self, prefix: str) -> tuple[Iterable[list[ManifestEntry]], int | None, int | None]:
         """The entries under ``prefix`` a batch at a time, with their count and size when known."""
@@ -765,10 +1099,13 @@ class LinkedArtifact(Artifact):
         """``vN`` of the link in its registry collection."""
         return f"v{self._link.index}"
 
-    @property
-    def aliases(self) -> list[str]:
-        """The link's aliases in the registry collection."""
-        return list(self._link.aliases)
+    def _adopt(self, v: pb.ArtifactVersion) -> None:
+        super()._adopt(v)
+        # Its aliases are the link's, in the registry collection.
+        self._aliases = list(v.link.aliases)
+
+    def _alias_state(self, v: pb.ArtifactVersion) -> tuple[str, list[str]]:
+        return v.link.name, list(v.link.aliases)
 
     @property
     def registry_path(self) -> str:
@@ -849,9 +1186,50 @@ class RunInfo:
         return [artifact_from_version(self._client, n.version) for n in nodes if n.HasField("version")]
 
 
+def logged_into(art: Artifact, client: Client, v: pb.ArtifactVersion) -> Artifact:
+    """Makes ``art`` the logged version ``v`` (as stored)."""
+    art._client = client
+    art._adopt(v)
+    if art._server_references:
+        # The server listed entries this process never saw.
+        art._manifest_loaded = False
+    return art
+
+
+def _merge_base(client: Client, parent: str, art: Artifact) -> None:
+    """Adds the latest version's entries this incremental artifact neither replaces nor removes.
+
+    The entries keep their digests (and, for uploaded files, their blobs:
+    the upload finds them stored and sends nothing). The first version of a
+    collection has no base.
+    """
+    try:
+        base = client.call(
+            client.artifacts.GetArtifactVersion,
+            pb.GetArtifactVersionRequest(name=f"{parent}/artifacts/{art.name}/versions/latest"),
+        )
+    except NotFoundError:
+        return
+    src = Artifact._from_version(client, base)._source()
+    for batch in src.entries():
+        for e in batch:
+            if e.path in art._manifest.entries or any(_in_dir(e.path, r) for r in art._removed):
+                continue
+            art._put(ManifestEntry(e.path, e.digest, e.algorithm, e.size, e.ref, e.version_id, e.extra))
+
+
 def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: list[str]) -> pb.ArtifactVersion:
-    """Stores the artifact's bytes and manifest, then creates the version committed, in one call."""
+    """Stores the artifact's bytes and manifest, then creates the version committed, in one call.
+
+    The artifact then shows the version as stored. Identical content gives
+    the existing version: its aliases are added to it, and when its stored
+    description, metadata or tags differ from the artifact's they are kept
+    (``metadata_applied`` is False and a warning is logged), as W&B does.
+    """
+    if art.incremental:
+        _merge_base(client, parent, art)
     ref = _upload.store_manifest(client, parent.split("/")[1], art._manifest, art._server_references)
+    tags = sorted(set(art._tags))
     req = pb.CreateArtifactVersionRequest(
         parent=parent,
         artifact=art.name,
@@ -860,8 +1238,20 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
         metadata_json=json.dumps(art.metadata) if art.metadata else "",
         run=run,
         manifest=ref,
-        aliases=aliases,
+        aliases=settable_aliases([*art._aliases, *aliases]),
+        tags=tags,
         request_id=request_id(),
     )
     _ttl.to_request(req, art._ttl)
-    return client.call(client.artifacts.CreateArtifactVersion, req)
+    v = client.call(client.artifacts.CreateArtifactVersion, req)
+    stored = json.loads(v.metadata_json) if v.metadata_json else {}
+    applied = (v.description, stored, sorted(v.tags)) == (art.description, art.metadata, tags)
+    if not applied:
+        _log.warning(
+            "%s: the same content is logged already as v%d; its stored description, metadata and tags "
+            "are kept (edit the artifact and save() to change them)",
+            art.name,
+            v.index,
+        )
+    art._fields_applied = applied
+    return v

@@ -17,7 +17,9 @@ DepotError
 │   └── ManifestExpiredError     a manifest built longer ago than half the GC's grace period
 ├── ResourceExhaustedError
 │   └── TooManyObjectsError      a reference lists more than max_objects
-└── AbortedError                 a conflict; retrying may succeed
+├── AbortedError                 a conflict; retrying may succeed
+└── UnsupportedError             a W&B call Depot does not offer; the message says why
+                                 (also a NotImplementedError; raised by the SDK, never the server)
 
 A server error's class comes from its reason (the ``ErrorReason`` enum of
 protos/depot/common/v1/common.proto, sent as AIP-193 ErrorInfo.reason):
@@ -116,6 +118,11 @@ class TooManyObjectsError(ResourceExhaustedError):
 
 class AbortedError(DepotError):
     """A concurrent conflict; the call may be retried."""
+
+
+class UnsupportedError(DepotError, NotImplementedError):
+    """A W&B SDK call or argument Depot does not offer; the message names the reason
+    (docs/wandb-compat.md lists them)."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[DepotError]] = {

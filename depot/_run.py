@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures
 import contextvars
 import json
@@ -11,13 +12,19 @@ from typing import Any
 
 from depot.metadata.v1 import metadata_pb2 as pb
 
-from ._artifact import Artifact, RunInfo, artifact_from_version, log_artifact
+from ._artifact import (
+    DEFAULT_PROJECT,
+    Artifact,
+    RunInfo,
+    artifact_from_version,
+    log_artifact,
+    logged_into,
+    settable_aliases,
+)
 from ._client import Client, request_id
-from ._exceptions import DepotError, InvalidArgumentError
+from ._exceptions import DepotError, InvalidArgumentError, UnsupportedError
 from ._paths import parse_artifact_path
-from ._rules import check_name, check_settable_alias
-
-DEFAULT_PROJECT = "uncategorized"
+from ._rules import check_name
 
 
 class Run:
@@ -45,39 +52,98 @@ class Run:
     def job_type(self) -> str:
         return self._run.job_type
 
-    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None) -> Artifact:
-        """Uploads and commits ``artifact`` in the background; ``artifact.wait()`` blocks.
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> Artifact:
+        """Uploads and commits an artifact in the background, like W&B's; ``artifact.wait()`` blocks.
 
-        Identical content returns the existing version (with ``aliases`` added).
+        Args:
+            artifact_or_path: An Artifact, or a file, directory or reference
+                URI (``s3://...``) to log as a new artifact, as W&B does.
+            name: For a path: the artifact name (default ``run-{id}-{basename}``).
+            type: For a path: the artifact type (default ``unspecified``).
+            aliases: Added to the artifact's own; ``latest`` is accepted and
+                is Depot's to place (always on the newest version).
+            tags: Added to the artifact's tags.
+
+        Identical content returns the existing version as stored, with the
+        aliases added (see ``Artifact.metadata_applied``).
         """
         if isinstance(aliases, str):
             raise InvalidArgumentError("aliases is a list of strings, not one string", field="aliases")
-        aliases = list(aliases or [])
-        for a in aliases:
-            check_settable_alias(a, "aliases")
-        if not isinstance(artifact, Artifact):
-            raise InvalidArgumentError(f"log_artifact takes a depot.Artifact, not {type(artifact).__name__}")
+        alias_list = settable_aliases(aliases)
+        if isinstance(tags, str):
+            raise InvalidArgumentError("tags is a list of strings, not one string", field="tags")
+        artifact = self._as_artifact(artifact_or_path, name, type)
         if artifact._future is not None or artifact._version is not None:
             raise DepotError("this artifact was logged already")
+        if tags:
+            artifact.tags = [*artifact.tags, *tags]
         parent = f"entities/{self.entity}/projects/{self.project}"
 
         def work() -> Artifact:
-            v = log_artifact(self._client, parent, self.name, artifact, aliases)
-            artifact._client = self._client
-            artifact._version = v
-            if artifact._server_references:
-                # The server listed entries this process never saw.
-                artifact._manifest_loaded = False
-            return artifact
+            return logged_into(
+                artifact, self._client, log_artifact(self._client, parent, self.name, artifact, alias_list)
+            )
 
         # In the caller's context: its current trace span (if any) is the parent of the upload's calls.
         artifact._future = self._pool.submit(contextvars.copy_context().run, work)
         self._pending.append(artifact)
         return artifact
 
-    def use_artifact(self, artifact_or_path: Artifact | str, type: str | None = None) -> Artifact:
-        """Resolves ``name:alias`` (or a full path) and records this run as a consumer."""
+    def _as_artifact(self, value: object, name: str | None, type: str | None) -> Artifact:
+        if isinstance(value, Artifact):
+            return value
+        if not isinstance(value, (str, os.PathLike)):
+            raise InvalidArgumentError(
+                f"log_artifact takes a depot.Artifact or a path, not {builtins.type(value).__name__}"
+            )
+        path = os.fspath(value)
+        art = Artifact(name or f"run-{self.id}-{os.path.basename(path.rstrip('/'))}", type or "unspecified")
+        if os.path.isfile(path):
+            art.add_file(path)
+        elif os.path.isdir(path):
+            art.add_dir(path)
+        elif "://" in path:
+            art.add_reference(path)
+        else:
+            raise InvalidArgumentError(
+                f"{path!r} is no file, directory or reference URI (s3://..., https://..., file://...)",
+                field="artifact_or_path",
+            )
+        return art
+
+    def use_artifact(
+        self,
+        artifact_or_path: Artifact | str,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        use_as: str | None = None,
+    ) -> Artifact:
+        """Resolves ``name:alias`` (or a full path) and records this run as a consumer, like W&B's.
+
+        Args:
+            artifact_or_path: A logged Artifact, or ``[[entity/]project/]name[:alias]``.
+            type: The type the version must have.
+            aliases: Aliases to add to the version (``latest`` is accepted and left to Depot).
+            use_as: Accepted for W&B code; not used by Depot.
+
+        Raises:
+            UnsupportedError: An Artifact never logged (W&B would upload it
+                as used; in Depot, log it first).
+        """
+        alias_list = settable_aliases(aliases)
         if isinstance(artifact_or_path, Artifact):
+            if artifact_or_path._version is None and artifact_or_path._future is None:
+                raise UnsupportedError(
+                    "use_artifact of an artifact never logged: Depot records use of logged versions only; "
+                    "log it with run.log_artifact first"
+                )
             path = artifact_or_path.qualified_name
         else:
             path = artifact_or_path
@@ -88,6 +154,11 @@ class Run:
         )
         if type is not None and v.type != type:
             raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
+        if alias_list:
+            v = self._client.call(
+                self._client.artifacts.AddAliases,
+                pb.AddAliasesRequest(version=v.name, aliases=alias_list, request_id=request_id()),
+            )
         return artifact_from_version(self._client, v)
 
     def link_artifact(self, artifact: Artifact, target_path: str, aliases: list[str] | None = None) -> Artifact:
@@ -149,6 +220,9 @@ def init(
     job_type: str | None = None,
     name: str | None = None,
     config: dict[str, Any] | None = None,
+    id: str | None = None,
+    tags: list[str] | None = None,
+    mode: str | None = None,
     *,
     address: str | None = None,
     api_key: str | None = None,
@@ -162,8 +236,14 @@ def init(
         entity: The user or team; default ``DEPOT_ENTITY`` or the API key's user.
         project: Default ``DEPOT_PROJECT`` or ``uncategorized``.
         job_type: What the run does (``train``, ``eval``...).
-        name: The run id; generated when omitted.
+        name: The run id when ``id`` is not given (Depot runs have no
+            separate display name); generated when both are omitted.
         config: JSON-serializable settings stored with the run.
+        id: The run id, as W&B's ``id``.
+        tags: Accepted for W&B code; Depot runs carry no tags (artifact
+            versions do: ``log_artifact(tags=...)``).
+        mode: ``online`` (or None). ``offline`` and ``disabled`` raise
+            :class:`UnsupportedError`: Depot logs to its server as it goes.
         address: ``host:port``, ``grpcs://host:port`` (TLS) or
             ``grpc://host:port`` of Depot; default ``DEPOT_ADDRESS``.
         api_key: Default ``DEPOT_API_KEY`` (or the file in ``DEPOT_API_KEY_FILE``).
@@ -174,6 +254,13 @@ def init(
         insecure: Allow plaintext to a non-loopback host (the API key then
             crosses the network in clear); default ``DEPOT_INSECURE``.
     """
+    if mode not in (None, "online"):
+        raise UnsupportedError(
+            f"wandb.init(mode={mode!r}): Depot has no offline or disabled runs; every call talks to the server"
+        )
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise InvalidArgumentError("tags must be a list of strings", field="tags")
+    name = id or name
     entity = entity or os.environ.get("DEPOT_ENTITY")
     if entity:
         check_name(entity, "entity", "entity")

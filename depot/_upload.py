@@ -91,11 +91,13 @@ def _inline_contents(entries: list[ManifestEntry]) -> dict[str, bytes]:
     """The bytes of the small files sent with the manifest, by entry path.
 
     Empty files count too: the server knows their bytes without any upload.
+    An entry without a local file comes from a logged version (an
+    incremental artifact's base): its blob is stored already.
     """
     out: dict[str, bytes] = {}
     total = 0
     for e in entries:
-        if e.ref or e.size > _INLINE_FILE or total + e.size > _INLINE_TOTAL:
+        if e.ref or e.local_path is None or e.size > _INLINE_FILE or total + e.size > _INLINE_TOTAL:
             continue
         out[e.path] = _read_checked(e)
         total += e.size

@@ -15,7 +15,9 @@ How Depot entries map onto it, following W&B's own storage handlers:
   default and is untagged, xxh3-128 carries ``extra.alg = "XXH128"``;
 - ``s3://`` references: the ETag (hex, unquoted) is the digest, repeated in
   ``extra.etag``; the S3 version id is ``extra.versionID``;
-- ``http(s)://`` references: the ETag is the digest;
+- ``http(s)://`` references: the ETag is the digest; one served without an
+  ETag carries its content digest, tagged ``extra.alg`` (``MD5`` too: an
+  untagged reference digest reads back as an ETag);
 - ``checksum=False`` references: the digest is the URI itself, no size.
 
 The artifact digest is the same function in both systems (md5, or xxh3-128
@@ -29,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,13 +39,14 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from depot.core import json_values
+from depot.core.azure_blob import is_azure_uri
 from depot.core.hashing import ALGORITHMS
 from depot.core.limits import INT64_MAX
 from depot.native import hash_files
 
 from ._artifact import Artifact
 from ._exceptions import DigestMismatchError, InvalidArgumentError, NotFoundError
-from ._manifest import ManifestEntry
+from ._manifest import Manifest, ManifestEntry
 from ._paths import EntryTree, check_entry_string, safe_join
 from ._rules import check_entry_path, new_hasher, parse_json
 
@@ -63,8 +67,11 @@ _DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
 _ALG_KEY = "alg"
 _ALG_TO_WANDB = {"xxh3_128": "XXH128"}
 _ALG_FROM_WANDB = {"MD5": "md5", "XXH128": "xxh3_128"}
-_REF_SCHEMES = ("file", "s3", "gs", "http", "https")
+_REF_SCHEMES = ("file", "s3", "gs", "az", "http", "https")
 _ETAG_SCHEMES = ("s3", "gs")
+# Reference schemes whose md5 entries are exported with extra.alg = "MD5".
+_TAGGED_MD5_SCHEMES = ("http", "https", "s3")
+_log = logging.getLogger("depot")
 # What json.dumps writes for a str (ensure_ascii), without its per-call setup.
 _json_str = json.encoder.encode_basestring_ascii
 
@@ -99,9 +106,14 @@ def _entry_json(e: ManifestEntry) -> dict[str, Any]:
     extra = _extra_dict(e)
     if e.algorithm in _ALG_TO_WANDB:
         extra[_ALG_KEY] = _ALG_TO_WANDB[e.algorithm]
+    elif e.algorithm == "md5" and e.ref and urlsplit(e.ref).scheme in _TAGGED_MD5_SCHEMES:
+        # The import reads an untagged http(s)/s3 reference digest as an
+        # ETag, which a download then could not verify.
+        extra[_ALG_KEY] = "MD5"
     elif e.algorithm not in ("md5", "etag", "none"):
         raise _bad(f"entry {e.path!r}: algorithm {e.algorithm!r} has no W&B form", e.path)
-    if e.algorithm == "etag" and urlsplit(e.ref).scheme in _ETAG_SCHEMES:
+    # W&B's Azure handler records extra = {etag, versionID} like its S3 one.
+    if e.algorithm == "etag" and (urlsplit(e.ref).scheme in _ETAG_SCHEMES or is_azure_uri(e.ref)):
         extra.setdefault("etag", e.digest)
     if e.version_id:
         extra["versionID"] = e.version_id
@@ -407,8 +419,17 @@ def artifact_from_wandb_manifest(
     root: str | os.PathLike[str] | None = None,
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
+    digest_algorithm: str | None = None,
 ) -> Artifact:
     """Builds an unlogged Depot artifact from a W&B manifest v1.
+
+    W&B keeps the artifact digest's algorithm beside the manifest, not in
+    it: pass ``digest_algorithm`` (``md5`` or ``xxh3_128``, W&B's MD5 and
+    XXH128) when you know it. Without it, it is inferred from the entries:
+    ``xxh3_128`` when any entry is tagged XXH128, else ``md5``; that misses
+    only an XXH128 W&B artifact holding no uploaded file. The artifact's
+    ``digest_algorithm`` says which was used, and a log line (INFO) whether
+    it was inferred.
 
     References are added as recorded (same digests, ETags and version ids; no
     re-listing). Uploaded W&B files are not references, so their bytes must be
@@ -423,17 +444,26 @@ def artifact_from_wandb_manifest(
         root: Where the W&B files are (needed when there are non-reference entries).
         description: Stored with the version.
         metadata: Stored with the version.
+        digest_algorithm: The artifact digest's algorithm (default: inferred).
 
     Raises:
-        InvalidArgumentError: A malformed manifest, or files without ``root``.
+        InvalidArgumentError: A malformed manifest, files without ``root``, or
+            an unknown ``digest_algorithm``.
         NotFoundError: A non-reference entry's file is missing under ``root``.
         DigestMismatchError: A file's size or digest differs from the manifest.
     """
     data = manifest if isinstance(manifest, Mapping) else load_wandb_manifest(manifest)
     entries = from_wandb_manifest(data)
     files = [e for e in entries if not e.ref]
-    algorithm = "xxh3_128" if any(e.algorithm == "xxh3_128" for e in files) else "md5"
-    art = Artifact(name, type, description, metadata, hash_algorithm=algorithm)
+    if digest_algorithm is None:
+        digest_algorithm = "xxh3_128" if any(e.algorithm == "xxh3_128" for e in entries) else "md5"
+        _log.info("%s: the W&B manifest's digest algorithm is inferred from its entries: %s", name, digest_algorithm)
+    elif digest_algorithm not in ALGORITHMS:
+        raise _bad(
+            f"digest_algorithm must be one of {', '.join(ALGORITHMS)}, not {digest_algorithm!r}", "digest_algorithm"
+        )
+    art = Artifact(name, type, description, metadata, hash_algorithm=digest_algorithm)
+    art._manifest = Manifest(digest_algorithm=digest_algorithm)
     if files:
         if root is None:
             raise _bad(
