@@ -3,7 +3,8 @@
 Environment: DEPOT_INTERNAL_SECRET (required), DEPOT_STORAGE_URL (file://
 or s3://), DEPOT_METADATA_ADDRESS, DEPOT_LISTEN, DEPOT_S3_* (endpoint,
 region, SSE), DEPOT_REFERENCE_*, DEPOT_TLS_* and DEPOT_HEALTH_LISTEN (see
-config.py and depot.services.common.tls).
+config.py and depot.services.common.tls); DEPOT_DATABASE_URL (optional)
+shares large reference listings with the other replicas (docs/fanout.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from depot.services.common import serving, telemetry, tls
 from depot.services.common.config import ConfigError
 
 from .config import ManifestConfig
+from .fanout import ReferenceFanOut, open_fanout
 from .operations import Operations
 from .server import GATES, add_manifest, sweep_staging
 
@@ -29,7 +31,11 @@ async def _serve(config: ManifestConfig) -> None:
         config.metadata_address, settings.client_tls, config.server.tls, insecure=config.insecure
     )
     operations = Operations(settings.operation_settings())
+    references = settings.reference_policy()
+    fanout: ReferenceFanOut | None = None
     try:
+        if config.database_url:
+            fanout, references = await open_fanout(config.database_url, store, references, config.fanout)
         server = serving.new_server(GATES)
         port = serving.bind(server, config.server.listen, config.server.tls)
         name = add_manifest(
@@ -37,7 +43,7 @@ async def _serve(config: ManifestConfig) -> None:
             store,
             channel,
             config.internal_secret,
-            settings.reference_policy(),
+            references,
             idle_timeout_s=settings.upload_idle_timeout_s,
             operations=operations,
             gc_grace_s=settings.gc_grace_s,
@@ -49,6 +55,8 @@ async def _serve(config: ManifestConfig) -> None:
     finally:
         sweeper.cancel()
         await operations.close()
+        if fanout is not None:
+            await fanout.close()
         await channel.close()
         await store.aclose()
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depot.services.common import tls
-from depot.services.common.config import ConfigError, ServerConfig, flag, internal_secret, seconds
+from depot.services.common.config import ConfigError, ServerConfig, flag, internal_secret, seconds, whole_number
 
 from ._s3_http import S3Config
 from .blobs import DEFAULT_GC_GRACE_S
+from .fanout import FanOutSettings
 from .operations import OperationSettings
 from .references import ReferencePolicy
 from .store import BlobStore, S3Options, open_store
@@ -130,6 +131,10 @@ class ManifestConfig:
     settings: ManifestSettings
     # DEPOT_INSECURE: plaintext to a metadata address off this machine is meant.
     insecure: bool = False
+    # Optional: the PostgreSQL where manifest replicas share large reference
+    # listings (docs/fanout.md); None lists every reference in the process called.
+    database_url: str | None = None
+    fanout: FanOutSettings = FanOutSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ManifestConfig:
@@ -141,6 +146,11 @@ class ManifestConfig:
             metadata_address=env.get("DEPOT_METADATA_ADDRESS") or "127.0.0.1:50051",
             settings=settings,
             insecure=flag(env, "DEPOT_INSECURE"),
+            database_url=env.get("DEPOT_DATABASE_URL") or None,
+            fanout=FanOutSettings(
+                min_objects=whole_number(env, "DEPOT_FANOUT_MIN_OBJECTS", 100_000, low=1, high=10**9),
+                lease_s=seconds(env, "DEPOT_FANOUT_LEASE_S", 30.0),
+            ),
         )
         try:
             # Refused here, at startup and in one line, rather than when the

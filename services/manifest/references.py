@@ -19,7 +19,7 @@ from depot.services.common.errors import InvalidArgument, PermissionDenied
 
 from ._s3_http import S3Config
 from .azure_listing import AzureConfig, parse_reference_uri, write_azure_reference
-from .s3_listing import ReferenceStats, parse_s3_uri, write_s3_reference
+from .s3_listing import FanOut, ReferenceStats, parse_s3_uri, write_s3_reference
 
 # The default and the most a reference may ask for: a manifest of this many
 # entries is what the server is sized to list, store and read back.
@@ -86,6 +86,7 @@ def _write_s3(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> Awai
         max_objects=spec.max_objects,
         concurrency=policy.concurrency,
         session_config=policy.s3,
+        fan_out=policy.fan_out,
     )
 
 
@@ -127,6 +128,8 @@ class ReferencePolicy:
     # Azure credentials come from the environment (connection strings,
     # azure-identity's chain), as botocore's do for S3.
     azure: AzureConfig = field(default_factory=AzureConfig.from_env)
+    # Lists a large s3:// reference across the manifest replicas (fanout.py); None: in this process.
+    fan_out: FanOut | None = None
 
     @classmethod
     def from_setting(cls, buckets: str, s3: S3Config) -> ReferencePolicy:

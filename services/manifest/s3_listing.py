@@ -50,8 +50,10 @@ import os
 import tempfile
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from depot.services.common import otel_steps
 from depot.services.common.errors import (
     InvalidArgument,
     NotFound,
@@ -77,7 +79,17 @@ except ImportError:  # pragma: no cover
     _tracer = None
     _objects_counter = _pages_counter = None
 
-__all__ = ["S3Config", "ReferenceStats", "parse_s3_uri", "write_s3_reference"]
+__all__ = [
+    "FanOut",
+    "S3Config",
+    "S3Plan",
+    "ReferenceStats",
+    "parse_s3_uri",
+    "s3_client",
+    "units_from_json",
+    "write_s3_reference",
+    "write_s3_units",
+]
 
 # Parsed pages of later units held in memory per listing worker before spilling
 # raw bodies to a temp file (a native 1000-key page is ~100-200 KiB).
@@ -101,6 +113,62 @@ class ReferenceStats:
     wall_s: float
     throttles: int = 0  # requests answered SlowDown/503/429
     lowest_concurrency: int = 0  # the AIMD limit's low point (= concurrency when never throttled)
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Plan:
+    """A planned prefix listing: the key ranges (units, in key order) and how
+    their keys become entries. What a fan-out hands to other replicas."""
+
+    uri: str
+    bucket: str
+    prefix: str
+    path_prefix: str
+    versioned: bool
+    max_objects: int
+    units: list[Any]
+
+    def estimate(self) -> int:
+        """At least this many keys (see ``_weight``)."""
+        return sum(_weight(u) for u in self.units)
+
+    def ranges(self, n: int) -> list[list[list[str]]]:
+        """The units in ``n`` (or fewer) consecutive runs of about equal
+        estimated size, each unit as ``["k", key]`` or ``["p", prefix]``."""
+        weights = [_weight(u) for u in self.units]
+        total = sum(weights) or 1
+        out: list[list[list[str]]] = [[]]
+        acc = 0
+        for u, w in zip(self.units, weights):
+            if out[-1] and acc >= total * len(out) / n:
+                out.append([])
+            out[-1].append(["k", u.key] if isinstance(u, ExactUnit) else ["p", u.prefix])
+            acc += w
+        return out
+
+
+def _weight(u: Any) -> int:
+    """Keys a unit holds, at least: one for an exact key, the count of a
+    prefix the planner saw whole, one page for one it saw truncated or not at all."""
+    if isinstance(u, ExactUnit):
+        return 1
+    if u.first is not None and not u.first[0].is_truncated:
+        return int(u.first[0].count)
+    return 1000
+
+
+def units_from_json(data: list[list[str]]) -> list[Any]:
+    """``S3Plan.ranges`` units back into planner units (their first page is listed again)."""
+    out: list[Any] = []
+    for kind, value in data:
+        out.append(ExactUnit(value) if kind == "k" else PrefixUnit(value, splittable=False))
+    return out
+
+
+# A fan-out takes a planned listing and writes it into the writer through
+# other replicas, returning the number of objects written, or None to have
+# this process list it (a small listing).
+FanOut = Callable[[S3Plan, Any], Awaitable[int | None]]
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
@@ -267,6 +335,7 @@ async def write_s3_reference(
     max_objects: int = 10_000_000,
     concurrency: int = 32,
     session_config: S3Config,
+    fan_out: FanOut | None = None,
 ) -> ReferenceStats:
     """Lists ``uri`` into ``writer`` (a native ``ManifestWriter``), in path order.
 
@@ -297,7 +366,9 @@ async def write_s3_reference(
             span.set_attribute("s3.bucket", bucket)
             span.set_attribute("s3.key", key)
         async with S3HttpClient(session_config, bucket, concurrency=concurrency) as http:
-            stats = await _write(http, uri, writer, bucket, key, version_id, name, max_objects, concurrency, t0)
+            stats = await _write(
+                http, uri, writer, bucket, key, version_id, name, max_objects, concurrency, t0, fan_out
+            )
         if span is not None:
             span.set_attribute("depot.objects", stats.objects)
             span.set_attribute("depot.requests", stats.requests)
@@ -319,6 +390,7 @@ async def _write(
     max_objects: int,
     concurrency: int,
     t0: float,
+    fan_out: FanOut | None = None,
 ) -> ReferenceStats:
     ref_prefix = f"s3://{bucket}/"
 
@@ -359,40 +431,62 @@ async def _write(
     versioned = await http.bucket_versioned()
     units = await plan_units(http, prefix, versioned, target=PLAN_UNITS_PER_WORKER * concurrency)
     n = len(units)
-    path_prefix = name + "/" if name else ""
-    from depot.native import parse_list_page
-
-    ordered = _Ordered(
-        writer,
-        n,
-        strip=len(prefix),
-        path_prefix=path_prefix,
-        ref_prefix=ref_prefix,
-        max_objects=max_objects,
-        uri=uri,
-        mem_pages=BUFFER_PAGES_PER_WORKER * concurrency,
-        parse=parse_list_page,
-        versioned=versioned,
-    )
-    try:
-        await _list_units(http, units, versioned, ordered, concurrency)
-    finally:
-        ordered.close()
-    if ordered.written != ordered.listed:  # pragma: no cover - internal invariant
-        raise Unavailable(f"{uri}: listing ended with {ordered.listed - ordered.written} unwritten objects")
+    plan = S3Plan(uri, bucket, prefix, name + "/" if name else "", versioned, max_objects, units)
+    written = await fan_out(plan, writer) if fan_out is not None else None
+    spilled = 0
+    if written is None:
+        written, spilled = await _list_plan(http, plan, writer, concurrency)
     return ReferenceStats(
         uri,
-        ordered.written,
+        written,
         False,
         versioned,
         n,
         http.requests,
         http.retries,
-        ordered.spilled,
+        spilled,
         time.perf_counter() - t0,
         http.throttles,
         http.limit.lowest,
     )
+
+
+async def _list_plan(http: S3HttpClient, plan: S3Plan, writer: Any, concurrency: int) -> tuple[int, int]:
+    """Lists the plan's units into ``writer`` in key order: (objects written, pages spilled)."""
+    from depot.native import parse_list_page
+
+    ordered = _Ordered(
+        writer,
+        len(plan.units),
+        strip=len(plan.prefix),
+        path_prefix=plan.path_prefix,
+        ref_prefix=f"s3://{plan.bucket}/",
+        max_objects=plan.max_objects,
+        uri=plan.uri,
+        mem_pages=BUFFER_PAGES_PER_WORKER * concurrency,
+        parse=parse_list_page,
+        versioned=plan.versioned,
+    )
+    try:
+        await _list_units(http, plan.units, plan.versioned, ordered, concurrency)
+    finally:
+        ordered.close()
+    if ordered.written != ordered.listed:  # pragma: no cover - internal invariant
+        raise Unavailable(f"{plan.uri}: listing ended with {ordered.listed - ordered.written} unwritten objects")
+    return ordered.written, ordered.spilled
+
+
+def s3_client(config: S3Config, bucket: str, *, concurrency: int) -> S3HttpClient:
+    """A connection to ``bucket`` (``async with``) that ``write_s3_units`` calls may share:
+    opening one costs a botocore client, far more than listing a small range."""
+    return S3HttpClient(config, bucket, concurrency=concurrency)
+
+
+async def write_s3_units(plan: S3Plan, writer: Any, *, http: S3HttpClient, concurrency: int) -> int:
+    """Lists one part of a fanned-out plan (``plan.units``, a run of its key
+    ranges) into ``writer`` over ``http`` (``s3_client``); returns the objects written."""
+    written, _ = await _list_plan(http, plan, writer, concurrency)
+    return written
 
 
 async def _list_units(
@@ -433,7 +527,9 @@ async def _list_units(
         while next_unit < len(units):
             i = next_unit
             next_unit += 1
-            await run_unit(i)
+            # One span per key range, under the reference's span.
+            with otel_steps.step("depot.s3.list_range", {"depot.s3.unit": i}):
+                await run_unit(i)
 
     tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(units)))]
     try:
