@@ -701,7 +701,7 @@ class Artifact:
 
         Raises:
             FailedPreconditionError: Unlogged, with references still to be
-                listed by the server (``s3://``, Azure Blob): their entries
+                listed by the server (``s3://``, ``gs://``, Azure Blob): their entries
                 are not known yet.
         """
         if self._version is not None or self._future is not None:

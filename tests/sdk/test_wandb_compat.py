@@ -195,10 +195,14 @@ def test_incremental_builds_on_latest_without_uploading(wb: World, tmp_path: Pat
         assert run.log_artifact(fresh).wait().version == "v0"
 
 
-def test_pending_server_references_have_no_digest_yet() -> None:
+@pytest.mark.parametrize("uri", ["s3://bucket/prefix/", "gs://bucket/prefix/"])
+def test_pending_server_references_have_no_digest_yet(uri: str, tmp_path: Path) -> None:
+    f = tmp_path / "f.txt"
+    f.write_text("f")
     art = wandb.Artifact("refs", "dataset")
-    art.add_reference("s3://bucket/prefix/")
-    with pytest.raises(depot.FailedPreconditionError, match="s3://bucket/prefix/"):
+    art.add_file(str(f))
+    art.add_reference(uri)
+    with pytest.raises(depot.FailedPreconditionError, match=uri):
         art.digest  # noqa: B018 - the property is what raises
     with pytest.raises(depot.FailedPreconditionError):
         art.size  # noqa: B018
