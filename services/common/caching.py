@@ -10,7 +10,9 @@ first and then the least recently used ones, one per insert
 it was stored with: the revocation bounds in credentials.py rest on that.
 
 Each cache counts hits, misses and evictions (``CacheStats``); ``all_stats``
-lists every cache of the process, for metrics.
+lists every cache of the process, and ``observe`` reports them as
+OpenTelemetry metrics (``depot.cache.*``, one series per cache name): read
+only when a meter provider collects, so free without an exporter.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cachetools import TLRUCache
+from opentelemetry import metrics
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -113,3 +116,30 @@ def all_stats() -> list[CacheStats]:
     """The counters of every live cache of this process."""
     with _registry_lock:
         return [cache.stats for cache in list(_registry)]
+
+
+def observe(meter: metrics.Meter) -> None:
+    """Reports every cache's counters through ``meter`` at each collection.
+
+    Hit ratio = hits / (hits + misses); evictions growing steadily mean the
+    cache is smaller than the working set.
+    """
+
+    def reading(field: str) -> Callable[[metrics.CallbackOptions], Iterable[metrics.Observation]]:
+        def callback(_: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+            return [metrics.Observation(getattr(s, field), {"cache": s.name}) for s in all_stats()]
+
+        return callback
+
+    for field, what in (
+        ("hits", "lookups answered from the cache"),
+        ("misses", "lookups that went to the source"),
+        ("evictions", "live entries dropped to make room (least recently used first)"),
+    ):
+        meter.create_observable_counter(f"depot.cache.{field}", [reading(field)], unit="1", description=what)
+    meter.create_observable_gauge("depot.cache.size", [reading("size")], unit="1", description="entries held")
+
+
+# Through the global (proxy) meter: the instruments follow whatever meter
+# provider telemetry.setup installs later, and cost nothing until then.
+observe(metrics.get_meter("depot.services.cache"))

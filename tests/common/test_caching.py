@@ -86,3 +86,34 @@ def test_stats_are_listed_for_metrics() -> None:
 def test_a_cache_needs_room_for_one_entry() -> None:
     with pytest.raises(ValueError, match="maxsize"):
         ExpiringCache("test.empty", 0)
+
+
+def test_counters_are_reported_as_metrics() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from depot.services.common.caching import observe
+
+    reader = InMemoryMetricReader()
+    observe(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    cache: ExpiringCache[str, int] = ExpiringCache(f"test.metrics.{id(reader)}", 1, timer=Clock())
+    cache.put("a", 1, until=10)
+    cache.get("a")
+    cache.get("b")
+    cache.put("b", 2, until=10)  # evicts "a"
+    data = reader.get_metrics_data()
+    assert data is not None
+    seen = {
+        metric.name: point.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        for point in metric.data.data_points  # type: ignore[union-attr]
+        if point.attributes == {"cache": cache.stats.name}
+    }
+    assert seen == {
+        "depot.cache.hits": 1,
+        "depot.cache.misses": 1,
+        "depot.cache.evictions": 1,
+        "depot.cache.size": 1,
+    }
