@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 from cachetools import TLRUCache
 
-from . import telemetry
+from . import cache_metrics
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -47,7 +47,7 @@ class _Entries(TLRUCache[K, tuple[float, V]]):
     """A TLRUCache that counts what it evicts for room."""
 
     def __init__(
-        self, maxsize: int, timer: Callable[[], float], stats: CacheStats, counter: telemetry.CacheCounter
+        self, maxsize: int, timer: Callable[[], float], stats: CacheStats, counter: cache_metrics.CacheCounter
     ) -> None:
         # The deadline is stored with the value: "good until", fixed when the
         # answer was read, not when it was stored (a role is stored only once
@@ -75,12 +75,12 @@ class ExpiringCache(Generic[K, V]):
         name: str,
         maxsize: int,
         timer: Callable[[], float] = time.monotonic,
-        counter: telemetry.CacheCounter | None = None,
+        counter: cache_metrics.CacheCounter | None = None,
     ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.stats = CacheStats(name, maxsize)
-        self._counter = counter or telemetry.cache_counter(name)
+        self._counter = counter or cache_metrics.cache_counter(name)
         self._entries: _Entries[K, V] = _Entries(maxsize, timer, self.stats, self._counter)
 
     def get(self, key: K) -> V | None:
