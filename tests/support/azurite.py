@@ -1,6 +1,6 @@
 """Azurite (Microsoft's Azure Storage emulator) on loopback, and a tiny blob client for tests.
 
-``.ci/run`` installs Azurite with npm (idempotent, quick when present) into
+``scripts/test.sh`` (the README's test command) installs Azurite with npm (idempotent, quick when present) into
 ``<repo>/.cache/azurite``; a test that needs it and cannot find it fails
 with the command that installs it (never skips).
 
