@@ -72,6 +72,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 from xml.sax.saxutils import escape
 
+from s3store import ObjectStore  # bench/s3store.py: the stateful mode (bench/ is on the path)
+
 __all__ = ["KeySpace", "SimConfig", "Simulator", "SimulatorThread", "start_simulator", "main"]
 
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -255,6 +257,7 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = 0
     region: str = "us-east-1"
+    stateful: bool = False  # keep what is PUT (bench/s3store.py) instead of the synthetic space
 
 
 class _Stats:
@@ -290,6 +293,7 @@ class Simulator:
         self.space = KeySpace(c.objects, c.layout, **opts)
         self.spaces = {name: KeySpace(n, c.layout, **opts) for name, n in c.buckets.items()}
         self.stats = _Stats()
+        self.store = ObjectStore() if c.stateful else None
         self._rng = random.Random(c.seed)
         self._sem: asyncio.Semaphore | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -349,13 +353,16 @@ class Simulator:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0") or 0)
+                if headers.get("expect", "").lower() == "100-continue":
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                payload = b""
                 if length:
                     try:
-                        await reader.readexactly(length)
+                        payload = await reader.readexactly(length)
                     except (asyncio.IncompleteReadError, ConnectionError):
                         return
                 keep = headers.get("connection", "").lower() != "close"
-                if not await self._respond(method, target, headers, writer, keep):
+                if not await self._respond(method, target, headers, writer, keep, payload):
                     return
                 if not keep:
                     return
@@ -364,7 +371,13 @@ class Simulator:
             writer.close()
 
     async def _respond(
-        self, method: str, target: str, headers: dict[str, str], writer: asyncio.StreamWriter, keep: bool
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        writer: asyncio.StreamWriter,
+        keep: bool,
+        payload: bytes = b"",
     ) -> bool:
         c = self.config
         self.stats.requests += 1
@@ -410,7 +423,10 @@ class Simulator:
                 )
             else:
                 try:
-                    status, hdrs, body = self._handle(method, target, headers)
+                    if self.store is not None:
+                        status, hdrs, body = self.store.handle(method, target, headers, payload)
+                    else:
+                        status, hdrs, body = self._handle(method, target, headers)
                 except Exception as e:  # a bug in the simulator must not hang the client
                     status, hdrs, body = (
                         500,
@@ -770,6 +786,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--stateful", action="store_true", help="keep what is PUT (bench/s3store.py)")
     a = ap.parse_args(argv)
     buckets = {}
     for spec in a.bucket:
@@ -795,6 +812,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=a.seed,
         host=a.host,
         port=a.port,
+        stateful=a.stateful,
     )
 
     async def run() -> None:

@@ -422,7 +422,7 @@ class Artifact:
 
         ``file://`` paths are hashed here (a directory becomes one entry per
         file); ``http(s)://`` URLs are checked here (ETag, else the content's
-        digest); ``s3://`` prefixes are listed by the manifest service when
+        digest); ``s3://`` and ``gs://`` prefixes are listed by the manifest service when
         the artifact is logged. With ``checksum=False`` the URI itself is the
         one entry.
         More files than ``max_objects`` is an error, never a silent cut.
@@ -461,7 +461,7 @@ class Artifact:
         if not checksum:
             base = name or (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc)
             return [self._put(ManifestEntry(base, uri, "none", 0, ref=uri))]
-        if parts.scheme == "s3" or azure:
+        if parts.scheme in ("s3", "gs") or azure:
             # Listed and checksummed by the manifest service when the
             # artifact is logged: millions of keys never cross the wire.
             self._server_references.append(

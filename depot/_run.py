@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
+import contextvars
 import json
 import os
 from types import TracebackType
@@ -90,7 +91,8 @@ class Run:
                 artifact, self._client, log_artifact(self._client, parent, self.name, artifact, alias_list)
             )
 
-        artifact._future = self._pool.submit(work)
+        # In the caller's context: its current trace span (if any) is the parent of the upload's calls.
+        artifact._future = self._pool.submit(contextvars.copy_context().run, work)
         self._pending.append(artifact)
         return artifact
 

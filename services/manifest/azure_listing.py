@@ -99,8 +99,9 @@ async def write_azure_reference(
                 if max_objects < 1:
                     raise TooManyObjects(shown, max_objects)
                 path = name if name else key.rsplit("/", 1)[-1]
-                writer.add(path, "etag", head.etag, head.size, ref=addr.ref(key), version_id=head.version_id)
-                return stats(1, True, bool(head.version_id), 0, 0)
+                vid = head.version_id or addr.version_id
+                writer.add(path, "etag", head.etag, head.size, ref=addr.ref(key), version_id=vid)
+                return stats(1, True, bool(vid), 0, 0)
             prefix = key + "/"
         else:
             prefix = key
