@@ -700,8 +700,9 @@ class Artifact:
         """The W&B artifact digest (hex) of the entries.
 
         Raises:
-            FailedPreconditionError: Unlogged, with ``s3://`` references still
-                to be listed by the server (their entries are not known yet).
+            FailedPreconditionError: Unlogged, with references still to be
+                listed by the server (``s3://``, ``gs://``, Azure Blob): their entries
+                are not known yet.
         """
         if self._version is not None or self._future is not None:
             return self._logged().digest
