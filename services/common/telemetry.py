@@ -24,11 +24,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 
+from . import caching
+from .caching import CacheStats
 from .config import TelemetryConfig
 from .otel_rpc import RpcMetrics
 
@@ -39,42 +43,44 @@ _tracer_provider: trace.TracerProvider | None = None
 _meter_provider: metrics.MeterProvider | None = None
 
 
-class CacheCounter:
-    """Hits, misses and evictions of one named cache (``cache_counter``).
+def _observe_caches(meter: metrics.Meter) -> None:
+    """The caches' counters (``caching.all_stats``), read when the metrics are collected.
 
-    The hit ratio is ``depot.cache.lookups{depot.cache.result="hit"}`` over all
-    lookups of the same ``depot.cache``. Without a meter provider each call is
-    a no-op counter's ``add``.
+    Pull, not push: a cache lookup stays a dict access and an int increment,
+    exporter or not. Caches of one name (one per service instance) add up.
     """
 
-    def __init__(self, name: str, meter: metrics.Meter):
-        self.name = name
-        self._lookups = meter.create_counter(
-            "depot.cache.lookups", unit="{lookup}", description="In-process cache lookups, by cache and result"
-        )
-        self._evictions = meter.create_counter(
-            "depot.cache.evictions", unit="{entry}", description="Entries a full cache evicted, by cache"
-        )
-        self._hit = {"depot.cache": name, "depot.cache.result": "hit"}
-        self._miss = {"depot.cache": name, "depot.cache.result": "miss"}
-        self._cache = {"depot.cache": name}
+    def totals() -> dict[str, CacheStats]:
+        out: dict[str, CacheStats] = {}
+        for stats in caching.all_stats():
+            total = out.setdefault(stats.name, CacheStats(stats.name, 0))
+            total.maxsize += stats.maxsize
+            total.hits += stats.hits
+            total.misses += stats.misses
+            total.evictions += stats.evictions
+            total.size += stats.size
+        return out
 
-    def hit(self, n: int = 1) -> None:
-        self._lookups.add(n, self._hit)
+    def lookups(_: CallbackOptions) -> Iterator[Observation]:
+        for name, t in totals().items():
+            yield Observation(t.hits, {"depot.cache": name, "depot.cache.result": "hit"})
+            yield Observation(t.misses, {"depot.cache": name, "depot.cache.result": "miss"})
 
-    def miss(self, n: int = 1) -> None:
-        self._lookups.add(n, self._miss)
+    def evictions(_: CallbackOptions) -> Iterator[Observation]:
+        for name, t in totals().items():
+            yield Observation(t.evictions, {"depot.cache": name})
 
-    def evicted(self, n: int = 1) -> None:
-        self._evictions.add(n, self._cache)
+    def size(_: CallbackOptions) -> Iterator[Observation]:
+        for name, t in totals().items():
+            yield Observation(t.size, {"depot.cache": name})
 
-
-def cache_counter(name: str, meter_provider: metrics.MeterProvider | None = None) -> CacheCounter:
-    """The counters of the cache ``name`` (e.g. ``"metadata.auth"``): create one per cache, at its
-    construction, and call ``hit()`` / ``miss()`` on each lookup and ``evicted()`` when it drops an
-    entry to make room. On the global meter provider (``setup()``) unless given one (tests).
-    """
-    return CacheCounter(name, metrics.get_meter("depot.cache", meter_provider=meter_provider))
+    meter.create_observable_counter(
+        "depot.cache.lookups", [lookups], unit="{lookup}", description="In-process cache lookups, by cache and result"
+    )
+    meter.create_observable_counter(
+        "depot.cache.evictions", [evictions], unit="{entry}", description="Entries a full cache evicted to make room"
+    )
+    meter.create_observable_gauge("depot.cache.size", [size], unit="{entry}", description="Entries a cache holds")
 
 
 def setup(service_name: str, config: TelemetryConfig) -> None:
@@ -126,6 +132,8 @@ def use(tracer_provider: trace.TracerProvider | None, meter_provider: metrics.Me
     if tracer_provider is not None:
         sql.instrument(tracer_provider=tracer_provider)
     _tracer_provider, _meter_provider = tracer_provider, meter_provider
+    if meter_provider is not None:
+        _observe_caches(meter_provider.get_meter("depot.cache"))
 
 
 def _span_exporters(names: tuple[str, ...]) -> list[Any]:
