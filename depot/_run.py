@@ -148,12 +148,17 @@ class Run:
         else:
             path = artifact_or_path
         p = parse_artifact_path(path, entity=self.entity, project=self.project, org=self.org)
+        if type is not None:
+            # Checked before the use is recorded: a refused call leaves no lineage edge.
+            found = self._client.call(
+                self._client.artifacts.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
+            )
+            if found.type != type:
+                raise InvalidArgumentError(f"{path} has type {found.type!r}, not {type!r}", field="type")
         v = self._client.call(
             self._client.artifacts.UseArtifactVersion,
             pb.UseArtifactVersionRequest(run=self.name, version=p.version_resource, request_id=request_id()),
         )
-        if type is not None and v.type != type:
-            raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
         if alias_list:
             v = self._client.call(
                 self._client.artifacts.AddAliases,

@@ -324,6 +324,8 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
             raise _bad(f"{field}.extra.alg {tag!r} is not a known digest algorithm", f"{field}.extra.alg")
         algorithm = _ALG_FROM_WANDB[tag]
     version_id = extra.pop("versionID", "")
+    if type(version_id) is int and version_id >= 0:
+        version_id = str(version_id)  # W&B's GCS handler records the generation as an int
     if not isinstance(version_id, str):
         raise _bad(f"{field}.extra.versionID must be a string", f"{field}.extra.versionID")
     _no_control(version_id, f"{field}.extra.versionID")

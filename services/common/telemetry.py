@@ -24,15 +24,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
 
-from . import caching
-from .caching import CacheStats
+# The cache hook lives in a grpc-free module so that domain code (metadata's
+# access.py through caching.py) may count without importing grpc.
+from .cache_metrics import CacheCounter as CacheCounter
+from .cache_metrics import cache_counter as cache_counter
 from .config import TelemetryConfig
 from .otel_rpc import RpcMetrics
 
@@ -41,46 +41,6 @@ tracer = trace.get_tracer("depot.services")
 # Where the RPC interceptors and SQL spans report: None (off) until setup() or use().
 _tracer_provider: trace.TracerProvider | None = None
 _meter_provider: metrics.MeterProvider | None = None
-
-
-def _observe_caches(meter: metrics.Meter) -> None:
-    """The caches' counters (``caching.all_stats``), read when the metrics are collected.
-
-    Pull, not push: a cache lookup stays a dict access and an int increment,
-    exporter or not. Caches of one name (one per service instance) add up.
-    """
-
-    def totals() -> dict[str, CacheStats]:
-        out: dict[str, CacheStats] = {}
-        for stats in caching.all_stats():
-            total = out.setdefault(stats.name, CacheStats(stats.name, 0))
-            total.maxsize += stats.maxsize
-            total.hits += stats.hits
-            total.misses += stats.misses
-            total.evictions += stats.evictions
-            total.size += stats.size
-        return out
-
-    def lookups(_: CallbackOptions) -> Iterator[Observation]:
-        for name, t in totals().items():
-            yield Observation(t.hits, {"depot.cache": name, "depot.cache.result": "hit"})
-            yield Observation(t.misses, {"depot.cache": name, "depot.cache.result": "miss"})
-
-    def evictions(_: CallbackOptions) -> Iterator[Observation]:
-        for name, t in totals().items():
-            yield Observation(t.evictions, {"depot.cache": name})
-
-    def size(_: CallbackOptions) -> Iterator[Observation]:
-        for name, t in totals().items():
-            yield Observation(t.size, {"depot.cache": name})
-
-    meter.create_observable_counter(
-        "depot.cache.lookups", [lookups], unit="{lookup}", description="In-process cache lookups, by cache and result"
-    )
-    meter.create_observable_counter(
-        "depot.cache.evictions", [evictions], unit="{entry}", description="Entries a full cache evicted to make room"
-    )
-    meter.create_observable_gauge("depot.cache.size", [size], unit="{entry}", description="Entries a cache holds")
 
 
 def setup(service_name: str, config: TelemetryConfig) -> None:
@@ -132,8 +92,6 @@ def use(tracer_provider: trace.TracerProvider | None, meter_provider: metrics.Me
     if tracer_provider is not None:
         sql.instrument(tracer_provider=tracer_provider)
     _tracer_provider, _meter_provider = tracer_provider, meter_provider
-    if meter_provider is not None:
-        _observe_caches(meter_provider.get_meter("depot.cache"))
 
 
 def _span_exporters(names: tuple[str, ...]) -> list[Any]:

@@ -14,7 +14,8 @@ ETag, checked with ``If-Match``, ties that header to the recorded blob).
 Rules shared with S3 (``s3_listing``): ``.../data`` is the blob ``data`` if it
 exists (and is not a directory stub), else the prefix ``data/`` — never
 ``data-old/…``; folder markers (names ending ``/``) and ADLS directory stubs
-are not entries; zero-byte blobs are; more than ``max_objects`` blobs is
+are not entries (the parser drops blobs whose metadata says
+``hdi_isfolder=true``, as W&B does); zero-byte blobs are; more than ``max_objects`` blobs is
 ``TooManyObjects``, never a truncated manifest.
 
 How it is fast, and how concurrent

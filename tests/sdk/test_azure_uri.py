@@ -46,6 +46,14 @@ def test_parse(uri: str, want: BlobAddress) -> None:
         ("az://acct1/c0n/k#frag", "'#'"),
         ("az://acct1/c0n/p/?versionId=v", "needs a blob name"),
         ("https://acct1.blob.core.windows.net/c0n/k?sv=1&sig=S3CR3T", "SAS"),
+        # Dot segments: an HTTP client would resolve them after the allowlist
+        # checked container "c0n", and fetch from another container.
+        ("az://acct1/c0n/../secret/blob.bin", "'..' path segments"),
+        ("az://acct1/c0n/.%2E/secret/blob.bin", "'..' path segments"),
+        ("az://acct1/c0n/%2E%2E/secret/blob.bin", "'..' path segments"),
+        ("az://acct1/c0n/a/./b", "'..' path segments"),
+        ("https://acct1.blob.core.windows.net/c0n/../secret/blob.bin", "'..' path segments"),
+        ("https://acct1.blob.core.windows.net/c0n/p/%2e%2e/x?versionId=v", "'..' path segments"),
     ],
 )
 def test_refused(uri: str, message: str) -> None:
