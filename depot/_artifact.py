@@ -1246,7 +1246,10 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
     _ttl.to_request(req, art._ttl)
     v = client.call(client.artifacts.CreateArtifactVersion, req)
     stored = json.loads(v.metadata_json) if v.metadata_json else {}
-    applied = (v.description, stored, sorted(v.tags)) == (art.description, art.metadata, tags)
+    # Compared as JSON, as stored: a tuple or an int key in the caller's
+    # metadata comes back as a list or a string without anything being lost.
+    sent = json.loads(json.dumps(art.metadata)) if art.metadata else {}
+    applied = (v.description, stored, sorted(v.tags)) == (art.description, sent, tags)
     if not applied:
         _log.warning(
             "%s: the same content is logged already as v%d; its stored description, metadata and tags "

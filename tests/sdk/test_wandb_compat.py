@@ -258,3 +258,18 @@ def test_unsupported_rows_say_why(wb: World, tmp_path: Path) -> None:
     # is_tmp names the file after its content, as W&B does.
     e = art.add_file(str(f), name="dir/report.csv", is_tmp=True)
     assert e.path.startswith("dir/") and e.path.endswith(".csv") and len(e.path) == len("dir/") + 20 + len(".csv")
+
+
+def test_fresh_version_with_json_lossy_metadata_is_applied(
+    wb: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A tuple comes back as a list and an int key as a string: stored as sent, not "not applied".
+    data = _files(tmp_path / "data")
+    with wandb.init(entity="team-a", project="p") as run:
+        art = wandb.Artifact("shaped", "dataset", metadata={"shape": (3, 4), 7: "seven"})
+        art.add_dir(str(data))
+        with caplog.at_level(logging.WARNING, logger="depot"):
+            run.log_artifact(art).wait()
+    assert art.version == "v0" and art.metadata_applied is True
+    assert "logged already" not in caplog.text
+    assert wandb.Api().artifact("team-a/p/shaped:v0").metadata == {"shape": [3, 4], "7": "seven"}
