@@ -1,22 +1,25 @@
 """What telemetry costs a cheap RPC: GetArtifactVersion, with and without an exporter.
 
-    python bench/rpc_overhead.py [--calls 2000] [--repeat 3] [--modes off,otlp]
+    python bench/rpc_overhead.py [--calls 2000] [--repeat 3] [--modes off,sdk,otlp]
 
-For each mode, starts an all-in-one server (embedded PostgreSQL, one
-worker) in a subprocess, logs one small version, then times ``--calls``
-sequential GetArtifactVersion calls from one client, ``--repeat`` times,
-and prints one JSON line per run and one with the median:
+Starts an all-in-one server (embedded PostgreSQL, one worker) in a
+subprocess, logs one small version, then times ``--calls`` sequential
+GetArtifactVersion calls from one client, ``--repeat`` times per mode, and
+prints one JSON line per run and one with the median:
 
     {"bench": "rpc_overhead", "mode": "off", "calls": 2000, "us_per_call": ...}
 
-- ``off``: no OTEL_* variable set: no interceptor, no patched asyncpg; what
-  every deployment without a collector runs.
-- ``otlp``: traces and metrics exported over OTLP to a sink this bench
-  serves (it drops what it gets): the price of the signals.
-
-Run it with another checkout's interpreter (its ``.venv/bin/python``) to
-measure that code's ``off`` the same way: the bench only starts
-``python -m depot.services.allinone`` and calls it.
+- ``off``: no OTEL_* variable set on the server (no interceptor, no patched
+  asyncpg: what every deployment without a collector runs), called on a
+  plain channel: the code before OpenTelemetry's instrumentation, which
+  installed nothing either without an exporter.
+- ``sdk``: the same server, called on the SDK's channel
+  (``depot._client._traced``: the instrumentation's client interceptor)
+  in a process without a tracer provider: what the SDK's trace
+  propagation costs a user who does not trace.
+- ``otlp``: a second server exporting traces and metrics over OTLP to a
+  sink this bench serves (it drops what it gets), plain channel: the
+  price of the signals.
 """
 
 from __future__ import annotations
@@ -75,9 +78,12 @@ def _prepare(address: str, key: str) -> pb.GetArtifactVersionRequest:
     return pb.GetArtifactVersionRequest(name="entities/bench/projects/p/artifacts/a/versions/prod")
 
 
-def _time_calls(address: str, key: str, request: pb.GetArtifactVersionRequest, calls: int) -> float:
+def _time_calls(address: str, key: str, request: pb.GetArtifactVersionRequest, calls: int, sdk: bool) -> float:
+    from depot._client import _traced
+
     md = (("authorization", f"Bearer {key}"),)
-    with grpc.insecure_channel(address) as channel:
+    plain = grpc.insecure_channel(address)
+    with _traced(plain) if sdk else plain as channel:
         get = metadata_pb2_grpc.ArtifactServiceStub(channel).GetArtifactVersion
         for _ in range(100):  # warm the connection and the server's caches
             get(request, metadata=md, timeout=30)
@@ -87,26 +93,30 @@ def _time_calls(address: str, key: str, request: pb.GetArtifactVersionRequest, c
         return time.perf_counter() - start
 
 
-def run_mode(mode: str, calls: int, repeat: int, endpoint: str) -> list[float]:
+def run_server(modes: list[str], calls: int, repeat: int, endpoint: str | None) -> dict[str, list[float]]:
+    """Times each client mode against one server, exporting to ``endpoint`` when given."""
     saved = dict(os.environ)
     for k in [k for k in os.environ if k.startswith("OTEL_")]:
         del os.environ[k]
-    if mode == "otlp":
+    if endpoint is not None:
         os.environ.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_INSECURE="true")
     try:
         with tempfile.TemporaryDirectory(prefix="depot-rpc-overhead-") as tmp:
             proc, address, key = start_allinone(Path(tmp))
             try:
                 request = _prepare(address, key)
-                out = []
+                out: dict[str, list[float]] = {m: [] for m in modes}
                 for _ in range(repeat):
-                    seconds = _time_calls(address, key, request, calls)
-                    out.append(seconds / calls * 1e6)
-                    print(
-                        json.dumps(
-                            {"bench": "rpc_overhead", "mode": mode, "calls": calls, "us_per_call": round(out[-1], 1)}
-                        )
-                    )
+                    for mode in modes:
+                        seconds = _time_calls(address, key, request, calls, sdk=mode == "sdk")
+                        out[mode].append(seconds / calls * 1e6)
+                        line = {
+                            "bench": "rpc_overhead",
+                            "mode": mode,
+                            "calls": calls,
+                            "us_per_call": round(out[mode][-1], 1),
+                        }
+                        print(json.dumps(line), flush=True)
                 return out
             finally:
                 proc.terminate()
@@ -120,25 +130,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--modes", default="off,otlp")
+    ap.add_argument("--modes", default="off,sdk,otlp")
     args = ap.parse_args()
+    modes = args.modes.split(",")
     sink, endpoint = _sink()
+    runs: dict[str, list[float]] = {}
     try:
-        for mode in args.modes.split(","):
-            runs = run_mode(mode, args.calls, args.repeat, endpoint)
-            print(
-                json.dumps(
-                    {
-                        "bench": "rpc_overhead",
-                        "mode": mode,
-                        "calls": args.calls,
-                        "median_us_per_call": round(statistics.median(runs), 1),
-                        "runs": len(runs),
-                    }
-                )
-            )
+        quiet = [m for m in modes if m != "otlp"]
+        if quiet:
+            runs.update(run_server(quiet, args.calls, args.repeat, None))
+        if "otlp" in modes:
+            runs.update(run_server(["otlp"], args.calls, args.repeat, endpoint))
     finally:
         sink.stop(None)
+    for mode in modes:
+        median = statistics.median(runs[mode])
+        line = {"bench": "rpc_overhead", "mode": mode, "calls": args.calls, "median_us_per_call": round(median, 1)}
+        print(json.dumps({**line, "runs": len(runs[mode])}))
 
 
 if __name__ == "__main__":

@@ -278,26 +278,30 @@ def _traced(channel: grpc.Channel) -> grpc.Channel:
     """``channel``, sending the caller's trace context (W3C ``traceparent``) on each call.
 
     Only where ``opentelemetry-instrumentation-grpc`` is installed (``pip
-    install depot[otel]``; the lean SDK does not need it): each call is then
-    a client span of the user's current span, and the services' spans join
-    that trace. With no tracer provider set in the process (the API's no-op),
-    a call costs a non-recording span and sends nothing. Server-streaming
-    calls are left out: the instrumentation hands back a plain generator for
-    them, without the ``cancel()`` the manifest readers call.
+    install depot[otel]``; the lean SDK does not need it), and only once the
+    process has a tracer provider (checked per call, so one set up after the
+    client counts): each call is then a client span of the user's current
+    span, and the services' spans join that trace. Until then a call costs
+    one type check. Server-streaming calls are left out: the instrumentation
+    hands back a plain generator for them, without the ``cancel()`` the
+    manifest readers call.
     """
     try:
+        from opentelemetry import trace
         from opentelemetry.instrumentation.grpc import client_interceptor
         from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
     except ImportError:
         return channel
+
+    def traced_call(info: Any) -> bool:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return False  # no provider set: nothing would be recorded or sent
+        return not getattr(info, "is_server_stream", False) or bool(getattr(info, "is_client_stream", False))
+
     # The instrumentation's functions carry no annotations.
-    interceptor = client_interceptor(filter_=_not_server_streaming)  # type: ignore[no-untyped-call]
+    interceptor = client_interceptor(filter_=traced_call)  # type: ignore[no-untyped-call]
     traced: grpc.Channel = intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
     return traced
-
-
-def _not_server_streaming(info: Any) -> bool:
-    return not getattr(info, "is_server_stream", False) or bool(getattr(info, "is_client_stream", False))
 
 
 def _first(it: Iterator[T]) -> Iterator[T]:

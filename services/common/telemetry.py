@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -58,7 +59,7 @@ def setup(service_name: str, config: TelemetryConfig) -> None:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler(os.environ))
         for span_exporter in _span_exporters(config.traces):
             tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
         # Global too: the long steps' child spans (``tracer``, the GC's) use the API's provider.
@@ -72,6 +73,43 @@ def setup(service_name: str, config: TelemetryConfig) -> None:
         metrics.set_meter_provider(meter_provider)
     use(tracer_provider, meter_provider)
     stamp_logs(json_lines=config.json_logs)
+
+
+def sampler(env: Mapping[str, str]) -> Any:
+    """The operator's sampling decision, applied whatever the caller's ``traceparent`` asks.
+
+    OpenTelemetry's default follows the incoming sampled flag, so any caller
+    (authenticated or not: the interceptor runs before the edge) could force
+    every one of its requests to be traced, SQL spans included, or switch
+    tracing off. Here a remote parent only gives the trace id: the decision
+    is ``OTEL_TRACES_SAMPLER`` / ``_ARG``'s (always_on, always_off or a
+    trace-id ratio, with or without ``parentbased_``). A ratio decides by
+    trace id, so every service takes the same decision for one trace and
+    sampled traces stay whole; spans inside one service follow their parent.
+    """
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower().removeprefix("parentbased_")
+    root: Any
+    if name == "always_on":
+        root = ALWAYS_ON
+    elif name == "always_off":
+        root = ALWAYS_OFF
+    elif name == "traceidratio":
+        arg = env.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+        try:
+            ratio = float(arg)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1, not {arg!r}")
+        root = TraceIdRatioBased(ratio)
+    else:
+        raise ValueError(
+            f"OTEL_TRACES_SAMPLER={env['OTEL_TRACES_SAMPLER']!r}: Depot's services take always_on, always_off "
+            "or traceidratio (each also with parentbased_)"
+        )
+    return ParentBased(root, remote_parent_sampled=root, remote_parent_not_sampled=root)
 
 
 def use(tracer_provider: trace.TracerProvider | None, meter_provider: metrics.MeterProvider | None) -> None:

@@ -170,13 +170,29 @@ class ReferencePolicy:
                 field=f"{field_}.max_objects",
             )
         bucket = lister.bucket(spec.uri)
-        # A bare name allows the bucket under every scheme; "gs://name" under that scheme only.
-        if "*" not in self.buckets and bucket not in self.buckets and f"{scheme}://{bucket}" not in self.buckets:
+        if not self.allows(scheme, bucket):
             raise PermissionDenied(
                 f"bucket {bucket!r} is not one Depot may list for its users "
                 "(an operator adds it to DEPOT_REFERENCE_BUCKETS; an Azure container as <account>/<container>)",
                 field=f"{field_}.uri",
             )
+
+    def allows(self, scheme: str, bucket: str) -> bool:
+        """Whether DEPOT_REFERENCE_BUCKETS lets the server list ``bucket`` under ``scheme``.
+
+        Entries name a store too, so adding a store never widens an existing
+        setting: a bare name or ``*`` is an S3 bucket (what the setting meant
+        before other stores existed), ``gs://name`` / ``gs://*`` a GCS bucket,
+        and ``<account>/<container>`` / ``az://*`` an Azure container (both
+        Azure spellings, az:// and https://, list the same container).
+        """
+        family = "az" if scheme == "https" else scheme
+        if f"{family}://*" in self.buckets or f"{family}://{bucket}" in self.buckets:
+            return True
+        if family == "s3":
+            return "*" in self.buckets or bucket in self.buckets
+        # An Azure "<account>/<container>" cannot be an S3 bucket name (no '/' there).
+        return family == "az" and bucket in self.buckets
 
     async def write(self, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
         return await _LISTERS[spec.uri.partition("://")[0]].write(self, spec, writer)

@@ -103,9 +103,13 @@ def test_uri_rules() -> None:
 
 def test_policy_dispatch_and_allowlist() -> None:
     policy = ReferencePolicy.from_setting("open,gs://gonly", ReferencePolicy().s3)
-    policy.check(ReferenceSpec("gs://open/p"), 0)
     policy.check(ReferenceSpec("s3://open/p"), 0)
     policy.check(ReferenceSpec("gs://gonly/p"), 0)
+    # A bare name is an S3 bucket, as it was before gs:// existed: an upgrade
+    # must not let callers list a same-named GCS bucket with the server's
+    # Google credentials.
+    with pytest.raises(PermissionDenied, match="'open'"):
+        policy.check(ReferenceSpec("gs://open/p"), 0)
     with pytest.raises(PermissionDenied, match="DEPOT_REFERENCE_BUCKETS") as e:
         policy.check(ReferenceSpec("s3://gonly/p"), 1)  # allowed for gs:// only
     assert e.value.field == "header.references[1].uri"
@@ -123,3 +127,17 @@ async def test_no_google_credentials_is_a_clear_permission_error(
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(PermissionDenied, match="no Google credentials found"):
         await list_gcs("gs://b/p", "", config=GCSConfig())
+
+
+def test_wildcards_are_per_store() -> None:
+    s3_any = ReferencePolicy.from_setting("*", ReferencePolicy().s3)
+    s3_any.check(ReferenceSpec("s3://anything/p"), 0)
+    for uri in ("gs://anything/p", "az://acct1/c0n/p", "https://acct1.blob.core.windows.net/c0n/p"):
+        with pytest.raises(PermissionDenied):
+            s3_any.check(ReferenceSpec(uri), 0)
+    every = ReferencePolicy.from_setting("gs://*,az://*", ReferencePolicy().s3)
+    every.check(ReferenceSpec("gs://anything/p"), 0)
+    every.check(ReferenceSpec("az://acct1/c0n/p"), 0)
+    every.check(ReferenceSpec("https://acct1.blob.core.windows.net/c0n/p"), 0)
+    with pytest.raises(PermissionDenied):
+        every.check(ReferenceSpec("s3://anything/p"), 0)
