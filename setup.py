@@ -24,6 +24,11 @@ setup(
                 extra_compile_args=_CFLAGS,
             ),
             Extension(
+                "depot.native._gcspage",
+                ["native/_gcspage.pyx"],
+                extra_compile_args=_CFLAGS,
+            ),
+            Extension(
                 "depot.native._manifest",
                 ["native/_manifest.pyx"],
                 include_dirs=["native"],

@@ -10,7 +10,9 @@ invocation:
    docs/fanout.md) and gc; the S3 simulator (bench/s3sim.py) in its own
    process, bucket ``ing`` holding ``--objects-per-ref`` keys;
 3. ``--clients`` concurrent SDK clients (threads spread over ``--procs``
-   client processes; client process k talks to manifest replica k mod R),
+   client processes; client process k talks to manifest replica k mod R;
+   client i logs into team ``i mod --teams``: a replica runs at most 8
+   listings of one entity at once and refuses more, RESOURCE_EXHAUSTED),
    each logging, until ``--duration`` is up, in turn: a *reference artifact*
    (``add_reference("s3://ing/dataset/")`` + one small file of its own, so
    every log is a new version) and a *small file artifact* (three small
@@ -27,7 +29,8 @@ One JSON line per replica count::
      "objects_per_s": ..., "p50_ms": ..., "p99_ms": ..., "errors": 0, "consistency": {...}}
 
 ``objects_per_s`` counts referenced objects ingested (acknowledged reference
-versions × objects per reference) per second of the run; ``p50_ms``/``p99_ms``
+versions × objects per reference) per second of ``window_s`` (first log
+started to last one acknowledged; client start-up excluded); ``p50_ms``/``p99_ms``
 are over every ``log_artifact().wait()`` (both kinds; ``ref_p99_ms`` for the
 reference ones alone).
 
@@ -104,11 +107,13 @@ def _child(a: argparse.Namespace) -> None:
     deadline = time.monotonic() + a.duration
     acks: list[Row] = []
     errors: list[str] = []
+    started: list[float] = []
     lock = threading.Lock()
 
     def client(c: int) -> None:
         seq = 0
-        run = depot.init(project="ingest", job_type="ingest", address=a.address, api_key=key)
+        team = f"team-{(a.client_offset + c) % a.teams}"
+        run = depot.init(team, project="ingest", job_type="ingest", address=a.address, api_key=key)
         try:
             while time.monotonic() < deadline:
                 for kind in ("ref", "files"):
@@ -123,6 +128,7 @@ def _child(a: argparse.Namespace) -> None:
                             with art.new_file(f"part-{i}.txt") as f:
                                 f.write(f"{c}:{seq}:{i}:{random.random()}")
                     t0 = time.perf_counter()
+                    started.append(time.time())
                     try:
                         run.log_artifact(art).wait()
                     except Exception as e:  # every failure is counted, the client goes on
@@ -132,7 +138,14 @@ def _child(a: argparse.Namespace) -> None:
                     ms = (time.perf_counter() - t0) * 1000
                     with lock:
                         acks.append(
-                            {"kind": kind, "name": name, "version": art.version, "digest": art.digest, "ms": ms}
+                            {
+                                "kind": kind,
+                                "name": name,
+                                "path": art.qualified_name,
+                                "digest": art.digest,
+                                "ms": ms,
+                                "end": time.time(),
+                            }
                         )
                     seq += 1
         finally:
@@ -143,14 +156,14 @@ def _child(a: argparse.Namespace) -> None:
         t.start()
     for t in threads:
         t.join()
-    print(json.dumps({"acks": acks, "errors": errors}), flush=True)
+    print(json.dumps({"acks": acks, "errors": errors, "start": min(started, default=time.time())}), flush=True)
 
 
 def _child_big(a: argparse.Namespace) -> None:
     import depot
 
     key = Path(a.key_file).read_text().strip()
-    run = depot.init(project="ingest", job_type="big", address=a.address, api_key=key)
+    run = depot.init("team-0", project="ingest", job_type="big", address=a.address, api_key=key)
     art = depot.Artifact(f"big-{uuid.uuid4().hex[:8]}", type="dataset")
     art.add_reference(f"s3://big/{ROOT}/")
     t0 = time.perf_counter()
@@ -169,6 +182,7 @@ class Services:
 
     def __init__(self, work: Path, database_url: str, endpoint: str, replicas: int) -> None:
         self.work = work
+        work.mkdir(parents=True, exist_ok=True)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports = {"metadata": _free_port(), "gc": _free_port()}
         self.ports.update({f"manifest-{i}": _free_port() for i in range(replicas)})
@@ -206,6 +220,7 @@ class Services:
         for port, proc in zip(self.ports.values(), self.procs):
             _wait_healthy(port, proc, deadline)
         self.address = f"127.0.0.1:{self.ports['metadata']}"
+        self.admin_key = key
         self.manifests = [f"127.0.0.1:{self.ports[f'manifest-{i}']}" for i in range(replicas)]
 
     def client_env(self, k: int) -> dict[str, str]:
@@ -224,6 +239,19 @@ class Services:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def _create_team(address: str, admin_key: str, name: str) -> None:
+    import grpc
+
+    from depot.metadata.v1 import metadata_pb2 as pb
+    from depot.metadata.v1 import metadata_pb2_grpc
+
+    with grpc.insecure_channel(address) as ch:
+        metadata_pb2_grpc.AccessServiceStub(ch).CreateEntity(
+            pb.CreateEntityRequest(entity_id=name, entity=pb.Entity(kind="team")),
+            metadata=(("authorization", f"Bearer {admin_key}"),),
+        )
 
 
 def _start_sim(a: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
@@ -253,8 +281,9 @@ def _new_database(admin_url: str) -> str:
             await conn.close()
 
     asyncio.run(create())
-    base, _, _ = admin_url.rpartition("/")
-    return f"{base}/{name}"
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
 # -- the check -----------------------------------------------------------------------------------
@@ -267,6 +296,7 @@ def _check(services: Services, acks: list[Row], objects_per_ref: int, sample: in
     import depot
 
     key = services.key_file.read_text().strip()
+    os.environ["DEPOT_MANIFEST_ADDRESS"] = services.manifests[0]  # entries are read from a manifest replica
     api = depot.Api(services.address, key)
     problems: list[str] = []
     by_name: dict[str, set[str]] = {}
@@ -323,6 +353,8 @@ def _run(a: argparse.Namespace, replicas: int, database_admin: str, endpoint: st
     rows: list[Row] = []
     services = Services(work, _new_database(database_admin), endpoint, replicas)
     try:
+        for t in range(a.teams):
+            _create_team(services.address, services.admin_key, f"team-{t}")
         if a.duration > 0:
             _progress(f"{replicas} replica(s): {a.clients} clients for {a.duration} s")
             per = [a.clients // a.procs + (1 if k < a.clients % a.procs else 0) for k in range(a.procs)]
@@ -331,10 +363,12 @@ def _run(a: argparse.Namespace, replicas: int, database_admin: str, endpoint: st
             for k, threads in enumerate(t for t in per if t):
                 cmd = [sys.executable, __file__, "--child", "clients", "--threads", str(threads)]
                 cmd += ["--proc-index", str(k), "--duration", str(a.duration), "--address", services.address]
-                cmd += ["--key-file", str(services.key_file)]
+                cmd += ["--key-file", str(services.key_file), "--teams", str(a.teams)]
+                cmd += ["--client-offset", str(sum(per[:k]))]
                 children.append(subprocess.Popen(cmd, env=services.client_env(k), stdout=subprocess.PIPE, text=True))
             acks: list[Row] = []
             errors: list[str] = []
+            starts: list[float] = []
             for p in children:
                 out, _ = p.communicate(timeout=a.duration + 600)
                 lines = out.strip().splitlines()
@@ -344,7 +378,10 @@ def _run(a: argparse.Namespace, replicas: int, database_admin: str, endpoint: st
                 got = json.loads(lines[-1])
                 acks += got["acks"]
                 errors += got["errors"]
+                starts.append(got["start"])
             wall = time.perf_counter() - t0
+            # From the first log started to the last one acknowledged (client start-up excluded).
+            window = max((x["end"] for x in acks), default=0.0) - min(starts, default=0.0)
             ms = [x["ms"] for x in acks]
             ref_ms = [x["ms"] for x in acks if x["kind"] == "ref"]
             n_refs = len(ref_ms)
@@ -358,7 +395,8 @@ def _run(a: argparse.Namespace, replicas: int, database_admin: str, endpoint: st
                 "artifacts": len(acks),
                 "reference_artifacts": n_refs,
                 "objects_per_ref": a.objects_per_ref,
-                "objects_per_s": round(n_refs * a.objects_per_ref / wall, 1),
+                "window_s": round(window, 1),
+                "objects_per_s": round(n_refs * a.objects_per_ref / window, 1) if window > 0 else None,
                 "p50_ms": _percentile(ms, 0.5),
                 "p99_ms": _percentile(ms, 0.99),
                 "ref_p99_ms": _percentile(ref_ms, 0.99),
@@ -390,6 +428,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--procs", type=int, default=4, help="client processes the clients are spread over")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of logging (0: only --big-objects)")
     ap.add_argument("--replicas", default="1,2", help="manifest replica counts to run, in order")
+    ap.add_argument(
+        "--teams",
+        type=int,
+        default=8,
+        help="teams the clients log into, round-robin (a manifest replica runs at most 8 listings per entity)",
+    )
     ap.add_argument("--objects-per-ref", type=int, default=10_000)
     ap.add_argument("--big-objects", type=int, default=0)
     ap.add_argument("--latency-ms", type=float, default=0.0, help="the simulator's per-request latency")
@@ -400,6 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--child", choices=["clients", "big"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--proc-index", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--client-offset", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--address", help=argparse.SUPPRESS)
     ap.add_argument("--key-file", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)

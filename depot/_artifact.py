@@ -422,7 +422,7 @@ class Artifact:
 
         ``file://`` paths are hashed here (a directory becomes one entry per
         file); ``http(s)://`` URLs are checked here (ETag, else the content's
-        digest); ``s3://`` prefixes are listed by the manifest service when
+        digest); ``s3://`` and ``gs://`` prefixes are listed by the manifest service when
         the artifact is logged. With ``checksum=False`` the URI itself is the
         one entry.
         More files than ``max_objects`` is an error, never a silent cut.
@@ -461,7 +461,7 @@ class Artifact:
         if not checksum:
             base = name or (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc)
             return [self._put(ManifestEntry(base, uri, "none", 0, ref=uri))]
-        if parts.scheme == "s3" or azure:
+        if parts.scheme in ("s3", "gs") or azure:
             # Listed and checksummed by the manifest service when the
             # artifact is logged: millions of keys never cross the wire.
             self._server_references.append(
@@ -700,8 +700,9 @@ class Artifact:
         """The W&B artifact digest (hex) of the entries.
 
         Raises:
-            FailedPreconditionError: Unlogged, with ``s3://`` references still
-                to be listed by the server (their entries are not known yet).
+            FailedPreconditionError: Unlogged, with references still to be
+                listed by the server (``s3://``, ``gs://``, Azure Blob): their entries
+                are not known yet.
         """
         if self._version is not None or self._future is not None:
             return self._logged().digest
@@ -1245,7 +1246,10 @@ def log_artifact(client: Client, parent: str, run: str, art: Artifact, aliases: 
     _ttl.to_request(req, art._ttl)
     v = client.call(client.artifacts.CreateArtifactVersion, req)
     stored = json.loads(v.metadata_json) if v.metadata_json else {}
-    applied = (v.description, stored, sorted(v.tags)) == (art.description, art.metadata, tags)
+    # Compared as JSON, as stored: a tuple or an int key in the caller's
+    # metadata comes back as a list or a string without anything being lost.
+    sent = json.loads(json.dumps(art.metadata)) if art.metadata else {}
+    applied = (v.description, stored, sorted(v.tags)) == (art.description, sent, tags)
     if not applied:
         _log.warning(
             "%s: the same content is logged already as v%d; its stored description, metadata and tags "

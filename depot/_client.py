@@ -133,9 +133,11 @@ class Client:
             raise InvalidArgumentError("pass config= or the settings it holds, not both", field="config")
         self.config = config
         self._metadata = (("authorization", f"Bearer {config.api_key}"),)
-        self._channel = config.metadata_target.channel(_OPTIONS)
+        self._channel = _traced(config.metadata_target.channel(_OPTIONS))
         self._mchannel = (
-            self._channel if config.manifest_address == config.address else config.manifest_target.channel(_OPTIONS)
+            self._channel
+            if config.manifest_address == config.address
+            else _traced(config.manifest_target.channel(_OPTIONS))
         )
         # One stub per resource family of the metadata service (one channel).
         self.artifacts = metadata_pb2_grpc.ArtifactServiceStub(self._channel)
@@ -270,6 +272,36 @@ class Client:
         self._channel.close()
         if self._mchannel is not self._channel:
             self._mchannel.close()
+
+
+def _traced(channel: grpc.Channel) -> grpc.Channel:
+    """``channel``, sending the caller's trace context (W3C ``traceparent``) on each call.
+
+    Only where ``opentelemetry-instrumentation-grpc`` is installed (``pip
+    install depot[otel]``; the lean SDK does not need it), and only once the
+    process has a tracer provider (checked per call, so one set up after the
+    client counts): each call is then a client span of the user's current
+    span, and the services' spans join that trace. Until then a call costs
+    one type check. Server-streaming calls are left out: the instrumentation
+    hands back a plain generator for them, without the ``cancel()`` the
+    manifest readers call.
+    """
+    try:
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.grpc import client_interceptor
+        from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+    except ImportError:
+        return channel
+
+    def traced_call(info: Any) -> bool:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return False  # no provider set: nothing would be recorded or sent
+        return not getattr(info, "is_server_stream", False) or bool(getattr(info, "is_client_stream", False))
+
+    # The instrumentation's functions carry no annotations.
+    interceptor = client_interceptor(filter_=traced_call)  # type: ignore[no-untyped-call]
+    traced: grpc.Channel = intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
+    return traced
 
 
 def _first(it: Iterator[T]) -> Iterator[T]:

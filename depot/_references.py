@@ -39,6 +39,7 @@ from depot.core.hashing import ALGORITHMS, Hasher
 from ._azure_fetch import AzureFetcher, default_azure_fetcher
 from ._copying import CHUNK, Bounded, copy_hashing, open_fresh
 from ._exceptions import CommError, DepotError, DigestMismatchError, InvalidArgumentError, NotFoundError
+from ._gcs_fetch import GCSFetcher, default_gcs_fetcher, parse_gcs_ref
 from ._http_refs import DEFAULT_TIMEOUT_S, http_reference_entries, normalize_etag, open_url, redact
 from ._manifest import ManifestEntry, b64
 from ._reference_cache import DEFAULT_CACHE_MAX_BYTES, CacheKey, ReferenceCache, default_reference_cache
@@ -48,9 +49,11 @@ from ._s3_fetch import S3Fetcher, S3Object, default_s3_fetcher, parse_s3_ref
 __all__ = [
     "DEFAULT_CACHE_MAX_BYTES",
     "CacheKey",
+    "GCSFetcher",
     "ReferenceCache",
     "S3Fetcher",
     "S3Object",
+    "default_gcs_fetcher",
     "default_reference_cache",
     "default_s3_fetcher",
     "fetch_reference",
@@ -130,6 +133,7 @@ def fetch_reference(
     s3: S3Fetcher | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     stop: threading.Event | None = None,
+    gcs: GCSFetcher | None = None,
 ) -> bool:
     """Writes the bytes a reference entry recorded to ``dest`` and verifies them.
 
@@ -152,6 +156,8 @@ def fetch_reference(
         allow_missing: Return False instead of raising when the object is gone.
         cache: A local cache of verified downloads (None: no caching).
         s3: The S3 client for ``s3://`` refs (default: ``default_s3_fetcher()``).
+        gcs: The GCS client for ``gs://`` refs (default: ``default_gcs_fetcher()``);
+            the recorded generation is fetched, never a newer one.
         timeout: Seconds an HTTP connect or read may block.
         stop: Once set, the transfer ends at its next chunk (a download's
             first error elsewhere).
@@ -175,9 +181,9 @@ def fetch_reference(
     if scheme == "file":
         # Local copies are as cheap as the cache; never cache them.
         return _fetch_file(e, dest, allow_missing, stop)
-    if scheme not in ("s3", "az", "http", "https"):
+    if scheme not in ("s3", "gs", "az", "http", "https"):
         raise InvalidArgumentError(
-            f"{e.path}: cannot download {scheme}:// references (file, s3, az, http, https)",
+            f"{e.path}: cannot download {scheme}:// references (file, s3, gs, az, http, https)",
             field=e.path,
         )
     # "none" entries were never checksummed, so their bytes may change: never cache.
@@ -196,6 +202,8 @@ def fetch_reference(
     check = _Check.for_entry(e, etag_md5=etag_md5, for_cache=key is not None)
     if scheme == "s3":
         found = _fetch_s3(e, dest, allow_missing, s3 or default_s3_fetcher(), check, stop)
+    elif scheme == "gs":
+        found = _fetch_gcs(e, dest, allow_missing, gcs or default_gcs_fetcher(), check, stop)
     elif is_azure_uri(e.ref):
         found = _fetch_azure(e, dest, allow_missing, default_azure_fetcher(), check, stop)
     else:
@@ -276,6 +284,19 @@ def _fetch_s3(
     if e.algorithm == "etag" and (check.content is None or got.opaque_etag) and got.etag != e.digest:
         # Multipart (or SSE) ETags are not an md5 of the bytes; S3's word is all we have.
         raise DigestMismatchError(f"{e.path}: {e.ref} has ETag {got.etag}, {e.digest} was recorded", field=e.path)
+    return True
+
+
+def _fetch_gcs(
+    e: ManifestEntry, dest: Path, allow_missing: bool, gcs: GCSFetcher, check: _Check, stop: threading.Event | None
+) -> bool:
+    bucket, key = parse_gcs_ref(e.ref)
+    with _open_dest(dest) as out:
+        got = gcs.get(bucket, key, e.version_id, _bounded(e, out, stop), check.hashers)
+    if got is None:
+        where = f"gs://{bucket}/{key}" + (f" generation {e.version_id}" if e.version_id else "")
+        return _missing(e, allow_missing, f"{where} does not exist (overwritten or deleted, and not kept)")
+    check.verify(got.size)
     return True
 
 

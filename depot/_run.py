@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
+import contextvars
 import json
 import os
 from types import TracebackType
@@ -90,7 +91,8 @@ class Run:
                 artifact, self._client, log_artifact(self._client, parent, self.name, artifact, alias_list)
             )
 
-        artifact._future = self._pool.submit(work)
+        # In the caller's context: its current trace span (if any) is the parent of the upload's calls.
+        artifact._future = self._pool.submit(contextvars.copy_context().run, work)
         self._pending.append(artifact)
         return artifact
 
@@ -146,12 +148,17 @@ class Run:
         else:
             path = artifact_or_path
         p = parse_artifact_path(path, entity=self.entity, project=self.project, org=self.org)
+        if type is not None:
+            # Checked before the use is recorded: a refused call leaves no lineage edge.
+            found = self._client.call(
+                self._client.artifacts.GetArtifactVersion, pb.GetArtifactVersionRequest(name=p.version_resource)
+            )
+            if found.type != type:
+                raise InvalidArgumentError(f"{path} has type {found.type!r}, not {type!r}", field="type")
         v = self._client.call(
             self._client.artifacts.UseArtifactVersion,
             pb.UseArtifactVersionRequest(run=self.name, version=p.version_resource, request_id=request_id()),
         )
-        if type is not None and v.type != type:
-            raise InvalidArgumentError(f"{path} has type {v.type!r}, not {type!r}", field="type")
         if alias_list:
             v = self._client.call(
                 self._client.artifacts.AddAliases,

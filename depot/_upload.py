@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import os
 from collections.abc import Callable, Iterator
 
@@ -156,7 +157,8 @@ class _BoundedPool:
     def submit(self, fn: Callable[..., None], *args: object) -> None:
         while len(self._queued) >= self._max:
             self._queued.popleft().result()
-        self._queued.append(self._pool.submit(fn, *args))
+        # The submitter's context (its trace span) goes with the task.
+        self._queued.append(self._pool.submit(contextvars.copy_context().run, fn, *args))
 
     def __enter__(self) -> _BoundedPool:
         return self

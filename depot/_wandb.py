@@ -39,6 +39,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from depot.core import json_values
+from depot.core.azure_blob import is_azure_uri
 from depot.core.hashing import ALGORITHMS
 from depot.core.limits import INT64_MAX
 from depot.native import hash_files
@@ -66,7 +67,7 @@ _DIGEST_PREFIX = b"wandb-artifact-manifest-v1\n"
 _ALG_KEY = "alg"
 _ALG_TO_WANDB = {"xxh3_128": "XXH128"}
 _ALG_FROM_WANDB = {"MD5": "md5", "XXH128": "xxh3_128"}
-_REF_SCHEMES = ("file", "s3", "gs", "http", "https")
+_REF_SCHEMES = ("file", "s3", "gs", "az", "http", "https")
 _ETAG_SCHEMES = ("s3", "gs")
 # Reference schemes whose md5 entries are exported with extra.alg = "MD5".
 _TAGGED_MD5_SCHEMES = ("http", "https", "s3")
@@ -111,7 +112,8 @@ def _entry_json(e: ManifestEntry) -> dict[str, Any]:
         extra[_ALG_KEY] = "MD5"
     elif e.algorithm not in ("md5", "etag", "none"):
         raise _bad(f"entry {e.path!r}: algorithm {e.algorithm!r} has no W&B form", e.path)
-    if e.algorithm == "etag" and urlsplit(e.ref).scheme in _ETAG_SCHEMES:
+    # W&B's Azure handler records extra = {etag, versionID} like its S3 one.
+    if e.algorithm == "etag" and (urlsplit(e.ref).scheme in _ETAG_SCHEMES or is_azure_uri(e.ref)):
         extra.setdefault("etag", e.digest)
     if e.version_id:
         extra["versionID"] = e.version_id
@@ -322,6 +324,8 @@ def _entry_from_json(path: str, val: Any) -> ManifestEntry:
             raise _bad(f"{field}.extra.alg {tag!r} is not a known digest algorithm", f"{field}.extra.alg")
         algorithm = _ALG_FROM_WANDB[tag]
     version_id = extra.pop("versionID", "")
+    if type(version_id) is int and version_id >= 0:
+        version_id = str(version_id)  # W&B's GCS handler records the generation as an int
     if not isinstance(version_id, str):
         raise _bad(f"{field}.extra.versionID must be a string", f"{field}.extra.versionID")
     _no_control(version_id, f"{field}.extra.versionID")

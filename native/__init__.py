@@ -1,7 +1,7 @@
-"""Depot's native engine: file hashing, S3 listing-page parsing, manifest codec.
+"""Depot's native engine: file hashing, S3 and GCS listing-page parsing, manifest codec.
 
 Each piece is a Cython extension with a pure-Python twin of the same API and
-results (``_hashing`` / ``_hashing_py``, ``_s3page`` / ``_s3page_py``,
+results (``_hashing`` / ``_hashing_py``, ``_s3page`` / ``_s3page_py``, ``_gcspage`` / ``_gcspage_py``,
 ``_manifest`` / ``_manifest_py``). The compiled module is used when it imports;
 otherwise, or when ``DEPOT_NO_EXTENSIONS`` is set to a non-empty value, the twin
 is. The ``*_COMPILED`` flags say which one was picked, so tests can insist on
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 NO_EXTENSIONS = bool(os.environ.get("DEPOT_NO_EXTENSIONS"))
 
 if TYPE_CHECKING:
+    from ._gcspage_py import GCSListPage, GCSPageError, parse_gcs_page
     from ._hashing_py import HASH_ALGORITHMS, hash_bytes, hash_file, hash_files
     from ._manifest_py import (
         ALGORITHMS,
@@ -37,16 +38,18 @@ if TYPE_CHECKING:
     )
     from ._s3page_py import ListPage, S3PageError, parse_list_page
 
+    GCSPAGE_COMPILED: bool
     HASHING_COMPILED: bool
     MANIFEST_COMPILED: bool
     S3PAGE_COMPILED: bool
 else:
     # The error and record types live in the twins only, so an exception or
     # entry is the same class whichever implementation produced it.
+    from ._gcspage_py import GCSPageError
     from ._manifest_py import ALGORITHMS, MAGIC, Block, ManifestEntry, ManifestError, ManifestSummary
     from ._s3page_py import S3PageError
 
-    HASHING_COMPILED = MANIFEST_COMPILED = S3PAGE_COMPILED = False
+    GCSPAGE_COMPILED = HASHING_COMPILED = MANIFEST_COMPILED = S3PAGE_COMPILED = False
     if not NO_EXTENSIONS:
         try:
             from ._hashing import HASH_ALGORITHMS, hash_bytes, hash_file, hash_files
@@ -58,6 +61,12 @@ else:
             from ._s3page import ListPage, parse_list_page
 
             S3PAGE_COMPILED = True
+        except ImportError:
+            pass
+        try:
+            from ._gcspage import GCSListPage, parse_gcs_page
+
+            GCSPAGE_COMPILED = True
         except ImportError:
             pass
         try:
@@ -81,6 +90,8 @@ else:
         from ._hashing_py import HASH_ALGORITHMS, hash_bytes, hash_file, hash_files
     if not S3PAGE_COMPILED:
         from ._s3page_py import ListPage, parse_list_page
+    if not GCSPAGE_COMPILED:
+        from ._gcspage_py import GCSListPage, parse_gcs_page
     if not MANIFEST_COMPILED:
         from ._manifest_py import (
             ArtifactDigester,
@@ -95,10 +106,11 @@ else:
             scan_blocks,
         )
 
-USING_EXTENSIONS: bool = HASHING_COMPILED and MANIFEST_COMPILED and S3PAGE_COMPILED
+USING_EXTENSIONS: bool = HASHING_COMPILED and MANIFEST_COMPILED and S3PAGE_COMPILED and GCSPAGE_COMPILED
 
 __all__ = [
     "ALGORITHMS",
+    "GCSPAGE_COMPILED",
     "HASH_ALGORITHMS",
     "HASHING_COMPILED",
     "MAGIC",
@@ -109,6 +121,8 @@ __all__ = [
     "ArtifactDigester",
     "Block",
     "EntryMaker",
+    "GCSListPage",
+    "GCSPageError",
     "ListPage",
     "ManifestEntry",
     "ManifestError",
@@ -123,6 +137,7 @@ __all__ = [
     "hash_file",
     "hash_files",
     "inflate_block",
+    "parse_gcs_page",
     "parse_list_page",
     "read_block",
     "scan_blocks",

@@ -44,6 +44,7 @@ class ManifestWriter:
         path_prefix: str,
         ref_prefix: str,
         bucket_versioned: bool = False,
+        algorithm: str = "etag",
     ) -> None: ...
     @property
     def count(self) -> int: ...

@@ -60,7 +60,6 @@ cdef extern from "depot_hash.h" nogil:
 
 cdef dict _CODE = {name: i for i, name in enumerate(ALGORITHMS)}
 cdef object _compress = zlib.compress
-cdef int _ETAG = ALGORITHMS.index("etag")
 cdef bytes _HEX = b"0123456789abcdef"
 cdef uint64_t _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
@@ -465,17 +464,21 @@ cdef class ManifestWriter:
             self.add(*e)
 
     def add_page(self, page, Py_ssize_t strip, str path_prefix, str ref_prefix,
-                 bint bucket_versioned=False):
-        """Appends every kept object of an S3 listing page as an ``etag`` entry.
+                 bint bucket_versioned=False, str algorithm="etag"):
+        """Appends every kept object of a listing page as an ``algorithm`` entry
+        (``etag`` for S3 pages; GCS pages carry an ``md5`` digest).
 
         The entry path is ``path_prefix + key[strip:]`` (``strip`` counts
         characters) and its ref ``ref_prefix + key``. Outside a versioned
         bucket S3 reports the placeholder version id ``"null"``; it is not a
         version anyone can fetch, so it is recorded as "".
         """
+        if algorithm not in _CODE:
+            raise ManifestError(f"unknown entry digest algorithm {algorithm!r}")
+        cdef int code = _CODE[algorithm]
         raw = getattr(page, "_raw", None)
         if raw is None:
-            self._add_page_generic(page, strip, path_prefix, ref_prefix, bucket_versioned)
+            self._add_page_generic(page, strip, path_prefix, ref_prefix, bucket_versioned, algorithm)
             return
         strings, index, count = raw()
         cdef bytes sb = strings, ib = index
@@ -494,7 +497,7 @@ cdef class ManifestWriter:
             raise ValueError("corrupt ListPage index")
         if strip < 0:
             # Negative slices count from the end; rare enough to take the slow path.
-            self._add_page_generic(page, strip, path_prefix, ref_prefix, bucket_versioned)
+            self._add_page_generic(page, strip, path_prefix, ref_prefix, bucket_versioned, algorithm)
             return
         for i in range(n):
             if self._closed:
@@ -531,16 +534,16 @@ cdef class ManifestWriter:
             if not _ascii_ok(s + row[2], <size_t>row[3]):
                 path = PyUnicode_DecodeUTF8(self._path.p, self._path.len, NULL)
                 raise ManifestError(f"non-ASCII digest for {path!r}")
-            self._add(self._path.p, self._path.len, _ETAG, s + row[2], <size_t>row[3],
+            self._add(self._path.p, self._path.len, code, s + row[2], <size_t>row[3],
                       <uint64_t>row[8], self._ref.p, self._ref.len, vid, vl, b"", 0)
 
-    def _add_page_generic(self, page, strip, path_prefix, ref_prefix, bucket_versioned):
+    def _add_page_generic(self, page, strip, path_prefix, ref_prefix, bucket_versioned, algorithm):
         for i in range(page.count):
             key = page.key(i)
             vid = page.version_id(i)
             if not bucket_versioned and vid == "null":
                 vid = ""
-            self.add(path_prefix + key[strip:], "etag", page.etag(i), page.size(i),
+            self.add(path_prefix + key[strip:], algorithm, page.etag(i), page.size(i),
                      ref_prefix + key, vid)
 
     cdef int _flush_block(self) except -1:

@@ -319,8 +319,10 @@ class ManifestWriter:
         path_prefix: str,
         ref_prefix: str,
         bucket_versioned: bool = False,
+        algorithm: str = "etag",
     ) -> None:
-        """Appends every kept object of an S3 listing page as an ``etag`` entry.
+        """Appends every kept object of a listing page as an ``algorithm`` entry
+        (``etag`` for S3 pages; GCS pages carry an ``md5`` digest).
 
         The entry path is ``path_prefix + key[strip:]`` (``strip`` counts
         characters) and its ref ``ref_prefix + key``. Outside a versioned
@@ -332,7 +334,7 @@ class ManifestWriter:
             vid = page.version_id(i)
             if not bucket_versioned and vid == "null":
                 vid = ""
-            self.add(path_prefix + key[strip:], "etag", page.etag(i), page.size(i), ref_prefix + key, vid)
+            self.add(path_prefix + key[strip:], algorithm, page.etag(i), page.size(i), ref_prefix + key, vid)
 
     @property
     def count(self) -> int:

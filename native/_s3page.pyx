@@ -18,7 +18,7 @@ cdef extern from "depot_s3page.h" nogil:
         int64_t len
     ctypedef struct dp_entry:
         int kind
-        dp_span f[6]
+        dp_span f[7]
     ctypedef struct dp_parse:
         char *buf
         size_t len

@@ -46,6 +46,8 @@ _ENTRY_FIELDS = {b"Key", b"ETag", b"Size", b"LastModified", b"VersionId", b"IsLa
 # stored under the S3 field they stand for.
 _AZ_BLOB_FIELDS = {b"Name": b"Key", b"VersionId": b"VersionId"}
 _AZ_PROP_FIELDS = {b"Etag": b"ETag", b"Content-Length": b"Size", b"Last-Modified": b"LastModified"}
+# <Blob><Metadata><hdi_isfolder>true</...>: a directory stub (ADLS Gen2), not a file; W&B skips it.
+_AZ_FOLDER = b"hdi_isfolder"
 # Elements whose only captured child is a prefix (S3 <CommonPrefixes><Prefix>, Azure <BlobPrefix><Name>).
 _PREFIX_HOLDERS = (b"CommonPrefixes", b"BlobPrefix")
 
@@ -369,6 +371,9 @@ def parse_list_page(body: bytes) -> ListPage:
             elif depth == 5 and entry_name == b"Blob" and cap is None and stack[3] == b"Properties":
                 if name in _AZ_PROP_FIELDS:
                     cap, cap_depth = _AZ_PROP_FIELDS[name], 5
+            elif depth == 5 and entry_name == b"Blob" and cap is None and stack[3] == b"Metadata":
+                if name == _AZ_FOLDER:
+                    cap, cap_depth = b"IsFolder", 5
         elif depth == 2:
             if name in _TOP_FIELDS:
                 cap, cap_depth = name, 2
@@ -459,6 +464,8 @@ def parse_list_page(body: bytes) -> ListPage:
         mtime = text(f.get(b"LastModified", b""))
         vid = text(f.get(b"VersionId", b""))
         if ename == b"Version" and f.get(b"IsLatest") != b"true":
+            continue
+        if f.get(b"IsFolder") == b"true":
             continue
         if kind == "v2":
             vid = ""

@@ -15,7 +15,7 @@
 
 #define DP_MAX_DEPTH 256
 
-enum { DP_F_KEY, DP_F_ETAG, DP_F_SIZE, DP_F_LM, DP_F_VID, DP_F_ISLATEST, DP_NF };
+enum { DP_F_KEY, DP_F_ETAG, DP_F_SIZE, DP_F_LM, DP_F_VID, DP_F_ISLATEST, DP_F_ISFOLDER, DP_NF };
 enum { DP_T_ISTRUNC, DP_T_NCT, DP_T_NKM, DP_T_NVIM, DP_T_ENC, DP_T_CODE, DP_T_MSG, DP_NT };
 enum { DP_E_NONE, DP_E_CONTENTS, DP_E_VERSION, DP_E_DELETE, DP_E_PREFIXES, DP_E_BLOB, DP_E_BLOBPFX };
 enum { DP_K_NONE, DP_K_V2, DP_K_VERSIONS, DP_K_ERROR, DP_K_AZURE };
@@ -397,6 +397,10 @@ static int dp_scan(dp_parse *P, const char *d, size_t n) {
                        dp_is(d + st_off[3], st_len[3], "Properties")) {
                 int f = dp_az_prop_field(name, nl);
                 if (f >= 0) { cap = f; cap_depth = 5; cap_target = DP_CAP_ENTRY; }
+            } else if (nd == 5 && entry_kind == DP_E_BLOB && cap < 0 &&
+                       dp_is(d + st_off[3], st_len[3], "Metadata") && dp_is(name, nl, "hdi_isfolder")) {
+                /* A directory stub (ADLS Gen2): not a file; W&B skips it. */
+                cap = DP_F_ISFOLDER; cap_depth = 5; cap_target = DP_CAP_ENTRY;
             }
         } else if (nd == 2) {
             int t = dp_top_field(name, nl);
@@ -501,6 +505,7 @@ static int dp_finish(dp_parse *P) {
         }
         if (size >= (1ull << 63)) { P->bad_entry = i; return DP_BAD_SIZE; }
         if (e->kind == DP_E_VERSION && !dp_span_is(P, e->f[DP_F_ISLATEST], "true")) continue;
+        if (dp_span_is(P, e->f[DP_F_ISFOLDER], "true")) continue;
         dp_span et = e->f[DP_F_ETAG];
         if (et.len < 0) { et.off = 0; et.len = 0; }
         if (et.len >= 2 && P->buf[et.off] == '"' && P->buf[et.off + et.len - 1] == '"') {

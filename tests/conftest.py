@@ -149,6 +149,15 @@ def s3_bucket(s3_endpoint: str) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def gcs_endpoint() -> Iterator[str]:
+    """A GCS JSON API (fake-gcs-server) on loopback; tests make their own buckets (support.gcs)."""
+    from support.gcs import fake_gcs_server
+
+    with fake_gcs_server() as url:
+        yield url
+
+
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
     """A Depot server on a fresh database and a local blob directory."""

@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from depot._exceptions import DepotError
 
-from . import _artifact, _entity, _gc, _key, _registry, _server
+from . import _artifact, _doctor, _entity, _gc, _key, _registry, _server
 from ._args import common
 from ._output import show_error
 
@@ -26,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     _key.register(sub)
     _entity.register(sub)
     _gc.register(sub)
+    _doctor.register(sub)
     return ap
 
 

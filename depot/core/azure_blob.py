@@ -135,7 +135,14 @@ def parse_azure_uri(uri: str) -> BlobAddress:
         version_id = query["versionId"]
         if not version_id or not name or name.endswith("/"):
             raise AzureUriError(f"{redact(uri)}: versionId pins one blob version and needs a blob name")
-    return BlobAddress(scheme, account, container, unquote(name), version_id)
+    name = unquote(name)
+    # HTTP clients resolve "." and ".." segments before sending, so
+    # "allowed/../secret/x" would be checked against container "allowed" and
+    # fetched from "secret": refuse them (Azure cannot address such names by
+    # URL either).
+    if any(seg in (".", "..") for seg in name.split("/")):
+        raise AzureUriError(f"{redact(uri)}: a blob name cannot hold '.' or '..' path segments")
+    return BlobAddress(scheme, account, container, name, version_id)
 
 
 def parse_connection_string(text: str) -> dict[str, str]:

@@ -9,20 +9,21 @@ first and then the least recently used ones, one per insert
 (``cachetools.TLRUCache``), and an entry is never served past the deadline
 it was stored with: the revocation bounds in credentials.py rest on that.
 
-Each cache counts hits, misses and evictions (``CacheStats``); ``all_stats``
-lists every cache of the process, for metrics.
+Each cache counts hits, misses and evictions in ``stats`` and reports them
+through telemetry's cache hook (``depot.cache.lookups`` and
+``depot.cache.evictions``, by cache name: docs/operations.md).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cachetools import TLRUCache
+
+from . import cache_metrics
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -45,41 +46,52 @@ class CacheStats:
 class _Entries(TLRUCache[K, tuple[float, V]]):
     """A TLRUCache that counts what it evicts for room."""
 
-    def __init__(self, maxsize: int, timer: Callable[[], float], stats: CacheStats) -> None:
+    def __init__(
+        self, maxsize: int, timer: Callable[[], float], stats: CacheStats, counter: cache_metrics.CacheCounter
+    ) -> None:
         # The deadline is stored with the value: "good until", fixed when the
         # answer was read, not when it was stored (a role is stored only once
         # its transaction commits, later).
         super().__init__(maxsize, ttu=lambda _key, value, _now: value[0], timer=timer)
         self._stats = stats
+        self._counter = counter
 
     def popitem(self) -> tuple[K, tuple[float, V]]:
         item = super().popitem()
         self._stats.evictions += 1
+        self._counter.evicted()
         return item
 
 
-_registry: weakref.WeakSet[ExpiringCache[object, object]] = weakref.WeakSet()
-_registry_lock = threading.Lock()
-
-
 class ExpiringCache(Generic[K, V]):
-    """At most ``maxsize`` entries, each served only until its deadline (``timer`` seconds)."""
+    """At most ``maxsize`` entries, each served only until its deadline (``timer`` seconds).
 
-    def __init__(self, name: str, maxsize: int, timer: Callable[[], float] = time.monotonic) -> None:
+    ``counter``: where hits, misses and evictions are reported (default:
+    telemetry's hook for ``name`` on the global meter provider).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        maxsize: int,
+        timer: Callable[[], float] = time.monotonic,
+        counter: cache_metrics.CacheCounter | None = None,
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.stats = CacheStats(name, maxsize)
-        self._entries: _Entries[K, V] = _Entries(maxsize, timer, self.stats)
-        with _registry_lock:
-            _registry.add(self)  # type: ignore[arg-type]
+        self._counter = counter or cache_metrics.cache_counter(name)
+        self._entries: _Entries[K, V] = _Entries(maxsize, timer, self.stats, self._counter)
 
     def get(self, key: K) -> V | None:
         """The live value for ``key`` (marking it recently used), or None."""
         entry = self._entries.get(key)
         if entry is None:
             self.stats.misses += 1
+            self._counter.miss()
             return None
         self.stats.hits += 1
+        self._counter.hit()
         return entry[1]
 
     def put(self, key: K, value: V, until: float) -> None:
@@ -107,9 +119,3 @@ class ExpiringCache(Generic[K, V]):
 
     def __contains__(self, key: K) -> bool:
         return key in self._entries
-
-
-def all_stats() -> list[CacheStats]:
-    """The counters of every live cache of this process."""
-    with _registry_lock:
-        return [cache.stats for cache in list(_registry)]

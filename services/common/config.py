@@ -29,14 +29,24 @@ class ConfigError(ValueError):
     """A setting is missing or cannot be used; the message is one line naming the variable."""
 
 
+# What OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER may name ("none": off).
+EXPORTERS = ("otlp", "console")
+
+
 @dataclass(frozen=True)
 class TelemetryConfig:
-    """Where a process's traces go and how its logs look (see telemetry.py)."""
+    """Where a process's spans and metrics go and how its logs look (see telemetry.py).
 
-    # An OTLP collector (the exporter package must be installed).
-    otlp_endpoint: str | None = None
-    # Spans to stderr, for a look without a collector.
-    trace_console: bool = False
+    Read from the standard OpenTelemetry variables only: an exporter list is
+    ``OTEL_{TRACES,METRICS}_EXPORTER``, defaulting to ``otlp`` when
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the signal's own endpoint) is set and
+    to nothing otherwise, so an unconfigured process exports, and pays for,
+    nothing. ``OTEL_SDK_DISABLED=true`` turns both off.
+    """
+
+    # Exporters of spans, of metrics: "otlp", "console"; empty: off.
+    traces: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
     # One JSON object per log line, for log collectors in a cluster.
     json_logs: bool = False
 
@@ -45,19 +55,35 @@ class TelemetryConfig:
         log_format = env.get("DEPOT_LOG_FORMAT", "").strip().lower()
         if log_format not in ("", "text", "json"):
             raise ConfigError(f"DEPOT_LOG_FORMAT must be text or json, not {env['DEPOT_LOG_FORMAT']!r}")
+        off = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
         return cls(
-            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
-            trace_console=flag(env, "DEPOT_TRACE_CONSOLE"),
+            traces=() if off else _exporters(env, "TRACES"),
+            metrics=() if off else _exporters(env, "METRICS"),
             json_logs=log_format == "json",
         )
 
     def to_env(self) -> dict[str, str]:
         values = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint or "",
-            "DEPOT_TRACE_CONSOLE": "1" if self.trace_console else "",
+            "OTEL_TRACES_EXPORTER": ",".join(self.traces) or "none",
+            "OTEL_METRICS_EXPORTER": ",".join(self.metrics) or "none",
             "DEPOT_LOG_FORMAT": "json" if self.json_logs else "",
         }
         return {k: v for k, v in values.items() if v}
+
+
+def _exporters(env: Mapping[str, str], signal: str) -> tuple[str, ...]:
+    name = f"OTEL_{signal}_EXPORTER"
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        return ("otlp",) if endpoint else ()
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if names == ("none",):
+        return ()
+    bad = [n for n in names if n not in EXPORTERS]
+    if bad:
+        raise ConfigError(f"{name} must list otlp, console or none, not {env[name]!r}")
+    return names
 
 
 @dataclass(frozen=True)

@@ -177,11 +177,16 @@ def internal_channel(
     serves TLS, and can trust its own (self-signed) certificate when no CA
     is given.
     """
+    # Here, not at import: telemetry reads config, which reads this module.
+    from .telemetry import client_interceptors
+
+    # Client spans and the caller's traceparent, when an exporter is configured.
+    interceptors = client_interceptors()
     plain = plaintext_target(address, client, server, to_self=to_self, insecure=insecure)
     if plain is not None:
         if not to_self and not is_loopback(plain):
             log.warning("calling %s in plaintext, as configured: API keys cross the network in clear", plain)
-        return grpc.aio.insecure_channel(plain)
+        return grpc.aio.insecure_channel(plain, interceptors=interceptors)
     target, _ = split_scheme(address)
     roots = client.ca if client is not None else None
     if roots is None and to_self and server is not None:
@@ -193,4 +198,4 @@ def internal_channel(
     options = []
     if client is not None and client.server_name:
         options.append(("grpc.ssl_target_name_override", client.server_name))
-    return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)

@@ -9,6 +9,7 @@ switch. Tests hand in their own providers (an in-memory exporter / reader).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,6 +40,15 @@ class GcTelemetry:
             for name in COUNTERS
         }
         self._errors = meter.create_counter("depot.gc.errors", unit="1", description="GC: errors in passes")
+        self._passes = meter.create_counter(
+            "depot.gc.passes", unit="{pass}", description="GC: passes run, by outcome (ok, errors) and dry run"
+        )
+        # Alert on its age (now - value): the collector has not finished a clean pass since.
+        self._last_success = meter.create_gauge(
+            "depot.gc.last_success",
+            unit="s",
+            description="GC: Unix time of the last pass that changed data without errors",
+        )
 
     @contextmanager
     def pass_span(self, report: Report) -> Iterator[trace.Span]:
@@ -69,6 +79,9 @@ class GcTelemetry:
             for name, value in counters.items():
                 self._counters[name].add(value, attrs)
         self._errors.add(len(report.errors), attrs)
+        self._passes.add(1, {**attrs, "depot.gc.outcome": "errors" if report.errors else "ok"})
+        if not report.dry_run and not report.errors:
+            self._last_success.set(time.time(), {"depot.gc.entity": report.entity})
 
 
 __all__ = ["GcTelemetry"]

@@ -19,6 +19,7 @@ from email.utils import formatdate
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from depot.core.azure_blob import AzureAccess, AzureUriError, BlobAddress
 from depot.services.common.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
@@ -108,6 +109,8 @@ class AzureHttpClient:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.concurrency),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            # HTTPS_PROXY / NO_PROXY, as the S3 listing session honours them.
+            trust_env=True,
         )
         return self
 
@@ -131,7 +134,7 @@ class AzureHttpClient:
                 raise InvalidArgument(str(err), field="uri") from None
             rh: Any = {}
             try:
-                async with self._session.request(method, url, headers=headers) as resp:
+                async with self._session.request(method, URL(url, encoded=True), headers=headers) as resp:
                     body = await resp.read()
                     status, rh = resp.status, resp.headers
             except (TimeoutError, aiohttp.ClientError) as err:
@@ -181,7 +184,13 @@ class AzureHttpClient:
         """One List Blobs page (raw body and native ``ListPage``) from ``marker``."""
         from depot.native import S3PageError, parse_list_page
 
-        query = {"restype": "container", "comp": "list", "maxresults": str(self.config.page_size)}
+        # Metadata says which blobs are directory stubs (hdi_isfolder), which are not entries.
+        query = {
+            "restype": "container",
+            "comp": "list",
+            "include": "metadata",
+            "maxresults": str(self.config.page_size),
+        }
         if prefix:
             query["prefix"] = prefix
         if marker:

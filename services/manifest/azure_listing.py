@@ -14,7 +14,8 @@ ETag, checked with ``If-Match``, ties that header to the recorded blob).
 Rules shared with S3 (``s3_listing``): ``.../data`` is the blob ``data`` if it
 exists (and is not a directory stub), else the prefix ``data/`` — never
 ``data-old/…``; folder markers (names ending ``/``) and ADLS directory stubs
-are not entries; zero-byte blobs are; more than ``max_objects`` blobs is
+are not entries (the parser drops blobs whose metadata says
+``hdi_isfolder=true``, as W&B does); zero-byte blobs are; more than ``max_objects`` blobs is
 ``TooManyObjects``, never a truncated manifest.
 
 How it is fast, and how concurrent
@@ -99,8 +100,9 @@ async def write_azure_reference(
                 if max_objects < 1:
                     raise TooManyObjects(shown, max_objects)
                 path = name if name else key.rsplit("/", 1)[-1]
-                writer.add(path, "etag", head.etag, head.size, ref=addr.ref(key), version_id=head.version_id)
-                return stats(1, True, bool(head.version_id), 0, 0)
+                vid = head.version_id or addr.version_id
+                writer.add(path, "etag", head.etag, head.size, ref=addr.ref(key), version_id=vid)
+                return stats(1, True, bool(vid), 0, 0)
             prefix = key + "/"
         else:
             prefix = key

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from depot.core.hashing import ALGORITHMS, Hasher, new_hasher
 from depot.native import hash_bytes
+from depot.services.common import otel_steps
 from depot.services.common.errors import ErrorReason, FailedPrecondition, InvalidArgument, NotFound
 
 from .staging import storage_errors
@@ -191,10 +192,13 @@ class Blobs:
             if received != size:
                 raise InvalidArgument(f"received {received} bytes, declared {size}", field="size")
             _check_digest(blob, h, "uploaded bytes have")
+            otel_steps.bytes_hashed.add(received)
             key = blob_key(entity, blob)
             if await self.keep(key):
                 return False
-            await self._store.put_staged(key, path)
+            with otel_steps.step("blob.store", {"depot.blob.size": size}):
+                await self._store.put_staged(key, path)
+            otel_steps.bytes_stored.add(size)
             return True
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -223,12 +227,17 @@ class Blobs:
         return await self._put_verified(entity, blobs, "blobs")
 
     async def _put_verified(self, entity: str, blobs: list[tuple[BlobId, bytes]], field: str) -> list[bool]:
-        await _off_loop(sum(len(d) for _, d in blobs), lambda: _verify_all(blobs, field))
+        size = sum(len(d) for _, d in blobs)
+        with otel_steps.step("blob.hash_batch", {"depot.blob.count": len(blobs), "depot.blob.bytes": size}):
+            await _off_loop(size, lambda: _verify_all(blobs, field))
+        otel_steps.bytes_hashed.add(size)
         unique: dict[BlobId, bytes] = {}
         for blob, data in blobs:
             unique.setdefault(blob, data)
-        stored = await self._store.put_many([(blob_key(entity, b), d) for b, d in unique.items()])
+        with otel_steps.step("blob.store_batch", {"depot.blob.count": len(unique)}):
+            stored = await self._store.put_many([(blob_key(entity, b), d) for b, d in unique.items()])
         fresh = {b for b, created in zip(unique, stored) if created}
+        otel_steps.bytes_stored.add(sum(len(d) for b, d in unique.items() if b in fresh))
         await self._keep_found(entity, [(b, d) for (b, d), created in zip(unique.items(), stored) if not created])
         out = []
         for blob, _ in blobs:

@@ -189,6 +189,9 @@ class ReferenceFanOut:
             )
         log.info("reference %s: %d ranges fanned out as job %s", plan.uri, len(ranges), job)
         self._wake.set()
+        # The heartbeat runs for the job's whole life, the merge included: a
+        # merge longer than stale_after_s must not let a sweep delete the segments it reads.
+        heartbeat = asyncio.create_task(self._heartbeat(job), name=f"depot-fanout-heartbeat-{job}")
         try:
             rows = await self._wait(job, plan)
             total = sum(int(r["objects"]) for r in rows)
@@ -198,13 +201,24 @@ class ReferenceFanOut:
                 await self._copy(r["segment_key"], writer)
             return total
         finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             # Also when cancelled (nobody follows the listing): the job's
             # items stop being claimed and their listings stop at their next renewal.
             await asyncio.shield(self._drop(job))
 
+    async def _heartbeat(self, job: uuid.UUID) -> None:
+        """Renews the job's heartbeat every third of a lease until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            try:
+                await self._pool.execute("UPDATE reference_fanout_jobs SET heartbeat_at = now() WHERE id = $1", job)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                # A hiccup: the sweep waits 10 leases, so the next renewal is in time.
+                log.warning("reference fan-out job %s: renewing its heartbeat failed: %s", job, type(e).__name__)
+
     async def _wait(self, job: uuid.UUID, plan: S3Plan) -> list[asyncpg.Record]:
         s = self.settings
-        beat = time.monotonic()
         while True:
             async with _database("following the job"):
                 rows = await self._pool.fetch(
@@ -224,10 +238,6 @@ class ReferenceFanOut:
                     )
             if rows and all(r["state"] == "done" for r in rows):
                 return rows
-            if time.monotonic() - beat > s.lease_s / 3:
-                beat = time.monotonic()
-                async with _database("renewing the job"):
-                    await self._pool.execute("UPDATE reference_fanout_jobs SET heartbeat_at = now() WHERE id = $1", job)
             await asyncio.sleep(s.poll_s)
 
     async def _copy(self, key: str, writer: Any) -> None:

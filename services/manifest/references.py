@@ -19,6 +19,7 @@ from depot.services.common.errors import InvalidArgument, PermissionDenied
 
 from ._s3_http import S3Config
 from .azure_listing import AzureConfig, parse_reference_uri, write_azure_reference
+from .gcs_listing import GCSConfig, parse_gcs_uri, write_gcs_reference
 from .s3_listing import FanOut, ReferenceStats, parse_s3_uri, write_s3_reference
 
 # The default and the most a reference may ask for: a manifest of this many
@@ -90,6 +91,21 @@ def _write_s3(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> Awai
     )
 
 
+def _gcs_bucket(uri: str) -> str:
+    return parse_gcs_uri(uri)[0]
+
+
+def _write_gcs(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> Awaitable[ReferenceStats]:
+    return write_gcs_reference(
+        spec.uri,
+        writer,
+        name=spec.name or None,
+        max_objects=spec.max_objects,
+        concurrency=policy.concurrency,
+        config=policy.gcs,
+    )
+
+
 def _azure_container(uri: str) -> str:
     # DEPOT_REFERENCE_BUCKETS names an Azure container as <account>/<container>.
     if not is_azure_uri(uri):
@@ -115,6 +131,7 @@ def _write_azure(policy: ReferencePolicy, spec: ReferenceSpec, writer: Any) -> A
 # The schemes the server lists, by URI scheme.
 _LISTERS: dict[str, _Lister] = {
     "s3": _Lister(_s3_bucket, _write_s3),
+    "gs": _Lister(_gcs_bucket, _write_gcs),
     "az": _Lister(_azure_container, _write_azure),
     "https": _Lister(_azure_container, _write_azure),
 }
@@ -130,6 +147,8 @@ class ReferencePolicy:
     azure: AzureConfig = field(default_factory=AzureConfig.from_env)
     # Lists a large s3:// reference across the manifest replicas (fanout.py); None: in this process.
     fan_out: FanOut | None = None
+    # STORAGE_EMULATOR_HOST, when set, points it at an emulator (see gcs_http).
+    gcs: GCSConfig = field(default_factory=GCSConfig)
 
     @classmethod
     def from_setting(cls, buckets: str, s3: S3Config) -> ReferencePolicy:
@@ -137,10 +156,11 @@ class ReferencePolicy:
 
     def check(self, spec: ReferenceSpec, i: int) -> None:
         field_ = f"header.references[{i}]"
-        lister = _LISTERS.get(spec.uri.partition("://")[0])
+        scheme = spec.uri.partition("://")[0]
+        lister = _LISTERS.get(scheme)
         if lister is None:
             raise InvalidArgument(
-                f"reference {redact(spec.uri)!r}: the server lists s3:// and Azure Blob references only; "
+                f"reference {redact(spec.uri)!r}: the server lists s3://, gs:// and Azure Blob references only; "
                 "file:// and http(s):// references are resolved by the SDK",
                 field=f"{field_}.uri",
             )
@@ -150,12 +170,29 @@ class ReferencePolicy:
                 field=f"{field_}.max_objects",
             )
         bucket = lister.bucket(spec.uri)
-        if "*" not in self.buckets and bucket not in self.buckets:
+        if not self.allows(scheme, bucket):
             raise PermissionDenied(
                 f"bucket {bucket!r} is not one Depot may list for its users "
                 "(an operator adds it to DEPOT_REFERENCE_BUCKETS; an Azure container as <account>/<container>)",
                 field=f"{field_}.uri",
             )
+
+    def allows(self, scheme: str, bucket: str) -> bool:
+        """Whether DEPOT_REFERENCE_BUCKETS lets the server list ``bucket`` under ``scheme``.
+
+        Entries name a store too, so adding a store never widens an existing
+        setting: a bare name or ``*`` is an S3 bucket (what the setting meant
+        before other stores existed), ``gs://name`` / ``gs://*`` a GCS bucket,
+        and ``<account>/<container>`` / ``az://*`` an Azure container (both
+        Azure spellings, az:// and https://, list the same container).
+        """
+        family = "az" if scheme == "https" else scheme
+        if f"{family}://*" in self.buckets or f"{family}://{bucket}" in self.buckets:
+            return True
+        if family == "s3":
+            return "*" in self.buckets or bucket in self.buckets
+        # An Azure "<account>/<container>" cannot be an S3 bucket name (no '/' there).
+        return family == "az" and bucket in self.buckets
 
     async def write(self, spec: ReferenceSpec, writer: Any) -> ReferenceStats:
         return await _LISTERS[spec.uri.partition("://")[0]].write(self, spec, writer)

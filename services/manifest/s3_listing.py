@@ -53,6 +53,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from depot.services.common import otel_steps
 from depot.services.common.errors import (
     InvalidArgument,
     NotFound,
@@ -526,7 +527,9 @@ async def _list_units(
         while next_unit < len(units):
             i = next_unit
             next_unit += 1
-            await run_unit(i)
+            # One span per key range, under the reference's span.
+            with otel_steps.step("depot.s3.list_range", {"depot.s3.unit": i}):
+                await run_unit(i)
 
     tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(units)))]
     try:

@@ -7,10 +7,12 @@ Projects are never renamed or deleted, so their ids are cached per process.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import asyncpg
 
+from depot.services.common.caching import ExpiringCache
 from depot.services.common.errors import Aborted, NotFound
 
 from . import names
@@ -50,23 +52,20 @@ class Projects:
         self._db = db
         # Project ids by (entity id, name): projects are never renamed or
         # deleted, so a committed id stays right; one query less per commit.
-        self._ids: dict[tuple[int, str], int] = {}
+        # Bounded: the least recently used id makes room (caching.py).
+        self._ids: ExpiringCache[tuple[int, str], int] = ExpiringCache("metadata.projects", _PROJECT_CACHE)
 
     async def made(self, found: EntityAccess, project: names.ProjectName) -> int:
         """The project's id, created if missing (logging into a project makes
         it). Call it after every other check, inside the transaction of the
         work that needs it, so that a refused request leaves no project."""
         key = (found.id, project.project)
-        if key in self._ids:
-            return self._ids[key]
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
         pid = int((await get_or_create(self._db, PROJECT_GET_OR_CREATE, found.id, project.project))["id"])
-        self._db.on_commit(lambda: self._remember(key, pid))
+        self._db.on_commit(lambda: self._ids.put(key, pid, until=math.inf))  # never stale: see above
         return pid
-
-    def _remember(self, key: tuple[int, str], pid: int) -> None:
-        if len(self._ids) >= _PROJECT_CACHE:
-            self._ids.clear()
-        self._ids[key] = pid
 
     async def must_exist(self, project: names.ProjectName, artifact: str = "", field: str = "parent") -> None:
         """NOT_FOUND naming what is missing: an empty listing of something that

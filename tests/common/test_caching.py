@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from depot.services.common.caching import ExpiringCache, all_stats
+from depot.services.common import telemetry
+from depot.services.common.caching import ExpiringCache
 
 
 class Clock:
@@ -78,11 +79,35 @@ def test_discard_if_and_clear_invalidate() -> None:
     assert len(cache) == 0 and cache.stats.evictions == 0
 
 
-def test_stats_are_listed_for_metrics() -> None:
-    cache: ExpiringCache[str, int] = ExpiringCache("test.listed", 5)
-    assert any(s is cache.stats for s in all_stats())
-
-
 def test_a_cache_needs_room_for_one_entry() -> None:
     with pytest.raises(ValueError, match="maxsize"):
         ExpiringCache("test.empty", 0)
+
+
+def test_counters_are_reported_through_the_telemetry_hook() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    counter = telemetry.cache_counter("test.metrics", MeterProvider(metric_readers=[reader]))
+    cache: ExpiringCache[str, int] = ExpiringCache("test.metrics", 1, timer=Clock(), counter=counter)
+    cache.put("a", 1, until=10)
+    cache.get("a")
+    cache.get("b")
+    cache.put("b", 2, until=10)  # evicts "a"
+    cache.get("b")
+    data = reader.get_metrics_data()
+    assert data is not None
+    seen = {
+        (metric.name, point.attributes.get("depot.cache.result", "")): point.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        for point in metric.data.data_points  # type: ignore[union-attr]
+        if point.attributes is not None and point.attributes.get("depot.cache") == "test.metrics"
+    }
+    assert seen == {
+        ("depot.cache.lookups", "hit"): 2,
+        ("depot.cache.lookups", "miss"): 1,
+        ("depot.cache.evictions", ""): 1,
+    }

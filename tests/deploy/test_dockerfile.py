@@ -26,8 +26,8 @@ DOCKER = ROOT / "deploy" / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
 LOCK = DOCKER / "requirements.lock"
 REFRESH = (
-    "refresh it: uv pip compile pyproject.toml --extra server --universal --python-version 3.11 "
-    "--generate-hashes -o deploy/docker/requirements.lock"
+    "refresh it (docs/deploy.md; `pip install uv` first): uv pip compile pyproject.toml --extra server "
+    "--universal --python-version 3.11 --generate-hashes -o deploy/docker/requirements.lock"
 )
 # What the runtime stage must never install: toolchains, and the embedded
 # PostgreSQL of `depot server` (a cluster has a database of its own).

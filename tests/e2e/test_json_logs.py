@@ -10,8 +10,8 @@ from depot.services.common import telemetry
 
 def test_json_log_lines() -> None:
     record = logging.LogRecord("depot.x", logging.INFO, __file__, 1, "hello %s", ("world",), None)
-    telemetry._TraceIdFilter().filter(record)
-    line = json.loads(telemetry._JsonFormatter().format(record))
+    telemetry.TraceContextFilter().filter(record)
+    line = json.loads(telemetry.JsonFormatter().format(record))
     assert line["message"] == "hello world"
     assert line["level"] == "INFO" and line["logger"] == "depot.x"
-    assert line["trace_id"] == "-"  # no span is active here
+    assert line["trace_id"] == line["span_id"] == "-"  # no span is active here

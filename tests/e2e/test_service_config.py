@@ -104,9 +104,13 @@ def test_an_unreadable_flag_is_refused_not_read_as_off(bad: str) -> None:
 
 
 def test_telemetry_settings_are_read_with_the_server_settings() -> None:
-    env = {"DEPOT_LOG_FORMAT": "JSON", "DEPOT_TRACE_CONSOLE": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4317"}
+    env = {
+        "DEPOT_LOG_FORMAT": "JSON",
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4317",
+    }
     telemetry = GcConfig.from_env({"DEPOT_DATABASE_URL": DSN, **env}).server.telemetry
-    assert telemetry == TelemetryConfig("http://otel:4317", trace_console=True, json_logs=True)
+    assert telemetry == TelemetryConfig(traces=("console",), metrics=("otlp",), json_logs=True)
     assert TelemetryConfig.from_env({}) == TelemetryConfig()
     # The all-in-one hands them to its workers with the rest.
     config = AllInOneConfig.from_env(env)
@@ -114,8 +118,8 @@ def test_telemetry_settings_are_read_with_the_server_settings() -> None:
     with pytest.raises(ConfigError) as e:
         TelemetryConfig.from_env({"DEPOT_LOG_FORMAT": "xml"})
     assert str(e.value) == "DEPOT_LOG_FORMAT must be text or json, not 'xml'"
-    with pytest.raises(ConfigError, match="^DEPOT_TRACE_CONSOLE must be .*, not 'maybe'$"):
-        TelemetryConfig.from_env({"DEPOT_TRACE_CONSOLE": "maybe"})
+    with pytest.raises(ConfigError, match="^OTEL_TRACES_EXPORTER must list otlp, console or none, not 'jaeger'$"):
+        TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "jaeger"})
 
 
 @pytest.mark.parametrize("bad", ["-1", "0", "65", "two"])

@@ -56,6 +56,20 @@ def test_azure_page(impl: Impl) -> None:
     assert p.last_key == "data/empty"
 
 
+def test_directory_stubs_are_not_objects(impl: Impl) -> None:
+    # hdi_isfolder only counts inside <Metadata>; W&B skips such blobs.
+    body = (
+        b"<EnumerationResults><Blobs>"
+        b"<Blob><Name>d</Name><Properties><Content-Length>0</Content-Length></Properties>"
+        b"<Metadata><hdi_isfolder>true</hdi_isfolder></Metadata></Blob>"
+        b"<Blob><Name>d/f</Name><Properties><Content-Length>1</Content-Length>"
+        b"<hdi_isfolder>true</hdi_isfolder></Properties><Metadata><hdi_isfolder>false</hdi_isfolder></Metadata></Blob>"
+        b"</Blobs></EnumerationResults>"
+    )
+    p = impl.s3page.parse_list_page(body)
+    assert p.keys() == ["d/f"] and p.last_key == "d/f"
+
+
 def test_last_page_has_an_empty_next_marker(impl: Impl) -> None:
     body = b"<EnumerationResults><Blobs/><NextMarker/></EnumerationResults>"
     p = impl.s3page.parse_list_page(body)

@@ -74,6 +74,21 @@ async def test_blob_wins_over_prefix_and_name(azurite: Azurite, filled: tuple[st
     assert entries[0].ref == f"az://{ACCOUNT}/{container}/data/b/c.txt"
 
 
+async def test_directory_stubs_are_skipped(azurite: Azurite) -> None:
+    # Hierarchical-namespace accounts keep directories as blobs with hdi_isfolder metadata.
+    container = azurite.create_container()
+    etag = azurite.put(container, "ds/file", b"f")
+    meta = {"x-ms-blob-type": "BlockBlob", "x-ms-meta-hdi_isfolder": "true"}
+    status, _, _ = azurite.request("PUT", container, "ds/dir", headers=meta)
+    assert status == 201
+    summary, entries, _ = await _list(f"az://{ACCOUNT}/{container}/ds", _config(azurite))
+    assert [(e.path, e.digest) for e in entries] == [("file", etag)]
+    assert summary.digest == wandb_digest([("file", etag)])
+    # Named directly, a stub is a prefix, not a blob.
+    _, entries, stats = await _list(f"az://{ACCOUNT}/{container}/ds/dir", _config(azurite))
+    assert entries == [] and not stats.single_object
+
+
 async def test_pages_follow_next_marker(azurite: Azurite) -> None:
     container = azurite.create_container()
     names = [f"flat/{i:03d}" for i in range(23)]

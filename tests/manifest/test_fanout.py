@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -183,3 +184,44 @@ async def test_a_stale_job_is_swept_with_its_segments(database_url, store, sim) 
         await a.close()
     assert await _rows(database_url, "SELECT * FROM reference_fanout_items") == []
     assert not await store.exists(key)
+
+
+class _StalledWriter:
+    """A manifest writer whose first append waits for the test: a merge as long as it likes."""
+
+    def __init__(self, inner: ManifestWriter) -> None:
+        self.inner = inner
+        self.merging = threading.Event()
+        self.go_on = threading.Event()
+
+    def add_many(self, batch: object) -> None:
+        if not self.merging.is_set():
+            self.merging.set()
+            self.go_on.wait(120)
+        self.inner.add_many(batch)
+
+
+async def test_a_merge_longer_than_the_stale_age_keeps_its_job(database_url, store, sim) -> None:
+    policy = _policy(sim)
+    a = await _replica(database_url, store, policy, lease_s=1.5)  # heartbeat every 0.5 s
+    sweeper = await _replica(database_url, store, policy, lease_s=0.3)  # sweeps jobs silent for 3 s
+    a.start()
+    buf = io.BytesIO()
+    writer = _StalledWriter(ManifestWriter(buf, "md5", check_paths=True))
+    merge = asyncio.create_task(
+        write_s3_reference(URI, writer, session_config=policy.s3, fan_out=a, max_objects=OBJECTS)
+    )
+    try:
+        assert await asyncio.to_thread(writer.merging.wait, 120)
+        await asyncio.sleep(4.5)  # the merge has now lasted longer than the sweeper's stale age
+        await sweeper._sweep_stale()
+        assert len(await _rows(database_url, "SELECT * FROM reference_fanout_jobs")) == 1
+        writer.go_on.set()
+        await asyncio.wait_for(merge, 120)
+    finally:
+        writer.go_on.set()
+        merge.cancel()
+        await a.close()
+        await sweeper.close()
+    writer.inner.close()
+    assert buf.getvalue() == await _single_bytes(policy)

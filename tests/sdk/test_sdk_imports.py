@@ -14,8 +14,9 @@ from pathlib import Path
 import depot
 
 SDK = Path(depot.__file__).parent
-# Optional dependencies an install may lack: imported where they are needed.
-OPTIONAL = {"botocore"}
+# Optional dependencies an install may lack: imported where they are needed
+# (extras s3, gcs, azure; the gRPC instrumentation only when tracing is on).
+OPTIONAL = {"botocore", "google", "azure", "opentelemetry"}
 
 
 def _modules() -> dict[str, ast.Module]:

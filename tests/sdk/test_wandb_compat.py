@@ -74,7 +74,7 @@ def test_wandb_script(wb: World, tmp_path: Path) -> None:
         assert art.version == "v0" and sorted(art.aliases) == ["best", "latest"]
         assert art.tags == ["raw"] and art.digest == unlogged_digest
         assert art.qualified_name == "team-a/p/ds:v0" and art.source_name == "ds:v0"
-        assert art.metadata_applied is True
+        assert art.metadata_applied is True and art.id and art.created_at.year >= 2024
         # A path logs as a new artifact named after the run, as W&B does.
         from_path = run.log_artifact(str(other), type="raw").wait()
         assert from_path.name == f"run-{run.id}-other.csv" and from_path.type == "raw"
@@ -82,7 +82,9 @@ def test_wandb_script(wb: World, tmp_path: Path) -> None:
 
     # -- use, download, verify -------------------------------------------------------
     with wandb.init(entity="team-a", project="p", job_type="train") as run:
-        used = run.use_artifact("ds:best", type="model", aliases=["used"])
+        with pytest.raises(wandb.InvalidArgumentError, match="type"):
+            run.use_artifact("ds:best", type="dataset")
+        used = run.use_artifact("ds:best", type="model", aliases=["used"], use_as="weights")
         assert sorted(used.aliases) == ["best", "latest", "used"]
         root = Path(used.download(str(tmp_path / "dl")))
         assert (root / "train.csv").read_text() == "other\n"
@@ -114,7 +116,8 @@ def test_wandb_script(wb: World, tmp_path: Path) -> None:
     assert again.ttl == timedelta(days=7)
 
     # -- link --------------------------------------------------------------------------
-    linked = again.link("acme/wandb-registry-model/ds", aliases=["staging"])
+    with wandb.init(entity="team-a", project="p", job_type="release") as run:
+        linked = run.link_artifact(again, "acme/wandb-registry-model/ds", aliases=["staging"])
     assert sorted(linked.aliases) == ["latest", "staging"]
     assert api.artifact("acme/wandb-registry-model/ds:staging").source_version == "team-a/p/ds:v0"
     linked.unlink()
@@ -192,10 +195,14 @@ def test_incremental_builds_on_latest_without_uploading(wb: World, tmp_path: Pat
         assert run.log_artifact(fresh).wait().version == "v0"
 
 
-def test_pending_server_references_have_no_digest_yet() -> None:
+@pytest.mark.parametrize("uri", ["s3://bucket/prefix/", "gs://bucket/prefix/"])
+def test_pending_server_references_have_no_digest_yet(uri: str, tmp_path: Path) -> None:
+    f = tmp_path / "f.txt"
+    f.write_text("f")
     art = wandb.Artifact("refs", "dataset")
-    art.add_reference("s3://bucket/prefix/")
-    with pytest.raises(depot.FailedPreconditionError, match="s3://bucket/prefix/"):
+    art.add_file(str(f))
+    art.add_reference(uri)
+    with pytest.raises(depot.FailedPreconditionError, match=uri):
         art.digest  # noqa: B018 - the property is what raises
     with pytest.raises(depot.FailedPreconditionError):
         art.size  # noqa: B018
@@ -251,3 +258,18 @@ def test_unsupported_rows_say_why(wb: World, tmp_path: Path) -> None:
     # is_tmp names the file after its content, as W&B does.
     e = art.add_file(str(f), name="dir/report.csv", is_tmp=True)
     assert e.path.startswith("dir/") and e.path.endswith(".csv") and len(e.path) == len("dir/") + 20 + len(".csv")
+
+
+def test_fresh_version_with_json_lossy_metadata_is_applied(
+    wb: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A tuple comes back as a list and an int key as a string: stored as sent, not "not applied".
+    data = _files(tmp_path / "data")
+    with wandb.init(entity="team-a", project="p") as run:
+        art = wandb.Artifact("shaped", "dataset", metadata={"shape": (3, 4), 7: "seven"})
+        art.add_dir(str(data))
+        with caplog.at_level(logging.WARNING, logger="depot"):
+            run.log_artifact(art).wait()
+    assert art.version == "v0" and art.metadata_applied is True
+    assert "logged already" not in caplog.text
+    assert wandb.Api().artifact("team-a/p/shaped:v0").metadata == {"shape": [3, 4], "7": "seven"}

@@ -260,7 +260,7 @@ _OK = {"digest": "1B2M2Y8AsgTpgAmY7PhCfg==", "size": 0}
         (_manifest({"a": {**_OK, "ref": 7}}), "contents['a'].ref"),
         (_manifest({"a": {**_OK, "extra": []}}), "contents['a'].extra"),
         (_manifest({"a": {**_OK, "extra": {"alg": "SHA1"}}}), "contents['a'].extra.alg"),
-        (_manifest({"a": {**_OK, "extra": {"versionID": 3}}}), "contents['a'].extra.versionID"),
+        (_manifest({"a": {**_OK, "extra": {"versionID": -3}}}), "contents['a'].extra.versionID"),
         (_manifest({"a": {"digest": "not base64 md5"}}), "contents['a'].digest"),
         (_manifest({"a": {**_OK, "ref": "wandb-artifact://abc/x"}}), "contents['a'].ref"),
     ],

@@ -1,6 +1,6 @@
 """Azurite (Microsoft's Azure Storage emulator) on loopback, and a tiny blob client for tests.
 
-``.ci/run`` installs Azurite with npm (idempotent, quick when present) into
+``scripts/test.sh`` (the README's test command) installs Azurite with npm (idempotent, quick when present) into
 ``<repo>/.cache/azurite``; a test that needs it and cannot find it fails
 with the command that installs it (never skips).
 
@@ -69,18 +69,19 @@ class Azurite:
         name: str = "",
         query: dict[str, str] | None = None,
         body: bytes = b"",
+        headers: dict[str, str] | None = None,
         **h: str,
     ) -> tuple[int, dict[str, str], bytes]:
         acc = self.access()
         url = acc.url(container, name, query)
-        extra = {k.replace("_", "-"): v for k, v in h.items()}
+        extra = {**{k.replace("_", "-"): v for k, v in h.items()}, **(headers or {})}
         if method in ("PUT", "POST"):
             extra["Content-Length"] = str(len(body))
-        headers = acc.headers(method, url, formatdate(usegmt=True), extra)
+        signed = acc.headers(method, url, formatdate(usegmt=True), extra)
         parts = urlsplit(url)
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
         try:
-            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers)
+            conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=signed)
             resp = conn.getresponse()
             # Header names lowercased: Azurite sends some of them so.
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
