@@ -39,7 +39,22 @@ from typing import Any
 import asyncpg
 
 from depot.native import ManifestReader, ManifestWriter
-from depot.services.common.errors import DepotError, PermissionDenied, TooManyObjects, Unavailable
+from depot.services.common.errors import (
+    Aborted,
+    DepotError,
+    ErrorReason,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    S3Unavailable,
+    StorageFull,
+    StorageNotWritable,
+    TooManyObjects,
+    Unauthenticated,
+    Unavailable,
+)
 
 from .references import ReferencePolicy
 from .s3_listing import S3Plan, s3_client, units_from_json, write_s3_units
@@ -50,8 +65,27 @@ log = logging.getLogger(__name__)
 SEGMENT_PREFIX = "~fanout"
 # S3 connections kept open at once (one per bucket recently listed).
 _MAX_CLIENTS = 8
-# Marks an item whose range held more than the job's max_objects.
-_TOO_MANY = "too_many"
+# The domain errors an item's failure is recorded as and raised again by the
+# coordinator (by class name), so the caller sees the single-process answer.
+# Another DepotError is recorded as its nearest listed base class.
+_KINDS: dict[str, type[DepotError]] = {
+    cls.__name__: cls
+    for cls in (
+        DepotError,
+        InvalidArgument,
+        NotFound,
+        FailedPrecondition,
+        PermissionDenied,
+        Unauthenticated,
+        ResourceExhausted,
+        StorageFull,
+        StorageNotWritable,
+        Aborted,
+        Unavailable,
+        S3Unavailable,
+        TooManyObjects,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -229,9 +263,7 @@ class ReferenceFanOut:
                 )
             for r in rows:
                 if r["state"] == "failed":
-                    if r["error"] == _TOO_MANY:
-                        raise TooManyObjects(plan.uri, plan.max_objects)
-                    raise Unavailable(f"{plan.uri}: listing key range {r['item']} failed: {r['error']}")
+                    raise _failure_error(r["error"], plan, r["item"])
                 if r["state"] == "pending" and r["attempts"] >= s.max_attempts and r["expired"]:
                     raise Unavailable(
                         f"{plan.uri}: key range {r['item']} was claimed {r['attempts']} times and never finished"
@@ -351,10 +383,8 @@ class ReferenceFanOut:
                 await self._finish(c, "done", objects=result[0], size=result[1])
         except asyncio.CancelledError:
             raise
-        except TooManyObjects:
-            await self._fail(c, _TOO_MANY)
         except DepotError as e:  # the listing's answer: the coordinator raises it
-            await self._fail(c, e.message)
+            await self._fail(c, _failure_record(e))
         except Exception:
             # Not the listing's answer (this replica's disk or database): let
             # another replica try at once; attempts bound the retries.
@@ -448,6 +478,40 @@ class ReferenceFanOut:
         )
         if status == "UPDATE 0" and state == "done":  # taken over, or the job is gone
             await self._delete_segments([c.segment_key])
+
+
+def _failure_record(e: DepotError) -> str:
+    """An item's failure as its ``error`` column holds it: the domain error's kind and words."""
+    kind = next(c.__name__ for c in type(e).__mro__ if _KINDS.get(c.__name__) is c)
+    record: dict[str, Any] = {
+        "kind": kind,
+        "message": e.message,
+        "field": e.field,
+        "reason": ErrorReason.Name(e.reason),
+    }
+    if isinstance(e, S3Unavailable):
+        record["code"] = e.code
+    return json.dumps(record)
+
+
+def _failure_error(error: str | None, plan: S3Plan, item: int) -> DepotError:
+    """The domain error an item failed with (see ``_failure_record``), to raise in the coordinator."""
+    try:
+        record = json.loads(error or "")
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or record.get("kind") not in _KINDS:  # a replica of an older release
+        return Unavailable(f"{plan.uri}: listing key range {item} failed: {error}")
+    cls = _KINDS[record["kind"]]
+    if cls is TooManyObjects:
+        return TooManyObjects(plan.uri, plan.max_objects)
+    message = str(record.get("message", ""))
+    if cls is S3Unavailable:
+        return S3Unavailable(message, bucket=plan.bucket, code=str(record.get("code", "")))
+    err = cls(message, field=record.get("field"))
+    with contextlib.suppress(ValueError):  # a reason this release does not know: the class's own
+        err.reason = ErrorReason.Value(str(record.get("reason", "")))
+    return err
 
 
 def _append(path: str, writer: Any) -> None:
