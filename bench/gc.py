@@ -46,6 +46,7 @@ from _harness import store_manifest
 
 from depot.services.allinone.postgres import LocalPostgres
 from depot.services.gc.sweep import BlobCollector
+from depot.services.manifest import sweeping
 from depot.services.manifest.public import open_store
 from depot.services.manifest.store import S3Options
 from depot.services.metadata import db
@@ -173,6 +174,11 @@ async def add_version(dsn: str, manifest_id: str) -> None:
 
 
 async def one_pass(dsn: str, url: str, work: Path, endpoint: str | None, grace_s: float) -> dict[str, Any]:
+    if os.environ.get("DEPOT_BENCH_GC_BASELINE"):
+        # The A/B's "before": listing times parsed by botocore's own (dateutil) parser.
+        from botocore.utils import parse_timestamp
+
+        sweeping.parse_timestamp = parse_timestamp
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     s3 = S3Options(endpoint_url=endpoint) if endpoint else None
     store = await open_store(url, staging_dir=work / "staging", s3=s3)
@@ -210,6 +216,17 @@ async def one_pass(dsn: str, url: str, work: Path, endpoint: str | None, grace_s
 
 
 def _rss_mib() -> float:
+    """This process's peak RSS since its exec (VmHWM).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries it across fork and
+    exec, so a child would report its parent's peak when that was larger
+    (a parent holding moto's objects, or the world's million manifest
+    entries: the 244 MiB once reported for an S3 pass of 20,000 keys).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -264,6 +281,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4, help="processes creating the world's files")
     ap.add_argument("--s3", choices=["sim", "moto"], default="sim", help="s3sim.py --stateful, or moto's server")
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the pass into this file")
+    ap.add_argument(
+        "--ab", action="store_true", help="S3: each repeat also runs a baseline pass (botocore's timestamp parser)"
+    )
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     opts = ap.parse_args()
     if opts.child:
@@ -305,7 +325,8 @@ def main() -> None:
         live_s = time.perf_counter() - t
         asyncio.run(add_version(dsn, manifest_id))
         lines = []
-        for r in range(opts.repeat):
+        variants = ["baseline", "current"] if opts.ab else ["current"]
+        for r, variant in ((r, v) for r in range(opts.repeat) for v in variants):
             # Garbage anew each repeat (the last pass deleted it); the live set stays.
             t = time.perf_counter()
             garbage = (k for k, _ in _keys(opts.garbage, 2))
@@ -316,19 +337,21 @@ def main() -> None:
             build_s = time.perf_counter() - t
             # Everything is older than a grace of one second once it is waited out.
             time.sleep(1.5)
-            work = base / f"work{r}"
+            work = base / f"work{r}-{variant}"
             work.mkdir()
             load = os.getloadavg()[0]
             cmd = [sys.executable, __file__, "--child", dsn, url, str(work), endpoint, "1"]
             if opts.profile:
                 cmd[2:2] = ["--profile", str(opts.profile)]
-            child = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            env = dict(os.environ, DEPOT_BENCH_GC_BASELINE="1" if variant == "baseline" else "")
+            child = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
             if opts.profile:
                 print(child.stderr, file=sys.stderr)
             res = json.loads(child.stdout.strip().splitlines()[-1])
             line = {
                 "backend": opts.backend,
                 "store": store_kind,
+                "variant": variant,
                 "live_blobs": opts.live,
                 "garbage_blobs": opts.garbage,
                 "build_live_s": round(live_s, 1),
@@ -341,14 +364,12 @@ def main() -> None:
             }
             print(json.dumps(line), flush=True)
             lines.append(line)
-        if len(lines) > 1:
-            keys = ["wall_s", "cpu_s", "blobs_per_s", "blobs_per_cpu_s", "peak_rss_mib", "load_before"]
-            print(
-                json.dumps(
-                    {"median": True, "backend": opts.backend, "store": store_kind}
-                    | {k: statistics.median(x[k] for x in lines) for k in keys}
-                )
-            )
+        keys = ["wall_s", "cpu_s", "blobs_per_s", "blobs_per_cpu_s", "peak_rss_mib", "load_before"]
+        for variant in variants:
+            mine = [x for x in lines if x["variant"] == variant]
+            if len(mine) > 1:
+                head = {"median": True, "backend": opts.backend, "store": store_kind, "variant": variant}
+                print(json.dumps(head | {k: statistics.median(x[k] for x in mine) for k in keys}))
     finally:
         if isinstance(server, subprocess.Popen):
             server.terminate()
