@@ -298,6 +298,9 @@ class Simulator:
         self._sem: asyncio.Semaphore | None = None
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        # Connection handlers, cancelled by stop(): one left sleeping in a
+        # simulated latency would otherwise outlive its closed event loop.
+        self._handlers: set[asyncio.Task[None]] = set()
         self._date = ""
         self._date_at = 0.0
         self.endpoint_url = ""
@@ -316,6 +319,9 @@ class Simulator:
             self._server.close()
             for w in list(self._conns):
                 w.transport.abort()
+            for t in list(self._handlers):
+                t.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
 
@@ -336,6 +342,9 @@ class Simulator:
 
     async def _serve_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conns.add(writer)
+        me = asyncio.current_task()
+        if me is not None:
+            self._handlers.add(me)
         try:
             while True:
                 try:
@@ -368,6 +377,8 @@ class Simulator:
                     return
         finally:
             self._conns.discard(writer)
+            if me is not None:
+                self._handlers.discard(me)
             writer.close()
 
     async def _respond(
