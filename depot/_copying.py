@@ -9,12 +9,13 @@ import secrets
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
 from depot.core.hashing import Hasher
 
-from ._exceptions import DepotError, DigestMismatchError
+from ._exceptions import CommError, DepotError, DigestMismatchError
 from ._paths import safe_join
 
 __all__ = ["CHUNK", "Bounded", "DirFds", "Sink", "copy_hashing", "new_temp_in", "open_fresh", "write_all"]
@@ -73,6 +74,26 @@ def copy_hashing(src: IO[bytes], out: Sink, hashers: list[Hasher]) -> int:
             h.update(chunk)
         n += len(chunk)
     return n
+
+
+def write_body_hashing(pieces: Iterator[bytes], out: Sink, hashers: list[Hasher], where: str) -> int:
+    """Writes an HTTP body's ``pieces`` to ``out``, feeding each hasher; the bytes written.
+
+    A connection lost mid-body is a ``CommError`` naming ``where`` and how
+    far the body got (what the reference fetchers report), not an OSError.
+    """
+    size = 0
+    while True:
+        try:
+            chunk = next(pieces, b"")
+        except OSError as e:
+            raise CommError(f"{where}: download interrupted after {size} bytes: {type(e).__name__}: {e}") from None
+        if not chunk:
+            return size
+        out.write(chunk)
+        for h in hashers:
+            h.update(chunk)
+        size += len(chunk)
 
 
 def open_fresh(path: Path) -> BinaryIO:

@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit
 
 from depot.core.hashing import Hasher
 
-from ._copying import CHUNK, Sink
+from ._copying import CHUNK, Sink, write_body_hashing
 from ._exceptions import CommError, DepotError, InvalidArgumentError, PermissionDeniedError
 from ._http1 import DEFAULT_REQUEST_TIMEOUT_S, Connection, Response
 from ._http_refs import DEFAULT_TIMEOUT_S
@@ -196,19 +196,7 @@ class GCSFetcher:
         return None
 
     def _stream(self, resp: Response, out: Sink, hashers: list[Hasher], where: str) -> GCSObject:
-        size = 0
-        pieces = resp.chunks(CHUNK)
-        while True:
-            try:
-                chunk = next(pieces, b"")
-            except OSError as e:
-                raise CommError(f"{where}: download interrupted after {size} bytes: {type(e).__name__}: {e}") from None
-            if not chunk:
-                break
-            out.write(chunk)
-            for h in hashers:
-                h.update(chunk)
-            size += len(chunk)
+        size = write_body_hashing(resp.chunks(CHUNK), out, hashers, where)
         return GCSObject(size, resp.headers.get("x-goog-generation", ""))
 
     def _refuse_unless_missing(self, resp: Response, body: bytes, where: str) -> None:

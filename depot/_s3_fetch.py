@@ -47,7 +47,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from depot.core.hashing import Hasher
 
-from ._copying import CHUNK, Sink
+from ._copying import CHUNK, Sink, write_body_hashing
 from ._exceptions import CommError, DepotError, InvalidArgumentError, PermissionDeniedError
 from ._http1 import DEFAULT_REQUEST_TIMEOUT_S, Connection, Response
 from ._http_refs import DEFAULT_TIMEOUT_S, normalize_etag
@@ -329,19 +329,7 @@ class S3Fetcher:
         return None
 
     def _stream(self, resp: Response, out: Sink, hashers: list[Hasher], where: str) -> S3Object:
-        size = 0
-        pieces = resp.chunks(CHUNK)
-        while True:
-            try:
-                chunk = next(pieces, b"")
-            except OSError as e:
-                raise CommError(f"{where}: download interrupted after {size} bytes: {type(e).__name__}: {e}") from None
-            if not chunk:
-                break
-            out.write(chunk)
-            for h in hashers:
-                h.update(chunk)
-            size += len(chunk)
+        size = write_body_hashing(resp.chunks(CHUNK), out, hashers, where)
         head = resp.headers
         sse = head.get("x-amz-server-side-encryption", "")
         return S3Object(
