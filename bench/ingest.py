@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,6 +98,14 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], deadline: float) -> 
             time.sleep(0.2)
 
 
+def _origin(e: BaseException) -> str:
+    """Where an error came from: the innermost SDK frame of its traceback (which call failed)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "/depot/" in f.filename]
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno} {frames[-1].name}" if frames else "?"
+
+
 # -- the clients ---------------------------------------------------------------------------------
 
 
@@ -133,7 +143,7 @@ def _child(a: argparse.Namespace) -> None:
                         run.log_artifact(art).wait()
                     except Exception as e:  # every failure is counted, the client goes on
                         with lock:
-                            errors.append(f"{type(e).__name__}: {e}"[:300])
+                            errors.append(f"{kind}: {type(e).__name__}: {e} ({_origin(e)})"[:300])
                         continue
                     ms = (time.perf_counter() - t0) * 1000
                     with lock:
@@ -402,7 +412,8 @@ def _run(a: argparse.Namespace, replicas: int, database_admin: str, endpoint: st
                 "ref_p99_ms": _percentile(ref_ms, 0.99),
                 "mean_ms": round(statistics.fmean(ms), 1) if ms else None,
                 "errors": len(errors),
-                "error_sample": errors[:5],
+                # Distinct errors, most frequent first, with how often each happened.
+                "error_kinds": dict(collections.Counter(errors).most_common(8)),
                 "consistency": _check(services, acks, a.objects_per_ref, a.sample),
             }
             print(json.dumps(row), flush=True)
@@ -440,6 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sample", type=int, default=10, help="reference versions whose entries are counted")
     ap.add_argument("--database-url", help="an admin DSN; default: an embedded PostgreSQL under the work dir")
     ap.add_argument("--work", help="work dir (default: a temp dir, removed)")
+    ap.add_argument("--keep-logs", metavar="DIR", help="copy the services' logs here before the work dir goes")
     # Internal: a client process.
     ap.add_argument("--child", choices=["clients", "big"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -472,6 +484,11 @@ def main(argv: list[str] | None = None) -> None:
             sim.wait(30)
             if local is not None:
                 local.destroy()
+            if a.keep_logs:
+                for log in work.glob("replicas-*/*.log"):
+                    dest = Path(a.keep_logs) / log.parent.name
+                    dest.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(log, dest / log.name)
 
 
 if __name__ == "__main__":
