@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import os
 import random
 import re
 import ssl
@@ -49,6 +51,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from depot.services.common.errors import (
@@ -72,6 +75,7 @@ _THROTTLE_CODES = frozenset(
 _BODYLESS_CODES = {500: "InternalError", 503: "SlowDown", 403: "AccessDenied", 404: "NoSuchKey"}
 _CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
 _MSG_RE = re.compile(rb"<Message>([^<]*)</Message>")
+_STATUS_RE = re.compile(rb"<Status>([^<]*)</Status>")
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 T = TypeVar("T")
@@ -131,10 +135,41 @@ def _tls(config: S3Config, ca_bundle: str | None) -> ssl.SSLContext | bool:
         return False
     if not ca_bundle:
         return True
+    return _ca_context(ca_bundle, _mtime(ca_bundle))
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return -1.0  # _ca_context reports the failure
+
+
+@functools.lru_cache(maxsize=8)
+def _ca_context(ca_bundle: str, mtime: float) -> ssl.SSLContext:
+    """One context per CA bundle (and version of it), shared by every listing:
+    loading a bundle is tens of milliseconds of CPU, paid per listing before.
+    A context only read by its connections is safe to share."""
+    del mtime  # part of the cache key: a replaced bundle is loaded again
     try:
         return ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as e:
         raise FailedPrecondition(f"CA bundle {ca_bundle} (AWS_CA_BUNDLE) cannot be loaded: {e}") from None
+
+
+def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy HTTP(S)_PROXY / NO_PROXY (and ~/.netrc for its password) choose for ``url``.
+
+    What aiohttp's ``trust_env`` does, but once per listing (and region
+    redirect) instead of once per request: reading the environment and
+    ~/.netrc per page was a tenth of the manifest service's CPU when many
+    small references are listed. trust_env is off, so ~/.netrc never adds
+    credentials to a request to S3 either; those are signed.
+    """
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
 
 
 def _untrusted(where: str, detail: str) -> FailedPrecondition:
@@ -142,6 +177,16 @@ def _untrusted(where: str, detail: str) -> FailedPrecondition:
         f"{where}: S3's TLS certificate is not trusted ({detail}); "
         "set AWS_CA_BUNDLE to the CA that signed it (or fix the endpoint)"
     )
+
+
+class _Answer(Exception):
+    """S3's final answer to a signed GET, not retryable: the caller says what it means."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 class S3RequestError(Exception):
@@ -249,6 +294,8 @@ class S3HttpClient:
         self._frozen_at = 0.0
         self.region = ""
         self._base = ""
+        self._proxy: URL | None = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
 
     async def __aenter__(self) -> S3HttpClient:
         from aiobotocore.config import AioConfig
@@ -306,7 +353,7 @@ class S3HttpClient:
                 ),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout, sock_read=c.read_timeout),
                 auto_decompress=True,
-                trust_env=True,
+                trust_env=False,  # the proxy is chosen once, in _set_base
             )
         except BaseException:
             await self._client_cm.__aexit__(None, None, None)
@@ -332,6 +379,7 @@ class S3HttpClient:
         else:
             self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/{quote(self.bucket, safe='')}"
         self._style = style
+        self._proxy, self._proxy_auth = _env_proxy(self._base)
 
     # -- one-off calls through botocore ---------------------------------------------------
 
@@ -454,20 +502,25 @@ class S3HttpClient:
         return etag, int(r.get("ContentLength", 0)), str(r.get("VersionId") or "")
 
     async def bucket_versioned(self) -> bool:
-        """Whether listing should use ListObjectVersions (versioning Enabled or Suspended)."""
-        from botocore.exceptions import ClientError
+        """Whether listing should use ListObjectVersions (versioning Enabled or Suspended).
 
+        A signed GET on the listing session, not botocore's
+        GetBucketVersioning: botocore builds its client's TLS context (the
+        CA bundle loaded again) on its first request, tens of milliseconds
+        of CPU per listing that a prefix listing otherwise never needs.
+        """
         what = f"s3://{self.bucket}"
         try:
-            r = await self._botocore(what, lambda: self._client.get_bucket_versioning(Bucket=self.bucket))
-        except ClientError as e:
-            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if status == 403 and code != "NoSuchBucket":
+            body = await self._signed_get([("versioning", "")], what, lambda b: b)
+        except _Answer as a:
+            if a.status == 404 and a.code == "NoSuchBucket":
+                raise NotFound(f"{what}: no such bucket (S3 NoSuchBucket)", field="uri") from None
+            if a.status == 403:
                 # May list but not read the versioning state: record no version ids.
                 return False
-            raise self._map_client_error(e, what) from None
-        return r.get("Status") in ("Enabled", "Suspended")
+            raise Unavailable(f"{what}: S3 error {a.code or a.status}: {a.message}") from None
+        m = _STATUS_RE.search(body)
+        return m is not None and m.group(1) in (b"Enabled", b"Suspended")
 
     # -- listing pages ---------------------------------------------------------------------
 
@@ -515,16 +568,47 @@ class S3HttpClient:
             params = [("list-type", "2"), ("prefix", prefix), ("max-keys", mk), ("encoding-type", "url")]
             if after:
                 params.append(("start-after", after))
-        c = self.config
         where = f"s3://{self.bucket}/{prefix}"
 
-        async def attempt() -> tuple[Any, bytes]:
+        def parse(body: bytes) -> tuple[Any, bytes]:
+            try:
+                return parse_list_page(body), body
+            except S3PageError as e:
+                raise _Outcome("error", f"bad listing page: {e}", "MalformedListing") from None
+
+        try:
+            return await self._signed_get(params, where, parse)
+        except _Answer as a:
+            if a.status == 404 and a.code == "NoSuchBucket":
+                raise NotFound(f"s3://{self.bucket}: no such bucket (S3 NoSuchBucket)", field="uri") from None
+            if a.status == 403:
+                raise PermissionDenied(
+                    f"{where}: S3 denied listing bucket {self.bucket!r} ({a.code or a.status}: {a.message})"
+                ) from None
+            if a.status == 400:
+                raise InvalidArgument(
+                    f"{where}: S3 rejected the listing ({a.code}: {a.message})", field="uri"
+                ) from None
+            raise Unavailable(f"{where}: S3 answered HTTP {a.status} {a.code}: {a.message}") from None
+
+    async def _signed_get(self, params: list[tuple[str, str]], where: str, parse: Callable[[bytes], T]) -> T:
+        """A signed GET of the bucket with ``params``, under the retry policy; ``parse`` of a 200's body.
+
+        Throttles, 5xx, connection errors and a region redirect are retried
+        here (``parse`` may raise :class:`_Outcome` to retry a bad body);
+        any other answer raises :class:`_Answer` for the caller to map.
+        """
+        c = self.config
+
+        async def attempt() -> T:
             url = self._url(params)
             creds = await self._credentials()
             headers = self._sign(url, creds)
             assert self._http is not None
             try:
-                async with self._http.get(URL(url, encoded=True), headers=headers) as resp:
+                async with self._http.get(
+                    URL(url, encoded=True), headers=headers, proxy=self._proxy, proxy_auth=self._proxy_auth
+                ) as resp:
                     body = await resp.read()
                     status = resp.status
                     bucket_region = resp.headers.get("x-amz-bucket-region")
@@ -534,10 +618,7 @@ class S3HttpClient:
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
                 raise _Outcome("error", f"{type(e).__name__}: {e}", type(e).__name__) from None
             if status == 200:
-                try:
-                    return parse_list_page(body), body
-                except S3PageError as e:
-                    raise _Outcome("error", f"bad listing page: {e}", "MalformedListing") from None
+                return parse(body)
             code, msg = _error_code(body)
             detail = f"HTTP {status} {code}: {msg}"
             if status in _THROTTLE_STATUS or code in _THROTTLE_CODES:
@@ -548,12 +629,6 @@ class S3HttpClient:
                 self.region = bucket_region
                 self._set_base(f"https://s3.{bucket_region}.amazonaws.com", self._style)
                 raise _Outcome("error", f"redirected to region {bucket_region}", "PermanentRedirect")
-            if status == 404 and code == "NoSuchBucket":
-                raise NotFound(f"s3://{self.bucket}: no such bucket (S3 NoSuchBucket)", field="uri")
-            if status == 403:
-                raise PermissionDenied(f"{where}: S3 denied listing bucket {self.bucket!r} ({code or status}: {msg})")
-            if status == 400:
-                raise InvalidArgument(f"{where}: S3 rejected the listing ({code}: {msg})", field="uri")
-            raise Unavailable(f"{where}: S3 answered HTTP {status} {code}: {msg}")
+            raise _Answer(status, code, msg)
 
         return await self._retrying(where, attempt)

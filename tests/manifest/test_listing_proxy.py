@@ -140,7 +140,9 @@ async def test_listing_and_botocore_calls_go_through_https_proxy(
         assert body.startswith(b"<?xml") and sim.stats.list_pages == 1
         assert proxy.tunnels == [target]  # the listing session's connection
         assert await client.bucket_versioned() is False
-        assert proxy.tunnels == [target, target]  # ...and botocore's
+        assert proxy.tunnels == [target]  # a signed GET on the same session: its tunnel again
+        assert await client.head_object("no-such-key", None) is None
+        assert proxy.tunnels == [target, target]  # ...and botocore's own connection
 
 
 async def test_no_proxy_bypasses_the_proxy(
@@ -182,6 +184,8 @@ async def test_an_untrusted_certificate_fails_at_once_with_a_clear_error(
             await client.list_page("", versioned=False)
         with pytest.raises(FailedPrecondition, match="TLS certificate is not trusted"):
             await client.bucket_versioned()
+        with pytest.raises(FailedPrecondition, match="TLS certificate is not trusted"):
+            await client.head_object("key", None)  # botocore's connection
         assert client.retries == 0  # not retried: no retry makes a certificate trusted
     assert sim.stats.requests == 0
 

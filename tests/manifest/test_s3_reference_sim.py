@@ -125,3 +125,24 @@ async def test_one_million_keys_digest() -> None:
         summary, _, stats = await list_reference("s3://bk/dataset", _config(sim))
         assert (summary.digest, summary.count) == expected_digest(sim.space, "dataset/")
         assert stats.objects == 1_000_000
+
+
+async def test_listings_in_one_process_share_one_botocore_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A botocore session per listing cost 0.2-1 s of CPU on the event loop
+    each; at 64 concurrent clients that starved the gRPC accept loop until
+    waiting calls were CANCELLED (bench/ingest.py). Three listings, one session."""
+    import aiobotocore.session
+
+    created: list[object] = []
+    real_init = aiobotocore.session.AioSession.__init__
+
+    def counting_init(self: object, *args: Any, **kwargs: Any) -> None:
+        created.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiobotocore.session.AioSession, "__init__", counting_init)
+    async with s3sim.Simulator(objects=1_500, layout="flat") as sim:
+        for _ in range(3):
+            summary, _, _ = await list_reference("s3://bk/flat/", _config(sim), concurrency=4)
+            assert (summary.digest, summary.count) == expected_digest(sim.space, "flat/")
+    assert len(created) == 1
