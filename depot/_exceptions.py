@@ -196,6 +196,8 @@ _RETRIED_BY_SERVER = frozenset({ErrorReason.Name(ErrorReason.S3_UNAVAILABLE)})
 # What grpc reports for a call whose connection dropped mid-stream, with
 # UNKNOWN on some paths ("Stream removed (recvmsg:Connection reset by peer)").
 _STREAM_CUT = "Stream removed"
+# What grpc reports for a call this process cancelled (call.cancel()).
+_LOCAL_CANCEL = "Locally cancelled"
 
 
 def is_transient(err: grpc.RpcError) -> bool:
@@ -203,7 +205,11 @@ def is_transient(err: grpc.RpcError) -> bool:
 
     UNAVAILABLE (the server is down, restarting, or lost its database for a
     moment; a stream cut by a dropped connection) and ABORTED (a conflict, or
-    an upload closed idle with nothing stored) are. DEADLINE_EXCEEDED is
+    an upload closed idle with nothing stored) are. So is CANCELLED unless
+    this process cancelled the call: the SDK cancels only on Ctrl-C, so the
+    server's side did, and gRPC does that to calls a busy server has not
+    taken up within ``grpc.server_max_unrequested_time_in_server`` (30 s),
+    before any handler ran. DEADLINE_EXCEEDED is
     not: either the caller's own deadline ran out, which bounds the call,
     or the server's statement timeout did, and the same statement would
     run as long again; retrying it only multiplies load on a struggling
@@ -214,4 +220,6 @@ def is_transient(err: grpc.RpcError) -> bool:
         return _error_info(err)[0] not in _RETRIED_BY_SERVER
     if code == grpc.StatusCode.ABORTED:
         return True
+    if code == grpc.StatusCode.CANCELLED:
+        return not (err.details() or "").startswith(_LOCAL_CANCEL)
     return code == grpc.StatusCode.UNKNOWN and (err.details() or "").startswith(_STREAM_CUT)
