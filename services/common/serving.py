@@ -15,9 +15,13 @@ from grpc_health.v1 import health_pb2_grpc
 from . import telemetry
 from .health import add_health, mark_serving
 from .interceptor import EdgeInterceptor, Gate
+from .otel_loop import LoopLag
 from .tls import ServerTLS
 
 log = logging.getLogger(__name__)
+
+# The event-loop lag probe of each started server (with a metrics exporter only).
+_loop_probes: dict[grpc.aio.Server, LoopLag] = {}
 
 # Entry batches and blob chunks are a few MiB at most; anything larger is a bug.
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -102,11 +106,18 @@ async def start(
         bind(health_server, health_listen)
         await health_server.start()
     await server.start()
+    probe = telemetry.loop_lag()
+    if probe is not None:
+        probe.start()
+        _loop_probes[server] = probe
     await mark_serving(health, service_names)
     return health_server
 
 
 async def stop(server: grpc.aio.Server, health_server: grpc.aio.Server | None, grace: float) -> None:
+    probe = _loop_probes.pop(server, None)
+    if probe is not None:
+        await probe.stop()
     await server.stop(grace)
     if health_server is not None:
         await health_server.stop(0)

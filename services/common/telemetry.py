@@ -35,6 +35,7 @@ from opentelemetry import metrics, trace
 from .cache_metrics import CacheCounter as CacheCounter
 from .cache_metrics import cache_counter as cache_counter
 from .config import TelemetryConfig
+from .otel_loop import LoopLag
 from .otel_rpc import RpcMetrics
 
 # Child spans of the services' long steps; a no-op until setup() installs a provider.
@@ -177,6 +178,13 @@ def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     if _meter_provider is not None:
         out.append(RpcMetrics(_meter_provider.get_meter("depot.services.rpc")))
     return out
+
+
+def loop_lag() -> LoopLag | None:
+    """The event-loop lag probe for a server about to start: None without a metrics exporter."""
+    if _meter_provider is None:
+        return None
+    return LoopLag(_meter_provider.get_meter("depot.services.loop"))
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
