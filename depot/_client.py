@@ -282,26 +282,34 @@ def _traced(channel: grpc.Channel) -> grpc.Channel:
     process has a tracer provider (checked per call, so one set up after the
     client counts): each call is then a client span of the user's current
     span, and the services' spans join that trace. Until then a call costs
-    one type check. Server-streaming calls are left out: the instrumentation
-    hands back a plain generator for them, without the ``cancel()`` the
-    manifest readers call.
+    one type check. Unary and request-streaming calls (UploadBlob,
+    CreateManifest) go through the instrumentation's interceptor; calls
+    that stream their answer (ReadManifest, ReadBlob, ResolveReferences)
+    through ours (``depot._stream_spans``: the instrumentation would hand
+    back a generator without the ``cancel()`` the SDK's readers call). The
+    SDK has no bidirectional call.
     """
     try:
         from opentelemetry import trace
         from opentelemetry.instrumentation.grpc import client_interceptor
         from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+        from ._stream_spans import AnswerStreamSpans
     except ImportError:
         return channel
 
-    def traced_call(info: Any) -> bool:
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            return False  # no provider set: nothing would be recorded or sent
-        return not getattr(info, "is_server_stream", False) or bool(getattr(info, "is_client_stream", False))
+    def recording() -> bool:
+        # No provider set: nothing would be recorded or sent.
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+    def unary_or_upload(info: Any) -> bool:
+        answer_stream = getattr(info, "is_server_stream", False) and not getattr(info, "is_client_stream", False)
+        return not answer_stream and recording()
 
     # The instrumentation's functions carry no annotations.
-    interceptor = client_interceptor(filter_=traced_call)  # type: ignore[no-untyped-call]
+    interceptor = client_interceptor(filter_=unary_or_upload)  # type: ignore[no-untyped-call]
     traced: grpc.Channel = intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
-    return traced
+    return grpc.intercept_channel(traced, AnswerStreamSpans(recording))
 
 
 def _first(it: Iterator[T]) -> Iterator[T]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import itertools
 import os
 import secrets
@@ -166,7 +167,8 @@ class _Run:
         if self.state.failed.is_set():
             self.slots.release()
             return
-        self.pool.submit(self._run, task, items)
+        # In the caller's context: its trace goes with the workers' calls.
+        self.pool.submit(contextvars.copy_context().run, self._run, task, items)
 
     def _run(self, task: str, items: list[ManifestEntry]) -> None:
         try:
