@@ -12,6 +12,7 @@ token.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from support.gcs import list_gcs, new_bucket, put
 
+from depot.services.manifest import gcs_http
 from depot.services.manifest.gcs_listing import GCSConfig
 
 
@@ -76,6 +78,8 @@ async def test_listings_share_one_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, grants = token_endpoint
+    # No token left from an earlier test on this loop (loops may be shared between tests).
+    monkeypatch.setattr(gcs_http, "_TOKENS", weakref.WeakKeyDictionary())
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_service_account(tmp_path / "sa.json", url)))
     bucket = new_bucket(gcs_endpoint)
     put(gcs_endpoint, bucket, "d/a.txt", b"alpha")
