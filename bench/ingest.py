@@ -26,7 +26,11 @@ invocation:
 One JSON line per replica count::
 
     {"bench": "ingest", "clients": 64, "manifest_replicas": 2, "artifacts": ...,
-     "objects_per_s": ..., "p50_ms": ..., "p99_ms": ..., "errors": 0, "consistency": {...}}
+     "objects_per_s": ..., "p50_ms": ..., "p99_ms": ..., "errors": 0, "error_kinds": {},
+     "consistency": {...}}
+
+``error_kinds`` counts each distinct error with the SDK frame it came from;
+``--keep-logs DIR`` keeps the services' logs (the work dir goes at the end).
 
 ``objects_per_s`` counts referenced objects ingested (acknowledged reference
 versions × objects per reference) per second of ``window_s`` (first log

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,18 @@ from depot.core.hashing import Hasher
 from ._exceptions import CommError, DepotError, DigestMismatchError
 from ._paths import safe_join
 
-__all__ = ["CHUNK", "Bounded", "DirFds", "Sink", "copy_hashing", "new_temp_in", "open_fresh", "write_all"]
+__all__ = [
+    "CHUNK",
+    "Bounded",
+    "DirFds",
+    "Gunzip",
+    "Sink",
+    "copy_hashing",
+    "gunzipping",
+    "new_temp_in",
+    "open_fresh",
+    "write_all",
+]
 
 CHUNK = 1 << 20
 
@@ -63,6 +75,88 @@ class Bounded:
                 f"{self.what}: the source sent more than the {self.limit} bytes recorded", field=self.what
             )
         return self.out.write(data)
+
+
+# zlib's wbits for a gzip wrapper (header and CRC-32/ISIZE trailer checked), not raw deflate or zlib.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class Gunzip:
+    """A writer that gunzips what it is given into ``out``: a ``Content-Encoding: gzip`` body in, the file's bytes out.
+
+    Streamed: at most ``CHUNK`` decoded bytes exist at once, whatever the
+    ratio. Concatenated members (``cat a.gz b.gz``, valid gzip) decode one
+    after the other and zero padding between them is skipped, as ``gunzip``
+    and Python's ``gzip`` do. Bytes that are not gzip, a member's CRC-32 or
+    length check failing, or (``finish``) a stream ending mid-member are a
+    ``DigestMismatchError`` naming the entry: they cannot be the file that
+    was stored. An empty body decodes to an empty file.
+
+    Args:
+        out: Where the decoded bytes go (the file).
+        what: The entry path, for the error.
+    """
+
+    def __init__(self, out: Sink, what: str) -> None:
+        self.out = out
+        self.what = what
+        self._d = zlib.decompressobj(_GZIP_WBITS)
+        self._fed = False  # the current member has seen input
+        self._members = 0  # members decoded to their end
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        buf: bytes | memoryview = data
+        while buf:
+            if not self._fed and self._members:
+                buf = bytes(buf).lstrip(b"\0")
+                if not buf:
+                    break
+            self._fed = True
+            buf = self._decode(buf)
+        return len(data)
+
+    def _decode(self, buf: bytes | memoryview) -> bytes:
+        """Feeds ``buf`` to the current member; what is left past its end (the next member's bytes)."""
+        while True:
+            try:
+                piece = self._d.decompress(buf, CHUNK)
+            except zlib.error as e:
+                raise self._corrupt(str(e)) from None
+            if piece:
+                self.out.write(piece)
+            if self._d.eof:
+                rest = self._d.unused_data
+                self._d = zlib.decompressobj(_GZIP_WBITS)
+                self._fed = False
+                self._members += 1
+                return rest
+            buf = self._d.unconsumed_tail
+            # A full piece with no input left may still hold decoded bytes
+            # inside zlib (the rest of a long match): drain them.
+            if not buf and len(piece) < CHUNK:
+                return b""
+
+    def finish(self) -> None:
+        """Raises ``DigestMismatchError`` if the body ended inside a member."""
+        if self._fed:
+            raise self._corrupt("the stream ends inside a gzip member")
+
+    def _corrupt(self, why: str) -> DigestMismatchError:
+        return DigestMismatchError(f"{self.what}: not a valid gzip stream ({why})", field=self.what)
+
+
+def gunzipping(out: Sink, what: str) -> tuple[Sink, Gunzip]:
+    """A writer for a gzip-encoded body bound for ``out``, and its ``Gunzip`` (``finish`` it after the body).
+
+    The encoded bytes are the ones a reference recorded (size and digest),
+    so a ``Bounded`` ``out`` keeps bounding and stopping them: the decoder
+    goes between it and its file, whose decoded size nothing recorded.
+    """
+    if isinstance(out, Bounded):
+        gz = Gunzip(out.out, what)
+        return Bounded(gz, out.limit, out.stop, out.what), gz
+    gz = Gunzip(out, what)
+    return gz, gz
 
 
 def copy_hashing(src: IO[bytes], out: Sink, hashers: list[Hasher]) -> int:

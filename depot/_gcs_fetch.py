@@ -8,6 +8,16 @@ which the caller reports as the missing object it is — never the newer
 bytes. The caller verifies size and md5 (the entry's digest is GCS's
 ``md5Hash``) before anything is moved into place.
 
+gzip-encoded objects (uploaded with ``Content-Encoding: gzip``, e.g.
+``gsutil cp -Z``): GCS's ``md5Hash`` and ``size`` describe the stored,
+compressed bytes, but GCS serves them decompressed ("decompressive
+transcoding") unless the request says ``Accept-Encoding: gzip``. Every GET
+says it, so GCS sends the stored bytes (``Content-Encoding: gzip``); the
+hashers and the size see exactly those, and ``Gunzip`` decodes them into
+the file as they stream, the way ``gsutil cp`` writes such an object. The
+HTTP client never decodes a body itself (``_http1``). Other encodings GCS
+serves as stored, and they are written as stored.
+
 Credentials: Google's standard chain through ``google-auth`` (the optional
 ``depot[gcs]`` extra), resolved once per fetcher, the token refreshed before
 it expires. ``STORAGE_EMULATOR_HOST`` points every request at an emulator,
@@ -35,8 +45,8 @@ from urllib.parse import quote, urlsplit
 
 from depot.core.hashing import Hasher
 
-from ._copying import CHUNK, Sink, write_body_hashing
-from ._exceptions import CommError, DepotError, InvalidArgumentError, PermissionDeniedError
+from ._copying import CHUNK, Sink, gunzipping, write_body_hashing
+from ._exceptions import CommError, DepotError, DigestMismatchError, InvalidArgumentError, PermissionDeniedError
 from ._http1 import DEFAULT_REQUEST_TIMEOUT_S, Connection, Response
 from ._http_refs import DEFAULT_TIMEOUT_S
 
@@ -49,11 +59,13 @@ _BACKOFF_BASE_S = 0.05
 _BACKOFF_MAX_S = 2.0
 _TOKEN_MARGIN_S = 60.0
 _MAX_IDLE = 64
+_GZIP = frozenset({"gzip", "x-gzip"})
 
 
 class GCSObject(NamedTuple):
-    size: int
+    size: int  # the stored bytes received (gzip-encoded: compressed), what the listing recorded
     generation: str
+    gunzipped: bool = False  # the file holds the stored bytes decoded, not the bytes hashed
 
 
 def emulator_endpoint() -> str | None:
@@ -173,7 +185,8 @@ class GCSFetcher:
         target = f"{self._base}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(key, safe='')}?alt=media"
         if generation:
             target += f"&generation={quote(generation, safe='')}"
-        headers = {"User-Agent": "depot-sdk", **self._authorization(where)}
+        # The stored bytes, which md5Hash covers, even for a gzip-encoded object.
+        headers = {"User-Agent": "depot-sdk", "Accept-Encoding": "gzip", **self._authorization(where)}
         conn = self._checkout()
         try:
             resp = conn.get(target, headers)
@@ -196,8 +209,20 @@ class GCSFetcher:
         return None
 
     def _stream(self, resp: Response, out: Sink, hashers: list[Hasher], where: str) -> GCSObject:
-        size = write_body_hashing(resp.chunks(CHUNK), out, hashers, where)
-        return GCSObject(size, resp.headers.get("x-goog-generation", ""))
+        generation = resp.headers.get("x-goog-generation", "")
+        encoding = resp.headers.get("content-encoding", "").strip().lower()
+        if encoding in _GZIP:
+            sink, gunzip = gunzipping(out, where)
+            size = write_body_hashing(resp.chunks(CHUNK), sink, hashers, where)
+            gunzip.finish()
+            return GCSObject(size, generation, gunzipped=True)
+        if not encoding and resp.headers.get("x-goog-stored-content-encoding", "").strip().lower() in _GZIP:
+            # Transcoded although the stored bytes were asked for (something
+            # on the way dropped Accept-Encoding): md5Hash cannot match these.
+            raise DigestMismatchError(
+                f"{where}: stored gzip-encoded, but GCS sent it decompressed; its md5Hash covers the stored bytes"
+            )
+        return GCSObject(write_body_hashing(resp.chunks(CHUNK), out, hashers, where), generation)
 
     def _refuse_unless_missing(self, resp: Response, body: bytes, where: str) -> None:
         status = resp.status

@@ -297,6 +297,8 @@ def _fetch_gcs(
         where = f"gs://{bucket}/{key}" + (f" generation {e.version_id}" if e.version_id else "")
         return _missing(e, allow_missing, f"{where} does not exist (overwritten or deleted, and not kept)")
     check.verify(got.size)
+    if got.gunzipped:
+        check.cached = None  # the file is not the bytes hashed, so a cache hit could never be verified
     return True
 
 

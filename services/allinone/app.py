@@ -15,7 +15,10 @@ With DEPOT_WORKERS=N it also starts N-1 worker processes that serve the
 same services on the same port (SO_REUSEPORT: the kernel spreads incoming
 connections over them), because one Python process runs its RPCs on one
 core. The first process alone runs the embedded PostgreSQL, migrations
-and the admin bootstrap; workers stop when it does.
+and the admin bootstrap; workers stop when it does. Every one of the N
+processes also joins the reference fan-out (docs/fanout.md) on that
+database, so a large reference is listed by all of them, not only by the
+process its caller reached.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import grpc
 from depot.services.common import serving, tls
 from depot.services.common.secret_files import DataDirError, private_dir, tighten_secret_file, write_secret_file
 from depot.services.gc.server import Gc
+from depot.services.manifest.fanout import open_fanout
 from depot.services.manifest.operations import Operations
 from depot.services.manifest.server import GATES as MANIFEST_GATES
 from depot.services.manifest.server import add_manifest, sweep_staging
@@ -152,7 +156,7 @@ async def start(config: AllInOneConfig, stack: AsyncExitStack) -> Running:
     elif key_file.exists():
         tighten_secret_file(key_file)
 
-    server, address = await _serve_services(config, secret, pool, stack)
+    server, address = await _serve_services(config, secret, pool, dsn, stack)
     if config.workers > 1:
         host, port = config.server.listen.rsplit(":", 1)[0], address.rsplit(":", 1)[1]
         server_config = dataclasses.replace(config.server, listen=f"{host}:{port}")
@@ -169,10 +173,11 @@ async def start(config: AllInOneConfig, stack: AsyncExitStack) -> Running:
 
 
 async def _serve_services(
-    config: AllInOneConfig, secret: bytes, pool: Any, stack: AsyncExitStack, *, joining: bool = False
+    config: AllInOneConfig, secret: bytes, pool: Any, dsn: str, stack: AsyncExitStack, *, joining: bool = False
 ) -> tuple[grpc.aio.Server, str]:
     """Opens the blob store and serves the three services on ``config.server.listen``
-    (``joining``: a worker, on the port its first process already serves)."""
+    (``joining``: a worker, on the port its first process already serves;
+    ``dsn``: the database ``pool`` is on, where the processes share listings)."""
     listen, server_tls, manifest = config.server.listen, config.server.tls, config.manifest
     store = await manifest.open_store()
     stack.push_async_callback(store.aclose)
@@ -196,6 +201,15 @@ async def _serve_services(
     stack.push_async_callback(channel.close)
     operations = Operations(manifest.operation_settings())
     stack.push_async_callback(operations.close)
+    references = manifest.reference_policy()
+    if config.workers > 1:
+        # Several processes on one database: each claims key ranges of the
+        # others' large listings. Closed after the server stops (the stack
+        # unwinds in reverse), so no listing outlives its claim loop. One
+        # process lists in-process: fanning out to itself would only add
+        # the job's round trips and a copy of every segment.
+        fanout, references = await open_fanout(dsn, store, references, config.fanout)
+        stack.push_async_callback(fanout.close)
     names = [
         *metadata.add_to(server),
         add_manifest(
@@ -203,7 +217,7 @@ async def _serve_services(
             store,
             channel,
             secret,
-            manifest.reference_policy(),
+            references,
             idle_timeout_s=manifest.upload_idle_timeout_s,
             operations=operations,
             gc_grace_s=manifest.gc_grace_s,
@@ -304,7 +318,7 @@ async def serve_worker(config: AllInOneConfig) -> None:
         assert config.database_url is not None, "workers get the database URL from the first process"
         pool = await db.create_pool(config.database_url)
         stack.push_async_callback(pool.close)
-        await _serve_services(config, secret, pool, stack, joining=True)
+        await _serve_services(config, secret, pool, config.database_url, stack, joining=True)
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()
         # Nobody reads the pipe after this line: anything printed later (a

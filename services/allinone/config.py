@@ -3,8 +3,10 @@
 The three services share one port, so one :class:`ServerConfig`; the
 manifest service's own settings are :class:`ManifestSettings` as in its
 own process. What the all-in-one adds: the data dir, an optional external
-database, the worker count, and an internal secret that is optional
-because the launcher generates one in the data dir (``app.start``).
+database, the worker count (and the reference fan-out its processes share
+when there are several, read as the manifest service reads it), and an
+internal secret that is optional because the launcher generates one in the
+data dir (``app.start``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 
 from depot.services.common.config import ServerConfig, whole_number
 from depot.services.gc.config import GcSettings
-from depot.services.manifest.config import ManifestSettings, data_dir_from_env
+from depot.services.manifest.config import (
+    ManifestSettings,
+    data_dir_from_env,
+    fanout_settings_from_env,
+    fanout_settings_to_env,
+)
+from depot.services.manifest.fanout import FanOutSettings
 from depot.services.metadata.config import DEFAULT_PORT
 
 MAX_WORKERS = 64
@@ -34,6 +42,9 @@ class AllInOneConfig:
     # Server processes sharing the port (SO_REUSEPORT), so the services use
     # more than one core; 1 keeps everything in one process.
     workers: int = 1
+    # How the processes share a large reference listing; used only when
+    # workers > 1 (one process has nobody to share it with).
+    fanout: FanOutSettings = FanOutSettings()
     # None: the one kept in data_dir (generated on first start).
     internal_secret: bytes | None = None
 
@@ -47,6 +58,7 @@ class AllInOneConfig:
             gc=GcSettings.from_env(env),
             database_url=env.get("DEPOT_DATABASE_URL") or None,
             workers=whole_number(env, "DEPOT_WORKERS", 1, low=1, high=MAX_WORKERS),
+            fanout=fanout_settings_from_env(env),
             internal_secret=secret.encode() if secret else None,
         )
 
@@ -58,6 +70,7 @@ class AllInOneConfig:
             **self.server.to_env(),
             **self.manifest.to_env(),
             **self.gc.to_env(),
+            **fanout_settings_to_env(self.fanout),
             "DEPOT_DATA_DIR": str(self.data_dir),
             "DEPOT_DATABASE_URL": self.database_url or "",
             "DEPOT_WORKERS": str(self.workers),

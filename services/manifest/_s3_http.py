@@ -255,8 +255,11 @@ def _error_code(body: bytes) -> tuple[str, str]:
 # accepted hit gRPC's 30 s limit and were CANCELLED (bench/ingest.py at 64
 # clients). With a shared session a listing's client costs about 10 ms, and
 # refreshable credentials (instance roles, web identity) are fetched once
-# per session, not once per listing. Keyed by loop because a session's
-# refreshable credentials hold asyncio locks.
+# per session, not once per listing. Static keys from a shared credentials
+# file are read once per process, as by any long-lived botocore client:
+# rotate them with a restart, or use a refreshing source (a role,
+# credential_process). Keyed by loop because a session's refreshable
+# credentials hold asyncio locks.
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str | None, Any]] = weakref.WeakKeyDictionary()
 
 

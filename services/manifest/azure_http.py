@@ -15,6 +15,7 @@ import dataclasses
 import os
 import random
 import re
+import time
 from email.utils import formatdate
 from typing import Any
 
@@ -73,15 +74,30 @@ class BlobHead:
     directory: bool  # an ADLS Gen2 / hdi_isfolder directory stub, not a file
 
 
+# The last Entra ID token and when it expires (Unix s), shared by every
+# listing of this process: getting one runs DefaultAzureCredential's whole
+# chain and a token request, once per reference before. Only a token string
+# is kept (no credential object, no session), so no event loop owns it.
+_token_cache: tuple[str, float] = ("", 0.0)
+# A cached token is used while it has at least this long left: a listing of
+# millions of blobs runs for minutes on the token it started with.
+_TOKEN_MARGIN_S = 600.0
+
+
 async def _bearer_token() -> str:
     """An Entra ID token for Azure Storage, or "" without ``azure-identity`` (the ``azure`` extra)."""
+    global _token_cache
+    token, expires_on = _token_cache
+    if token and expires_on - time.time() > _TOKEN_MARGIN_S:
+        return token
     try:
         from azure.identity.aio import DefaultAzureCredential  # type: ignore[import-not-found]
     except ImportError:
         return ""
     async with DefaultAzureCredential() as cred:
-        token = await cred.get_token("https://storage.azure.com/.default")
-    return str(token.token)
+        fresh = await cred.get_token("https://storage.azure.com/.default")
+    _token_cache = (str(fresh.token), float(fresh.expires_on))
+    return _token_cache[0]
 
 
 class AzureHttpClient:

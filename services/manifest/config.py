@@ -147,10 +147,7 @@ class ManifestConfig:
             settings=settings,
             insecure=flag(env, "DEPOT_INSECURE"),
             database_url=env.get("DEPOT_DATABASE_URL") or None,
-            fanout=FanOutSettings(
-                min_objects=whole_number(env, "DEPOT_FANOUT_MIN_OBJECTS", 100_000, low=1, high=10**9),
-                lease_s=seconds(env, "DEPOT_FANOUT_LEASE_S", 30.0),
-            ),
+            fanout=fanout_settings_from_env(env),
         )
         try:
             # Refused here, at startup and in one line, rather than when the
@@ -159,6 +156,23 @@ class ManifestConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         return config
+
+
+def fanout_settings_from_env(env: Mapping[str, str]) -> FanOutSettings:
+    """DEPOT_FANOUT_*: read here for every process that fans out (this
+    service's own and the all-in-one's workers), so both take the same values."""
+    return FanOutSettings(
+        min_objects=whole_number(env, "DEPOT_FANOUT_MIN_OBJECTS", 100_000, low=1, high=10**9),
+        lease_s=seconds(env, "DEPOT_FANOUT_LEASE_S", 30.0),
+    )
+
+
+def fanout_settings_to_env(settings: FanOutSettings) -> dict[str, str]:
+    """The variables ``fanout_settings_from_env`` reads ``settings`` back from."""
+    return {
+        "DEPOT_FANOUT_MIN_OBJECTS": str(settings.min_objects),
+        "DEPOT_FANOUT_LEASE_S": repr(settings.lease_s),
+    }
 
 
 def data_dir_from_env(env: Mapping[str, str]) -> Path:
@@ -183,4 +197,11 @@ def _staging(env: Mapping[str, str]) -> tuple[float, float]:
     return grace_s, idle_s
 
 
-__all__ = ["DEFAULT_PORT", "ManifestConfig", "ManifestSettings", "data_dir_from_env"]
+__all__ = [
+    "DEFAULT_PORT",
+    "ManifestConfig",
+    "ManifestSettings",
+    "data_dir_from_env",
+    "fanout_settings_from_env",
+    "fanout_settings_to_env",
+]

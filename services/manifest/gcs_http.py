@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -158,6 +159,23 @@ class _Token:
             raise PermissionDenied(f"Google credentials could not be refreshed: {e}") from None
 
 
+# One token source per event loop, shared by every listing: the token a
+# listing fetched (an OAuth exchange, or a metadata-server request) serves
+# the next ones until it nears expiry, instead of one exchange per
+# reference. Keyed by loop because the refresh lock is an asyncio lock.
+_TOKENS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Token] = weakref.WeakKeyDictionary()
+
+
+async def _shared_token() -> _Token:
+    loop = asyncio.get_running_loop()
+    token = _TOKENS.get(loop)
+    if token is None:
+        # Found in a thread (google-auth may read files or ask the metadata server); a
+        # failure is not kept, so credentials installed later are found on the next listing.
+        token = _TOKENS.setdefault(loop, await asyncio.to_thread(_Token))
+    return token
+
+
 class GCSHttpClient(S3HttpClient):
     """One bucket's listing and metadata requests under the shared retry policy."""
 
@@ -171,7 +189,7 @@ class GCSHttpClient(S3HttpClient):
     async def __aenter__(self) -> GCSHttpClient:
         c = self.gcs
         if not self.anonymous:
-            self._token = await asyncio.to_thread(_Token)
+            self._token = await _shared_token()
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.concurrency + 8, ttl_dns_cache=300, ssl=c.verify_tls),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=c.connect_timeout, sock_read=c.read_timeout),

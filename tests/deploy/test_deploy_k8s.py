@@ -134,6 +134,12 @@ def kustomized(request: pytest.FixtureRequest) -> tuple[str, list[Doc]]:
     return overlay, built_docs(overlay)
 
 
+# Deployments that read DEPOT_DATABASE_URL; manifest for the reference fan-out (docs/fanout.md).
+DATABASE_CLIENTS = ("metadata", "manifest", "gc")
+# The dev overlay's CloudNativePG Cluster; its pods carry this label.
+DEV_POSTGRES_POD = {"cnpg.io/cluster": "depot-pg"}
+
+
 def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
@@ -321,9 +327,15 @@ def ingress_allowed(docs: list[Doc], dst: str, src: dict[str, str] | None, port:
     reach Depot service ``dst`` on ``port``? Deliberately small: enough to
     state the intended paths, not a full policy engine."""
     template = of_kind(docs, "Deployment")[dst]["spec"]["template"]
-    dst_labels = template["metadata"]["labels"]
     # A policy may name a port; it means that container port of the target pod.
     named = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]}
+    return pod_ingress_allowed(docs, template["metadata"]["labels"], src, port, named)
+
+
+def pod_ingress_allowed(
+    docs: list[Doc], dst_labels: dict[str, str], src: dict[str, str] | None, port: int, named: dict[str, int]
+) -> bool:
+    """``ingress_allowed`` for any pod, by its labels (``named``: its named ports)."""
     for policy in of_kind(docs, "NetworkPolicy").values():
         spec = policy["spec"]
         if "Ingress" not in spec.get("policyTypes", []):
@@ -375,9 +387,12 @@ def test_database_pods_can_resolve_and_reach_postgres(
     _, _, docs = rendered
     policies = of_kind(docs, "NetworkPolicy").values()
     egress = [p for p in policies if "Egress" in p["spec"]["policyTypes"]]
-    for name in ("metadata", "gc"):
+    for name in DATABASE_CLIENTS:
         labels = of_kind(docs, "Deployment")[name]["spec"]["template"]["metadata"]["labels"]
         mine = [p for p in egress if selects(p["spec"]["podSelector"], labels)]
+        if not mine:
+            assert name == "manifest", f"{name}: no egress policy"  # on purpose: references anywhere
+            continue
         ports = {
             (port["port"], port.get("protocol", "TCP"))
             for policy in mine
@@ -639,3 +654,56 @@ def test_one_grace_period_for_every_service(rendered: tuple[str, str, list[Doc]]
     if not config_map.startswith("depot-config-"):  # the source rendering: the generator's literal
         literals = kustomization(K8S / "base")["configMapGenerator"][0]["literals"]
         assert "DEPOT_GRACE_PERIOD_S=604800" in literals
+
+
+# --------------------------------------------------------------------------
+# The manifest replicas share reference listings through PostgreSQL
+# --------------------------------------------------------------------------
+
+
+def database_problems(docs: list[Doc]) -> list[str]:
+    """Why some database-using Deployment of a rendering could not use the
+    database: DEPOT_DATABASE_URL missing or not metadata's Secret reference,
+    or (where the overlay runs PostgreSQL in the namespace) no ingress to it."""
+    deployments, problems = of_kind(docs, "Deployment"), []
+    refs = {}
+    for name in DATABASE_CLIENTS:
+        (container,) = pod_spec(deployments[name])["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        if "DEPOT_DATABASE_URL" not in env:
+            problems.append(f"{name}: no DEPOT_DATABASE_URL")
+            continue
+        refs[name] = env["DEPOT_DATABASE_URL"].get("valueFrom", {}).get("secretKeyRef")
+        if refs[name] != refs.get("metadata"):
+            problems.append(f"{name}: DEPOT_DATABASE_URL is {refs[name]}, not metadata's {refs.get('metadata')}")
+    if any(d["kind"] == "Cluster" and d["metadata"]["name"] == "depot-pg" for d in docs):
+        for name in DATABASE_CLIENTS:
+            labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+            if not pod_ingress_allowed(docs, DEV_POSTGRES_POD, labels, 5432, {}):
+                problems.append(f"{name}: no NetworkPolicy lets it reach PostgreSQL on 5432")
+    return problems
+
+
+def test_every_database_client_has_the_database(rendered: tuple[str, str, list[Doc]]) -> None:
+    _, _, docs = rendered
+    assert database_problems(docs) == []
+
+
+def test_a_manifest_deployment_without_the_database_fails(broken_tree: Path) -> None:
+    path = broken_tree / "base" / "manifest.yaml"
+    docs = load_docs(path)
+    (container,) = pod_spec(docs[0])["containers"]
+    container["env"] = [e for e in container["env"] if e["name"] != "DEPOT_DATABASE_URL"]
+    path.write_text(yaml.safe_dump_all(docs))
+    for overlay in OVERLAYS:
+        rendered = kustomize_build(broken_tree / "overlays" / overlay)
+        assert database_problems(rendered) == ["manifest: no DEPOT_DATABASE_URL"], overlay
+
+
+def test_a_manifest_pod_shut_out_of_dev_postgres_fails(broken_tree: Path) -> None:
+    path = broken_tree / "overlays" / "dev" / "networkpolicy.yaml"
+    text = path.read_text()
+    assert '"metadata", "manifest", "gc"' in text
+    path.write_text(text.replace('"metadata", "manifest", "gc"', '"metadata", "gc"', 1))
+    rendered = kustomize_build(broken_tree / "overlays" / "dev")
+    assert database_problems(rendered) == ["manifest: no NetworkPolicy lets it reach PostgreSQL on 5432"]

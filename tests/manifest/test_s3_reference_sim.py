@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from botocore.config import Config as BotoConfig
 from support.s3 import expected_digest, list_reference
 
 from depot.services.common.errors import TooManyObjects
-from depot.services.manifest import s3_listing
+from depot.services.manifest import _s3_http, s3_listing
 from depot.services.manifest.s3_listing import S3Config
 
 
@@ -141,6 +142,8 @@ async def test_listings_in_one_process_share_one_botocore_session(monkeypatch: p
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(aiobotocore.session.AioSession, "__init__", counting_init)
+    # None left from an earlier test on this loop (loops may be shared between tests).
+    monkeypatch.setattr(_s3_http, "_SESSIONS", weakref.WeakKeyDictionary())
     async with s3sim.Simulator(objects=1_500, layout="flat") as sim:
         for _ in range(3):
             summary, _, _ = await list_reference("s3://bk/flat/", _config(sim), concurrency=4)
