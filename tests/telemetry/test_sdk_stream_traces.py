@@ -34,6 +34,8 @@ from support.servers import ServerThread, make_config
 
 import depot
 from depot._manifest_read import iter_entries
+from depot.common.v1 import common_pb2
+from depot.manifest.v1 import manifest_pb2 as mpb
 from depot.services.common import telemetry
 
 SERVICE = "/depot.manifest.v1.ManifestService/"
@@ -187,3 +189,40 @@ def test_a_failed_stream_is_an_error_on_its_client_span(traced: Traced) -> None:
     [sent] = [s for s in spans if s.name == READ_MANIFEST and s.kind == SpanKind.CLIENT]
     assert sent.status.status_code == StatusCode.ERROR
     assert (sent.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def _references_manifest(client: depot.Client, n: int) -> str:
+    """A stored manifest of ``n`` references with long random paths: megabytes no compression shrinks,
+    past what gRPC's flow control lets the server send before the reader takes it."""
+    base = "https://example.invalid/"
+
+    def requests() -> Iterator[mpb.CreateManifestRequest]:
+        yield mpb.CreateManifestRequest(header=mpb.ManifestHeader(entity="team", digest_algorithm="md5"))
+        names = [f"{i:06d}-{os.urandom(64).hex()}" for i in range(n)]
+        for start in range(0, n, 10_000):  # messages under gRPC's 16 MiB limit
+            entries = [
+                mpb.ManifestEntry(path=f"d/{name}", algorithm="none", digest=base + name, ref=base + name)
+                for name in names[start : start + 10_000]
+            ]
+            yield mpb.CreateManifestRequest(batch=mpb.EntryBatch(entries=entries))
+
+    ref: common_pb2.ManifestRef = client.upload(client.manifest.CreateManifest, requests)
+    return ref.manifest_id
+
+
+def test_a_stream_the_caller_stops_early_is_cancelled_without_an_error(traced: Traced) -> None:
+    client = depot.Client(traced.server.address, traced.server.admin_key)
+    try:
+        manifest_id = _references_manifest(client, 50_000)
+        traced.spans.clear()
+        with trace.get_tracer("test").start_as_current_span("peek") as span:
+            entries = iter_entries(client, "team", manifest_id, batch=10)
+            assert len(next(entries)) == 10
+            entries.close()  # cancels the stream, most of it unsent
+    finally:
+        client.close()
+    spans = traced.finished(READ_MANIFEST)
+    _assert_joined(spans, span.get_span_context(), READ_MANIFEST)
+    [sent] = [s for s in spans if s.name == READ_MANIFEST and s.kind == SpanKind.CLIENT]
+    assert (sent.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    assert sent.status.status_code == StatusCode.UNSET
