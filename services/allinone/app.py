@@ -129,6 +129,16 @@ def internal_secret(data_dir: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
+def connections_needed(config: AllInOneConfig) -> int:
+    """The embedded PostgreSQL's max_connections: every process's pools at their
+    largest, with room for admin sessions; never below PostgreSQL's usual 300.
+
+    A fixed 300 ran out at about ten processes (DEPOT_WORKERS allows 64).
+    """
+    per_process = db.POOL_MAX_SIZE + (config.fanout.pool_size if config.workers > 1 else 0)
+    return max(300, config.workers * per_process + 20)
+
+
 async def start(config: AllInOneConfig, stack: AsyncExitStack) -> Running:
     """Starts everything; ``stack`` stops it all again in reverse order.
 
@@ -139,7 +149,7 @@ async def start(config: AllInOneConfig, stack: AsyncExitStack) -> Running:
     secret = config.internal_secret or internal_secret(config.data_dir)
     dsn = config.database_url
     if dsn is None:
-        pg = LocalPostgres.for_data_dir(config.data_dir)
+        pg = LocalPostgres.for_data_dir(config.data_dir, max_connections=connections_needed(config))
         await asyncio.to_thread(pg.start)
         stack.callback(pg.stop)
         dsn = await pg.create_database("depot")

@@ -142,9 +142,11 @@ class LocalPostgres:
     owner: Path | None = None
     # False trades crash safety for speed: for a test suite's throwaway cluster only.
     durable: bool = True
+    # Enough for every process that connects (the all-in-one sizes it by DEPOT_WORKERS).
+    max_connections: int = 300
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path, *, durable: bool = True) -> LocalPostgres:
+    def for_data_dir(cls, data_dir: Path, *, durable: bool = True, max_connections: int = 300) -> LocalPostgres:
         data_dir = data_dir.resolve()
         run_as = None
         pgdata = data_dir / "pg"
@@ -157,8 +159,8 @@ class LocalPostgres:
                 data_dir.mkdir(parents=True, exist_ok=True)
                 marker.write_text(secrets.token_hex(8))
             pgdata = CLUSTERS_DIR / f"{CLUSTER_PREFIX}{marker.read_text().strip()}"
-            return cls(pgdata, find_bindir(), run_as, owner=data_dir, durable=durable)
-        return cls(pgdata, find_bindir(), run_as, durable=durable)
+            return cls(pgdata, find_bindir(), run_as, owner=data_dir, durable=durable, max_connections=max_connections)
+        return cls(pgdata, find_bindir(), run_as, durable=durable, max_connections=max_connections)
 
     @property
     def socket_dir(self) -> Path:
@@ -199,7 +201,7 @@ class LocalPostgres:
         self._own(self.socket_dir)
         opts = (
             f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
-            "-c max_connections=300 -c shared_buffers=128MB"
+            f"-c max_connections={self.max_connections} -c shared_buffers=128MB"
         )
         # Passed on every start rather than written to postgresql.conf, so a
         # cluster a test once ran fast is durable again under `depot server`.

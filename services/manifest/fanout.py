@@ -108,6 +108,12 @@ class FanOutSettings:
     def stale_after_s(self) -> float:
         return 10 * self.lease_s
 
+    @property
+    def pool_size(self) -> int:
+        """Database connections one replica's claim loop opens at most: one per slot, and a few
+        for the coordinator's polls and the lease renewals."""
+        return self.slots + 4
+
 
 @dataclass(frozen=True)
 class _Claim:
@@ -525,7 +531,7 @@ async def open_fanout(
 ) -> tuple[ReferenceFanOut, ReferencePolicy]:
     """Connects, starts the claim loop; returns it and ``policy`` listing through it."""
     async with _database("connecting"):
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=settings.slots + 4, command_timeout=30)
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=settings.pool_size, command_timeout=30)
     fanout = ReferenceFanOut(pool, store, policy, settings)
     fanout.start()
     return fanout, replace(policy, fan_out=fanout)

@@ -221,9 +221,14 @@ LOCK_TIMEOUT_S = 5.0
 IDLE_IN_TRANSACTION_TIMEOUT_S = 30.0
 
 
+# Connections one process's pool opens at most (the all-in-one sizes its
+# embedded PostgreSQL's max_connections from it).
+POOL_MAX_SIZE = 20
+
+
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     kwargs.setdefault("min_size", 2)
-    kwargs.setdefault("max_size", 20)
+    kwargs.setdefault("max_size", POOL_MAX_SIZE)
     kwargs.setdefault("timeout", CONNECT_TIMEOUT_S)
     kwargs.setdefault("command_timeout", CLIENT_TIMEOUT_S)
     settings = {
