@@ -196,8 +196,9 @@ _RETRIED_BY_SERVER = frozenset({ErrorReason.Name(ErrorReason.S3_UNAVAILABLE)})
 # What grpc reports for a call whose connection dropped mid-stream, with
 # UNKNOWN on some paths ("Stream removed (recvmsg:Connection reset by peer)").
 _STREAM_CUT = "Stream removed"
-# What grpc reports for a call this process cancelled (call.cancel()).
-_LOCAL_CANCEL = "Locally cancelled"
+# What grpc reports for a call this process cancelled (call.cancel()), and
+# for one whose channel this process closed under it.
+_LOCAL_CANCEL = ("Locally cancelled", "Channel closed")
 
 
 def is_transient(err: grpc.RpcError) -> bool:
@@ -206,10 +207,11 @@ def is_transient(err: grpc.RpcError) -> bool:
     UNAVAILABLE (the server is down, restarting, or lost its database for a
     moment; a stream cut by a dropped connection) and ABORTED (a conflict, or
     an upload closed idle with nothing stored) are. So is CANCELLED unless
-    this process cancelled the call: the SDK cancels only on Ctrl-C, so the
-    server's side did, and gRPC does that to calls a busy server has not
-    taken up within ``grpc.server_max_unrequested_time_in_server`` (30 s),
-    before any handler ran. DEADLINE_EXCEEDED is
+    this process cancelled the call (``call.cancel()``: Ctrl-C, a reader
+    closed early) or closed its channel: then the server's side did, and
+    gRPC does that to calls a busy server has not taken up within
+    ``grpc.server_max_unrequested_time_in_server`` (30 s), before any
+    handler ran. DEADLINE_EXCEEDED is
     not: either the caller's own deadline ran out, which bounds the call,
     or the server's statement timeout did, and the same statement would
     run as long again; retrying it only multiplies load on a struggling

@@ -24,9 +24,17 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-# Statuses that are not the call failing: CANCELLED is the SDK's own cancel
-# when a caller stops iterating early (files() in a loop with a break).
-_NOT_ERRORS = (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED)
+from ._exceptions import _LOCAL_CANCEL
+
+
+def _failed(call: grpc.Call) -> bool:
+    """Whether the stream ended in a failure. The SDK's own cancel (a caller
+    that stops iterating early: files() in a loop with a break) is not one;
+    a CANCELLED from the server's side is (the SDK sends such a call again)."""
+    code = call.code()
+    if code == grpc.StatusCode.OK:
+        return False
+    return not (code == grpc.StatusCode.CANCELLED and (call.details() or "").startswith(_LOCAL_CANCEL))
 
 
 class _CallDetails(
@@ -87,6 +95,6 @@ class AnswerStreamSpans(grpc.UnaryStreamClientInterceptor):
 def _end(span: Span, call: grpc.Call) -> None:
     code = call.code()
     span.set_attribute("rpc.grpc.status_code", code.value[0])
-    if code not in _NOT_ERRORS:
+    if _failed(call):
         span.set_status(Status(StatusCode.ERROR))
     span.end()

@@ -42,6 +42,24 @@ os.environ.pop("AWS_PROFILE", None)
 _counter = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without the credentials and sessions the services
+    share per process (per event loop, and tests may share one loop), so no
+    test's environment leaks into the next; and no loop-lag probe is left."""
+    import weakref
+
+    from depot.services.common import serving
+    from depot.services.manifest import _s3_http, azure_http, gcs_http
+
+    monkeypatch.setattr(_s3_http, "_SESSIONS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(gcs_http, "_TOKENS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(azure_http, "_token_cache", ("", 0.0))
+    _s3_http._ca_context.cache_clear()
+    yield
+    assert not serving._loop_probes, "a server started with a metrics provider was not stopped"
+
+
 @dataclass
 class Postgres:
     admin_dsn: str

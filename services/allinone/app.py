@@ -209,17 +209,19 @@ async def _serve_services(
     # but still through the port, so over TLS when the port serves TLS.
     channel = tls.internal_channel(address, manifest.client_tls, server_tls, to_self=True)
     stack.push_async_callback(channel.close)
-    operations = Operations(manifest.operation_settings())
-    stack.push_async_callback(operations.close)
     references = manifest.reference_policy()
     if config.workers > 1:
         # Several processes on one database: each claims key ranges of the
-        # others' large listings. Closed after the server stops (the stack
-        # unwinds in reverse), so no listing outlives its claim loop. One
-        # process lists in-process: fanning out to itself would only add
-        # the job's round trips and a copy of every segment.
+        # others' large listings. Closed after the server stops and after
+        # the listings (the stack unwinds in reverse: operations.close,
+        # registered below, runs first), so a cancelled listing still has
+        # the pool to drop its job with. One process lists in-process:
+        # fanning out to itself would only add the job's round trips and a
+        # copy of every segment.
         fanout, references = await open_fanout(dsn, store, references, config.fanout)
         stack.push_async_callback(fanout.close)
+    operations = Operations(manifest.operation_settings())
+    stack.push_async_callback(operations.close)
     names = [
         *metadata.add_to(server),
         add_manifest(

@@ -1,9 +1,9 @@
 """Signed S3 requests for reference listing (private to ``s3_listing``).
 
 aiobotocore supplies credentials (its default chain, or explicit keys),
-region and endpoint resolution, and runs the one-off calls (HeadObject,
-GetBucketVersioning) with its own retries. Listing pages are sent as plain
-GETs over aiohttp, signed with botocore's ``S3SigV4Auth`` and *not* parsed by
+region and endpoint resolution, and runs HeadObject (a single-object
+reference). Listing pages and GetBucketVersioning are sent as plain GETs
+over aiohttp, signed with botocore's ``S3SigV4Auth`` and *not* parsed by
 botocore: the caller gets the raw body and the native ``ListPage``.
 
 Faults
@@ -135,22 +135,24 @@ def _tls(config: S3Config, ca_bundle: str | None) -> ssl.SSLContext | bool:
         return False
     if not ca_bundle:
         return True
-    return _ca_context(ca_bundle, _mtime(ca_bundle))
+    return _ca_context(ca_bundle, _version(ca_bundle))
 
 
-def _mtime(path: str) -> float:
+def _version(path: str) -> tuple[int, int, int]:
+    """What changes when the file is replaced or rewritten (``cp -p`` keeps the mtime, not the inode)."""
     try:
-        return os.stat(path).st_mtime
+        st = os.stat(path)
     except OSError:
-        return -1.0  # _ca_context reports the failure
+        return (-1, -1, -1)  # _ca_context reports the failure
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 @functools.lru_cache(maxsize=8)
-def _ca_context(ca_bundle: str, mtime: float) -> ssl.SSLContext:
+def _ca_context(ca_bundle: str, version: tuple[int, int, int]) -> ssl.SSLContext:
     """One context per CA bundle (and version of it), shared by every listing:
     loading a bundle is tens of milliseconds of CPU, paid per listing before.
     A context only read by its connections is safe to share."""
-    del mtime  # part of the cache key: a replaced bundle is loaded again
+    del version  # part of the cache key: a replaced bundle is loaded again
     try:
         return ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError) as e:

@@ -78,10 +78,12 @@ class BlobHead:
 # listing of this process: getting one runs DefaultAzureCredential's whole
 # chain and a token request, once per reference before. Only a token string
 # is kept (no credential object, no session), so no event loop owns it.
+# Listings that find it stale at the same moment each get a new one: a
+# few extra token requests every half hour, not worth a cross-loop lock.
 _token_cache: tuple[str, float] = ("", 0.0)
-# A cached token is used while it has at least this long left: a listing of
-# millions of blobs runs for minutes on the token it started with.
-_TOKEN_MARGIN_S = 600.0
+# A cached token is used while it has at least this long left: a listing
+# runs to its end on the token it started with (tokens last 60-90 minutes).
+_TOKEN_MARGIN_S = 1800.0
 
 
 async def _bearer_token() -> str:

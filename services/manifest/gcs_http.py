@@ -138,14 +138,23 @@ class _Token:
         # google-auth's Credentials (untyped): refresh(), token, valid, expiry.
         self._creds: Any = creds
         self._lock = asyncio.Lock()
+        # Set when a refresh failed: the key may be revoked or replaced, so the
+        # next listing finds the credentials again instead of reusing these.
+        self.failed = False
 
     async def header(self) -> str:
         c = self._creds
         async with self._lock:
             expiry = getattr(c, "expiry", None)
             stale = expiry is not None and expiry.timestamp() - time.time() < _TOKEN_MARGIN_S
+            if self.failed:
+                raise PermissionDenied("Google credentials could not be refreshed (see the first listing's error)")
             if not c.valid or stale:
-                await asyncio.to_thread(self._refresh)
+                try:
+                    await asyncio.to_thread(self._refresh)
+                except PermissionDenied:
+                    self.failed = True  # the listings queued on the lock fail at once, not one refresh each
+                    raise
         return f"Bearer {c.token}"
 
     def _refresh(self) -> None:
@@ -169,10 +178,10 @@ _TOKENS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Token] = weakref.
 async def _shared_token() -> _Token:
     loop = asyncio.get_running_loop()
     token = _TOKENS.get(loop)
-    if token is None:
+    if token is None or token.failed:
         # Found in a thread (google-auth may read files or ask the metadata server); a
         # failure is not kept, so credentials installed later are found on the next listing.
-        token = _TOKENS.setdefault(loop, await asyncio.to_thread(_Token))
+        token = _TOKENS[loop] = await asyncio.to_thread(_Token)
     return token
 
 

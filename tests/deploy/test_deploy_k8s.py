@@ -38,6 +38,7 @@ SERVICES = {"metadata": 50051, "manifest": 50052, "gc": 50053}
 # Secrets prod expects to exist already, with the keys the pods read.
 EXTERNAL_SECRETS = {
     "depot-database": {"url"},
+    "depot-manifest-database": {"url"},
     "depot-internal": {"secret"},
     "depot-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
     "depot-tls": {"tls.crt", "tls.key", "ca.crt"},
@@ -663,8 +664,8 @@ def test_one_grace_period_for_every_service(rendered: tuple[str, str, list[Doc]]
 
 def database_problems(docs: list[Doc]) -> list[str]:
     """Why some database-using Deployment of a rendering could not use the
-    database: DEPOT_DATABASE_URL missing or not metadata's Secret reference,
-    or (where the overlay runs PostgreSQL in the namespace) no ingress to it."""
+    database: DEPOT_DATABASE_URL missing or not a Secret's key, or (where
+    the overlay runs PostgreSQL in the namespace) no ingress to it."""
     deployments, problems = of_kind(docs, "Deployment"), []
     refs = {}
     for name in DATABASE_CLIENTS:
@@ -673,9 +674,9 @@ def database_problems(docs: list[Doc]) -> list[str]:
         if "DEPOT_DATABASE_URL" not in env:
             problems.append(f"{name}: no DEPOT_DATABASE_URL")
             continue
-        refs[name] = env["DEPOT_DATABASE_URL"].get("valueFrom", {}).get("secretKeyRef")
-        if refs[name] != refs.get("metadata"):
-            problems.append(f"{name}: DEPOT_DATABASE_URL is {refs[name]}, not metadata's {refs.get('metadata')}")
+        refs[name] = env["DEPOT_DATABASE_URL"].get("valueFrom", {}).get("secretKeyRef") or {}
+        if not (refs[name].get("name") and refs[name].get("key")):
+            problems.append(f"{name}: DEPOT_DATABASE_URL is not a Secret's key")
     if any(d["kind"] == "Cluster" and d["metadata"]["name"] == "depot-pg" for d in docs):
         for name in DATABASE_CLIENTS:
             labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
@@ -695,6 +696,12 @@ def test_a_manifest_deployment_without_the_database_fails(broken_tree: Path) -> 
     (container,) = pod_spec(docs[0])["containers"]
     container["env"] = [e for e in container["env"] if e["name"] != "DEPOT_DATABASE_URL"]
     path.write_text(yaml.safe_dump_all(docs))
+    # ...and from prod's patch, which points it at the manifest role's Secret.
+    patch = broken_tree / "overlays" / "prod" / "patches" / "manifest.yaml"
+    (deployment,) = load_docs(patch)
+    (container,) = pod_spec(deployment)["containers"]
+    del container["env"]
+    patch.write_text(yaml.safe_dump(deployment))
     for overlay in OVERLAYS:
         rendered = kustomize_build(broken_tree / "overlays" / overlay)
         assert database_problems(rendered) == ["manifest: no DEPOT_DATABASE_URL"], overlay
@@ -707,3 +714,17 @@ def test_a_manifest_pod_shut_out_of_dev_postgres_fails(broken_tree: Path) -> Non
     path.write_text(text.replace('"metadata", "manifest", "gc"', '"metadata", "gc"', 1))
     rendered = kustomize_build(broken_tree / "overlays" / "dev")
     assert database_problems(rendered) == ["manifest: no NetworkPolicy lets it reach PostgreSQL on 5432"]
+
+
+def test_prod_manifest_pods_do_not_get_the_metadata_owners_database_credentials() -> None:
+    """They fetch and parse what callers reference: prod gives them the
+    fan-out-only role's Secret (docs/fanout.md), not metadata's."""
+    deployments = of_kind(kustomize_build(K8S / "overlays" / "prod"), "Deployment")
+
+    def secret(name: str) -> str:
+        (container,) = pod_spec(deployments[name])["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        return str(env["DEPOT_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"])
+
+    assert secret("manifest") == "depot-manifest-database"
+    assert secret("metadata") == secret("gc") == "depot-database"

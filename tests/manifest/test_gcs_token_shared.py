@@ -11,6 +11,7 @@ token.
 
 from __future__ import annotations
 
+import base64
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from support.gcs import list_gcs, new_bucket, put
 
+from depot.services.common.errors import PermissionDenied
 from depot.services.manifest import gcs_http
 from depot.services.manifest.gcs_listing import GCSConfig
 
@@ -33,7 +35,11 @@ async def token_endpoint() -> AsyncIterator[tuple[str, list[str]]]:
 
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
-        grants.append(str(form.get("assertion", "")))
+        assertion = str(form.get("assertion", ""))
+        grants.append(assertion)
+        header = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))
+        if header.get("kid") == "revoked":
+            return web.json_response({"error": "invalid_grant", "error_description": "key revoked"}, status=400)
         return web.json_response({"access_token": f"token-{len(grants)}", "expires_in": 3600, "token_type": "Bearer"})
 
     app = web.Application()
@@ -49,7 +55,7 @@ async def token_endpoint() -> AsyncIterator[tuple[str, list[str]]]:
         await runner.cleanup()
 
 
-def _service_account(path: Path, token_uri: str) -> Path:
+def _service_account(path: Path, token_uri: str, key_id: str = "k1") -> Path:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -59,7 +65,7 @@ def _service_account(path: Path, token_uri: str) -> Path:
             {
                 "type": "service_account",
                 "project_id": "depot-test",
-                "private_key_id": "k1",
+                "private_key_id": key_id,
                 "private_key": pem,
                 "client_email": "lister@depot-test.iam.gserviceaccount.com",
                 "client_id": "1",
@@ -89,3 +95,25 @@ async def test_listings_share_one_token(
         summary, entries, _ = await list_gcs(f"gs://{bucket}/d", gcs_endpoint, config=config)
         assert [e.path for e in entries] == ["a.txt"]
     assert len(grants) == 1 and grants[0]  # one signed JWT grant for the three listings
+
+
+async def test_a_key_that_stopped_working_is_not_kept(
+    gcs_endpoint: str,
+    token_endpoint: tuple[str, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refresh that fails drops the shared token: the next listing finds the
+    credentials again (here a replaced key file) instead of the revoked key."""
+    url, grants = token_endpoint
+    monkeypatch.setattr(gcs_http, "_TOKENS", weakref.WeakKeyDictionary())
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_service_account(tmp_path / "old.json", url, "revoked")))
+    bucket = new_bucket(gcs_endpoint)
+    put(gcs_endpoint, bucket, "d/a.txt", b"alpha")
+    config = GCSConfig(endpoint_url=gcs_endpoint, anonymous=False, backoff_base=0.005, stall_timeout=3.0)
+    with pytest.raises(PermissionDenied, match="could not be refreshed"):
+        await list_gcs(f"gs://{bucket}/d", gcs_endpoint, config=config)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_service_account(tmp_path / "new.json", url, "k2")))
+    _, entries, _ = await list_gcs(f"gs://{bucket}/d", gcs_endpoint, config=config)
+    assert [e.path for e in entries] == ["a.txt"]
+    assert len(grants) == 2

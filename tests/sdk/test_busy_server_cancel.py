@@ -26,18 +26,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from depot._client import Client
 from depot._exceptions import DepotError, from_rpc_error, is_transient
 
-BLOCK_S = 1.8
+BLOCK_S = 3.0
 
 
 class _Health(health_pb2_grpc.HealthServicer):
     def __init__(self) -> None:
         self.handled = 0
+        self.blocking = threading.Event()
 
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:  # type: ignore[override]
         self.handled += 1
         if request.service == "block":
+            self.blocking.set()
             time.sleep(BLOCK_S)  # blocks the event loop: the server asks for no new call meanwhile
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
@@ -77,7 +79,7 @@ def busy_server() -> Iterator[tuple[str, _Health]]:
         loop.close()
 
 
-def _calls_while_blocked(address: str, call: object) -> list[object]:
+def _calls_while_blocked(address: str, servicer: _Health, call: object) -> list[object]:
     """Four calls sent while one handler blocks the server's loop; what each ended with."""
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -86,7 +88,7 @@ def _calls_while_blocked(address: str, call: object) -> list[object]:
             target=lambda: stub.Check(health_pb2.HealthCheckRequest(service="block"), timeout=10)
         )
         blocker.start()
-        time.sleep(0.2)
+        assert servicer.blocking.wait(30)
         results: list[object] = [None] * 4
 
         def one(i: int) -> None:
@@ -106,8 +108,10 @@ def _calls_while_blocked(address: str, call: object) -> list[object]:
 
 def test_grpc_cancels_calls_a_blocked_server_did_not_take_up(busy_server: tuple[str, _Health]) -> None:
     """The failure itself, without the SDK: this is what reached callers."""
-    address, _ = busy_server
-    results = _calls_while_blocked(address, lambda stub: stub.Check(health_pb2.HealthCheckRequest(), timeout=5))
+    address, servicer = busy_server
+    results = _calls_while_blocked(
+        address, servicer, lambda stub: stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    )
     cancelled = [r for r in results if isinstance(r, grpc.RpcError)]
     assert cancelled, results  # at least one waited past the 1 s limit
     assert all(r.code() == grpc.StatusCode.CANCELLED for r in cancelled)
@@ -116,16 +120,20 @@ def test_grpc_cancels_calls_a_blocked_server_did_not_take_up(busy_server: tuple[
 
 def test_the_sdk_sends_such_a_call_again(busy_server: tuple[str, _Health]) -> None:
     address, servicer = busy_server
-    client = Client(address, "unused-key", insecure=True, retry_window=10)
+    client = Client(address, "unused-key", insecure=True, retry_window=20)
+    attempts: list[int] = []
+
+    def attempt(stub: health_pb2_grpc.HealthStub) -> health_pb2.HealthCheckResponse:
+        attempts.append(1)
+        return stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+
     try:
-        results = _calls_while_blocked(
-            address,
-            lambda stub: client.retrying(lambda: stub.Check(health_pb2.HealthCheckRequest(), timeout=5)),
-        )
+        results = _calls_while_blocked(address, servicer, lambda stub: client.retrying(lambda: attempt(stub)))
     finally:
         client.close()
     assert all(isinstance(r, health_pb2.HealthCheckResponse) for r in results), results
-    assert servicer.handled == 6  # the first, the blocker, and the four: none twice
+    assert len(attempts) > 4  # some were cancelled and sent again...
+    assert servicer.handled == 6  # ...and none ran twice: the first, the blocker, and the four
 
 
 def test_a_call_this_process_cancelled_is_not_sent_again(busy_server: tuple[str, _Health]) -> None:
@@ -140,3 +148,17 @@ def test_a_call_this_process_cancelled_is_not_sent_again(busy_server: tuple[str,
     assert caught.value.code() == grpc.StatusCode.CANCELLED
     assert not is_transient(caught.value)
     assert "Locally cancelled" in str(from_rpc_error(caught.value))
+
+
+def test_a_call_whose_channel_this_process_closed_is_not_sent_again(busy_server: tuple[str, _Health]) -> None:
+    address, servicer = busy_server
+    channel = grpc.insecure_channel(address)
+    future = health_pb2_grpc.HealthStub(channel).Check.future(
+        health_pb2.HealthCheckRequest(service="block"), timeout=10
+    )
+    assert servicer.blocking.wait(30)
+    channel.close()
+    with pytest.raises(grpc.RpcError) as caught:
+        future.result()
+    assert caught.value.code() == grpc.StatusCode.CANCELLED
+    assert not is_transient(caught.value)
