@@ -28,7 +28,6 @@ would not compute.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from typing import Any
@@ -44,7 +43,7 @@ from .s3_listing import (
     _list_units,
     _objects_counter,
     _Ordered,
-    _tracer,
+    reference_span,
 )
 
 __all__ = ["GCSConfig", "parse_gcs_uri", "write_gcs_reference"]
@@ -146,16 +145,10 @@ async def write_gcs_reference(
         name = name.strip("/")
     bucket, key, generation = parse_gcs_uri(uri)
     t0 = time.perf_counter()
-    span_cm = _tracer.start_as_current_span("depot.gcs.reference") if _tracer is not None else contextlib.nullcontext()
-    with span_cm as span:
-        if span is not None:
-            span.set_attribute("gcs.bucket", bucket)
-            span.set_attribute("gcs.key", key)
+    with reference_span("depot.gcs.reference", {"gcs.bucket": bucket, "gcs.key": key}) as done:
         async with GCSHttpClient(config, bucket, concurrency=concurrency) as http:
             stats = await _write(http, uri, writer, bucket, key, generation, name, max_objects, concurrency, t0)
-        if span is not None:
-            span.set_attribute("depot.objects", stats.objects)
-            span.set_attribute("depot.requests", stats.requests)
+        done(stats)
         return stats
 
 

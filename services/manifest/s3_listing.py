@@ -50,7 +50,7 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from depot.services.common import otel_steps
@@ -113,6 +113,26 @@ class ReferenceStats:
     wall_s: float
     throttles: int = 0  # requests answered SlowDown/503/429
     lowest_concurrency: int = 0  # the AIMD limit's low point (= concurrency when never throttled)
+
+
+@contextlib.contextmanager
+def reference_span(name: str, attributes: dict[str, str]) -> Iterator[Callable[[ReferenceStats], None]]:
+    """The span around one reference's listing (a no-op without OpenTelemetry);
+    the caller hands the listing's stats to the function it yields."""
+    if _tracer is None:  # pragma: no cover - opentelemetry-api is a dependency
+        yield lambda stats: None
+        return
+    with _tracer.start_as_current_span(name, attributes=attributes) as span:
+
+        def done(stats: ReferenceStats) -> None:
+            span.set_attribute("depot.objects", stats.objects)
+            span.set_attribute("depot.requests", stats.requests)
+            span.set_attribute("depot.retries", stats.retries)
+            span.set_attribute("depot.units", stats.units)
+            span.set_attribute("depot.throttles", stats.throttles)
+            span.set_attribute("depot.lowest_concurrency", stats.lowest_concurrency)
+
+        yield done
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,22 +380,12 @@ async def write_s3_reference(
         name = name.strip("/")
     bucket, key, version_id = parse_s3_uri(uri)
     t0 = time.perf_counter()
-    span_cm = _tracer.start_as_current_span("depot.s3.reference") if _tracer is not None else contextlib.nullcontext()
-    with span_cm as span:
-        if span is not None:
-            span.set_attribute("s3.bucket", bucket)
-            span.set_attribute("s3.key", key)
+    with reference_span("depot.s3.reference", {"s3.bucket": bucket, "s3.key": key}) as done:
         async with S3HttpClient(session_config, bucket, concurrency=concurrency) as http:
             stats = await _write(
                 http, uri, writer, bucket, key, version_id, name, max_objects, concurrency, t0, fan_out
             )
-        if span is not None:
-            span.set_attribute("depot.objects", stats.objects)
-            span.set_attribute("depot.requests", stats.requests)
-            span.set_attribute("depot.retries", stats.retries)
-            span.set_attribute("depot.units", stats.units)
-            span.set_attribute("depot.throttles", stats.throttles)
-            span.set_attribute("depot.lowest_concurrency", stats.lowest_concurrency)
+        done(stats)
         return stats
 
 
